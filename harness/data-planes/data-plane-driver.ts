@@ -1,0 +1,62 @@
+// The contract between the harness and every data plane it can drive.
+// A driver renders its own config from the RouteModel, starts the data plane (local process
+// or container), and hands back a started thing that is AsyncDisposable.
+import type { RouteModel } from '../../core/route-model.ts';
+
+/**
+ * What a scenario may need. A data plane that lacks a feature a scenario requires gets that
+ * scenario skipped, with the reason, as Gateway API conformance does.
+ */
+export const FEATURES = [
+  'body-none', // headers-only EPP exchange
+  'body-buffered', // headers then the whole body
+  'body-streamed', // FULL_DUPLEX_STREAMED chunks
+  'fail-open', // falls back to the pool on EPP failure
+  'fail-close',
+  'fallback-list', // tries the EPP's comma-separated list in order
+  'immediate-response', // relays ImmediateResponse status, headers and body
+  'header-mutation', // applies the EPP's other request header mutations
+  'metadata-endpoint', // reads the endpoint from dynamic_metadata envoy.lb
+  'served-endpoint', // reports the served endpoint on the response-headers phase
+  'timeout', // enforces the per-message EPP timeout
+  'endpoint-validation', // refuses garbage endpoints instead of proxying them
+  'allowlist', // refuses endpoints outside an allowlist
+  'tls', // TLS to the EPP
+  'client-abort', // cancels the EPP call when the client goes away
+] as const;
+export type Feature = (typeof FEATURES)[number];
+
+export type Runtime = 'local' | 'docker';
+
+export interface DriverContext {
+  /** A fresh directory for this data plane's config, logs and temp files. */
+  workDir: string;
+  runtime: Runtime;
+  /** Preferred listen host (loopback). */
+  host: string;
+  signal?: AbortSignal;
+}
+
+export interface Availability {
+  ok: boolean;
+  /** When not ok: what is missing and what to install or run. */
+  reason?: string;
+}
+
+export interface StartedDataPlane extends AsyncDisposable {
+  readonly name: string;
+  /** Base URL clients send requests to, e.g. http://127.0.0.1:38211 */
+  readonly url: string;
+  /** Everything the data plane logged so far (stdout, stderr, error/access logs). */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+export interface DataPlaneDriver {
+  readonly name: string;
+  readonly description: string;
+  readonly features: ReadonlySet<Feature>;
+  /** Cheap check: binaries, modules, images present? Never throws. */
+  available(runtime: Runtime): Promise<Availability>;
+  start(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane>;
+}
