@@ -35,6 +35,11 @@ export interface RouteModel {
   maxBodyBytes: number;
   /** CIDRs or ip:port the EPP may pick; empty = any. */
   allow: string[];
+  /**
+   * Optional: ip:port endpoints sent to the EPP as the subset hint
+   * (metadata_context envoy.lb.subset_hint / x-gateway-destination-endpoint-subset). Absent = none sent.
+   */
+  subsetHint?: string[];
 }
 
 export const ROUTE_DEFAULTS: Omit<RouteModel, 'eppAddress'> = Object.freeze({

@@ -23,6 +23,8 @@ export const FEATURES = [
   'allowlist', // refuses endpoints outside an allowlist
   'tls', // TLS to the EPP
   'client-abort', // cancels the EPP call when the client goes away
+  'subset-hint', // sends the envoy.lb.subset_hint metadata (endpoints the EPP may pick from)
+  'ipv6-endpoint', // proxies to an endpoint written [v6]:port
 ] as const;
 export type Feature = (typeof FEATURES)[number];
 
@@ -59,4 +61,14 @@ export interface DataPlaneDriver {
   /** Cheap check: binaries, modules, images present? Never throws. */
   available(runtime: Runtime): Promise<Availability>;
   start(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane>;
+  /**
+   * Optional: why this data plane cannot serve this route (e.g. an external data plane whose
+   * configuration is fixed by its user); undefined = it can. The scenario is then skipped.
+   */
+  unsupportedRoute?(route: RouteModel): string | undefined;
+  /**
+   * Optional: the mock EPP must listen on this port (the data plane is configured for it, e.g.
+   * `external`). Scenarios on such a data plane then run one at a time.
+   */
+  fixedEppPort?(): number | undefined;
 }

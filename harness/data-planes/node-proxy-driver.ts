@@ -1,0 +1,94 @@
+// Drives eppkit's own reference data plane (proxies/node-proxy) as a child process:
+// `node bin/eppkit.js node-proxy ...`, flags for everything that has a flag and a config file
+// for the rest (response processing, body limit, subset hint, EPP TLS).
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RouteModel } from '../../core/route-model.ts';
+import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+
+const PROXY_MODULE = new URL('../../proxies/node-proxy/node-proxy-command.ts', import.meta.url);
+
+/** The config file part of a node-proxy invocation (options that have no flag). */
+export function nodeProxyConfig(route: RouteModel): Record<string, unknown> {
+  const cfg: Record<string, unknown> = {
+    responseProcessing: route.responseProcessing,
+    maxBodyBytes: route.maxBodyBytes,
+    pathPrefix: route.pathPrefix,
+  };
+  if (route.subsetHint) cfg.subsetHint = [...route.subsetHint];
+  if (route.eppTls) cfg.eppTls = { ...route.eppTls };
+  return cfg;
+}
+
+/** The flags of a node-proxy invocation. */
+export function nodeProxyArgs(route: RouteModel, listen: string, configFile: string): string[] {
+  const args = [
+    'node-proxy',
+    '--listen', listen,
+    '--epp', route.eppAddress,
+    '--failure-mode', route.failureMode,
+    '--timeout-ms', String(route.timeoutMs),
+    '--body-mode', route.bodyMode,
+    '--config', configFile,
+  ];
+  if (route.fallbackEndpoints.length > 0) args.push('--fallback', route.fallbackEndpoints.join(','));
+  if (route.allow.length > 0) args.push('--allow', route.allow.join(','));
+  return args;
+}
+
+export const nodeProxyDriver: DataPlaneDriver = {
+  name: 'node-proxy',
+  description: "eppkit's reference ext_proc data plane in Node (proxies/node-proxy), a local process",
+  features: new Set<Feature>([
+    'body-none',
+    'body-buffered',
+    'body-streamed',
+    'fail-open',
+    'fail-close',
+    'fallback-list',
+    'immediate-response',
+    'header-mutation',
+    'served-endpoint',
+    'timeout',
+    'endpoint-validation',
+    'allowlist',
+    'tls',
+    'client-abort',
+    'ipv6-endpoint',
+  ]),
+
+  async available(runtime: Runtime): Promise<Availability> {
+    if (runtime !== 'local') return { ok: false, reason: 'node-proxy runs as a local process only (use --runtime local)' };
+    if (!existsSync(fileURLToPath(PROXY_MODULE))) return { ok: false, reason: 'proxies/node-proxy is not in this checkout' };
+    return { ok: true };
+  },
+
+  async start(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
+    const configFile = join(ctx.workDir, 'node-proxy.json');
+    writeFileSync(configFile, JSON.stringify(nodeProxyConfig(route), null, 2));
+    const { command, args } = eppkitCommand();
+    const proc = new ManagedProcess({
+      what: 'node-proxy',
+      command,
+      args: [...args, ...nodeProxyArgs(route, `${ctx.host}:0`, configFile)],
+      logFile: join(ctx.workDir, 'node-proxy.log'),
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    try {
+      const m = await proc.waitForLine(/listening on (http:\/\/\S+)/, 15_000);
+      const url = (m[1] ?? '').replace(/\/$/, '');
+      return {
+        name: 'node-proxy',
+        url,
+        logs: () => proc.logs(),
+        stop: () => proc.stop(),
+        [Symbol.asyncDispose]: () => proc.stop(),
+      };
+    } catch (e) {
+      await proc.kill();
+      throw e;
+    }
+  },
+};
