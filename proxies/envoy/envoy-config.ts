@@ -1,0 +1,253 @@
+// Renders the envoy.yaml (bootstrap v3, as JSON — a subset of YAML) that puts real Envoy in
+// front of an EPP the way Gateway API Inference Extension gateways do, from the one route model.
+//
+// Routing choice (works with Envoy 1.40, see docs/ext-proc-behaviour.md):
+//   - the ext_proc filter calls the EPP; the EPP's `x-gateway-destination-endpoint` request
+//     header mutation is applied and the route cache is cleared (route_cache_action CLEAR),
+//   - route 1 matches when that header is present and goes to an ORIGINAL_DST cluster that
+//     connects to the header's ip:port (original_dst_lb_config.use_http_header),
+//   - route 2 (no header: the EPP was skipped on failure with failure_mode_allow, or it
+//     closed the stream without picking) goes to the STATIC fallback cluster built from
+//     fallbackEndpoints, or answers 500 when there is none (FailClose).
+// The header value must be ONE ip:port for ORIGINAL_DST; a comma list is cut to its first
+// entry by a tiny Lua filter placed after ext_proc (Envoy's ORIGINAL_DST cannot parse lists).
+import type { RouteModel } from '../../core/route-model.ts';
+import { DESTINATION_ENDPOINT_HEADER } from '../../core/proto.ts';
+
+export interface EnvoyRenderOptions {
+  /** Listener address. */
+  host: string;
+  /** Listener port; 0 lets the kernel pick (read back through the admin API). */
+  port: number;
+  adminHost: string;
+  /** 0 = free port (Envoy writes it to --admin-address-path). */
+  adminPort: number;
+  /** File for the access log (one line per request with response flags and upstream host). */
+  accessLogPath: string;
+  /** Admin access log. */
+  adminAccessLogPath?: string;
+}
+
+const EPP_CLUSTER = 'eppkit_epp';
+const PICKED_CLUSTER = 'eppkit_picked_endpoint';
+const FALLBACK_CLUSTER = 'eppkit_fallback_pool';
+
+/** Body mode of the route → Envoy's ProcessingMode (enum names as Envoy's JSON accepts them). */
+export function processingModeFor(route: RouteModel): Record<string, string> {
+  const body = route.bodyMode === 'none' ? 'NONE' : route.bodyMode === 'buffered' ? 'BUFFERED' : 'FULL_DUPLEX_STREAMED';
+  return {
+    request_header_mode: 'SEND',
+    response_header_mode: route.responseProcessing ? 'SEND' : 'SKIP',
+    request_body_mode: body,
+    response_body_mode: 'NONE',
+    // FULL_DUPLEX_STREAMED requires trailers SEND (Envoy rejects the config otherwise).
+    request_trailer_mode: route.bodyMode === 'streamed' ? 'SEND' : 'SKIP',
+    response_trailer_mode: 'SKIP',
+  };
+}
+
+function splitHostPort(addr: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr.trim());
+  if (!m) throw new Error(`not an ip:port address: ${addr}`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+function socketAddress(addr: string): { socket_address: { address: string; port_value: number } } {
+  const { host, port } = splitHostPort(addr);
+  return { socket_address: { address: host, port_value: port } };
+}
+
+function durationOf(ms: number): string {
+  return `${(ms / 1000).toFixed(3)}s`;
+}
+
+// Keeps the first entry of a comma-separated endpoint list: ORIGINAL_DST accepts exactly
+// one ip:port, the EPP protocol allows fallbacks after the first.
+const FIRST_ENDPOINT_LUA = `
+function envoy_on_request(handle)
+  local v = handle:headers():get("${DESTINATION_ENDPOINT_HEADER}")
+  if v ~= nil then
+    local first = string.match(v, "^%s*([^,%s]+)")
+    if first ~= nil and first ~= v then
+      handle:headers():replace("${DESTINATION_ENDPOINT_HEADER}", first)
+    end
+  end
+end
+`;
+
+export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): Record<string, unknown> {
+  const hasFallback = route.fallbackEndpoints.length > 0;
+  const prefix = route.pathPrefix || '/';
+  // Envoy buffers the whole body in BUFFERED mode up to the connection's buffer limit
+  // (413 beyond); the route model's maxBodyBytes is that limit.
+  const bufferLimit = Math.max(route.maxBodyBytes, 64 * 1024);
+
+  const extProc: Record<string, unknown> = {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+    grpc_service: {
+      envoy_grpc: { cluster_name: EPP_CLUSTER },
+      // The gRPC call's own deadline must not cut a stream the message timeout allows.
+      timeout: '300s',
+    },
+    failure_mode_allow: route.failureMode === 'open',
+    message_timeout: durationOf(route.timeoutMs),
+    processing_mode: processingModeFor(route),
+    // The EPP never sets clear_route_cache; CLEAR makes Envoy re-match the route after the
+    // header mutation so route 1 (picked endpoint) can match.
+    route_cache_action: 'CLEAR',
+    // Forwards the EPP's dynamic_metadata under its own namespace (envoy.lb) instead of
+    // the filter's name, as gateways do, so metadata-based routing/logging can read it.
+    metadata_options: { receiving_namespaces: { untyped: ['envoy.lb'] } },
+  };
+
+  const routes: unknown[] = [
+    {
+      name: 'epp_picked',
+      match: { prefix, headers: [{ name: DESTINATION_ENDPOINT_HEADER, present_match: true }] },
+      route: { cluster: PICKED_CLUSTER, timeout: '0s' },
+    },
+    hasFallback
+      ? { name: 'fallback_pool', match: { prefix }, route: { cluster: FALLBACK_CLUSTER, timeout: '0s' } }
+      : {
+          name: 'no_endpoint',
+          match: { prefix },
+          direct_response: { status: 500, body: { inline_string: 'eppkit envoy: no endpoint picked and no fallback pool\n' } },
+        },
+  ];
+
+  const accessLogFormat =
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)%" %RESPONSE_CODE% flags=%RESPONSE_FLAGS% details=%RESPONSE_CODE_DETAILS% ' +
+    'route=%ROUTE_NAME% upstream=%UPSTREAM_HOST% picked=%REQ(X-GATEWAY-DESTINATION-ENDPOINT)% ' +
+    'lb_meta=%DYNAMIC_METADATA(envoy.lb:x-gateway-destination-endpoint)% duration=%DURATION%ms\n';
+
+  const hcm = {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+    stat_prefix: 'eppkit',
+    codec_type: 'AUTO',
+    access_log: [
+      {
+        name: 'envoy.access_loggers.file',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+          path: opts.accessLogPath,
+          log_format: { text_format_source: { inline_string: accessLogFormat } },
+        },
+      },
+    ],
+    route_config: {
+      name: 'eppkit_route',
+      virtual_hosts: [{ name: 'eppkit', domains: ['*'], routes }],
+    },
+    http_filters: [
+      { name: 'envoy.filters.http.ext_proc', typed_config: extProc },
+      {
+        name: 'envoy.filters.http.lua',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua',
+          default_source_code: { inline_string: FIRST_ENDPOINT_LUA },
+        },
+      },
+      {
+        name: 'envoy.filters.http.router',
+        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+      },
+    ],
+  };
+
+  const epp = splitHostPort(route.eppAddress);
+  const eppCluster: Record<string, unknown> = {
+    name: EPP_CLUSTER,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    },
+    load_assignment: {
+      cluster_name: EPP_CLUSTER,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(`${epp.host}:${epp.port}`) } }] }],
+    },
+  };
+  if (route.eppTls) {
+    const tlsContext: Record<string, unknown> = {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      common_tls_context: {
+        alpn_protocols: ['h2'],
+        ...(route.eppTls.caFile && !route.eppTls.insecureSkipVerify
+          ? { validation_context: { trusted_ca: { filename: route.eppTls.caFile } } }
+          : {}),
+      },
+    };
+    if (route.eppTls.serverName) tlsContext['sni'] = route.eppTls.serverName;
+    eppCluster['transport_socket'] = { name: 'envoy.transport_sockets.tls', typed_config: tlsContext };
+  }
+
+  const clusters: unknown[] = [
+    eppCluster,
+    {
+      name: PICKED_CLUSTER,
+      type: 'ORIGINAL_DST',
+      lb_policy: 'CLUSTER_PROVIDED',
+      connect_timeout: '2s',
+      // Keeps idle per-endpoint hosts around briefly; a stale one is cleaned up after this.
+      cleanup_interval: '5s',
+      original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
+      per_connection_buffer_limit_bytes: bufferLimit,
+    },
+  ];
+  if (hasFallback) {
+    clusters.push({
+      name: FALLBACK_CLUSTER,
+      type: 'STATIC',
+      lb_policy: 'ROUND_ROBIN',
+      connect_timeout: '2s',
+      per_connection_buffer_limit_bytes: bufferLimit,
+      load_assignment: {
+        cluster_name: FALLBACK_CLUSTER,
+        endpoints: [{ lb_endpoints: route.fallbackEndpoints.map((e) => ({ endpoint: { address: socketAddress(e) } })) }],
+      },
+    });
+  }
+
+  return {
+    node: { id: 'eppkit-envoy', cluster: 'eppkit' },
+    admin: {
+      address: { socket_address: { address: opts.adminHost, port_value: opts.adminPort } },
+      ...(opts.adminAccessLogPath
+        ? {
+            access_log: [
+              {
+                name: 'envoy.access_loggers.file',
+                typed_config: {
+                  '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+                  path: opts.adminAccessLogPath,
+                },
+              },
+            ],
+          }
+        : {}),
+    },
+    static_resources: {
+      listeners: [
+        {
+          name: 'eppkit_listener',
+          address: { socket_address: { address: opts.host, port_value: opts.port } },
+          per_connection_buffer_limit_bytes: bufferLimit,
+          filter_chains: [
+            { filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm }] },
+          ],
+        },
+      ],
+      clusters,
+    },
+    // No runtime layers, no overload manager: a loopback test proxy.
+    layered_runtime: { layers: [{ name: 'static', static_layer: {} }] },
+  };
+}
+
+/** envoy.yaml text (JSON, which is YAML). */
+export function renderEnvoyYaml(route: RouteModel, opts: EnvoyRenderOptions): string {
+  return `${JSON.stringify(renderEnvoyConfig(route, opts), null, 2)}\n`;
+}
