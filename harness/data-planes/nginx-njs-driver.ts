@@ -1,0 +1,203 @@
+// Drives the NGINX + NJS baseline (NGINX Gateway Fabric's way of asking an EPP): Debian's
+// nginx with ngx_http_js_module running proxies/nginx-njs/epp.js, plus the HTTP-to-ext_proc
+// shim `eppkit node-proxy --shim` as a child process on a free port.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EppkitError } from '../../core/errors.ts';
+import type { RouteModel } from '../../core/route-model.ts';
+import { renderNginxNjsConfig } from '../../proxies/nginx-njs/nginx-njs-config.ts';
+import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+
+export interface NginxNjsDriverOptions {
+  /** nginx binary. Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
+  nginxBin?: string;
+  /** NJS module. Default EPPKIT_NJS_MODULE or /usr/lib/nginx/modules/ngx_http_js_module.so. */
+  njsModule?: string;
+  startTimeoutMs?: number;
+}
+
+const EPP_JS = fileURLToPath(new URL('../../proxies/nginx-njs/epp.js', import.meta.url));
+const SHIM_MODULE = fileURLToPath(new URL('../../proxies/node-proxy/node-proxy-command.ts', import.meta.url));
+
+// What NGF's integration can do. It cannot: relay an ImmediateResponse (the shim's error
+// status only empties the pick, so it becomes the failure mode's outcome), stream bodies
+// (NJS reads the whole body first), tell a timeout from another failure (FailClose is
+// always 500), validate endpoints (nginx proxies to whatever the header says), try a
+// fallback list, apply other header mutations, or report the served endpoint.
+const NGINX_NJS_FEATURES: Feature[] = ['body-none', 'body-buffered', 'fail-open', 'fail-close', 'timeout'];
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const sock = connect({ host, port });
+    sock.once('connect', () => {
+      sock.destroy();
+      res(true);
+    });
+    sock.once('error', () => res(false));
+  });
+}
+
+function readTail(file: string, maxChars: number): string {
+  if (!existsSync(file)) return '';
+  const t = readFileSync(file, 'utf8');
+  return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
+}
+
+export class NginxNjsDriver implements DataPlaneDriver {
+  readonly name = 'nginx-njs';
+  readonly description = "NGINX 1.22 + NJS baseline as NGINX Gateway Fabric does it (epp.js + the eppkit node-proxy shim), local processes";
+  readonly features: ReadonlySet<Feature> = new Set(NGINX_NJS_FEATURES);
+  private readonly opts: NginxNjsDriverOptions;
+
+  constructor(opts: NginxNjsDriverOptions = {}) {
+    this.opts = opts;
+  }
+
+  private nginxBin(): string {
+    return this.opts.nginxBin ?? process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx';
+  }
+
+  private njsModule(): string {
+    return this.opts.njsModule ?? process.env.EPPKIT_NJS_MODULE ?? '/usr/lib/nginx/modules/ngx_http_js_module.so';
+  }
+
+  async available(runtime: Runtime): Promise<Availability> {
+    if (runtime !== 'local') return { ok: false, reason: 'the nginx-njs data plane runs as local processes only (use --runtime local)' };
+    const v = spawnSync(this.nginxBin(), ['-v'], { encoding: 'utf8' });
+    if (v.error || v.status !== 0) return { ok: false, reason: `nginx not found at ${this.nginxBin()}; run: bash scripts/setup-system.sh (apt nginx)` };
+    if (!existsSync(this.njsModule())) {
+      return { ok: false, reason: `NJS module not found at ${this.njsModule()}; run: bash scripts/setup-system.sh (apt libnginx-mod-http-js)` };
+    }
+    if (!existsSync(SHIM_MODULE)) return { ok: false, reason: 'proxies/node-proxy (the shim) is not in this checkout' };
+    return { ok: true };
+  }
+
+  unsupportedRoute(route: RouteModel): string | undefined {
+    if (route.bodyMode === 'streamed') return 'NJS reads the whole body before asking the EPP: no streamed body mode';
+    if (route.eppTls) return 'the NGF shim talks plaintext gRPC to the EPP';
+    if (route.allow.length > 0) return 'NGF has no endpoint allowlist';
+    if (route.responseProcessing) return 'NGF does not send response headers to the EPP';
+    if (route.subsetHint) return 'NGF does not send the subset hint';
+    return undefined;
+  }
+
+  async start(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
+    const workDir = resolve(ctx.workDir);
+    mkdirSync(workDir, { recursive: true });
+    const { command, args } = eppkitCommand();
+    const shim = new ManagedProcess({
+      what: 'node-proxy shim',
+      command,
+      args: [...args, 'node-proxy', '--shim', '--listen', `${ctx.host}:0`, '--timeout-ms', String(route.timeoutMs)],
+      logFile: join(workDir, 'shim.log'),
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    let nginx: ManagedProcess | undefined;
+    try {
+      const m = await shim.waitForLine(/listening on (http:\/\/\S+)/, 15_000);
+      const shimUrl = (m[1] ?? '').replace(/\/$/, '');
+      copyFileSync(EPP_JS, join(workDir, 'epp.js'));
+      const started = await this.startNginx(route, workDir, ctx.host, shimUrl);
+      nginx = started.proc;
+      const nginxProc = started.proc;
+      const url = `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${started.port}`;
+      let stopped: Promise<void> | undefined;
+      const stop = (): Promise<void> => {
+        stopped ??= Promise.all([nginxProc.stop(5000), shim.stop(5000)]).then(() => undefined);
+        return stopped;
+      };
+      return {
+        name: this.name,
+        url,
+        logs: () =>
+          [
+            `--- nginx ---\n${nginxProc.logs()}`,
+            `--- nginx error.log ---\n${readTail(join(workDir, 'error.log'), 64 * 1024)}`,
+            `--- nginx access.log ---\n${readTail(join(workDir, 'access.log'), 32 * 1024)}`,
+            `--- shim ---\n${shim.logs()}`,
+          ].join('\n'),
+        stop,
+        [Symbol.asyncDispose]: stop,
+      };
+    } catch (e) {
+      await Promise.all([nginx?.kill(), shim.kill()]);
+      throw e;
+    }
+  }
+
+  /** nginx cannot listen on port 0 and tell us; a freshly freed port may be taken meanwhile, so retry. */
+  private async startNginx(route: RouteModel, workDir: string, host: string, shimUrl: string): Promise<{ proc: ManagedProcess; port: number }> {
+    const confFile = join(workDir, 'nginx.conf');
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const port = await freePort(host);
+      writeFileSync(
+        confFile,
+        renderNginxNjsConfig(route, {
+          workDir,
+          listenHost: host,
+          listenPort: port,
+          shimUrl,
+          njsModule: this.njsModule(),
+          runAsRoot: process.getuid?.() === 0,
+        }),
+      );
+      const proc = new ManagedProcess({
+        what: 'nginx',
+        command: this.nginxBin(),
+        // -e: the error log before the config is read (the default is /var/log/nginx).
+        args: ['-p', `${workDir}/`, '-c', confFile, '-e', join(workDir, 'error.log'), '-g', 'daemon off;'],
+        logFile: join(workDir, 'nginx.log'),
+      });
+      try {
+        await this.waitReady(proc, workDir, host, port);
+        return { proc, port };
+      } catch (e) {
+        lastError = e;
+        await proc.kill();
+        if (!/Address already in use/.test(readTail(join(workDir, 'error.log'), 4000) + proc.logs())) break;
+      }
+    }
+    throw lastError;
+  }
+
+  private async waitReady(proc: ManagedProcess, workDir: string, host: string, port: number): Promise<void> {
+    const timeoutMs = this.opts.startTimeoutMs ?? 15_000;
+    const deadline = Date.now() + timeoutMs;
+    const pidFile = join(workDir, 'nginx.pid');
+    while (Date.now() < deadline) {
+      if (!proc.running) {
+        throw new EppkitError('EPPKIT_START_FAILED', {
+          what: 'nginx',
+          reason: `exited before it was ready; output:\n${proc.tail(2000)}\nerror.log:\n${readTail(join(workDir, 'error.log'), 2000)}`,
+        });
+      }
+      // nginx writes its pid file after it has bound its listeners.
+      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(proc.pid) && (await canConnect(host, port))) return;
+      await sleep(50);
+    }
+    throw new EppkitError('EPPKIT_START_FAILED', {
+      what: 'nginx',
+      reason: `not ready within ${timeoutMs} ms; error.log:\n${readTail(join(workDir, 'error.log'), 2000)}`,
+    });
+  }
+}
+
+export const nginxNjsDriver = new NginxNjsDriver();
