@@ -1,0 +1,100 @@
+// `eppkit bench [data-planes|nonblocking|mock-epp]`: latency and throughput of the EPP hop.
+// Flags (or a YAML/JSON bench file with --file, flags winning) → one zod schema
+// (bench-options.ts) → run → report (console table, bench.json, bench.md in --report-dir).
+// Exit 1 when a threshold fails or a target could not be measured.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { chalk } from '../../cli/output.ts';
+import { parseBenchOptions } from './bench-options.ts';
+import { renderConsole, renderJson, renderMarkdown, type BenchReport } from './bench-report.ts';
+import { runBench } from './bench-runner.ts';
+import { runMockEppBench } from './mock-epp-bench.ts';
+
+type Args = Record<string, unknown> & { kind?: string; file?: string; json?: boolean; quiet?: boolean };
+
+function shellQuote(a: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command line as typed, for the report (re-runnable as is). */
+export function commandLine(argv: readonly string[] = process.argv.slice(2)): string {
+  return ['eppkit', ...argv.map(shellQuote)].join(' ');
+}
+
+/** yargs keys → bench option keys; only flags the user gave (undefined = not given). */
+export function flagsToOptions(a: Args): Record<string, unknown> {
+  return {
+    mode: a.kind,
+    dataPlanes: a['data-plane'],
+    direct: a.direct,
+    eppDelayMs: a['epp-delay-ms'],
+    executor: a.executor,
+    connections: a.connections,
+    rate: a.rate,
+    duration: a.duration,
+    warmup: a.warmup,
+    bodyBytes: a['body-bytes'],
+    bodyMode: a['body-mode'],
+    workers: a.workers,
+    timeout: a.timeout,
+    path: a.path,
+    reportDir: a['report-dir'],
+    thresholds: a.threshold,
+    runtime: a.runtime,
+    streams: a.streams,
+  };
+}
+
+export function writeReports(report: BenchReport, reportDir: string): { json: string; md: string } {
+  const dir = resolve(reportDir);
+  mkdirSync(dir, { recursive: true });
+  const json = join(dir, report.mode === 'data-planes' ? 'bench.json' : `bench-${report.mode}.json`);
+  const md = json.replace(/\.json$/, '.md');
+  writeFileSync(json, renderJson(report));
+  writeFileSync(md, renderMarkdown(report));
+  return { json, md };
+}
+
+const command: CommandModule<object, Args> = {
+  command: 'bench [kind]',
+  describe: 'Measure latency and throughput through each data plane and the mock EPP (the EPP hop cost)',
+  builder: (y) =>
+    y
+      .positional('kind', {
+        choices: ['data-planes', 'nonblocking', 'mock-epp'],
+        describe: 'data-planes (default): every data plane plus direct; nonblocking: one data plane at connections / delay; mock-epp: the mock EPP alone over ext_proc',
+      })
+      .option('file', { type: 'string', describe: 'YAML/JSON bench file (keys as in docs/bench.md); flags override it' })
+      .option('data-plane', { type: 'string', describe: 'comma-separated data planes, or all (default all)' })
+      .option('direct', { type: 'boolean', describe: 'also measure straight to the backend, the baseline of the hop cost (default true; --no-direct)' })
+      .option('epp-delay-ms', { type: 'string', describe: 'EPP delay per request, comma-separated runs (default 0; nonblocking 50)' })
+      .option('executor', { type: 'string', describe: 'constant-vus (closed loop) or constant-arrival-rate (default: arrival rate when --rate is given)' })
+      .option('connections', { type: 'string', describe: 'connections, or most in flight at a fixed rate (default 32; nonblocking 500)' })
+      .option('rate', { type: 'string', describe: 'requests per second, all workers together (arrival rate)' })
+      .option('duration', { type: 'string', describe: 'measured time per target (default 10s)' })
+      .option('warmup', { type: 'string', describe: 'unmeasured time before it (default 2s)' })
+      .option('body-bytes', { type: 'string', describe: 'request body size; 0 = GET without body (default 0)' })
+      .option('body-mode', { type: 'string', describe: 'how data planes send the body to the EPP: none, buffered, streamed (default buffered)' })
+      .option('workers', { type: 'string', describe: 'load worker processes (default 2, at most the cores)' })
+      .option('timeout', { type: 'string', describe: 'per-request timeout (default 10s)' })
+      .option('path', { type: 'string', describe: 'request path (default /bench)' })
+      .option('report-dir', { type: 'string', describe: 'where bench.json, bench.md and logs/ go (default reports/bench)' })
+      .option('threshold', { type: 'string', array: true, describe: 'k6-style pass/fail, repeatable: p99<5, rps>=5000, errors<0.1%, nginx:hop<1' })
+      .option('runtime', { type: 'string', describe: 'local or docker (default local)' })
+      .option('streams', { type: 'string', describe: 'mock-epp: concurrent ext_proc streams (default 32)' })
+      .option('json', { type: 'boolean', describe: 'print the JSON report on stdout instead of the table' })
+      .option('quiet', { type: 'boolean', describe: 'no progress lines on stderr' }) as never,
+  handler: async (argv) => {
+    const opts = parseBenchOptions(flagsToOptions(argv), argv.file);
+    const progress = argv.quiet ? undefined : (line: string) => process.stderr.write(`${chalk.dim('bench')} ${line}\n`);
+    const run = { command: commandLine(), ...(progress ? { progress } : {}) };
+    const report = opts.mode === 'mock-epp' ? await runMockEppBench(opts, run) : await runBench(opts, run);
+    const files = writeReports(report, opts.reportDir);
+    process.stdout.write(argv.json ? renderJson(report) : renderConsole(report));
+    progress?.(`wrote ${files.json} and ${files.md}`);
+    if (!report.ok) process.exitCode = 1;
+  },
+};
+
+export default command;

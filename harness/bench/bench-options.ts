@@ -1,0 +1,135 @@
+// The parse step of the bench pipeline: every option of `eppkit bench` (from flags or a YAML/JSON
+// bench file, flags winning) validated by ONE zod schema, every problem reported at once, the
+// result frozen. Defaults live here and only here (docs/bench.md repeats them).
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { parseText, readTextFile, validate } from '../../core/config-file.ts';
+import { parseThreshold, type Threshold } from './thresholds.ts';
+
+export const BENCH_MODES = ['data-planes', 'nonblocking', 'mock-epp'] as const;
+export type BenchMode = (typeof BENCH_MODES)[number];
+export const EXECUTORS = ['constant-vus', 'constant-arrival-rate'] as const;
+export type Executor = (typeof EXECUTORS)[number];
+
+/** `10s`, `500ms`, `1m`, `1m30s`, or a number of seconds. */
+export function parseDuration(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
+  const text = v.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let end = 0;
+  for (const m of text.matchAll(re)) {
+    const n = Number(m[1]);
+    total += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000;
+    end = (m.index ?? 0) + m[0].length;
+  }
+  return end === text.length && end > 0 ? Math.round(total) : undefined;
+}
+
+const duration = (what: string) =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${what} "${v}" is not a duration; write e.g. 10s, 500ms, 1m30s` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** Flags give `a,b`; files give lists or `a,b`. Both become a list. */
+const listOf = <T extends z.ZodType>(item: T) =>
+  z.preprocess((v) => {
+    if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
+    if (typeof v === 'number') return [v];
+    if (Array.isArray(v)) return v.flatMap((x) => (typeof x === 'string' ? x.split(',').map((s) => s.trim()).filter(Boolean) : [x]));
+    return v;
+  }, z.array(item));
+
+const intFrom = z.preprocess((v) => (typeof v === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v), z.number());
+
+export const BenchOptionsSchema = z
+  .strictObject({
+    mode: z.enum(BENCH_MODES).default('data-planes'),
+    /** Data plane names of the registry, or `all`. */
+    dataPlanes: listOf(z.string().regex(/^[a-z0-9-]+$/, 'a data plane name, e.g. node-proxy')).default(['all']),
+    /** Also measure straight to the echo backend, the baseline for the EPP hop cost. */
+    direct: z.boolean().default(true),
+    /** EPP delay per request (the mock's x-eppkit-delay-ms directive); each value is one run. */
+    eppDelayMs: listOf(intFrom.pipe(z.number().int().min(0).max(60_000))).default([0]),
+    /** constant-vus = closed loop, N connections as fast as they go; constant-arrival-rate = fixed req/s. */
+    executor: z.enum(EXECUTORS).optional(),
+    /** Concurrent connections (closed loop) or the most in flight (arrival rate). Default 32; 500 in nonblocking. */
+    connections: intFrom.pipe(z.number().int().min(1).max(20_000)).optional(),
+    /** Requests per second across all workers; implies constant-arrival-rate. */
+    rate: intFrom.pipe(z.number().positive().max(1_000_000)).optional(),
+    duration: duration('duration').default(10_000),
+    warmup: duration('warmup').default(2_000),
+    /** 0 = GET without a body; N = POST with N bytes. */
+    bodyBytes: intFrom.pipe(z.number().int().min(0).max(64 * 1024 * 1024)).default(0),
+    /** How the data planes send the body to the EPP (route model bodyMode). */
+    bodyMode: z.enum(['none', 'buffered', 'streamed']).default('buffered'),
+    /** Load worker processes (each its own event loop). Default: 2, at most the cores. */
+    workers: intFrom.pipe(z.number().int().min(1).max(64)).optional(),
+    /** Per-request timeout; a request slower than this counts as an error. */
+    timeout: duration('timeout').default(10_000),
+    path: z.string().startsWith('/').default('/bench'),
+    reportDir: z.string().min(1).default('reports/bench'),
+    thresholds: listOf(z.string()).default([]),
+    runtime: z.enum(['local', 'docker']).default('local'),
+    /** mock-epp mode: concurrent ext_proc streams. */
+    streams: intFrom.pipe(z.number().int().min(1).max(10_000)).default(32),
+  })
+  .superRefine((o, ctx) => {
+    o.thresholds.forEach((t, i) => {
+      const r = parseThreshold(t);
+      if (typeof r === 'string') ctx.addIssue({ code: 'custom', path: ['thresholds', i], message: r });
+    });
+    if (o.executor === 'constant-arrival-rate' && o.rate === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['rate'], message: 'constant-arrival-rate needs a rate (requests per second)' });
+    }
+    if (o.executor === 'constant-vus' && o.rate !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['executor'], message: 'constant-vus runs as fast as it can; drop rate or use constant-arrival-rate' });
+    }
+    if (o.duration < 100) ctx.addIssue({ code: 'custom', path: ['duration'], message: 'duration must be at least 100ms' });
+    if (o.mode === 'nonblocking' && !o.eppDelayMs.some((d) => d > 0)) {
+      ctx.addIssue({ code: 'custom', path: ['eppDelayMs'], message: 'nonblocking needs an EPP delay > 0 (the bound is connections / delay)' });
+    }
+  })
+  .transform((o) => {
+    const executor: Executor = o.executor ?? (o.rate !== undefined ? 'constant-arrival-rate' : 'constant-vus');
+    const connections = o.connections ?? (o.mode === 'nonblocking' ? 500 : 32);
+    const workers = o.workers ?? Math.max(1, Math.min(2, availableParallelism()));
+    const thresholds = o.thresholds.map((t) => parseThreshold(t) as Threshold);
+    // nonblocking is a closed loop at a fixed delay: the bound is connections / delay.
+    const eppDelayMs = o.mode === 'nonblocking' ? [o.eppDelayMs.find((d) => d > 0) ?? 50] : [...new Set(o.eppDelayMs)];
+    return { ...o, executor, connections, workers, thresholds, eppDelayMs, direct: o.mode === 'nonblocking' ? false : o.direct };
+  });
+
+export type BenchOptionsInput = z.input<typeof BenchOptionsSchema>;
+export type BenchOptions = z.output<typeof BenchOptionsSchema>;
+
+/**
+ * Merges a bench file (optional) and the flags the user gave (undefined = not given), then
+ * validates once. Problems name the file's line when the value came from the file.
+ */
+export function parseBenchOptions(flags: Record<string, unknown>, file?: string): BenchOptions {
+  let fromFile: Record<string, unknown> = {};
+  let lineOf: ((p: ReadonlyArray<PropertyKey>) => number | undefined) | undefined;
+  if (file) {
+    const parsed = parseText(readTextFile(file), file);
+    if (parsed.data !== null && parsed.data !== undefined) {
+      if (typeof parsed.data !== 'object' || Array.isArray(parsed.data)) {
+        return validate(BenchOptionsSchema, parsed.data, file);
+      }
+      fromFile = parsed.data as Record<string, unknown>;
+    }
+    lineOf = parsed.lineOf;
+  }
+  const given = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  const merged = { ...fromFile, ...given };
+  const source = file ? `${file} and flags` : 'flags';
+  return validate(BenchOptionsSchema, merged, source, {
+    lineOf: lineOf ? (p) => (p.length > 0 && !(String(p[0]) in given) ? lineOf(p) : undefined) : undefined,
+  });
+}

@@ -1,0 +1,150 @@
+// The report step of the bench pipeline: one BenchReport, rendered three ways — a console table,
+// JSON (the machine-readable record; its shape is what tests check) and a Markdown fragment
+// ready to paste into docs/BENCHMARKS.md with the exact command line and the machine's facts.
+import type { BenchMode, Executor } from './bench-options.ts';
+import type { LoadResult } from './load-client.ts';
+import type { MachineFacts } from './machine-facts.ts';
+import type { ThresholdResult } from './thresholds.ts';
+
+export const REPORT_SCHEMA = 'eppkit-bench/1';
+
+/** A worker above this share of a core may be what limits the numbers. */
+export const CLIENT_SATURATED = 0.9;
+
+export interface TargetResult {
+  /** `direct`, a data plane name, or `name@Nms` when several EPP delays ran. */
+  target: string;
+  /** null for `direct` (straight to the echo backend). */
+  dataPlane: string | null;
+  eppDelayMs: number;
+  version?: string;
+  /** Set when the target could not be measured (start failed, smoke request failed). */
+  failed?: string;
+  load?: LoadResult;
+  /** EPP hop cost: this target's p50 − direct p50, ms. */
+  hopMs?: number;
+  /** nonblocking: connections / delay, req/s, and the share of it achieved, %. */
+  boundRps?: number;
+  boundPct?: number;
+}
+
+export interface LoadClientFacts {
+  kind: string;
+  workers: number;
+  executor: Executor;
+  connections: number;
+  rate?: number;
+  durationMs: number;
+  warmupMs: number;
+  method: string;
+  path: string;
+  bodyBytes: number;
+  bodyMode: string;
+  timeoutMs: number;
+}
+
+export interface BenchReport {
+  schema: typeof REPORT_SCHEMA;
+  mode: BenchMode;
+  /** The exact command line, to re-run it. */
+  command: string;
+  startedAt: string;
+  finishedAt: string;
+  machine: MachineFacts;
+  loadClient: LoadClientFacts;
+  results: TargetResult[];
+  skipped: Array<{ target: string; reason: string }>;
+  thresholds: ThresholdResult[];
+  /** Notes worth reading next to the numbers (client saturation, shared machine). */
+  notes: string[];
+  /** No failed target and no failed threshold. */
+  ok: boolean;
+}
+
+const num = (n: number | undefined, digits = 3): string => (n === undefined ? '—' : Number(n.toFixed(digits)).toString());
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+function errorCell(r: TargetResult): string {
+  const l = r.load;
+  if (!l) return '—';
+  const kinds = Object.entries(l.errorKinds).map(([k, v]) => `${k}:${v}`).join(' ');
+  return kinds ? `${l.errors} (${kinds})` : String(l.errors);
+}
+
+function rows(report: BenchReport): string[][] {
+  const nonblocking = report.mode === 'nonblocking';
+  const header = ['target', 'version', 'EPP delay', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'];
+  header.push(nonblocking ? '% of bound' : 'EPP hop ms');
+  header.push('client CPU');
+  const out = [header];
+  for (const r of report.results) {
+    const l = r.load;
+    const row = [r.target, r.version ?? '—', r.dataPlane ? `${r.eppDelayMs} ms` : '—'];
+    if (!l) {
+      row.push(`failed: ${r.failed ?? 'not measured'}`, '', '', '', '', '', '', '', '');
+      out.push(row);
+      continue;
+    }
+    row.push(int(l.rps), num(l.latencyMs.p50), num(l.latencyMs.p90), num(l.latencyMs.p99), num(l.latencyMs.max), errorCell(r), String(l.non2xx));
+    row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : r.hopMs === undefined ? '—' : num(r.hopMs));
+    row.push(l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/'));
+    out.push(row);
+  }
+  return out;
+}
+
+export function loadClientLine(c: LoadClientFacts): string {
+  const exec = c.executor === 'constant-arrival-rate' ? `constant-arrival-rate ${int(c.rate ?? 0)} req/s (at most ${c.connections} in flight)` : `constant-vus (closed loop) ${c.connections} connections`;
+  const body = c.bodyBytes > 0 ? `POST ${c.path} with ${c.bodyBytes} B body (EPP body mode ${c.bodyMode})` : `GET ${c.path} (EPP body mode ${c.bodyMode})`;
+  return `${c.kind}: ${c.workers} worker process${c.workers === 1 ? '' : 'es'}, ${exec}, ${c.durationMs / 1000} s per target after ${c.warmupMs / 1000} s warmup, ${body}`;
+}
+
+export function machineLine(m: MachineFacts): string {
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, Node ${m.node}, eppkit ${m.eppkit}; load average ${m.loadAvg1} at start`;
+}
+
+export function renderConsole(report: BenchReport): string {
+  const table = rows(report);
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const out = [line(table[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...table.slice(1).map(line)];
+  for (const s of report.skipped) out.push(`skipped ${s.target}: ${s.reason}`);
+  for (const t of report.thresholds) {
+    const actual = t.actual === undefined ? '' : ` (actual ${num(t.actual)})`;
+    out.push(`${t.ok ? 'pass' : 'FAIL'} ${t.target}: ${t.expr}${actual}${t.note ? ` — ${t.note}` : ''}`);
+  }
+  for (const n of report.notes) out.push(`note: ${n}`);
+  out.push(`machine: ${machineLine(report.machine)}`);
+  out.push(`load client: ${loadClientLine(report.loadClient)}`);
+  return `${out.join('\n')}\n`;
+}
+
+export function renderJson(report: BenchReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
+
+/** A fragment for docs/BENCHMARKS.md: command, machine, client, table, skipped, notes. */
+export function renderMarkdown(report: BenchReport): string {
+  const table = rows(report);
+  const out = [
+    `Command: \`${report.command}\``,
+    '',
+    `Machine: ${machineLine(report.machine)}. Run ${report.startedAt}.`,
+    '',
+    `Load client: ${loadClientLine(report.loadClient)}.`,
+    '',
+    `| ${table[0]!.map(cell).join(' | ')} |`,
+    `|${table[0]!.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`,
+    ...table.slice(1).map((r) => `| ${r.map(cell).join(' | ')} |`),
+  ];
+  if (report.mode !== 'nonblocking' && report.results.some((r) => r.hopMs !== undefined)) {
+    out.push('', 'EPP hop = the data plane\'s p50 − direct p50 (straight to the echo backend, same run).');
+  }
+  if (report.skipped.length > 0) {
+    out.push('', 'Skipped:', ...report.skipped.map((s) => `- ${s.target}: ${s.reason}`));
+  }
+  if (report.notes.length > 0) out.push('', ...report.notes.map((n) => `Note: ${n}`));
+  return `${out.join('\n')}\n`;
+}

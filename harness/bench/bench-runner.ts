@@ -1,0 +1,227 @@
+// Runs a bench end to end: for each target a fresh echo backend and a fresh mock EPP (child
+// processes, so neither shares the load client's event loop, and neither carries the previous
+// target's state), the data plane through its driver, one smoke request, then the load
+// (load-client.ts). `direct` (straight to the backend) runs first as the baseline of the EPP
+// hop cost. Unavailable drivers are skipped with their reason; a data plane that fails to
+// start is reported as failed and the bench goes on.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { routeWithDefaults } from '../../core/route-model.ts';
+import { EppkitError } from '../../core/errors.ts';
+import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
+import { DRIVERS, findDriver } from '../data-planes/registry.ts';
+import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import type { BenchOptions } from './bench-options.ts';
+import { CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
+import { runLoad } from './load-client.ts';
+import type { LoadSpec } from './load-worker.ts';
+import { dataPlaneVersion, machineFacts } from './machine-facts.ts';
+import { evaluateThresholds, type ThresholdSubject } from './thresholds.ts';
+
+/** Drivers `all` stands for: every registered one except `external`, which needs the user's own setup. */
+export function resolveDataPlanes(names: readonly string[]): DataPlaneDriver[] {
+  const out: DataPlaneDriver[] = [];
+  for (const n of names) {
+    const list = n === 'all' ? DRIVERS.filter((d) => d.name !== 'external') : [findDriver(n)];
+    for (const d of list) if (!out.includes(d)) out.push(d);
+  }
+  return out;
+}
+
+/** Where a started helper process listens, from its ready line. */
+async function startChild(what: string, args: string[], ready: RegExp, logFile: string): Promise<{ proc: ManagedProcess; address: string }> {
+  const { command, args: pre } = eppkitCommand();
+  const proc = new ManagedProcess({
+    what,
+    command,
+    args: [...pre, ...args],
+    logFile,
+    // warn: per-request info logs would cost the mock CPU the bench is measuring.
+    env: { ...process.env, NO_COLOR: '1', EPPKIT_LOG_LEVEL: process.env.EPPKIT_BENCH_LOG_LEVEL ?? 'warn' },
+  });
+  try {
+    const m = await proc.waitForLine(ready, 20_000);
+    return { proc, address: m[1] ?? '' };
+  } catch (e) {
+    await proc.kill();
+    throw e;
+  }
+}
+
+async function smoke(url: string, headers: Record<string, string>, body: Buffer | undefined): Promise<string | undefined> {
+  try {
+    const res = await fetch(url, { method: body ? 'POST' : 'GET', headers, body, signal: AbortSignal.timeout(10_000) });
+    await res.arrayBuffer();
+    return res.status >= 200 && res.status < 300 ? undefined : `smoke request answered ${res.status}`;
+  } catch (e) {
+    return `smoke request failed: ${(e as Error).message}`;
+  }
+}
+
+export interface BenchRunOptions {
+  /** The command line shown in the report. */
+  command: string;
+  /** Progress lines (target started, finished); default: none. */
+  progress?: (line: string) => void;
+}
+
+export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<BenchReport> {
+  if (o.mode === 'mock-epp') throw new EppkitError('EPPKIT_USAGE', { reason: 'mock-epp mode runs through runMockEppBench' });
+  const progress = run.progress ?? (() => {});
+  const startedAt = new Date().toISOString();
+  const machine = machineFacts();
+  const reportDir = resolve(o.reportDir);
+  const logsDir = join(reportDir, 'logs');
+  rmSync(logsDir, { recursive: true, force: true });
+  mkdirSync(logsDir, { recursive: true });
+
+  const drivers = resolveDataPlanes(o.dataPlanes);
+  const skipped: BenchReport['skipped'] = [];
+  const usable: Array<{ driver: DataPlaneDriver; version: string }> = [];
+  for (const d of drivers) {
+    const a = await d.available(o.runtime);
+    if (!a.ok) skipped.push({ target: d.name, reason: a.reason ?? 'not available' });
+    else usable.push({ driver: d, version: await dataPlaneVersion(d) });
+  }
+
+  const body = o.bodyBytes > 0 ? Buffer.alloc(o.bodyBytes, 0x78) : undefined;
+  const several = o.eppDelayMs.length > 1;
+  const targets: Array<{ label: string; driver?: DataPlaneDriver; version?: string; delay: number }> = [];
+  if (o.direct) targets.push({ label: 'direct', delay: 0 });
+  for (const delay of o.eppDelayMs) {
+    for (const u of usable) targets.push({ label: several ? `${u.driver.name}@${delay}ms` : u.driver.name, driver: u.driver, version: u.version, delay });
+  }
+
+  const results: TargetResult[] = [];
+  for (const t of targets) {
+    const dir = join(logsDir, t.label.replace(/[^A-Za-z0-9@.-]/g, '_'));
+    mkdirSync(dir, { recursive: true });
+    const result: TargetResult = { target: t.label, dataPlane: t.driver?.name ?? null, eppDelayMs: t.delay };
+    if (t.version) result.version = t.version;
+    results.push(result);
+    const headers: Record<string, string> = {};
+    if (t.driver && t.delay > 0) headers['x-eppkit-delay-ms'] = String(t.delay);
+    if (body) headers['content-type'] = 'application/octet-stream';
+
+    let backend: ManagedProcess | undefined;
+    let epp: ManagedProcess | undefined;
+    let dp: StartedDataPlane | undefined;
+    try {
+      progress(`${t.label}: starting`);
+      const b = await startChild('echo backend', ['backend', '--listen', '127.0.0.2:0', '--name', 'bench'], /listening on http:\/\/(\S+)/, join(dir, 'backend.log'));
+      backend = b.proc;
+      let url = `http://${b.address}${o.path}`;
+      if (t.driver) {
+        // The mock's journal is capped anyway; a small cap keeps its memory flat over a long run.
+        const cfgFile = join(dir, 'mock-epp.json');
+        writeFileSync(cfgFile, JSON.stringify({ endpoints: [b.address], journal: { maxEntries: 1000, firstBytes: 0 } }));
+        const port = t.driver.fixedEppPort?.() ?? 0;
+        const e = await startChild('mock EPP', ['mock-epp', '--host', '127.0.0.1', '--port', String(port), '--admin-port', '0', '--config', cfgFile], /grpc listening on (\S+)/, join(dir, 'mock-epp.log'));
+        epp = e.proc;
+        const route = routeWithDefaults({
+          eppAddress: e.address,
+          bodyMode: o.bodyMode,
+          // The message timeout must not cut the delay being measured.
+          timeoutMs: Math.max(200, t.delay * 2 + 500),
+        });
+        const unsupported = t.driver.unsupportedRoute?.(route);
+        if (unsupported) {
+          skipped.push({ target: t.label, reason: unsupported });
+          results.pop();
+          continue;
+        }
+        dp = await t.driver.start(route, { workDir: dir, runtime: o.runtime, host: '127.0.0.1' });
+        url = `${dp.url}${o.path}`;
+      }
+      const bad = await smoke(url, headers, body);
+      if (bad) {
+        result.failed = bad;
+        writeFileSync(join(dir, 'data-plane.log'), dp?.logs() ?? '');
+        progress(`${t.label}: ${bad}`);
+        continue;
+      }
+      const spec: LoadSpec = {
+        url,
+        method: body ? 'POST' : 'GET',
+        headers,
+        bodyBytes: o.bodyBytes,
+        executor: o.executor,
+        connections: o.connections,
+        warmupMs: o.warmup,
+        durationMs: o.duration,
+        timeoutMs: o.timeout,
+      };
+      if (o.rate !== undefined) spec.rate = o.rate;
+      progress(`${t.label}: measuring for ${o.duration / 1000} s`);
+      result.load = await runLoad(spec, o.workers);
+      progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
+    } catch (e) {
+      result.failed = e instanceof EppkitError ? e.format() : ((e as Error)?.message ?? String(e));
+      progress(`${t.label}: failed: ${result.failed.split('\n')[0]}`);
+    } finally {
+      if (dp) {
+        writeFileSync(join(dir, 'data-plane.log'), dp.logs());
+        await dp.stop().catch(() => {});
+      }
+      await epp?.stop().catch(() => {});
+      await backend?.stop().catch(() => {});
+    }
+  }
+
+  const direct = results.find((r) => r.target === 'direct')?.load;
+  for (const r of results) {
+    if (!r.load) continue;
+    if (r.dataPlane && direct) r.hopMs = Math.round((r.load.latencyMs.p50 - direct.latencyMs.p50) * 1000) / 1000;
+    if (o.mode === 'nonblocking' && r.eppDelayMs > 0) {
+      r.boundRps = Math.round((o.connections * 1000) / r.eppDelayMs);
+      r.boundPct = Math.round((r.load.rps / r.boundRps) * 1000) / 10;
+    }
+  }
+
+  const subjects: ThresholdSubject[] = results.flatMap((r) => {
+    if (!r.load) return [];
+    const s: ThresholdSubject = { target: r.target, latencyMs: r.load.latencyMs, rps: r.load.rps, requests: r.load.requests, errors: r.load.errors, non2xx: r.load.non2xx };
+    if (r.hopMs !== undefined) s.hopMs = r.hopMs;
+    return [s];
+  });
+  const thresholds = evaluateThresholds(o.thresholds, subjects);
+
+  const notes: string[] = [];
+  for (const r of results) {
+    const hot = r.load?.workerCpu.filter((c) => c >= CLIENT_SATURATED).length ?? 0;
+    if (hot > 0) notes.push(`${r.target}: ${hot} load worker(s) used ≥${CLIENT_SATURATED * 100}% of a core, so the client may be the limit; raise --workers (the machine has ${machine.cores} cores).`);
+  }
+  if (machine.cores <= 4) {
+    notes.push(`this machine has ${machine.cores} cores shared by the load client, the data plane, the mock EPP and the backend: absolute numbers are low and noisy; compare targets within one run.`);
+  }
+
+  const loadClient: LoadClientFacts = {
+    kind: 'eppkit load workers (Node child processes, node:http keep-alive, HDR histograms in µs)',
+    workers: Math.max(1, Math.min(o.workers, o.connections)),
+    executor: o.executor,
+    connections: o.connections,
+    durationMs: o.duration,
+    warmupMs: o.warmup,
+    method: body ? 'POST' : 'GET',
+    path: o.path,
+    bodyBytes: o.bodyBytes,
+    bodyMode: o.bodyMode,
+    timeoutMs: o.timeout,
+  };
+  if (o.rate !== undefined) loadClient.rate = o.rate;
+
+  return {
+    schema: REPORT_SCHEMA,
+    mode: o.mode,
+    command: run.command,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    loadClient,
+    results,
+    skipped,
+    thresholds,
+    notes,
+    ok: results.every((r) => !r.failed) && thresholds.every((t) => t.ok),
+  };
+}

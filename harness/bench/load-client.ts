@@ -1,0 +1,89 @@
+// The run step of the bench pipeline: splits one target's load across N worker processes
+// (load-worker.ts), waits for them, merges their histograms and counters. Separate processes,
+// not one event loop, so the load client is not the first thing to saturate; each worker's
+// CPU share is reported so a saturated client is visible in the report.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { EppkitError } from '../../core/errors.ts';
+import { mergeHistograms, summarize, type LatencySummary } from './latency-histogram.ts';
+import type { LoadSpec, WorkerResult } from './load-worker.ts';
+
+const WORKER_FILE = fileURLToPath(new URL('./load-worker.ts', import.meta.url));
+
+export interface LoadResult {
+  latencyMs: LatencySummary;
+  requests: number;
+  rps: number;
+  statusCodes: Record<string, number>;
+  non2xx: number;
+  errors: number;
+  errorKinds: Record<string, number>;
+  dropped: number;
+  bytes: number;
+  elapsedMs: number;
+  /** Per worker, fraction of one core used during the window. */
+  workerCpu: number[];
+}
+
+/** Splits `total` into `n` integer shares that differ by at most one. */
+export function split(total: number, n: number): number[] {
+  const base = Math.floor(total / n);
+  return Array.from({ length: n }, (_, i) => base + (i < total % n ? 1 : 0));
+}
+
+function runOne(spec: LoadSpec): Promise<WorkerResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(WORKER_FILE, [], {
+      execArgv: ['--disable-warning=ExperimentalWarning'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    let stderr = '';
+    let settled = false;
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    child.on('message', (m: { type: 'result'; result: WorkerResult } | { type: 'failed'; reason: string }) => {
+      settled = true;
+      if (m.type === 'result') resolve(m.result);
+      else reject(new EppkitError('EPPKIT_START_FAILED', { what: 'a load worker', reason: m.reason }));
+    });
+    child.on('exit', (code, signal) => {
+      if (!settled) reject(new EppkitError('EPPKIT_START_FAILED', { what: 'a load worker', reason: `exited (${signal ?? `code ${code}`}) without a result; stderr:\n${stderr}` }));
+    });
+    child.send({ type: 'run', spec });
+  });
+}
+
+/** Runs `spec` (whole-client connections and rate) split across `workers` processes. */
+export async function runLoad(spec: LoadSpec, workers: number): Promise<LoadResult> {
+  // Never more workers than connections: a worker with no connection would idle.
+  const n = Math.max(1, Math.min(workers, spec.connections));
+  const conns = split(spec.connections, n);
+  const rates = spec.rate !== undefined ? conns.map(() => spec.rate! / n) : undefined;
+  const results = await Promise.all(conns.map((c, i) => runOne({ ...spec, connections: c, rate: rates?.[i] })));
+
+  const hist = mergeHistograms(results.map((r) => r.histogram));
+  const latencyMs = summarize(hist);
+  hist.destroy();
+  const statusCodes: Record<string, number> = {};
+  const errorKinds: Record<string, number> = {};
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.statusCodes)) statusCodes[k] = (statusCodes[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + v;
+  }
+  const sum = (f: (r: WorkerResult) => number): number => results.reduce((a, r) => a + f(r), 0);
+  const elapsedMs = Math.max(...results.map((r) => r.elapsedMs));
+  const requests = sum((r) => r.requests);
+  return {
+    latencyMs,
+    requests,
+    rps: Math.round((requests / elapsedMs) * 1000 * 10) / 10,
+    statusCodes,
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    errorKinds,
+    dropped: sum((r) => r.dropped),
+    bytes: sum((r) => r.bytes),
+    elapsedMs: Math.round(elapsedMs),
+    workerCpu: results.map((r) => Math.round(r.cpu * 100) / 100),
+  };
+}

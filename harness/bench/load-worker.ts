@@ -1,0 +1,191 @@
+// One load worker: a child process with its own event loop (so the load client is not one
+// saturated loop), running its share of the connections or of the rate against one URL and
+// recording latencies in an HDR histogram. The parent (load-client.ts) merges the workers.
+// Run as a child: the parent sends one `run` message over IPC and gets one `result` back.
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { createHistogram, encodeHistogram, recordMicros } from './latency-histogram.ts';
+import type { Executor } from './bench-options.ts';
+
+export interface LoadSpec {
+  url: string;
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  bodyBytes: number;
+  executor: Executor;
+  /** This worker's connections (closed loop) or most requests in flight (arrival rate). */
+  connections: number;
+  /** This worker's requests per second (arrival rate only). */
+  rate?: number;
+  warmupMs: number;
+  durationMs: number;
+  timeoutMs: number;
+}
+
+export interface WorkerResult {
+  /** Compressed base64 HDR histogram of latencies in µs (every answered request). */
+  histogram: string;
+  /** Requests answered with any HTTP status during the measured window. */
+  requests: number;
+  statusCodes: Record<string, number>;
+  non2xx: number;
+  /** Requests that got no HTTP answer (reset, refused, timeout), by kind. */
+  errors: number;
+  errorKinds: Record<string, number>;
+  /** Arrival rate only: requests not sent because `connections` were all busy (k6's dropped iterations). */
+  dropped: number;
+  bytes: number;
+  elapsedMs: number;
+  /** CPU this worker used over the window, as a fraction of one core. */
+  cpu: number;
+}
+
+type Outcome = { status: number; bytes: number } | { error: string };
+
+export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
+  const target = new URL(spec.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: spec.connections, maxFreeSockets: spec.connections, scheduling: 'fifo' });
+  const body = spec.bodyBytes > 0 ? Buffer.alloc(spec.bodyBytes, 0x78) : undefined;
+  const headers: Record<string, string> = { ...spec.headers };
+  if (body) {
+    headers['content-length'] = String(body.length);
+    headers['content-type'] ??= 'application/octet-stream';
+  }
+  const options: http.RequestOptions = {
+    agent,
+    host: target.hostname,
+    port: target.port || 80,
+    path: `${target.pathname}${target.search}`,
+    method: spec.method,
+    headers,
+  };
+
+  const once = (): Promise<Outcome> =>
+    new Promise((resolve) => {
+      let done = false;
+      const finish = (o: Outcome): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(o);
+      };
+      const req = http.request(options, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => finish({ status: res.statusCode ?? 0, bytes }));
+        res.on('error', (e: NodeJS.ErrnoException) => finish({ error: e.code ?? 'response-error' }));
+      });
+      const timer = setTimeout(() => {
+        finish({ error: 'timeout' });
+        req.destroy();
+      }, spec.timeoutMs);
+      req.on('error', (e: NodeJS.ErrnoException) => finish({ error: e.code ?? e.message }));
+      req.end(body);
+    });
+
+  const hist = createHistogram();
+  const statusCodes: Record<string, number> = {};
+  const errorKinds: Record<string, number> = {};
+  let requests = 0;
+  let non2xx = 0;
+  let errors = 0;
+  let dropped = 0;
+  let bytes = 0;
+  let lastEnd = 0;
+
+  const startAt = performance.now();
+  const measureFrom = startAt + spec.warmupMs;
+  const stopAt = measureFrom + spec.durationMs;
+  let cpuAtMeasure: NodeJS.CpuUsage | undefined;
+  const cpuTimer = setTimeout(() => (cpuAtMeasure = process.cpuUsage()), Math.max(0, spec.warmupMs));
+
+  // Only requests that start inside the window count; latency runs from the intended start
+  // (for arrival rate the scheduled time, so a stalled server is not hidden: no coordinated omission).
+  const account = (intendedStart: number, o: Outcome): void => {
+    if (intendedStart < measureFrom || intendedStart >= stopAt) return;
+    const end = performance.now();
+    lastEnd = Math.max(lastEnd, end);
+    if ('error' in o) {
+      errors++;
+      errorKinds[o.error] = (errorKinds[o.error] ?? 0) + 1;
+      return;
+    }
+    requests++;
+    bytes += o.bytes;
+    statusCodes[o.status] = (statusCodes[o.status] ?? 0) + 1;
+    if (o.status < 200 || o.status > 299) non2xx++;
+    recordMicros(hist, (end - intendedStart) * 1000);
+  };
+
+  if (spec.executor === 'constant-vus') {
+    const vu = async (): Promise<void> => {
+      while (performance.now() < stopAt) {
+        const t = performance.now();
+        account(t, await once());
+      }
+    };
+    await Promise.all(Array.from({ length: spec.connections }, vu));
+  } else {
+    const interval = 1000 / (spec.rate ?? 1);
+    let inFlight = 0;
+    const pending = new Set<Promise<void>>();
+    await new Promise<void>((resolve) => {
+      let next = startAt;
+      const tick = (): void => {
+        const now = performance.now();
+        while (next <= now && next < stopAt) {
+          const intended = next;
+          next += interval;
+          if (inFlight >= spec.connections) {
+            if (intended >= measureFrom) dropped++;
+            continue;
+          }
+          inFlight++;
+          const p = once().then((o) => {
+            inFlight--;
+            account(intended, o);
+          });
+          pending.add(p);
+          void p.finally(() => pending.delete(p));
+        }
+        if (next >= stopAt) return resolve();
+        setTimeout(tick, Math.max(0, next - performance.now()));
+      };
+      tick();
+    });
+    await Promise.all(pending);
+  }
+
+  clearTimeout(cpuTimer);
+  const cpuUsed = process.cpuUsage(cpuAtMeasure);
+  const elapsedMs = Math.max(spec.durationMs, lastEnd - measureFrom);
+  agent.destroy();
+  const result: WorkerResult = {
+    histogram: encodeHistogram(hist),
+    requests,
+    statusCodes,
+    non2xx,
+    errors,
+    errorKinds,
+    dropped,
+    bytes,
+    elapsedMs,
+    cpu: (cpuUsed.user + cpuUsed.system) / 1000 / elapsedMs,
+  };
+  hist.destroy();
+  return result;
+}
+
+// As a child process: one run per process, answered over IPC.
+function reply(msg: unknown): void {
+  process.send?.(msg, undefined, {}, () => process.disconnect?.());
+}
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.send) {
+  process.once('message', (msg: { type: 'run'; spec: LoadSpec }) => {
+    runLoadWorker(msg.spec).then(
+      (result) => reply({ type: 'result', result }),
+      (e: unknown) => reply({ type: 'failed', reason: (e as Error)?.stack ?? String(e) }),
+    );
+  });
+}
