@@ -1,0 +1,322 @@
+// Runs one scenario on one data plane: starts the echo backends (in this process, each on its
+// own loopback address and a free port), the mock EPP (a child process, so steps can really
+// stop/kill/restart it), then the data plane from the route model; runs the steps, judges every
+// response and journal entry, and always tears everything down. Never retries.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { isEppkitError } from '../../core/errors.ts';
+import { routeWithDefaults, type RouteModel } from '../../core/route-model.ts';
+import { EchoBackend, type StartedEchoBackend } from '../backends/echo-backend.ts';
+import type { DataPlaneDriver, Feature, Runtime, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
+import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
+import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
+import { isRequestStep, type ActionStep, type BackendSpec, type RequestStep, type Scenario } from '../scenarios/scenario-schema.ts';
+import { resolveString, resolveTemplates, type TemplateContext } from '../scenarios/templates.ts';
+import { checkAggregate, checkJournalEntry, checkResponse, servedBy, type Mismatch } from './expectations.ts';
+import { exchange, type ExchangeResult } from './http-exchange.ts';
+import { prepareBody } from './request-body.ts';
+import { latencySummary, type FailureDetail, type ScenarioResult, type StepResult } from './results.ts';
+
+export interface RunScenarioOptions {
+  loaded: LoadedScenario;
+  driver: DataPlaneDriver;
+  runtime: Runtime;
+  /** This scenario's own folder (logs, configs). */
+  workDir: string;
+  /** Relative form of workDir for the report. */
+  logDir?: string;
+}
+
+const LOG_EXCERPT = 4000;
+
+/** Features a scenario needs: what it declares plus what its route implies. */
+export function requiredFeatures(s: Scenario): Feature[] {
+  const f = new Set<Feature>(s.features);
+  f.add(`body-${s.setup.route.bodyMode}` as Feature);
+  if (s.setup.route.subsetHint) f.add('subset-hint');
+  if (s.setup.backends.some((b) => b.ip === '::1')) f.add('ipv6-endpoint');
+  return [...f];
+}
+
+function defaultIp(backends: readonly BackendSpec[], i: number): string {
+  return backends[i]?.ip ?? `127.0.0.${2 + i}`;
+}
+
+/** Builds the route from the scenario, with names resolved to addresses. */
+export function buildRoute(s: Scenario, eppAddress: string, tpl: TemplateContext): RouteModel {
+  const r = s.setup.route;
+  const addr = (x: string): string => tpl.backends.get(x)?.address ?? resolveString(x, tpl);
+  const route: Partial<RouteModel> & { eppAddress: string } = {
+    eppAddress,
+    pathPrefix: r.pathPrefix,
+    failureMode: r.failureMode,
+    timeoutMs: r.timeoutMs,
+    bodyMode: r.bodyMode,
+    fallbackEndpoints: r.fallback.map(addr),
+    responseProcessing: r.responseProcessing,
+    allow: r.allow.map(addr),
+  };
+  if (r.maxBodyBytes !== undefined) route.maxBodyBytes = r.maxBodyBytes;
+  if (r.subsetHint) route.subsetHint = r.subsetHint.map(addr);
+  return routeWithDefaults(route);
+}
+
+function eppConfig(cfg: Record<string, unknown>, s: Scenario, tpl: TemplateContext): Record<string, unknown> {
+  const resolved = resolveTemplates(cfg, tpl);
+  if (resolved.endpoints === undefined) {
+    resolved.endpoints = s.setup.backends.filter((b) => b.inPool).map((b) => tpl.backends.get(b.name)?.address);
+  }
+  return resolved;
+}
+
+class StepFailure extends Error {
+  readonly mismatches: Mismatch[];
+  readonly journalEntry: JournalEntry | undefined;
+  constructor(mismatches: Mismatch[], journalEntry?: JournalEntry) {
+    super(mismatches.map((m) => m.what).join('; '));
+    this.mismatches = mismatches;
+    this.journalEntry = journalEntry;
+  }
+}
+
+function stepName(step: RequestStep | ActionStep, i: number): string {
+  if (step.name) return step.name;
+  if ('action' in step) return `${step.action}${step.backend ? ` ${step.backend}` : ''}${step.ms !== undefined ? ` ${step.ms}ms` : ''}`;
+  return `${step.request.method} ${step.request.path}${step.request.repeat > 1 ? ` x${step.request.repeat}` : ''}` || `step ${i + 1}`;
+}
+
+function entryServiceTime(e: JournalEntry): number | undefined {
+  const answers = e.answers as Array<{ serviceTimeMs?: number }> | undefined;
+  if (!answers || answers.length === 0) return undefined;
+  return answers.reduce((a, x) => a + (x.serviceTimeMs ?? 0), 0);
+}
+
+export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioResult> {
+  const { loaded, driver, runtime, workDir } = opts;
+  const s = loaded.scenario;
+  const started = performance.now();
+  const base: Omit<ScenarioResult, 'status' | 'durationMs'> = {
+    name: s.name,
+    dataPlane: driver.name,
+    file: loaded.file,
+    description: s.description,
+    tags: [...s.tags],
+    features: requiredFeatures(s),
+    steps: [],
+  };
+  const finish = (status: ScenarioResult['status'], extra: Partial<ScenarioResult> = {}): ScenarioResult => ({
+    ...base,
+    status,
+    durationMs: Math.round(performance.now() - started),
+    ...extra,
+  });
+
+  const missing = requiredFeatures(s).filter((f) => !driver.features.has(f));
+  if (missing.length > 0) return finish('skipped', { reason: `${driver.name} does not support: ${missing.join(', ')}` });
+  // Ask the driver about the route before starting anything (placeholder addresses).
+  if (driver.unsupportedRoute) {
+    const probe = new Map(s.setup.backends.map((b, i) => [b.name, { ip: defaultIp(s.setup.backends, i), port: 1, address: `${defaultIp(s.setup.backends, i)}:1` }]));
+    const why = driver.unsupportedRoute(buildRoute(s, '127.0.0.1:1', { backends: probe, epp: '127.0.0.1:1' }));
+    if (why) return finish('skipped', { reason: why });
+  }
+
+  mkdirSync(workDir, { recursive: true });
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), s.timeoutMs);
+  const backends = new Map<string, StartedEchoBackend>();
+  const backendAddrs = new Map<string, { ip: string; port: number; address: string }>();
+  let epp: MockEppProcess | undefined;
+  let dp: StartedDataPlane | undefined;
+  const latencies: number[] = [];
+  const steps: StepResult[] = [];
+  let failure: FailureDetail | undefined;
+  let failReason: string | undefined;
+  let stepLabel = 'setup';
+  const tpl: TemplateContext = { backends: backendAddrs, epp: '' };
+
+  const startBackend = async (b: BackendSpec, i: number, port = 0): Promise<void> => {
+    const started = await new EchoBackend(b.name).withHost(defaultIp(s.setup.backends, i)).withPort(port).withLatency(b.latencyMs).withErrorStatus(b.errorStatus).start();
+    backends.set(b.name, started);
+    backendAddrs.set(b.name, { ip: started.ip, port: started.port, address: started.address });
+  };
+
+  try {
+    for (const [i, b] of s.setup.backends.entries()) await startBackend(b, i);
+    epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl) });
+    tpl.epp = epp.address;
+    const route = buildRoute(s, epp.address, tpl);
+    dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
+
+    for (const [i, step] of s.steps.entries()) {
+      if (ac.signal.aborted) throw new Error(`scenario timed out after ${s.timeoutMs} ms`);
+      const name = stepName(step, i);
+      stepLabel = `step ${i + 1} (${name})`;
+      const t0 = performance.now();
+      if (!isRequestStep(step)) {
+        await runAction(step, { epp, backends, startBackend, s, tpl });
+        steps.push({ index: i, name, kind: 'action', status: 'passed', durationMs: Math.round(performance.now() - t0) });
+        continue;
+      }
+      const override = step.overrides?.[driver.name];
+      if (override?.skip) {
+        steps.push({ index: i, name, kind: 'request', status: 'skipped', durationMs: 0, override: override.why, reason: override.why });
+        continue;
+      }
+      const expect = override?.expect ? { ...step.expect, ...override.expect } : step.expect;
+      const eppExpect = override?.epp ? { ...(step.epp ?? {}), ...override.epp } : step.epp;
+      const rq = step.request;
+      const body = prepareBody(rq.body, loaded.dir, (x) => resolveString(x, tpl));
+      const headers: Record<string, string> = {};
+      if (body?.contentType) headers['content-type'] = body.contentType;
+      for (const [k, v] of Object.entries(rq.headers)) headers[k.toLowerCase()] = resolveString(v, tpl);
+      let query = '';
+      if (typeof rq.query === 'string') query = resolveString(rq.query, tpl);
+      else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
+      else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
+      const url = `${dp.url}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
+      const journalBefore = eppExpect ? (await epp.journal()).length : 0;
+
+      const results: ExchangeResult[] = [];
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < rq.repeat && !ac.signal.aborted) {
+          next++;
+          const r = await exchange({
+            url,
+            method: rq.method,
+            headers,
+            ...(body ? { body: body.bytes } : {}),
+            ...(rq.chunked ? { chunked: rq.chunked } : {}),
+            ...(rq.abortAfterMs !== undefined ? { abortAfterMs: rq.abortAfterMs } : {}),
+            timeoutMs: rq.timeoutMs,
+            signal: ac.signal,
+          });
+          results.push(r);
+          if (!r.aborted && r.status !== undefined) latencies.push(r.latencyMs);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(rq.concurrency, rq.repeat) }, worker));
+      const sent = { bodyBytes: body?.bytes.length ?? 0, bodySha256: body?.sha256 ?? 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' };
+      const mismatches: Mismatch[] = [];
+      const seenWhat = new Set<string>();
+      for (const [j, r] of results.entries()) {
+        for (const m of checkResponse(expect, r, sent)) {
+          const key = `${m.what}|${JSON.stringify(m.received)}`;
+          if (seenWhat.has(key)) continue;
+          seenWhat.add(key);
+          mismatches.push(rq.repeat > 1 ? { ...m, what: `request ${j + 1}/${rq.repeat}: ${m.what}` } : m);
+        }
+      }
+      mismatches.push(...checkAggregate(expect, results));
+      let stepEntries: JournalEntry[] = [];
+      if (eppExpect) {
+        const want = eppExpect.entries ?? results.length;
+        const all = await epp.waitForJournal(journalBefore + want, 5000);
+        stepEntries = all.slice(journalBefore);
+        if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
+        for (const [j, e] of stepEntries.entries()) {
+          for (const m of checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : '')) mismatches.push(m);
+        }
+      }
+      const statuses: Record<string, number> = {};
+      const served: Record<string, number> = {};
+      for (const r of results) {
+        const k = r.aborted ? 'aborted' : r.status !== undefined ? String(r.status) : (r.error ?? 'error');
+        statuses[k] = (statuses[k] ?? 0) + 1;
+        if (r.status !== undefined) served[servedBy(r)] = (served[servedBy(r)] ?? 0) + 1;
+      }
+      const res: StepResult = {
+        index: i,
+        name,
+        kind: 'request',
+        status: mismatches.length ? 'failed' : 'passed',
+        durationMs: Math.round(performance.now() - t0),
+        requests: results.length,
+        statuses,
+        servedBy: served,
+      };
+      if (override) res.override = override.why;
+      if (mismatches.length) res.mismatches = mismatches.slice(0, 20);
+      steps.push(res);
+      if (mismatches.length) {
+        const entry = stepEntries[stepEntries.length - 1] ?? (await epp.journal().catch(() => [])).at(-1);
+        throw new StepFailure(mismatches, entry);
+      }
+    }
+  } catch (e) {
+    const dpLog = dp?.logs() ?? '';
+    const eppLog = epp?.logs() ?? '';
+    const excerpt = (x: string): string => (x.length > LOG_EXCERPT ? `…${x.slice(-LOG_EXCERPT)}` : x);
+    if (e instanceof StepFailure) {
+      failReason = `${stepLabel}: ${e.mismatches.slice(0, 3).map((m) => m.what).join('; ')}${e.mismatches.length > 3 ? ` (+${e.mismatches.length - 3} more)` : ''}`;
+      failure = { step: stepLabel, mismatches: e.mismatches, dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
+      if (e.journalEntry) failure.journalEntry = e.journalEntry;
+    } else {
+      const msg = ac.signal.aborted ? `timed out after ${s.timeoutMs} ms` : isEppkitError(e) ? e.format() : (e as Error)?.message ?? String(e);
+      failReason = `${stepLabel}: ${msg.split('\n')[0]}`;
+      failure = { step: stepLabel, mismatches: [{ what: 'error', expected: 'no error', received: msg }], dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
+      const entry = (await epp?.journal().catch(() => []))?.at(-1);
+      if (entry) failure.journalEntry = entry;
+    }
+    if (ac.signal.aborted) failReason = `${stepLabel}: timed out after ${s.timeoutMs} ms`;
+  }
+
+  // EPP service time over every stream of the scenario, before the mock goes away.
+  const journal = (await epp?.journal().catch(() => [] as JournalEntry[])) ?? [];
+  const service = journal.map(entryServiceTime).filter((x): x is number => x !== undefined);
+  clearTimeout(timer);
+  await dp?.stop().catch(() => {});
+  await epp?.stop().catch(() => {});
+  await Promise.all([...backends.values()].map((b) => b.stop()));
+
+  const extra: Partial<ScenarioResult> = { steps };
+  const lat = latencySummary(latencies);
+  if (lat) extra.latencyMs = lat;
+  const svc = latencySummary(service);
+  if (svc) extra.eppServiceTimeMs = svc;
+  if (opts.logDir) extra.logDir = opts.logDir;
+  if (failure) return finish('failed', { ...extra, reason: failReason, failure });
+  return finish('passed', extra);
+}
+
+interface ActionContext {
+  epp: MockEppProcess;
+  backends: Map<string, StartedEchoBackend>;
+  startBackend: (b: BackendSpec, i: number, port?: number) => Promise<void>;
+  s: Scenario;
+  tpl: TemplateContext;
+}
+
+async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
+  switch (step.action) {
+    case 'stop-epp':
+      return c.epp.stop();
+    case 'kill-epp':
+      return c.epp.kill();
+    case 'restart-epp':
+      return c.epp.restart();
+    case 'start-epp':
+      return c.epp.startAgain();
+    case 'set-epp':
+      return c.epp.setConfig(eppConfig(step.epp ?? {}, c.s, c.tpl));
+    case 'clear-journal':
+      return c.epp.clearJournal();
+    case 'sleep':
+      return new Promise((r) => setTimeout(r, step.ms ?? 0));
+    case 'stop-backend': {
+      const b = c.backends.get(step.backend ?? '');
+      return b?.stop();
+    }
+    case 'start-backend': {
+      const i = c.s.setup.backends.findIndex((b) => b.name === step.backend);
+      const spec = c.s.setup.backends[i];
+      const prev = c.backends.get(step.backend ?? '');
+      if (!spec) return;
+      return c.startBackend(spec, i, prev?.port ?? 0);
+    }
+  }
+}
+
+export function scenarioWorkDir(reportDir: string, scenario: string, dataPlane: string): string {
+  return join(reportDir, 'logs', `${scenario}--${dataPlane}`);
+}
