@@ -1,0 +1,858 @@
+// One ext_proc stream: receives the phases, decides the pick (rules, directives, subset
+// hint, conformance header, picker), answers every phase in order, applies faults, and
+// journals everything. Messages are handled strictly in order; a delay holds the queue.
+import { createHash, type Hash } from 'node:crypto';
+import { constants as h2 } from 'node:http2';
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../core/logger.ts';
+import { headerMapToObject, rawHeader, setHeaderOption } from '../core/headers.ts';
+import type { Json } from '../core/proto-struct.ts';
+import { jsonToStruct, structToJson } from './struct-json.ts';
+import {
+  BodySendMode,
+  CONFORMANCE_SELECTION_HEADER,
+  DESTINATION_ENDPOINT_HEADER,
+  DESTINATION_ENDPOINT_NAMESPACE,
+  SERVED_ENDPOINT_KEY,
+  SUBSET_HINT_KEY,
+  SUBSET_HINT_NAMESPACE,
+  type CommonResponse,
+  type HeaderMutation,
+  type HeaderValueOption,
+  type HttpBody,
+  type ProcessingRequest,
+  type ProcessingResponse,
+  type ProtoStruct,
+} from '../core/proto.ts';
+import type { Journal, JournalAnswer, JournalBody, JournalEntry, JournalPhase, StreamEnd } from './journal.ts';
+import {
+  BODY_MODE_NAMES,
+  parseGrpcCode,
+  type MalformedKind,
+  type MockEppConfig,
+  type Phase,
+  type RuleAction,
+} from './mock-epp-config.ts';
+import type { MockEppMetrics } from './mock-epp-metrics.ts';
+import type { Picker } from './pickers.ts';
+import { firstMatch, modelOf, sampleDelayMs, type CompiledRule } from './rules.ts';
+
+/** Everything a stream needs from the server, captured at stream open (config swaps do not affect open streams). */
+export interface ConfigState {
+  config: MockEppConfig;
+  rules: CompiledRule[];
+  picker: Picker;
+  /** Streams opened under this config (rule ordinals count from here). */
+  ordinal: number;
+}
+
+export interface SessionEnv {
+  state: ConfigState;
+  journal: Journal;
+  metrics: MockEppMetrics;
+  logger: Logger;
+  nextId: () => number;
+  onClosed: (s: ExtProcSession) => void;
+}
+
+/** Marker the wrapped deserializer yields for bytes that are not a ProcessingRequest. */
+export interface Undecodable {
+  undecodable: string;
+  size: number;
+}
+
+export type ExtProcCall = grpc.ServerDuplexStream<ProcessingRequest | Undecodable, ProcessingResponse>;
+
+const DIRECTIVE_PREFIX = 'x-eppkit-';
+const ECHO_SET_HEADER = 'x-echo-set-header';
+const CONFORMANCE_SERVED_HEADER = 'x-conformance-test-served-endpoint';
+const HEADER_MODE_VALUES: Record<string, number> = { DEFAULT: 0, SEND: 1, SKIP: 2 };
+
+type Fault =
+  | { kind: 'hang' }
+  | { kind: 'close' }
+  | { kind: 'reset' }
+  | { kind: 'grpc-error'; code: number; message: string }
+  | { kind: 'immediate'; status: number; headers?: Record<string, string>; body?: string; details?: string };
+
+class StopProcessing {
+  readonly stop = true;
+}
+const STOP = new StopProcessing();
+
+function bodyModeName(n: number): string {
+  return BODY_MODE_NAMES[n] ?? `UNKNOWN(${n})`;
+}
+
+function summarizeBody(buf: Buffer, firstBytes: number, sha: string): JournalBody {
+  const head = buf.subarray(0, firstBytes);
+  return { size: buf.length, sha256: sha, firstBytes: head.toString('utf8'), firstBytesBase64: head.toString('base64') };
+}
+
+function sha256(buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+function metadataToJson(md: ProcessingRequest['metadata_context']): Record<string, Json> | undefined {
+  const fm = md?.filter_metadata;
+  if (!fm) return undefined;
+  const out: Record<string, Json> = {};
+  for (const [ns, s] of Object.entries(fm)) out[ns] = structToJson(s);
+  return out;
+}
+
+function lbMetadata(value: string): ProtoStruct {
+  return jsonToStruct({ [DESTINATION_ENDPOINT_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: value } });
+}
+
+/** The subset hint as a list of strings (a list value, or one comma-separated string). */
+function subsetList(v: Json | undefined): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string').map((s) => s.trim());
+  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
+  return [];
+}
+
+/** Parses `x-eppkit-*` request headers into an action (directives win over a matched rule). */
+export function directivesToAction(headers: Readonly<Record<string, string>>): { action: RuleAction; seen: Record<string, string>; problems: string[] } {
+  const seen: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(headers)) if (k.startsWith(DIRECTIVE_PREFIX)) seen[k] = v;
+  const action: RuleAction = {};
+  if (Object.keys(seen).length === 0) return { action, seen, problems };
+  const phaseRaw = seen['x-eppkit-phase'];
+  let phase: Phase = 'request_headers';
+  if (phaseRaw !== undefined) {
+    const p = phaseRaw.trim().replace(/-/g, '_');
+    if (['request_headers', 'request_body', 'request_trailers', 'response_headers', 'response_body', 'response_trailers'].includes(p)) phase = p as Phase;
+    else problems.push(`x-eppkit-phase: unknown phase '${phaseRaw}'`);
+  }
+  const isTrue = (v: string | undefined) => v !== undefined && /^(true|1|yes)$/i.test(v.trim());
+  const delay = seen['x-eppkit-delay-ms'];
+  if (delay !== undefined) {
+    const ms = Number(delay);
+    if (Number.isFinite(ms) && ms >= 0) action.delay = { ms: Math.round(ms), phase };
+    else problems.push(`x-eppkit-delay-ms: not a number of milliseconds '${delay}'`);
+  }
+  const imm = seen['x-eppkit-immediate'];
+  if (imm !== undefined) {
+    const status = Number(imm);
+    if (Number.isInteger(status) && status >= 0 && status <= 999) action.immediate = { status, phase };
+    else problems.push(`x-eppkit-immediate: not an HTTP status '${imm}'`);
+  }
+  const ge = seen['x-eppkit-grpc-error'];
+  if (ge !== undefined) {
+    const code = parseGrpcCode(ge);
+    if (code !== undefined) action.grpcError = { code, message: `x-eppkit-grpc-error: ${ge}`, phase };
+    else problems.push(`x-eppkit-grpc-error: not a gRPC status '${ge}'`);
+  }
+  if (isTrue(seen['x-eppkit-hang'])) action.hang = { phase };
+  if (isTrue(seen['x-eppkit-reset'])) action.reset = { phase };
+  if (isTrue(seen['x-eppkit-close'])) action.close = { phase };
+  const ep = seen['x-eppkit-endpoint'];
+  if (ep !== undefined) action.endpoint = ep;
+  return { action, seen, problems };
+}
+
+export class ExtProcSession {
+  readonly entry: JournalEntry;
+  readonly #call: ExtProcCall;
+  readonly #env: SessionEnv;
+  readonly #cfg: MockEppConfig;
+  readonly #ordinal: number;
+  readonly #t0 = performance.now();
+
+  #queue: Array<ProcessingRequest | Undecodable> = [];
+  #busy = false;
+  #clientHalfClosed = false;
+  #finished = false;
+  #hung = false;
+  #timers = new Set<NodeJS.Timeout>();
+  #wake: (() => void) | undefined;
+
+  #reqMode = -1;
+  #respMode = -1;
+  #waitsForHeadersAnswer = true;
+  #gotRequestHeaders = false;
+  #gotResponseHeaders = false;
+  #headersAnswered = false;
+  #holding = false;
+  #heldAt = 0;
+  #requestHeaders: Record<string, string> = {};
+  #reqBodyChunks: Buffer[] = [];
+  #heldBodyMessages: HttpBody[] = [];
+  #reqBodyBytes = 0;
+  #reqHash: Hash | undefined;
+  #reqHead: Buffer[] = [];
+  #reqHeadBytes = 0;
+  #reqBodyEnded = false;
+  #respBodyBytes = 0;
+  #respHash: Hash | undefined;
+  #respHead: Buffer[] = [];
+  #respHeadBytes = 0;
+
+  #action: RuleAction = {};
+  #pickValue: string | undefined;
+  #pickedEndpoint: string | undefined;
+  #noEndpoint: { status: number; details: string } | undefined;
+  #firedPhases = new Set<Phase>();
+
+  constructor(call: ExtProcCall, env: SessionEnv) {
+    this.#call = call;
+    this.#env = env;
+    this.#cfg = env.state.config;
+    this.#ordinal = ++env.state.ordinal;
+    this.entry = {
+      id: env.nextId(),
+      startedAt: new Date().toISOString(),
+      peer: call.getPeer(),
+      bodyMode: { request: '', response: '' },
+      phases: [],
+      metadataContext: {},
+      answers: [],
+      problems: [],
+    };
+    env.metrics.streamsTotal++;
+    env.metrics.streamsActive++;
+    env.journal.open(this.entry);
+    call.on('data', (m: ProcessingRequest | Undecodable) => this.#enqueue(m));
+    call.on('end', () => {
+      this.#clientHalfClosed = true;
+      if (!this.#busy) this.#maybeComplete();
+    });
+    call.on('cancelled', () => this.#finish('client-cancelled', undefined, this.#hung ? 'cancelled while hanging' : undefined));
+    call.on('error', (e: Error) => {
+      // grpc-js emits errors for transport problems after which the stream is unusable.
+      if (!this.#finished) this.#finish('client-cancelled', undefined, e.message);
+    });
+  }
+
+  #ms(): number {
+    return Math.round((performance.now() - this.#t0) * 1000) / 1000;
+  }
+
+  #enqueue(m: ProcessingRequest | Undecodable): void {
+    if (this.#finished || this.#hung) return;
+    this.#queue.push(m);
+    if (!this.#busy) this.#drain();
+  }
+
+  #drain(): void {
+    while (this.#queue.length > 0 && !this.#finished && !this.#hung) {
+      const m = this.#queue.shift() as ProcessingRequest | Undecodable;
+      let r: void | Promise<void>;
+      try {
+        r = this.#handle(m, performance.now());
+      } catch (e) {
+        if (!(e instanceof StopProcessing)) this.#internalError(e);
+        return;
+      }
+      if (r instanceof Promise) {
+        this.#busy = true;
+        r.then(
+          () => {
+            this.#busy = false;
+            this.#drain();
+          },
+          (e: unknown) => {
+            this.#busy = false;
+            if (e instanceof StopProcessing) return;
+            this.#internalError(e);
+          },
+        );
+        return;
+      }
+    }
+    if (this.#queue.length === 0) this.#maybeComplete();
+  }
+
+  #internalError(e: unknown): void {
+    this.#env.logger.error({ stream: this.entry.id, err: e }, 'mock EPP internal error while handling a stream');
+    this.#problem('internal-error', String((e as Error)?.message ?? e));
+    this.#endWithStatus(13, `mock EPP internal error: ${String((e as Error)?.message ?? e)}`, 'grpc-error');
+  }
+
+  #maybeComplete(): void {
+    if (!this.#clientHalfClosed || this.#finished || this.#busy || this.#hung) return;
+    // The client is done sending. A held headers answer is still owed if the body never ended.
+    if (this.#holding && !this.#headersAnswered && this.#gotRequestHeaders) {
+      this.#problem('half-close-before-body-end', 'client half-closed before the request body ended');
+    }
+    this.#call.end();
+    this.#finish('completed');
+  }
+
+  #problem(reason: string, detail: string): void {
+    this.entry.problems.push(`${reason}: ${detail}`);
+    this.#env.metrics.badInput.inc(reason);
+    this.#env.logger.warn({ stream: this.entry.id, reason, detail }, 'bad input on ext_proc stream');
+  }
+
+  /** Bad input: log, count, end the stream with a gRPC status. */
+  #badInput(reason: string, detail: string, code = 3 /* INVALID_ARGUMENT */): typeof STOP {
+    this.#problem(reason, detail);
+    this.#endWithStatus(code, `${reason}: ${detail}`, 'bad-input');
+    return STOP;
+  }
+
+  #endWithStatus(code: number, details: string, how: StreamEnd): void {
+    if (this.#finished) return;
+    this.#finish(how, code, details);
+    // Emitting 'error' on a grpc-js server stream sends that status and ends the call.
+    this.#call.emit('error', Object.assign(new Error(details), { code, details }));
+  }
+
+  #finish(how: StreamEnd, grpcCode?: number, detail?: string): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    this.#wake?.();
+    this.#queue = [];
+    this.#reqBodyChunks = [];
+    this.#heldBodyMessages = [];
+    const e = this.entry;
+    e.endedAt = new Date().toISOString();
+    e.durationMs = this.#ms();
+    e.end = { how };
+    if (grpcCode !== undefined) e.end.grpcCode = grpcCode;
+    if (detail !== undefined) e.end.detail = detail;
+    if (this.#reqHash) e.requestBody = this.#bodySummary(this.#reqHash, this.#reqHead, this.#reqBodyBytes);
+    if (this.#respHash) e.responseBody = this.#bodySummary(this.#respHash, this.#respHead, this.#respBodyBytes);
+    const m = this.#env.metrics;
+    m.streamsActive--;
+    m.streamEnds.inc(how);
+    if (this.#pickedEndpoint) this.#env.state.picker.release?.(this.#pickedEndpoint);
+    this.#env.journal.ended();
+    this.#env.onClosed(this);
+  }
+
+  #bodySummary(hash: Hash, head: Buffer[], size: number): JournalBody {
+    const h = Buffer.concat(head);
+    return { size, sha256: hash.digest('hex'), firstBytes: h.toString('utf8'), firstBytesBase64: h.toString('base64') };
+  }
+
+  /** Server stopping: end what is still open. */
+  abort(): void {
+    if (this.#finished) return;
+    this.#endWithStatus(14, 'mock EPP shutting down', 'server-stopped');
+  }
+
+  // ---- message handling ----
+
+  #handle(m: ProcessingRequest | Undecodable, tIn: number): void | Promise<void> {
+    if ('undecodable' in m) {
+      this.#badInput('undecodable-message', `${m.size} bytes that are not a ProcessingRequest (${m.undecodable})`);
+      return;
+    }
+    if (this.#reqMode < 0) this.#setModes(m);
+    const phase = m.request;
+    if (phase === undefined) {
+      this.#badInput('empty-request', 'ProcessingRequest with no phase set');
+      return;
+    }
+    this.#env.metrics.phases.inc(phase);
+    const jp: JournalPhase = { phase, atMs: this.#ms() };
+    const md = metadataToJson(m.metadata_context);
+    if (md) {
+      jp.metadataContext = md;
+      Object.assign(this.entry.metadataContext, md);
+      const served = (md[DESTINATION_ENDPOINT_NAMESPACE] as Record<string, Json> | undefined)?.[SERVED_ENDPOINT_KEY];
+      if (typeof served === 'string') this.entry.servedEndpoint = served;
+      const hint = subsetList((md[SUBSET_HINT_NAMESPACE] as Record<string, Json> | undefined)?.[SUBSET_HINT_KEY]);
+      if (hint !== undefined && this.entry.subsetHint === undefined) this.entry.subsetHint = hint;
+    }
+    if (m.attributes && Object.keys(m.attributes).length > 0) {
+      jp.attributes = {};
+      for (const [k, s] of Object.entries(m.attributes)) jp.attributes[k] = structToJson(s);
+    }
+    if (m.observability_mode) jp.observabilityMode = true;
+    this.entry.phases.push(jp);
+
+    switch (phase) {
+      case 'request_headers': {
+        const h = m.request_headers ?? {};
+        jp.headers = headerMapToObject(h.headers);
+        jp.endOfStream = h.end_of_stream === true;
+        if (this.#gotRequestHeaders) return void this.#badInput('second-request-headers', 'request_headers received twice');
+        if (this.#gotResponseHeaders) return void this.#badInput('phase-out-of-order', 'request_headers after response_headers');
+        this.#gotRequestHeaders = true;
+        this.#requestHeaders = jp.headers;
+        this.entry.requestHeaders = jp.headers;
+        if (m.observability_mode) return;
+        const bodyFollows = !jp.endOfStream && this.#reqMode !== BodySendMode.NONE;
+        const hold = this.#cfg.holdHeaders;
+        this.#holding = bodyFollows && (hold === 'always' || (hold === 'auto' && !this.#waitsForHeadersAnswer));
+        if (!bodyFollows) this.#reqBodyEnded = true;
+        if (this.#holding) {
+          this.#heldAt = tIn;
+          return;
+        }
+        this.#decide(undefined);
+        return this.#answerRequestHeaders(tIn);
+      }
+      case 'request_body': {
+        const b = m.request_body ?? {};
+        const body = b.body ?? Buffer.alloc(0);
+        jp.endOfStream = b.end_of_stream === true || b.end_of_stream_without_message === true;
+        jp.body = summarizeBody(body, this.#cfg.journal.firstBytes, sha256(body));
+        if (!this.#gotRequestHeaders) return void this.#badInput('body-before-headers', 'request_body before request_headers');
+        if (this.#reqBodyEnded) return void this.#badInput('body-after-end', 'request_body after the request body ended');
+        this.#reqBodyBytes += body.length;
+        (this.#reqHash ??= createHash('sha256')).update(body);
+        this.#keepHead(body, this.#reqHead, 'req');
+        if (this.#reqBodyBytes > this.#cfg.maxBodyBytes) return this.#tooLarge('request', tIn);
+        if (jp.endOfStream) this.#reqBodyEnded = true;
+        if (m.observability_mode) return;
+        if (this.#holding) {
+          this.#reqBodyChunks.push(body);
+          this.#heldBodyMessages.push(b);
+          if (!this.#reqBodyEnded) return;
+          return this.#releaseHeld(tIn, false);
+        }
+        return this.#answerBody('request_body', b, body, tIn);
+      }
+      case 'request_trailers': {
+        jp.headers = headerMapToObject(m.request_trailers?.trailers);
+        if (!this.#gotRequestHeaders) return void this.#badInput('trailers-before-headers', 'request_trailers before request_headers');
+        if (m.observability_mode) return;
+        const wasEnded = this.#reqBodyEnded;
+        this.#reqBodyEnded = true;
+        if (this.#holding && !this.#headersAnswered && !wasEnded) return this.#releaseHeld(tIn, true);
+        return this.#answerTrailers('request_trailers', tIn);
+      }
+      case 'response_headers': {
+        const h = m.response_headers ?? {};
+        jp.headers = headerMapToObject(h.headers);
+        jp.endOfStream = h.end_of_stream === true;
+        if (this.#gotResponseHeaders) return void this.#badInput('second-response-headers', 'response_headers received twice');
+        this.#gotResponseHeaders = true;
+        if (m.observability_mode) return;
+        if (!this.#headersAnswered && this.#gotRequestHeaders) {
+          this.#problem('phase-out-of-order', 'response_headers while the request headers answer was still owed');
+        }
+        return this.#answerSimple('response_headers', tIn);
+      }
+      case 'response_body': {
+        const b = m.response_body ?? {};
+        const body = b.body ?? Buffer.alloc(0);
+        jp.endOfStream = b.end_of_stream === true || b.end_of_stream_without_message === true;
+        jp.body = summarizeBody(body, this.#cfg.journal.firstBytes, sha256(body));
+        this.#respBodyBytes += body.length;
+        (this.#respHash ??= createHash('sha256')).update(body);
+        this.#keepHead(body, this.#respHead, 'resp');
+        if (this.#respBodyBytes > this.#cfg.maxBodyBytes) return this.#tooLarge('response', tIn);
+        if (m.observability_mode) return;
+        return this.#answerBody('response_body', b, body, tIn);
+      }
+      case 'response_trailers': {
+        jp.headers = headerMapToObject(m.response_trailers?.trailers);
+        if (m.observability_mode) return;
+        return this.#answerTrailers('response_trailers', tIn);
+      }
+    }
+  }
+
+  #keepHead(body: Buffer, head: Buffer[], which: 'req' | 'resp'): void {
+    const have = which === 'req' ? this.#reqHeadBytes : this.#respHeadBytes;
+    const want = this.#cfg.journal.firstBytes - have;
+    if (want <= 0 || body.length === 0) return;
+    const part = Buffer.from(body.subarray(0, want));
+    head.push(part);
+    if (which === 'req') this.#reqHeadBytes += part.length;
+    else this.#respHeadBytes += part.length;
+  }
+
+  #setModes(m: ProcessingRequest): void {
+    const pc = m.protocol_config;
+    const def = BODY_MODE_NAMES.indexOf(this.#cfg.defaultBodyMode);
+    if (pc) {
+      this.#reqMode = pc.request_body_mode ?? 0;
+      this.#respMode = pc.response_body_mode ?? 0;
+      this.entry.protocolConfig = {
+        requestBodyMode: bodyModeName(this.#reqMode),
+        responseBodyMode: bodyModeName(this.#respMode),
+        sendBodyWithoutWaitingForHeaderResponse: pc.send_body_without_waiting_for_header_response === true,
+      };
+      // Envoy sends the body only after the headers answer, except in these two cases.
+      this.#waitsForHeadersAnswer = !(this.#reqMode === BodySendMode.FULL_DUPLEX_STREAMED || pc.send_body_without_waiting_for_header_response === true);
+    } else {
+      this.#reqMode = def;
+      this.#respMode = def;
+      // Clients without protocol_config (NGF shim, eppkit proxies) send headers then body at once.
+      this.#waitsForHeadersAnswer = false;
+    }
+    this.entry.bodyMode = { request: bodyModeName(this.#reqMode), response: bodyModeName(this.#respMode) };
+  }
+
+  /** Decides rule, directives and the pick, once, when the headers answer is due. */
+  #decide(body: Buffer | undefined): void {
+    const st = this.#env.state;
+    const headers = this.#requestHeaders;
+    const model = body !== undefined ? modelOf(body) : undefined;
+    const rule = firstMatch(st.rules, { headers, ordinal: this.#ordinal, body, model });
+    let action: RuleAction = rule ? rule.action : {};
+    if (rule) this.entry.rule = rule.name;
+    let source: 'picker' | 'conformance-header' | 'rule' | 'directive' = rule?.action.endpoint !== undefined ? 'rule' : 'picker';
+    if (this.#cfg.directives) {
+      const d = directivesToAction(headers);
+      if (Object.keys(d.seen).length > 0) {
+        this.entry.directives = d.seen;
+        for (const p of d.problems) this.#problem('bad-directive', p);
+        if (d.action.endpoint !== undefined) source = 'directive';
+        action = { ...action, ...d.action };
+      }
+    }
+    this.#action = action;
+    if (action.endpoint !== undefined) {
+      const list = Array.isArray(action.endpoint) ? action.endpoint : [action.endpoint];
+      this.#pickValue = list.join(',');
+      this.entry.pick = { value: this.#pickValue, endpoints: list, source };
+      return;
+    }
+    // The pool, narrowed by the subset hint and the conformance header.
+    let candidates: readonly string[] = this.#cfg.endpoints;
+    const hint = this.entry.subsetHint;
+    if (hint !== undefined) {
+      candidates = candidates.length > 0 ? candidates.filter((c) => hint.includes(c)) : hint;
+      if (candidates.length === 0) {
+        this.#noEndpoint = { status: 503, details: 'no pool endpoint is in the subset hint' };
+        return;
+      }
+    }
+    const sel = headers[CONFORMANCE_SELECTION_HEADER];
+    if (sel !== undefined) {
+      const wanted = sel.split(',').map((s) => s.trim()).filter(Boolean);
+      candidates = candidates.filter((c) => wanted.some((w) => w === c || (!w.includes(':') && c.startsWith(`${w}:`)) || (w.startsWith('[') && c === w)));
+      source = 'conformance-header';
+      if (candidates.length === 0) {
+        this.#noEndpoint = { status: 503, details: `no pool endpoint matches ${CONFORMANCE_SELECTION_HEADER}: ${sel}` };
+        return;
+      }
+    }
+    if (candidates.length === 0) {
+      this.#noEndpoint = { status: 503, details: 'the pool has no endpoints' };
+      return;
+    }
+    const order = st.picker.order({ candidates, headers, model });
+    const list = order.slice(0, 1 + this.#cfg.fallbacks);
+    this.#pickValue = list.join(',');
+    this.#pickedEndpoint = list[0];
+    this.#env.metrics.picks.inc(list[0] as string);
+    this.entry.pick = { value: this.#pickValue, endpoints: list, source };
+  }
+
+  /** The body has ended while the headers answer was held: decide, answer headers, then the held body. */
+  async #releaseHeld(tIn: number, byTrailers: boolean): Promise<void> {
+    const body = this.#reqBodyChunks.length === 1 ? this.#reqBodyChunks[0] : Buffer.concat(this.#reqBodyChunks);
+    this.#reqBodyChunks = [];
+    this.#decide(body);
+    await this.#answerRequestHeaders(tIn);
+    if (this.#finished || this.#hung) return;
+    const msgs = this.#heldBodyMessages;
+    this.#heldBodyMessages = [];
+    if (this.#reqMode === BodySendMode.FULL_DUPLEX_STREAMED) {
+      // One streamed answer with the whole body, as the reference EPP does after buffering.
+      const last = msgs[msgs.length - 1];
+      const eos = !byTrailers && last !== undefined && (last.end_of_stream === true || last.end_of_stream_without_message === true);
+      await this.#answerBody('request_body', { end_of_stream: eos }, body ?? Buffer.alloc(0), tIn);
+    } else {
+      for (const b of msgs) {
+        await this.#answerBody('request_body', b, b.body ?? Buffer.alloc(0), tIn);
+        if (this.#finished || this.#hung) return;
+      }
+    }
+    if (byTrailers) await this.#answerTrailers('request_trailers', tIn);
+  }
+
+  #tooLarge(which: 'request' | 'response', tIn: number): void {
+    this.#problem('body-too-large', `${which} body over maxBodyBytes (${this.#cfg.maxBodyBytes})`);
+    this.#reqBodyChunks = [];
+    this.#heldBodyMessages = [];
+    this.#sendImmediate({ kind: 'immediate', status: 413, body: `${which} body larger than ${this.#cfg.maxBodyBytes} bytes`, details: 'eppkit_mock_body_too_large' }, tIn);
+  }
+
+  // ---- faults ----
+
+  #faultFor(phase: Phase): Fault | undefined {
+    const a = this.#action;
+    const at = (x: { phase: Phase } | undefined) => x !== undefined && x.phase === phase;
+    if (at(a.hang)) return { kind: 'hang' };
+    if (at(a.reset)) return { kind: 'reset' };
+    if (at(a.close)) return { kind: 'close' };
+    if (a.grpcError && a.grpcError.phase === phase) {
+      return { kind: 'grpc-error', code: parseGrpcCode(a.grpcError.code) ?? 13, message: a.grpcError.message ?? 'injected by mock EPP rule' };
+    }
+    if (a.immediate && a.immediate.phase === phase) {
+      const f: Fault = { kind: 'immediate', status: a.immediate.status };
+      if (a.immediate.headers) f.headers = a.immediate.headers;
+      if (a.immediate.body !== undefined) f.body = a.immediate.body;
+      if (a.immediate.details !== undefined) f.details = a.immediate.details;
+      return f;
+    }
+    return undefined;
+  }
+
+  #malformedFor(phase: Phase): MalformedKind | undefined {
+    const m = this.#action.malformed;
+    if (m === undefined) return undefined;
+    if (typeof m === 'string') return phase === 'request_headers' ? m : undefined;
+    return m.phase === phase ? m.kind : undefined;
+  }
+
+  /** Applies the delay and faults of a phase (once per phase). Returns true when the answer must not be sent. */
+  #applyFaults(phase: Phase, tIn: number): boolean | Promise<boolean> {
+    if (this.#firedPhases.has(phase)) return false;
+    this.#firedPhases.add(phase);
+    const d = this.#action.delay;
+    if (d && d.phase === phase) {
+      const ms = sampleDelayMs(d);
+      return this.#sleep(ms).then(() => this.#terminalFault(phase, tIn));
+    }
+    return this.#terminalFault(phase, tIn);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#timers.add(t);
+      // A cancelled stream wakes the sleeper so nothing more is done for it.
+      this.#wake = () => reject(STOP);
+    });
+  }
+
+  #terminalFault(phase: Phase, tIn: number): boolean {
+    if (this.#finished) throw STOP;
+    const f = this.#faultFor(phase);
+    if (!f) return false;
+    switch (f.kind) {
+      case 'hang':
+        this.#hung = true;
+        this.#env.metrics.answers.inc('hang');
+        return true;
+      case 'reset':
+        this.#reset();
+        return true;
+      case 'close':
+        this.#call.end();
+        this.#env.metrics.answers.inc('close');
+        this.#finish('closed-ok', 0, `closed by rule at ${phase}`);
+        return true;
+      case 'grpc-error':
+        this.#env.metrics.answers.inc('grpc_error');
+        this.#endWithStatus(f.code, f.message, 'grpc-error');
+        return true;
+      case 'immediate':
+        this.#sendImmediate(f, tIn);
+        return true;
+    }
+  }
+
+  #reset(): void {
+    this.#env.metrics.answers.inc('reset');
+    // grpc-js keeps the HTTP/2 stream two wrappers down; RST_STREAM it directly.
+    let c: unknown = (this.#call as unknown as { call?: unknown }).call;
+    for (let i = 0; i < 5 && c; i++) {
+      const s = (c as { stream?: { close?: (code: number) => void } }).stream;
+      if (s && typeof s.close === 'function') {
+        this.#finish('reset', undefined, 'RST_STREAM INTERNAL_ERROR');
+        s.close(h2.NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      c = (c as { nextCall?: unknown }).nextCall;
+    }
+    // Not reachable with grpc-js 1.x; fall back to a gRPC error so the outcome stays defined.
+    this.#endWithStatus(13, 'reset requested but the HTTP/2 stream was not reachable', 'reset');
+  }
+
+  #sendImmediate(f: Extract<Fault, { kind: 'immediate' }>, tIn: number): void {
+    const headers: HeaderMutation | undefined = f.headers
+      ? { set_headers: Object.entries(f.headers).map(([k, v]) => setHeaderOption(k, v)) }
+      : undefined;
+    const imm: NonNullable<ProcessingResponse['immediate_response']> = { status: { code: f.status } };
+    if (headers) imm.headers = headers;
+    if (f.body !== undefined) imm.body = Buffer.from(f.body);
+    if (f.details !== undefined) imm.details = f.details;
+    this.#write({ immediate_response: imm }, tIn, { kind: 'immediate_response', status: f.status, bodySize: imm.body?.length ?? 0 });
+    this.#call.end();
+    this.#finish('immediate-response', 0, `status ${f.status}`);
+  }
+
+  // ---- answers ----
+
+  #write(resp: ProcessingResponse, tIn: number, a: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'>): void {
+    if (this.#finished) return;
+    const now = performance.now();
+    const serviceTimeMs = Math.round((now - tIn) * 1000) / 1000;
+    const ans: JournalAnswer = { ...a, atMs: this.#ms(), serviceTimeMs };
+    this.entry.answers.push(ans);
+    this.#env.metrics.answers.inc(a.kind);
+    this.#env.metrics.observeServiceTime(serviceTimeMs);
+    this.#call.write(resp);
+  }
+
+  #answerRequestHeaders(tIn: number): void | Promise<void> {
+    const r = this.#applyFaults('request_headers', tIn);
+    if (r === true) return;
+    if (r === false) return this.#sendRequestHeaders(tIn);
+    return r.then((stop) => {
+      if (!stop) this.#sendRequestHeaders(tIn);
+    });
+  }
+
+  #sendRequestHeaders(tIn: number): void {
+    this.#headersAnswered = true;
+    if (this.#noEndpoint) {
+      this.#sendImmediate({ kind: 'immediate', status: this.#noEndpoint.status, body: this.#noEndpoint.details, details: 'eppkit_mock_no_endpoint' }, tIn);
+      return;
+    }
+    const a = this.#action;
+    const malformed = this.#malformedFor('request_headers');
+    let value = this.#pickValue;
+    if (malformed === 'garbage-endpoint') value = 'not-an-endpoint:garbage';
+    if (malformed === 'ipv6-endpoint') value = `[::1]:${(this.#pickValue ?? ':8000').split(',')[0]?.split(':').pop() || '8000'}`;
+    if (malformed === 'garbage-endpoint' || malformed === 'ipv6-endpoint') {
+      this.entry.pick = { value: value as string, endpoints: [value as string], source: 'malformed' };
+    }
+    const set: HeaderValueOption[] = [];
+    const setLog: Record<string, string> = {};
+    if (value !== undefined) {
+      if (malformed === 'value-and-raw-value') {
+        set.push({ header: { key: DESTINATION_ENDPOINT_HEADER, value, raw_value: Buffer.from(value) }, append: { value: false } });
+      } else set.push(setHeaderOption(DESTINATION_ENDPOINT_HEADER, value));
+      setLog[DESTINATION_ENDPOINT_HEADER] = value;
+      if (this.#cfg.conformanceEchoHeader) {
+        const echo = `${CONFORMANCE_SERVED_HEADER}:${value.split(',')[0] ?? value}`;
+        set.push(setHeaderOption(ECHO_SET_HEADER, echo));
+        setLog[ECHO_SET_HEADER] = echo;
+      }
+    }
+    for (const [k, v] of Object.entries(a.setHeaders ?? {})) {
+      set.push(setHeaderOption(k, v));
+      setLog[k.toLowerCase()] = v;
+    }
+    const common: CommonResponse = {};
+    if (set.length > 0 || a.removeHeaders?.length) {
+      common.header_mutation = {};
+      if (set.length > 0) common.header_mutation.set_headers = set;
+      if (a.removeHeaders?.length) common.header_mutation.remove_headers = a.removeHeaders.map((h) => h.toLowerCase());
+    }
+    const resp: ProcessingResponse = {};
+    const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: 'request_headers' };
+    if (malformed === 'wrong-phase') {
+      resp.response_headers = { response: common };
+      ans.kind = 'response_headers';
+    } else if (malformed !== 'empty-oneof') {
+      resp.request_headers = { response: common };
+    } else ans.kind = 'none';
+    if (malformed) ans.malformed = malformed;
+    if (value !== undefined) {
+      resp.dynamic_metadata = lbMetadata(value);
+      ans.dynamicMetadata = { [DESTINATION_ENDPOINT_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: value } };
+    }
+    if (a.modeOverride) {
+      const mo = a.modeOverride;
+      resp.mode_override = {};
+      ans.modeOverride = {};
+      const put = (k: keyof NonNullable<ProcessingResponse['mode_override']>, v: string | undefined, table: Record<string, number> | readonly string[]) => {
+        if (v === undefined) return;
+        (resp.mode_override as Record<string, number>)[k] = Array.isArray(table) ? table.indexOf(v) : (table as Record<string, number>)[v] as number;
+        (ans.modeOverride as Record<string, string>)[k] = v;
+      };
+      put('request_header_mode', mo.requestHeaderMode, HEADER_MODE_VALUES);
+      put('response_header_mode', mo.responseHeaderMode, HEADER_MODE_VALUES);
+      put('request_body_mode', mo.requestBodyMode, BODY_MODE_NAMES);
+      put('response_body_mode', mo.responseBodyMode, BODY_MODE_NAMES);
+      put('request_trailer_mode', mo.requestTrailerMode, HEADER_MODE_VALUES);
+      put('response_trailer_mode', mo.responseTrailerMode, HEADER_MODE_VALUES);
+    }
+    if (Object.keys(setLog).length) ans.setHeaders = setLog;
+    if (common.header_mutation?.remove_headers) ans.removeHeaders = common.header_mutation.remove_headers;
+    this.#write(resp, tIn, ans);
+  }
+
+  #answerBody(phase: 'request_body' | 'response_body', b: HttpBody, body: Buffer, tIn: number): void | Promise<void> {
+    const send = () => this.#sendBody(phase, b, body, tIn);
+    const r = this.#applyFaults(phase, tIn);
+    if (r === true) return;
+    if (r === false) return send();
+    return r.then((stop) => {
+      if (!stop) send();
+    });
+  }
+
+  #sendBody(phase: 'request_body' | 'response_body', b: HttpBody, body: Buffer, tIn: number): void {
+    const mode = phase === 'request_body' ? this.#reqMode : this.#respMode;
+    const eos = b.end_of_stream === true || b.end_of_stream_without_message === true;
+    const replace = phase === 'request_body' ? this.#action.replaceBody : undefined;
+    const common: CommonResponse = {};
+    const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: phase };
+    if (mode === BodySendMode.FULL_DUPLEX_STREAMED) {
+      let out = body;
+      if (replace !== undefined) out = eos ? Buffer.from(replace) : Buffer.alloc(0);
+      common.body_mutation = { streamed_response: { body: out, end_of_stream: eos } };
+      ans.streamedBody = { size: out.length, endOfStream: eos };
+    } else if (replace !== undefined) {
+      // Buffered: the one message carries the replacement. Streamed: the last chunk does, the rest are cleared.
+      if (eos || mode === BodySendMode.BUFFERED) {
+        common.body_mutation = { body: Buffer.from(replace) };
+        ans.bodySize = Buffer.byteLength(replace);
+      } else common.body_mutation = { clear_body: true };
+    }
+    const malformed = this.#malformedFor(phase);
+    const resp: ProcessingResponse = {};
+    if (malformed === 'wrong-phase') {
+      resp.request_headers = { response: {} };
+      ans.kind = 'request_headers';
+    } else if (malformed === 'empty-oneof') ans.kind = 'none';
+    else resp[phase] = { response: common };
+    if (malformed) ans.malformed = malformed;
+    this.#write(resp, tIn, ans);
+  }
+
+  #answerSimple(phase: 'response_headers', tIn: number): void | Promise<void> {
+    const send = () => {
+      const malformed = this.#malformedFor(phase);
+      const resp: ProcessingResponse = {};
+      const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: phase };
+      if (malformed === 'wrong-phase') {
+        resp.request_headers = { response: {} };
+        ans.kind = 'request_headers';
+      } else if (malformed === 'empty-oneof') ans.kind = 'none';
+      else resp.response_headers = { response: {} };
+      if (malformed) ans.malformed = malformed;
+      this.#write(resp, tIn, ans);
+    };
+    const r = this.#applyFaults(phase, tIn);
+    if (r === true) return;
+    if (r === false) return send();
+    return r.then((stop) => {
+      if (!stop) send();
+    });
+  }
+
+  #answerTrailers(phase: 'request_trailers' | 'response_trailers', tIn: number): void | Promise<void> {
+    const send = () => {
+      const malformed = this.#malformedFor(phase);
+      const resp: ProcessingResponse = {};
+      const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: phase };
+      if (malformed === 'wrong-phase') {
+        resp.request_headers = { response: {} };
+        ans.kind = 'request_headers';
+      } else if (malformed === 'empty-oneof') ans.kind = 'none';
+      else resp[phase] = { header_mutation: {} };
+      if (malformed) ans.malformed = malformed;
+      this.#write(resp, tIn, ans);
+    };
+    const r = this.#applyFaults(phase, tIn);
+    if (r === true) return;
+    if (r === false) return send();
+    return r.then((stop) => {
+      if (!stop) send();
+    });
+  }
+}

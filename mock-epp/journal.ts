@@ -1,0 +1,164 @@
+// The journal: one entry per ext_proc stream, what was received and what was answered.
+// Bounded (oldest dropped), and waitable so tests and the admin long-poll can block on it.
+import type { Json } from '../core/proto-struct.ts';
+
+export interface JournalBody {
+  /** Bytes received in this message (or in total, for the aggregated body). */
+  size: number;
+  /** Hex sha256 of those bytes. */
+  sha256: string;
+  /** Leading bytes, UTF-8 decoded (lossy), and the same bytes base64. */
+  firstBytes: string;
+  firstBytesBase64: string;
+}
+
+export interface JournalPhase {
+  phase: 'request_headers' | 'request_body' | 'request_trailers' | 'response_headers' | 'response_body' | 'response_trailers';
+  /** Milliseconds since the stream opened. */
+  atMs: number;
+  headers?: Record<string, string>;
+  endOfStream?: boolean;
+  body?: JournalBody;
+  /** filter_metadata as plain JSON, when the message carried metadata_context. */
+  metadataContext?: Record<string, Json>;
+  attributes?: Record<string, Json>;
+  observabilityMode?: boolean;
+}
+
+export interface JournalAnswer {
+  /** The oneof sent (`request_headers`, `immediate_response`, ...) or `none` for an empty oneof. */
+  kind: string;
+  atMs: number;
+  /** Milliseconds from the message this answers to the answer. */
+  serviceTimeMs: number;
+  setHeaders?: Record<string, string>;
+  removeHeaders?: string[];
+  /** envoy.lb dynamic metadata sent with it, as plain JSON. */
+  dynamicMetadata?: Record<string, Json>;
+  status?: number;
+  bodySize?: number;
+  streamedBody?: { size: number; endOfStream: boolean };
+  modeOverride?: Record<string, string>;
+  malformed?: string;
+}
+
+export type StreamEnd =
+  | 'completed' // every expected answer sent and the client half-closed
+  | 'client-cancelled'
+  | 'closed-ok' // the mock ended the stream early with OK (rule `close`)
+  | 'immediate-response'
+  | 'grpc-error'
+  | 'reset'
+  | 'bad-input'
+  | 'server-stopped';
+
+export interface JournalEntry {
+  /** 1-based ordinal of the stream since the server started. */
+  id: number;
+  startedAt: string;
+  endedAt?: string;
+  durationMs?: number;
+  peer: string;
+  /** protocol_config of the first message, when present. */
+  protocolConfig?: { requestBodyMode: string; responseBodyMode: string; sendBodyWithoutWaitingForHeaderResponse: boolean };
+  /** Body modes in effect (from protocol_config or the config default). */
+  bodyMode: { request: string; response: string };
+  /** Request headers (lower-case keys, pseudo-headers included). */
+  requestHeaders?: Record<string, string>;
+  requestBody?: JournalBody;
+  responseBody?: JournalBody;
+  phases: JournalPhase[];
+  /** All metadata_context namespaces seen, merged, as plain JSON. */
+  metadataContext: Record<string, Json>;
+  subsetHint?: string[];
+  /** What the data plane reported as served (envoy.lb / x-gateway-destination-endpoint-served). */
+  servedEndpoint?: string;
+  /** The pick sent, if any. */
+  pick?: { value: string; endpoints: string[]; source: 'picker' | 'conformance-header' | 'rule' | 'directive' | 'malformed' };
+  /** Name (or `rules[i]`) of the rule that matched. */
+  rule?: string;
+  directives?: Record<string, string>;
+  answers: JournalAnswer[];
+  /** How the stream ended (absent while open). */
+  end?: { how: StreamEnd; grpcCode?: number; detail?: string };
+  /** Protocol problems seen on this stream (body before headers, second headers, ...). */
+  problems: string[];
+}
+
+interface Waiter {
+  n: number;
+  resolve: (entries: JournalEntry[]) => void;
+  timer: NodeJS.Timeout;
+  reject: (e: Error) => void;
+}
+
+export class Journal {
+  #entries: JournalEntry[] = [];
+  #completedCount = 0;
+  #waiters = new Set<Waiter>();
+  maxEntries: number;
+
+  constructor(maxEntries: number) {
+    this.maxEntries = maxEntries;
+  }
+
+  get entries(): JournalEntry[] {
+    return this.#entries;
+  }
+
+  /** Adds an open entry (visible at once; `end` is set when the stream ends). */
+  open(entry: JournalEntry): void {
+    this.#entries.push(entry);
+    if (this.#entries.length > this.maxEntries) this.#entries.splice(0, this.#entries.length - this.maxEntries);
+  }
+
+  /** Called when an entry's stream has ended: wakes waiters counting ended entries. */
+  ended(): void {
+    this.#completedCount++;
+    for (const w of this.#waiters) this.#check(w);
+  }
+
+  clear(): void {
+    this.#entries = [];
+    this.#completedCount = 0;
+  }
+
+  #endedEntries(): JournalEntry[] {
+    return this.#entries.filter((e) => e.end !== undefined);
+  }
+
+  #check(w: Waiter): void {
+    const done = this.#endedEntries();
+    if (done.length >= w.n) {
+      clearTimeout(w.timer);
+      this.#waiters.delete(w);
+      w.resolve(done);
+    }
+  }
+
+  /** Resolves with the ended entries once at least n streams have ended; rejects on timeout. */
+  waitFor(n: number, timeoutMs: number): Promise<JournalEntry[]> {
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        n,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#waiters.delete(w);
+          reject(new Error(`journal has ${this.#endedEntries().length} ended entries, waited for ${n} (${timeoutMs} ms)`));
+        }, timeoutMs),
+      };
+      this.#waiters.add(w);
+      this.#check(w);
+    });
+  }
+
+  /** Rejects every pending waiter (server stopping). */
+  close(): void {
+    for (const w of this.#waiters) {
+      clearTimeout(w.timer);
+      w.reject(new Error('mock EPP stopped'));
+    }
+    this.#waiters.clear();
+  }
+}

@@ -1,0 +1,78 @@
+// `eppkit mock-epp`: runs the mock EPP until SIGTERM/SIGINT, then drains and exits 0.
+// Prints exactly two lines on stdout when ready (the contract other tools wait for).
+import type { CommandModule } from 'yargs';
+import { EppkitError } from '../core/errors.ts';
+import { createLogger } from '../core/logger.ts';
+import { MockEpp } from './mock-epp.ts';
+import { isEndpoint, loadMockEppConfigFile, parseMockEppConfig } from './mock-epp-config.ts';
+
+interface Args {
+  port: number;
+  'admin-port': number;
+  host: string;
+  'admin-host'?: string;
+  'admin-token'?: string;
+  endpoints?: string;
+  config?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  directives: boolean;
+  'grace-ms': number;
+}
+
+const command: CommandModule<object, Args> = {
+  command: 'mock-epp',
+  describe: 'Run the programmable mock Endpoint Picker (ext_proc gRPC server + admin HTTP API)',
+  builder: (y) =>
+    y
+      .option('port', { type: 'number', default: 0, describe: 'gRPC port (0 = a free one)' })
+      .option('admin-port', { type: 'number', default: 0, describe: 'admin HTTP port (0 = a free one)' })
+      .option('host', { type: 'string', default: '127.0.0.1', describe: 'address for gRPC and admin (keep it on loopback)' })
+      .option('admin-host', { type: 'string', describe: 'address for the admin API (default: --host)' })
+      .option('admin-token', { type: 'string', describe: 'require Authorization: Bearer <token> on the admin API (also EPPKIT_ADMIN_TOKEN)' })
+      .option('endpoints', { type: 'string', describe: 'the pool, ip:port,ip:port (overrides the config file\'s endpoints)' })
+      .option('config', { type: 'string', describe: 'config file, YAML or JSON (docs/mock-epp.md)' })
+      .option('tls-cert', { type: 'string', describe: 'PEM certificate file (with --tls-key: serve gRPC over TLS)' })
+      .option('tls-key', { type: 'string', describe: 'PEM private key file' })
+      .option('directives', { type: 'boolean', default: true, describe: 'honour x-eppkit-* request header directives (--no-directives turns them off)' })
+      .option('grace-ms', { type: 'number', default: 2000, describe: 'on SIGTERM, how long open streams may finish' }),
+  handler: async (args) => {
+    if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) {
+      throw new EppkitError('EPPKIT_USAGE', { reason: '--tls-cert and --tls-key go together' });
+    }
+    for (const [name, v] of [['--port', args.port], ['--admin-port', args['admin-port']]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 65535) throw new EppkitError('EPPKIT_USAGE', { reason: `${name} must be a port number 0-65535, got ${v}` });
+    }
+    const base = args.config ? loadMockEppConfigFile(args.config) : parseMockEppConfig({});
+    let config = base;
+    if (args.endpoints !== undefined) {
+      const list = args.endpoints.split(',').map((s) => s.trim()).filter(Boolean);
+      const bad = list.filter((e) => !isEndpoint(e));
+      if (bad.length) throw new EppkitError('EPPKIT_USAGE', { reason: `--endpoints: not ip:port: ${bad.join(', ')}` });
+      config = parseMockEppConfig({ ...base, endpoints: list }, '--endpoints');
+    }
+    const logger = createLogger('mock-epp');
+    const epp = await new MockEpp(config)
+      .withHost(args.host)
+      .withPort(args.port)
+      .withAdminHost(args['admin-host'] ?? args.host)
+      .withAdminPort(args['admin-port'])
+      .withAdminToken(args['admin-token'] ?? process.env.EPPKIT_ADMIN_TOKEN)
+      .withTls(args['tls-cert'] && args['tls-key'] ? { cert: args['tls-cert'], key: args['tls-key'] } : undefined)
+      .withDirectives(args.directives)
+      .withLogger(logger)
+      .start();
+    process.stdout.write(`grpc listening on ${epp.address}\nadmin listening on ${epp.adminUrl}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        logger.info({ signal: sig }, 'draining');
+        epp.stop(args['grace-ms']).then(resolve, resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    logger.flush();
+  },
+};
+
+export default command;

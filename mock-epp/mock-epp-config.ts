@@ -1,0 +1,245 @@
+// The one schema of the mock EPP's configuration (file, CLI, admin PUT /config, API).
+// Validated through core/config-file.ts so every problem is reported at once with its path;
+// the parsed result is frozen and swapped atomically.
+import { z } from 'zod';
+import { loadConfigFile, parseText, validate } from '../core/config-file.ts';
+
+export const PHASES = [
+  'request_headers',
+  'request_body',
+  'request_trailers',
+  'response_headers',
+  'response_body',
+  'response_trailers',
+] as const;
+export type Phase = (typeof PHASES)[number];
+
+export const BODY_MODE_NAMES = ['NONE', 'STREAMED', 'BUFFERED', 'BUFFERED_PARTIAL', 'FULL_DUPLEX_STREAMED'] as const;
+export type BodyModeName = (typeof BODY_MODE_NAMES)[number];
+
+/** gRPC status names accepted wherever a code is asked for (numbers 0-16 too). */
+export const GRPC_CODE_NAMES = [
+  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
+  'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE',
+  'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+
+/** Parses a gRPC status given as number or name; undefined when it is neither. */
+export function parseGrpcCode(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 && v <= 16 ? v : undefined;
+  const t = v.trim();
+  if (/^\d+$/.test(t)) return parseGrpcCode(Number(t));
+  const i = (GRPC_CODE_NAMES as readonly string[]).indexOf(t.toUpperCase());
+  return i >= 0 ? i : undefined;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** `ip:port` with an IPv4 address or a bracketed IPv6 one: what a pool endpoint must be. */
+export function isEndpoint(s: string): boolean {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\]]+)):(\d{1,5})$/.exec(s);
+  if (!m) return false;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return false;
+  return m[1] !== undefined ? m[1].includes(':') : IPV4.test(m[2] ?? '');
+}
+
+const endpointSchema = z.string().refine(isEndpoint, { message: 'must be ip:port (IPv4, or [IPv6]:port)' });
+const phaseSchema = z.enum(PHASES);
+const nonNegInt = z.number().int().nonnegative();
+const grpcCodeSchema = z
+  .union([z.number(), z.string()])
+  .refine((v) => parseGrpcCode(v) !== undefined, { message: 'must be a gRPC status code 0-16 or its name' });
+const regexSchema = z.string().refine(
+  (s) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be a valid regular expression' },
+);
+
+const stringMatch = z.union([
+  z.string(),
+  z
+    .object({ exact: z.string().optional(), regex: regexSchema.optional(), present: z.boolean().optional() })
+    .strict()
+    .refine((o) => [o.exact, o.regex, o.present].filter((x) => x !== undefined).length === 1, {
+      message: 'give exactly one of exact, regex, present',
+    }),
+]);
+export type StringMatch = z.output<typeof stringMatch>;
+
+const matchSchema = z
+  .object({
+    headers: z.record(z.string(), stringMatch).optional(),
+    method: stringMatch.optional(),
+    path: stringMatch.optional(),
+    /** `model` field of a JSON request body. */
+    model: stringMatch.optional(),
+    bodySize: z.object({ min: nonNegInt.optional(), max: nonNegInt.optional() }).strict().optional(),
+    /** 1-based ordinal of the stream since start (or since the last config swap). */
+    nth: z.number().int().positive().optional(),
+    everyKth: z.number().int().positive().optional(),
+    probability: z.number().min(0).max(1).optional(),
+    seed: z.number().int().optional(),
+  })
+  .strict();
+export type RuleMatch = z.output<typeof matchSchema>;
+
+const withPhase = <T extends z.ZodRawShape>(shape: T, defaultPhase: Phase = 'request_headers') =>
+  z.object({ ...shape, phase: phaseSchema.default(defaultPhase) }).strict();
+
+const delaySchema = z.union([
+  withPhase({ ms: nonNegInt }),
+  withPhase({ uniform: z.object({ min: nonNegInt, max: nonNegInt }).strict() }),
+  withPhase({ logNormal: z.object({ medianMs: z.number().positive(), sigma: z.number().nonnegative() }).strict() }),
+]);
+export type DelaySpec = z.output<typeof delaySchema>;
+
+const phaseOnly = z.union([z.literal(true).transform(() => ({ phase: 'request_headers' as Phase })), withPhase({})]);
+
+export const MALFORMED_KINDS = [
+  'wrong-phase',
+  'empty-oneof',
+  'garbage-endpoint',
+  'ipv6-endpoint',
+  'value-and-raw-value',
+] as const;
+export type MalformedKind = (typeof MALFORMED_KINDS)[number];
+
+const bodyModeSchema = z.enum(BODY_MODE_NAMES);
+const headerModeSchema = z.enum(['DEFAULT', 'SEND', 'SKIP']);
+
+const actionSchema = z
+  .object({
+    /** Literal endpoint value(s) for the pick, sent as is (even garbage). */
+    endpoint: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    immediate: withPhase({
+      status: z.number().int().min(0).max(999),
+      headers: z.record(z.string(), z.string()).optional(),
+      body: z.string().optional(),
+      details: z.string().optional(),
+    }).optional(),
+    grpcError: withPhase({ code: grpcCodeSchema, message: z.string().optional() }).optional(),
+    delay: delaySchema.optional(),
+    hang: phaseOnly.optional(),
+    /** Close the stream early with gRPC OK. */
+    close: phaseOnly.optional(),
+    /** Reset the HTTP/2 stream (RST_STREAM). */
+    reset: phaseOnly.optional(),
+    malformed: z.union([z.enum(MALFORMED_KINDS), withPhase({ kind: z.enum(MALFORMED_KINDS) })]).optional(),
+    setHeaders: z.record(z.string(), z.string()).optional(),
+    removeHeaders: z.array(z.string()).optional(),
+    /** Replaces the request body (sent on the request-body answer). */
+    replaceBody: z.string().optional(),
+    modeOverride: z
+      .object({
+        requestHeaderMode: headerModeSchema.optional(),
+        responseHeaderMode: headerModeSchema.optional(),
+        requestBodyMode: bodyModeSchema.optional(),
+        responseBodyMode: bodyModeSchema.optional(),
+        requestTrailerMode: headerModeSchema.optional(),
+        responseTrailerMode: headerModeSchema.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type RuleAction = z.output<typeof actionSchema>;
+
+const ruleSchema = z
+  .object({
+    name: z.string().optional(),
+    match: matchSchema.default({}),
+    action: actionSchema,
+  })
+  .strict();
+export type Rule = z.output<typeof ruleSchema>;
+
+const PICKER_NAMES = ['round-robin', 'random', 'weighted', 'consistent-hash', 'least-loaded'] as const;
+const pickerObject = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('round-robin') }).strict(),
+  z.object({ type: z.literal('random'), seed: z.number().int().optional() }).strict(),
+  z
+    .object({
+      type: z.literal('weighted'),
+      /** endpoint -> weight; endpoints not listed weigh 1. */
+      weights: z.record(z.string(), z.number().nonnegative()).default({}),
+      seed: z.number().int().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('consistent-hash'),
+      /** Hash this request header; without it, the `model` of a JSON body. */
+      header: z.string().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('least-loaded'),
+      /** Simulated queue depth each endpoint starts with (endpoint -> depth). */
+      initialDepth: z.record(z.string(), nonNegInt).default({}),
+    })
+    .strict(),
+]);
+const pickerSchema = z
+  .union([z.enum(PICKER_NAMES), pickerObject])
+  .default('round-robin')
+  .transform((p) => (typeof p === 'string' ? pickerObject.parse({ type: p }) : p));
+export type PickerConfig = z.output<typeof pickerObject>;
+
+export const mockEppConfigSchema = z
+  .object({
+    /** The pool: `ip:port` each. */
+    endpoints: z.array(endpointSchema).default([]),
+    picker: pickerSchema,
+    /** How many further pool endpoints follow the pick as fallbacks (`a,b,c`). */
+    fallbacks: nonNegInt.default(0),
+    /** Per-request `x-eppkit-*` directives in request headers. */
+    directives: z.boolean().default(true),
+    /** Body mode assumed when the first message carries no protocol_config. */
+    defaultBodyMode: bodyModeSchema.default('BUFFERED'),
+    /**
+     * When to hold the request-headers answer until the request body has ended:
+     * `auto` holds when a body follows and the client does not wait for the headers answer
+     * (FULL_DUPLEX_STREAMED, send_body_without_waiting_for_header_response, or no protocol_config).
+     */
+    holdHeaders: z.enum(['auto', 'always', 'never']).default('auto'),
+    /** Request or response body bytes beyond which the stream is answered 413. */
+    maxBodyBytes: z.number().int().positive().default(32 * 1024 * 1024),
+    /** Also set `X-Echo-Set-Header: x-conformance-test-served-endpoint:<ip:port>` like the conformance EPP. */
+    conformanceEchoHeader: z.boolean().default(true),
+    rules: z.array(ruleSchema).default([]),
+    journal: z
+      .object({
+        /** Oldest entries are dropped beyond this many. */
+        maxEntries: z.number().int().positive().default(10_000),
+        /** How many leading body bytes each phase records. */
+        firstBytes: nonNegInt.default(64),
+      })
+      .strict()
+      .default({ maxEntries: 10_000, firstBytes: 64 }),
+  })
+  .strict();
+
+export type MockEppConfigInput = z.input<typeof mockEppConfigSchema>;
+export type MockEppConfig = z.output<typeof mockEppConfigSchema>;
+
+/** Validates a plain object; throws one EppkitError listing every problem. Frozen result. */
+export function parseMockEppConfig(input: unknown, source = 'mock EPP config'): MockEppConfig {
+  return validate(mockEppConfigSchema, input ?? {}, source);
+}
+
+/** Validates YAML or JSON text (admin PUT /config), with line numbers. */
+export function parseMockEppConfigText(text: string, source = 'PUT /config'): MockEppConfig {
+  const { data, lineOf } = parseText(text, source);
+  return validate(mockEppConfigSchema, data ?? {}, source, { lineOf });
+}
+
+export function loadMockEppConfigFile(file: string): MockEppConfig {
+  return loadConfigFile(mockEppConfigSchema, file);
+}

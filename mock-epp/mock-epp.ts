@@ -1,0 +1,329 @@
+// The programmable mock Endpoint Picker: an ext_proc gRPC server (plus gRPC health) and an
+// admin HTTP API. Builder in the testcontainers style:
+//   await using epp = await new MockEpp(cfg).withHost('127.0.0.1').withPort(0).withAdminPort(0).start();
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { EppkitError } from '../core/errors.ts';
+import { silentLogger, type Logger } from '../core/logger.ts';
+import { EXT_PROC_SERVICE, extProcServiceDefinition, healthServiceDefinition, type ProcessingRequest } from '../core/proto.ts';
+import { AdminServer } from './admin-server.ts';
+import { ExtProcSession, type ConfigState, type ExtProcCall, type Undecodable } from './ext-proc-session.ts';
+import { Journal, type JournalEntry } from './journal.ts';
+import { parseMockEppConfig, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
+import { MockEppMetrics } from './mock-epp-metrics.ts';
+import { createPicker } from './pickers.ts';
+import { compileRules } from './rules.ts';
+
+export type { JournalEntry } from './journal.ts';
+export type { MockEppConfig, MockEppConfigInput } from './mock-epp-config.ts';
+
+export interface MockEppTls {
+  /** PEM text or a file path, for each. */
+  cert: string;
+  key: string;
+}
+
+/** Health service names the mock answers SERVING for (facts §3). */
+export const HEALTH_SERVICES = ['', 'liveness', 'readiness', EXT_PROC_SERVICE] as const;
+
+function pem(v: string): Buffer {
+  return Buffer.from(v.includes('-----BEGIN') ? v : readFileSync(v, 'utf8'));
+}
+
+export class MockEpp {
+  #config: unknown;
+  #host = '127.0.0.1';
+  #port = 0;
+  #adminHost: string | undefined;
+  #adminPort: number | null = 0;
+  #adminToken: string | undefined;
+  #tls: MockEppTls | undefined;
+  #logger: Logger = silentLogger;
+  #directives: boolean | undefined;
+
+  constructor(config?: MockEppConfigInput | MockEppConfig | unknown) {
+    this.#config = config ?? {};
+  }
+
+  withConfig(config: unknown): this {
+    this.#config = config;
+    return this;
+  }
+  withHost(host: string): this {
+    this.#host = host;
+    return this;
+  }
+  withPort(port: number): this {
+    this.#port = port;
+    return this;
+  }
+  /** `null` runs no admin server. Default 0 (a free port). */
+  withAdminPort(port: number | null): this {
+    this.#adminPort = port;
+    return this;
+  }
+  /** Admin listens on this host; default the gRPC host. Keep it on loopback. */
+  withAdminHost(host: string): this {
+    this.#adminHost = host;
+    return this;
+  }
+  /** Require `Authorization: Bearer <token>` on the admin API (except GET /healthz). */
+  withAdminToken(token: string | undefined): this {
+    this.#adminToken = token;
+    return this;
+  }
+  withTls(tls: MockEppTls | undefined): this {
+    this.#tls = tls;
+    return this;
+  }
+  withLogger(logger: Logger): this {
+    this.#logger = logger;
+    return this;
+  }
+  /** Overrides the config's `directives` (the CLI's --no-directives). */
+  withDirectives(on: boolean): this {
+    this.#directives = on;
+    return this;
+  }
+
+  async start(): Promise<StartedMockEpp> {
+    let config = parseMockEppConfig(this.#config);
+    if (this.#directives !== undefined && config.directives !== this.#directives) {
+      config = parseMockEppConfig({ ...config, directives: this.#directives });
+    }
+    let creds = grpc.ServerCredentials.createInsecure();
+    if (this.#tls) {
+      let cert: Buffer;
+      let key: Buffer;
+      try {
+        cert = pem(this.#tls.cert);
+        key = pem(this.#tls.key);
+      } catch (e) {
+        throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: 'TLS certificate/key', reason: (e as Error).message });
+      }
+      creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
+    }
+    const started = new StartedMockEpp(config, this.#logger, this.#directives, this.#tls !== undefined);
+    await started.listen(this.#host, this.#port, creds, this.#adminPort, this.#adminHost ?? this.#host, this.#adminToken);
+    return started;
+  }
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export class StartedMockEpp implements AsyncDisposable {
+  readonly metrics = new MockEppMetrics();
+  readonly tls: boolean;
+  #state: ConfigState;
+  #journal: Journal;
+  #server: grpc.Server | undefined;
+  #admin: AdminServer | undefined;
+  #sessions = new Set<ExtProcSession>();
+  #nextId = 0;
+  #serving = true;
+  #healthWatchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  #stopped: Promise<void> | undefined;
+  #logger: Logger;
+  #directivesOverride: boolean | undefined;
+  #host = '';
+  #port = 0;
+
+  constructor(config: MockEppConfig, logger: Logger, directivesOverride: boolean | undefined, tls: boolean) {
+    this.#state = StartedMockEpp.#stateFor(config);
+    this.#journal = new Journal(config.journal.maxEntries);
+    this.#logger = logger;
+    this.#directivesOverride = directivesOverride;
+    this.tls = tls;
+  }
+
+  static #stateFor(config: MockEppConfig): ConfigState {
+    return { config, rules: compileRules(config.rules), picker: createPicker(config.picker), ordinal: 0 };
+  }
+
+  /** gRPC address `host:port`. */
+  get address(): string {
+    return formatHostPort(this.#host, this.#port);
+  }
+  get host(): string {
+    return this.#host;
+  }
+  get port(): number {
+    return this.#port;
+  }
+  get adminUrl(): string {
+    if (!this.#admin) throw new EppkitError('EPPKIT_USAGE', { reason: 'this mock EPP runs without an admin server' });
+    return this.#admin.url;
+  }
+  get config(): MockEppConfig {
+    return this.#state.config;
+  }
+  /** Every ext_proc stream, oldest first (open ones have no `end` yet). */
+  get journal(): JournalEntry[] {
+    return this.#journal.entries;
+  }
+  clearJournal(): void {
+    this.#journal.clear();
+  }
+  /** Resolves with the ended entries once at least n streams have ended. */
+  waitForJournal(n: number, timeoutMs = 5000): Promise<JournalEntry[]> {
+    return this.#journal.waitFor(n, timeoutMs).catch((e: Error) => {
+      if (e.message === 'mock EPP stopped') throw e;
+      throw new EppkitError('EPPKIT_TIMEOUT', { what: `waiting for ${n} journal entries (${e.message})`, ms: timeoutMs });
+    });
+  }
+  /** Validates and swaps the config atomically (open streams keep the old one). Throws EppkitError listing every problem. */
+  setConfig(input: unknown, source = 'setConfig'): MockEppConfig {
+    let config = parseMockEppConfig(input, source);
+    if (this.#directivesOverride !== undefined && config.directives !== this.#directivesOverride) {
+      config = parseMockEppConfig({ ...config, directives: this.#directivesOverride }, source);
+    }
+    this.#install(config);
+    return config;
+  }
+  /** Installs an already validated config (admin PUT /config). */
+  installValidated(config: MockEppConfig): void {
+    this.#install(config);
+  }
+  #install(config: MockEppConfig): void {
+    this.#state = StartedMockEpp.#stateFor(config);
+    this.#journal.maxEntries = config.journal.maxEntries;
+    this.#logger.info({ endpoints: config.endpoints.length, rules: config.rules.length, picker: config.picker.type }, 'mock EPP config installed');
+  }
+  /** Simulated queue depth per endpoint (least-loaded picker), else undefined. */
+  queueDepths(): Record<string, number> | undefined {
+    return this.#state.picker.depths?.();
+  }
+  renderMetrics(): string {
+    const depths = this.queueDepths();
+    return this.metrics.render({ poolSize: this.#state.config.endpoints.length, ...(depths ? { queueDepths: depths } : {}) });
+  }
+  get openStreams(): number {
+    return this.#sessions.size;
+  }
+
+  async listen(host: string, port: number, creds: grpc.ServerCredentials, adminPort: number | null, adminHost: string, token: string | undefined): Promise<void> {
+    const server = new grpc.Server({
+      // Bodies are checked against maxBodyBytes by the session; let a message a little over it through so it gets the 413.
+      'grpc.max_receive_message_length': Math.min(this.#state.config.maxBodyBytes + 1024 * 1024, 2 ** 31 - 1),
+      'grpc.max_send_message_length': -1,
+    });
+    const def = extProcServiceDefinition as unknown as Record<string, grpc.MethodDefinition<unknown, unknown>>;
+    const process = def.Process as grpc.MethodDefinition<ProcessingRequest, unknown>;
+    const decode = process.requestDeserialize;
+    // Bytes that are not a ProcessingRequest become a marker so the session can log, count and end the stream cleanly.
+    const wrapped = {
+      Process: {
+        ...process,
+        requestDeserialize: (buf: Buffer): ProcessingRequest | Undecodable => {
+          try {
+            return decode(buf);
+          } catch (e) {
+            return { undecodable: (e as Error).message, size: buf.length };
+          }
+        },
+      },
+    };
+    server.addService(wrapped as unknown as grpc.ServiceDefinition, {
+      Process: (call: ExtProcCall) => this.#onStream(call),
+    });
+    server.addService(healthServiceDefinition as unknown as grpc.ServiceDefinition, {
+      Check: (call: grpc.ServerUnaryCall<{ service?: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        const st = this.#healthStatus(call.request.service ?? '');
+        if (st === undefined) cb({ code: grpc.status.NOT_FOUND, details: `unknown service '${call.request.service}'` });
+        else cb(null, { status: st });
+      },
+      Watch: (call: grpc.ServerWritableStream<{ service?: string }, unknown>) => {
+        const st = this.#healthStatus(call.request.service ?? '');
+        call.write({ status: st ?? 3 /* SERVICE_UNKNOWN */ });
+        (call as unknown as { service: string }).service = call.request.service ?? '';
+        this.#healthWatchers.add(call as grpc.ServerWritableStream<unknown, unknown>);
+        call.on('cancelled', () => this.#healthWatchers.delete(call as grpc.ServerWritableStream<unknown, unknown>));
+      },
+    });
+    const address = formatHostPort(host, port);
+    const bound = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p)));
+    }).catch((e: Error) => {
+      server.forceShutdown();
+      if (/EADDRINUSE|address already in use/i.test(e.message)) throw new EppkitError('EPPKIT_PORT_IN_USE', { address });
+      throw new EppkitError('EPPKIT_LISTEN_FAILED', { address, reason: e.message });
+    });
+    this.#server = server;
+    this.#host = host;
+    this.#port = bound;
+    if (adminPort !== null) {
+      this.#admin = new AdminServer(this, token, this.#logger);
+      try {
+        await this.#admin.listen(adminHost, adminPort);
+      } catch (e) {
+        server.forceShutdown();
+        throw e;
+      }
+    }
+    this.#logger.info({ address: this.address, admin: this.#admin?.url, tls: this.tls }, 'mock EPP listening');
+  }
+
+  #healthStatus(service: string): number | undefined {
+    if (!(HEALTH_SERVICES as readonly string[]).includes(service)) return undefined;
+    return this.#serving ? 1 : 2;
+  }
+
+  #onStream(call: ExtProcCall): void {
+    if (!this.#serving) {
+      call.emit('error', Object.assign(new Error('mock EPP is draining'), { code: grpc.status.UNAVAILABLE, details: 'mock EPP is draining' }));
+      return;
+    }
+    const session = new ExtProcSession(call, {
+      state: this.#state,
+      journal: this.#journal,
+      metrics: this.metrics,
+      logger: this.#logger,
+      nextId: () => ++this.#nextId,
+      onClosed: (s) => this.#sessions.delete(s),
+    });
+    this.#sessions.add(session);
+  }
+
+  /**
+   * Stops: reports NOT_SERVING, refuses new streams, lets open streams finish for `graceMs`,
+   * then ends what is left (hung streams) and closes both servers.
+   */
+  stop(graceMs = 2000): Promise<void> {
+    this.#stopped ??= this.#doStop(graceMs);
+    return this.#stopped;
+  }
+
+  async #doStop(graceMs: number): Promise<void> {
+    this.#serving = false;
+    for (const w of this.#healthWatchers) {
+      const svc = (w as unknown as { service: string }).service;
+      if ((HEALTH_SERVICES as readonly string[]).includes(svc)) w.write({ status: 2 });
+      w.end();
+    }
+    this.#healthWatchers.clear();
+    const server = this.#server;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          for (const s of this.#sessions) s.abort();
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    for (const s of this.#sessions) s.abort();
+    this.#journal.close();
+    await this.#admin?.close();
+    this.#logger.info('mock EPP stopped');
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop(500);
+  }
+}
