@@ -1,0 +1,84 @@
+// `eppkit run [scenario files or folders...] [--data-plane <name>[,<name>...]|all]
+//   [--runtime local|docker] [--report-dir <dir>] [--tag <t>] [--bail]`
+// Exit 0 when every selected scenario passed (skips are not failures), 1 when any failed,
+// 2 for bad usage or a bad scenario file (file, line and path named; no stack trace).
+import { resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { EppkitError } from '../../core/errors.ts';
+import type { DataPlaneDriver, Runtime } from '../data-planes/data-plane-driver.ts';
+import { DRIVERS, findDriver } from '../data-planes/registry.ts';
+import { ConformanceReporter } from '../reporters/conformance-reporter.ts';
+import { ConsoleReporter } from '../reporters/console-reporter.ts';
+import { HtmlReporter } from '../reporters/html-reporter.ts';
+import { JsonReporter } from '../reporters/json-reporter.ts';
+import { JunitReporter } from '../reporters/junit-reporter.ts';
+import { MarkdownReporter } from '../reporters/markdown-reporter.ts';
+import { loadScenarios } from '../scenarios/load-scenarios.ts';
+import { defaultConcurrency, runAll } from '../runner/runner.ts';
+
+interface Args {
+  paths: string[];
+  'data-plane': string;
+  runtime: string;
+  'report-dir'?: string;
+  tag: string[];
+  bail: boolean;
+  concurrency?: number;
+  'external-url'?: string;
+  'external-epp-port'?: number;
+}
+
+export function selectDrivers(spec: string): DataPlaneDriver[] {
+  if (spec.trim() === 'all') return [...DRIVERS];
+  const names = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (names.length === 0) throw new EppkitError('EPPKIT_USAGE', { reason: '--data-plane needs a name, a comma-separated list, or all' });
+  return [...new Set(names)].map(findDriver);
+}
+
+export function defaultReportDir(now = new Date()): string {
+  return resolve('reports', now.toISOString().replace(/[:.]/g, '-'));
+}
+
+const command: CommandModule<object, Args> = {
+  command: 'run [paths..]',
+  describe: 'Run scenarios (files or folders; default: the built-in suite) against data planes',
+  builder: (y) =>
+    y
+      .positional('paths', { type: 'string', array: true, default: [], describe: 'scenario files or folders (default: scenarios/)' })
+      .option('data-plane', { type: 'string', default: 'node-proxy', describe: 'data plane name(s), comma-separated, or all (see eppkit list)' })
+      .option('runtime', { type: 'string', default: 'local', describe: 'local processes or docker containers (local|docker)' })
+      .option('report-dir', { type: 'string', describe: 'where reports go (default reports/<timestamp>/)' })
+      .option('tag', { type: 'string', array: true, default: [], describe: 'only scenarios with one of these tags (repeatable)' })
+      .option('bail', { type: 'boolean', default: false, describe: 'stop starting scenarios after the first failure' })
+      .option('concurrency', { type: 'number', describe: `scenario × data plane pairs run at once (default ${defaultConcurrency()})` })
+      .option('external-url', { type: 'string', describe: 'URL of your own data plane (the external data plane; EPPKIT_EXTERNAL_URL)' })
+      .option('external-epp-port', { type: 'number', describe: 'port your data plane expects the mock EPP on, 127.0.0.1 (EPPKIT_EXTERNAL_EPP_PORT)' }) as never,
+  handler: async (argv) => {
+    if (argv.runtime !== 'local' && argv.runtime !== 'docker') throw new EppkitError('EPPKIT_USAGE', { reason: `--runtime must be local or docker (got "${argv.runtime}")` });
+    const runtime = argv.runtime as Runtime;
+    const c = argv.concurrency;
+    if (c !== undefined && (!Number.isInteger(c) || c < 1 || c > 32)) throw new EppkitError('EPPKIT_USAGE', { reason: '--concurrency must be an integer 1-32' });
+    if (argv['external-url']) process.env.EPPKIT_EXTERNAL_URL = argv['external-url'];
+    if (argv['external-epp-port'] !== undefined) process.env.EPPKIT_EXTERNAL_EPP_PORT = String(argv['external-epp-port']);
+    const drivers = selectDrivers(argv['data-plane']);
+    let scenarios = loadScenarios(argv.paths);
+    if (argv.tag.length > 0) scenarios = scenarios.filter((s) => s.scenario.tags.some((t) => argv.tag.includes(t)));
+    if (scenarios.length === 0) throw new EppkitError('EPPKIT_USAGE', { reason: `no scenario selected${argv.tag.length ? ` (tags: ${argv.tag.join(', ')})` : ''}` });
+    const reportDir = resolve(argv['report-dir'] ?? defaultReportDir());
+    const report = await runAll({
+      scenarios,
+      drivers,
+      runtime,
+      reportDir,
+      bail: argv.bail,
+      ...(c !== undefined ? { concurrency: c } : {}),
+      reporters: [new ConsoleReporter(), new JsonReporter(), new JunitReporter(), new MarkdownReporter(), new ConformanceReporter(), new HtmlReporter()],
+    });
+    process.exitCode = report.summary.failed > 0 ? 1 : 0;
+  },
+};
+
+export default command;
