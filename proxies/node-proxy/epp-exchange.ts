@@ -1,0 +1,507 @@
+// One ext_proc stream for one client request: sends the request headers (and body, as the
+// route's body mode says), turns the EPP's answers into one Decision, relays streamed body
+// answers, and optionally runs the response-headers phase with the served endpoint.
+//
+// Timeout rule: the per-message timer runs only while the EPP owes an answer AND everything
+// it needs has been sent (so a slow client upload never counts against the EPP); it restarts
+// on every message from the EPP.
+import type * as grpc from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { headerValueText } from '../../core/headers.ts';
+import {
+  BodySendMode,
+  DESTINATION_ENDPOINT_HEADER,
+  DESTINATION_ENDPOINT_NAMESPACE,
+  SERVED_ENDPOINT_KEY,
+  SUBSET_HINT_KEY,
+  SUBSET_HINT_NAMESPACE,
+  type CommonResponse,
+  type HeaderMutation,
+  type HeaderValue,
+  type ImmediateResponse,
+  type ProcessingRequest,
+  type ProcessingResponse,
+  type ProtoStruct,
+} from '../../core/proto.ts';
+import type { BodyMode } from '../../core/route-model.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { ExtProcCall } from './epp-channels.ts';
+import { parseEndpointList, type Allowlist, type Endpoint } from './endpoint.ts';
+import type { EppFailureReason } from './outcomes.ts';
+import type { ProxyMetrics } from './proxy-metrics.ts';
+
+export interface RouteDecision {
+  kind: 'route';
+  endpoints: Endpoint[];
+  /** The raw endpoint value the EPP sent. */
+  raw: string;
+  /** Header mutations to apply to the upstream request, in arrival order. */
+  mutations: HeaderMutation[];
+  /** Buffered mode: the body the EPP replaced the request body with (clear = empty). */
+  bodyReplacement?: Buffer;
+}
+export interface ImmediateDecision {
+  kind: 'immediate';
+  status: number;
+  headers: Array<[string, string]>;
+  body: Buffer;
+  details?: string;
+}
+export interface FailDecision {
+  kind: 'fail';
+  reason: EppFailureReason;
+  detail: string;
+}
+export type Decision = RouteDecision | ImmediateDecision | FailDecision;
+
+export type ResponsePhaseResult =
+  | { kind: 'continue'; mutations: HeaderMutation[] }
+  | ImmediateDecision
+  | FailDecision;
+
+export interface EppExchangeOptions {
+  timeoutMs: number;
+  bodyMode: BodyMode;
+  allow: Allowlist;
+  metrics: ProxyMetrics;
+  log: Logger;
+  responseProcessing: boolean;
+  subsetHint?: readonly string[];
+}
+
+const BODY_MODE_WIRE: Record<BodyMode, number> = {
+  none: BodySendMode.NONE,
+  buffered: BodySendMode.BUFFERED,
+  streamed: BodySendMode.FULL_DUPLEX_STREAMED,
+};
+
+type BodySink = (chunk: Buffer | null) => void;
+
+function immediateFrom(ir: ImmediateResponse): ImmediateDecision {
+  const code = ir.status?.code ?? 0;
+  const headers: Array<[string, string]> = [];
+  for (const o of ir.headers?.set_headers ?? []) {
+    if (o.header?.key) headers.push([o.header.key, headerValueText(o.header)]);
+  }
+  const d: ImmediateDecision = {
+    kind: 'immediate',
+    // Envoy: a missing status or one below 200 becomes 200.
+    status: code >= 200 && code <= 999 ? code : 200,
+    headers,
+    body: ir.body ?? Buffer.alloc(0),
+  };
+  if (ir.details) d.details = ir.details;
+  return d;
+}
+
+// protobufjs encodes/decodes google.protobuf.Struct with its bundled camelCase field names
+// (stringValue, structValue, listValue) whatever keepCase says: write camelCase, read both.
+type AnyValue = {
+  stringValue?: string;
+  string_value?: string;
+  structValue?: AnyStruct;
+  struct_value?: AnyStruct;
+  listValue?: { values?: AnyValue[] };
+  list_value?: { values?: AnyValue[] };
+};
+type AnyStruct = { fields?: Record<string, AnyValue> };
+
+function metadataEndpoint(md: ProtoStruct | undefined): string | undefined {
+  const nsv = (md as AnyStruct | undefined)?.fields?.[DESTINATION_ENDPOINT_NAMESPACE];
+  const ns = nsv?.structValue ?? nsv?.struct_value;
+  const v = ns?.fields?.[DESTINATION_ENDPOINT_HEADER];
+  if (!v) return undefined;
+  const s = v.stringValue ?? v.string_value;
+  if (s !== undefined) return s;
+  // Tolerate a list of strings (some EPPs send the fallbacks as a list).
+  const l = v.listValue ?? v.list_value;
+  if (l) return (l.values ?? []).map((x) => x.stringValue ?? x.string_value ?? '').join(',');
+  return '';
+}
+
+/** Struct of one namespace/key/value, in the field names protobufjs encodes. */
+function wireStruct(key: string, value: { stringValue: string } | { listValue: { values: Array<{ stringValue: string }> } }): ProtoStruct {
+  return { fields: { [key]: value } } as unknown as ProtoStruct;
+}
+
+function headerEndpoint(m: HeaderMutation | undefined): string | undefined {
+  let found: string | undefined;
+  for (const o of m?.set_headers ?? []) {
+    if (o.header && o.header.key.toLowerCase() === DESTINATION_ENDPOINT_HEADER) found = headerValueText(o.header);
+  }
+  return found;
+}
+
+export class EppExchange {
+  readonly call: ExtProcCall;
+  readonly decision: Promise<Decision>;
+  private resolveDecision!: (d: Decision) => void;
+  private decided = false;
+  private closed = false;
+  private finished = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly started = performance.now();
+  private readonly opts: EppExchangeOptions;
+
+  // request side
+  private allSent = false;
+  private bodySent = false;
+  private headersAnswered = false;
+  private bodyAnswered = false;
+  private headerValue: string | undefined;
+  private metadataValue: string | undefined;
+  private readonly mutations: HeaderMutation[] = [];
+  private bodyReplacement: Buffer | undefined;
+
+  // streamed body relay (after headers; the EPP answers chunks)
+  private readonly pending: Buffer[] = [];
+  private clientEnded = false;
+  private bypassed = false;
+  private duplex = false;
+  private bodyDone = false;
+  private sink: BodySink | undefined;
+  private readonly early: Array<Buffer | null> = [];
+  private lateFailure: ((f: FailDecision) => void) | undefined;
+
+  // response phase
+  private responseWaiter: ((r: ResponsePhaseResult) => void) | undefined;
+
+  constructor(client: { Process(o?: grpc.CallOptions): ExtProcCall }, opts: EppExchangeOptions) {
+    this.opts = opts;
+    this.decision = new Promise((r) => (this.resolveDecision = r));
+    opts.metrics.eppStreamOpened();
+    this.call = client.Process();
+    this.call.on('data', (m: ProcessingResponse) => this.onMessage(m));
+    this.call.on('error', (e: grpc.ServiceError) => this.onError(e));
+    this.call.on('status', () => this.markClosed());
+    this.call.on('end', () => this.onEnd());
+  }
+
+  /** First message: request headers, with protocol_config (and the subset hint, if any). */
+  sendHeaders(headers: HeaderValue[], endOfStream: boolean): void {
+    const msg: ProcessingRequest = {
+      request_headers: { headers: { headers }, end_of_stream: endOfStream },
+      protocol_config: {
+        request_body_mode: BODY_MODE_WIRE[this.opts.bodyMode],
+        response_body_mode: BodySendMode.NONE,
+        // The EPP may hold the headers answer until the body has ended (reference EPP).
+        send_body_without_waiting_for_header_response: this.opts.bodyMode !== 'none',
+      },
+    };
+    if (this.opts.subsetHint && this.opts.subsetHint.length > 0) {
+      msg.metadata_context = {
+        filter_metadata: {
+          [SUBSET_HINT_NAMESPACE]: wireStruct(SUBSET_HINT_KEY, {
+            listValue: { values: this.opts.subsetHint.map((s) => ({ stringValue: s })) },
+          }),
+        },
+      };
+    }
+    this.write(msg);
+    if (endOfStream || this.opts.bodyMode === 'none') this.setAllSent();
+  }
+
+  /** A body chunk (buffered: the whole body once, end=true; streamed: each chunk). */
+  sendBody(chunk: Buffer, end: boolean): void {
+    if (this.bypassed) return;
+    // Streamed mode keeps each chunk until the EPP answers for it (that is the one copy);
+    // after a failure the chunks stay here for fail-open's bypass().
+    if (this.opts.bodyMode === 'streamed' && !this.duplex) {
+      if (chunk.length > 0 || end) this.pending.push(chunk);
+      if (end) this.clientEnded = true;
+    }
+    if (this.finished || this.closed) return;
+    this.bodySent = true;
+    this.write({ request_body: { body: chunk, end_of_stream: end } });
+    if (end) this.setAllSent();
+  }
+
+  /** Streamed mode: where upstream-bound body bytes go (null = end). Flushes what came early. */
+  onBody(sink: BodySink, lateFailure: (f: FailDecision) => void): void {
+    this.sink = sink;
+    this.lateFailure = lateFailure;
+    for (const c of this.early.splice(0)) sink(c);
+  }
+
+  /** Runs the response-headers phase; resolves with mutations, an immediate answer, or a failure. */
+  responseHeaders(status: number, headers: HeaderValue[], served: string, endOfStream: boolean): Promise<ResponsePhaseResult> {
+    return new Promise((resolve) => {
+      if (this.closed) {
+        resolve({ kind: 'fail', reason: 'epp_closed', detail: 'stream closed before the response phase' });
+        return;
+      }
+      this.responseWaiter = resolve;
+      this.write({
+        response_headers: {
+          headers: { headers: [{ key: ':status', raw_value: Buffer.from(String(status)) }, ...headers] },
+          end_of_stream: endOfStream,
+        },
+        metadata_context: {
+          filter_metadata: {
+            [DESTINATION_ENDPOINT_NAMESPACE]: wireStruct(SERVED_ENDPOINT_KEY, { stringValue: served }),
+          },
+        },
+      });
+      this.arm();
+    });
+  }
+
+  /** Done with the EPP: half-close; the EPP ends the stream. Cancels if it never does. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearTimer();
+    if (this.closed) return;
+    try {
+      this.call.end();
+    } catch {
+      /* already gone */
+    }
+    const t = setTimeout(() => this.cancel(), Math.max(1000, this.opts.timeoutMs * 2));
+    t.unref();
+    this.call.once('status', () => clearTimeout(t));
+  }
+
+  /** Drops the stream now (client gone, fail-open, failure). */
+  cancel(): void {
+    this.finished = true;
+    this.clearTimer();
+    if (!this.closed) this.call.cancel();
+  }
+
+  // ---- internals ----
+
+  private write(msg: ProcessingRequest): void {
+    if (this.closed || this.finished) return;
+    try {
+      this.call.write(msg);
+    } catch (e) {
+      this.fail('epp_grpc_error', `write failed: ${(e as Error).message}`);
+    }
+  }
+
+  private setAllSent(): void {
+    this.allSent = true;
+    this.arm();
+  }
+
+  private owesAnswer(): boolean {
+    if (this.responseWaiter) return true;
+    if (!this.decided) return true;
+    return this.opts.bodyMode === 'streamed' && this.bodySent && !this.bodyDone;
+  }
+
+  private arm(): void {
+    this.clearTimer();
+    if (this.finished || this.closed) return;
+    if (!this.owesAnswer()) return;
+    if (!this.allSent && !this.responseWaiter) return;
+    this.timer = setTimeout(() => this.fail('epp_timeout', `no answer within ${this.opts.timeoutMs} ms`), this.opts.timeoutMs);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private decide(d: Decision): void {
+    if (this.decided) return;
+    this.decided = true;
+    if (d.kind !== 'fail') this.opts.metrics.eppLatency(performance.now() - this.started);
+    this.resolveDecision(d);
+  }
+
+  /** A failure at any point: resolves whatever is waiting, and drops the stream. */
+  private fail(reason: EppFailureReason, detail: string): void {
+    const f: FailDecision = { kind: 'fail', reason, detail };
+    const waiter = this.responseWaiter;
+    this.responseWaiter = undefined;
+    const wasDecided = this.decided;
+    this.cancel();
+    if (!wasDecided) this.decide(f);
+    else if (waiter) waiter(f);
+    else if (this.opts.bodyMode === 'streamed' && this.bodySent && !this.bodyDone) this.lateFailure?.(f);
+  }
+
+  private onError(e: grpc.ServiceError): void {
+    if (this.finished && e.code === GrpcStatus.CANCELLED) {
+      this.markClosed();
+      return;
+    }
+    const reason: EppFailureReason =
+      e.code === GrpcStatus.UNAVAILABLE && !this.headersAnswered ? 'epp_unavailable' : e.code === GrpcStatus.DEADLINE_EXCEEDED ? 'epp_timeout' : 'epp_grpc_error';
+    this.fail(reason, `gRPC ${GrpcStatus[e.code] ?? e.code}: ${e.details ?? e.message}`);
+    this.markClosed();
+  }
+
+  private onEnd(): void {
+    // The EPP closed with OK. Before its decision that means "no endpoint".
+    if (!this.decided) this.fail('epp_closed', 'the EPP closed the stream before answering');
+    else if (this.responseWaiter) {
+      const w = this.responseWaiter;
+      this.responseWaiter = undefined;
+      w({ kind: 'continue', mutations: [] });
+    } else if (this.opts.bodyMode === 'streamed' && this.bodySent && !this.bodyDone) {
+      // Envoy: a processor that closes with OK is ignored from then on; release what it holds.
+      this.releaseAllPending();
+    }
+    this.markClosed();
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clearTimer();
+    this.opts.metrics.eppStreamClosed();
+  }
+
+  private onMessage(m: ProcessingResponse): void {
+    if (this.finished) return;
+    if (m.dynamic_metadata) {
+      const v = metadataEndpoint(m.dynamic_metadata);
+      if (v !== undefined) this.metadataValue = v;
+    }
+    switch (m.response) {
+      case 'immediate_response': {
+        const d = immediateFrom(m.immediate_response ?? {});
+        if (!this.decided) {
+          this.cancel();
+          this.decide(d);
+        } else if (this.responseWaiter) {
+          const w = this.responseWaiter;
+          this.responseWaiter = undefined;
+          this.cancel();
+          w(d);
+        } else {
+          this.fail('epp_protocol_error', 'immediate_response after the request was sent upstream');
+        }
+        return;
+      }
+      case 'request_headers':
+        if (this.headersAnswered || this.decided) return this.fail('epp_protocol_error', 'second request_headers answer');
+        this.headersAnswered = true;
+        this.takeCommon(m.request_headers?.response);
+        this.headerValue ??= headerEndpoint(m.request_headers?.response?.header_mutation);
+        break;
+      case 'request_body':
+        if (!this.headersAnswered) return this.fail('epp_protocol_error', 'request_body answer before request_headers');
+        if (this.opts.bodyMode === 'buffered') {
+          if (this.bodyAnswered) return this.fail('epp_protocol_error', 'second request_body answer in buffered mode');
+          this.bodyAnswered = true;
+          this.takeCommon(m.request_body?.response);
+        } else if (this.opts.bodyMode === 'streamed') {
+          this.streamedBody(m.request_body?.response);
+        } else {
+          return this.fail('epp_protocol_error', 'request_body answer in body mode none');
+        }
+        break;
+      case 'request_trailers':
+        break;
+      case 'response_headers': {
+        const w = this.responseWaiter;
+        if (!w) return this.fail('epp_protocol_error', 'response_headers answer without a response phase');
+        this.responseWaiter = undefined;
+        const hm = m.response_headers?.response?.header_mutation;
+        w({ kind: 'continue', mutations: hm ? [hm] : [] });
+        this.arm();
+        return;
+      }
+      default:
+        return this.fail('epp_protocol_error', `unexpected answer ${m.response ?? '(empty oneof)'}`);
+    }
+    if (!this.decided) this.maybeDecide();
+    this.arm();
+  }
+
+  private takeCommon(c: CommonResponse | undefined): void {
+    if (!c) return;
+    if (c.header_mutation) this.mutations.push(c.header_mutation);
+    const bm = c.body_mutation;
+    if (bm && this.opts.bodyMode === 'buffered') {
+      if (bm.mutation === 'body' || bm.body !== undefined) this.bodyReplacement = bm.body ?? Buffer.alloc(0);
+      else if (bm.mutation === 'clear_body' || bm.clear_body) this.bodyReplacement = Buffer.alloc(0);
+    }
+  }
+
+  private maybeDecide(): void {
+    if (!this.headersAnswered) return;
+    if (this.opts.bodyMode === 'buffered' && this.bodySent && !this.bodyAnswered) return;
+    const h = this.headerValue;
+    const md = this.metadataValue;
+    let raw: string;
+    if (md !== undefined && h !== undefined && md !== h) {
+      this.opts.log.warn({ event: 'endpoint_disagreement', header: h, metadata: md }, 'EPP header and metadata endpoints differ; metadata wins');
+      raw = md;
+    } else if (md !== undefined) raw = md;
+    else if (h !== undefined) raw = h;
+    else return this.fail('endpoint_missing', 'the EPP answered without x-gateway-destination-endpoint');
+    const list = parseEndpointList(raw, this.opts.allow);
+    if (list.endpoints.length === 0) {
+      if (list.refused.length > 0) return this.fail('endpoint_not_allowed', `outside the allowlist: ${list.refused.join(',')}`);
+      return this.fail('endpoint_invalid', `not an ip:port list: ${JSON.stringify(raw.slice(0, 200))}`);
+    }
+    if (list.invalid.length > 0 || list.refused.length > 0) {
+      this.opts.log.warn({ event: 'endpoint_entries_dropped', invalid: list.invalid, refused: list.refused }, 'some EPP endpoints dropped');
+    }
+    const d: RouteDecision = { kind: 'route', endpoints: list.endpoints, raw, mutations: this.mutations };
+    if (this.bodyReplacement !== undefined) d.bodyReplacement = this.bodyReplacement;
+    this.decide(d);
+  }
+
+  // Streamed (full-duplex) body answers: a streamed_response carries the bytes to send
+  // upstream (the processor owns the body from then on); a plain answer releases the oldest
+  // chunk sent, a `body` mutation replaces it, clear_body drops it.
+  private streamedBody(c: CommonResponse | undefined): void {
+    const bm = c?.body_mutation;
+    if (bm?.mutation === 'streamed_response' || bm?.streamed_response) {
+      this.duplex = true;
+      this.pending.length = 0;
+      const sr = bm.streamed_response ?? {};
+      if (sr.body && sr.body.length > 0) this.emit(sr.body);
+      if (sr.end_of_stream) this.endBody();
+      return;
+    }
+    if (this.duplex) return;
+    const next = this.pending.shift();
+    if (next === undefined) return;
+    if (bm?.mutation === 'body' || bm?.body !== undefined) this.emit(bm.body ?? Buffer.alloc(0));
+    else if (!(bm?.mutation === 'clear_body' || bm?.clear_body)) this.emit(next);
+    if (this.pending.length === 0 && this.clientEnded) this.endBody();
+  }
+
+  private releaseAllPending(): void {
+    if (this.duplex) {
+      this.endBody();
+      return;
+    }
+    for (const c of this.pending.splice(0)) this.emit(c);
+    if (this.clientEnded) this.endBody();
+  }
+
+  /** Streamed mode, fail-open: ignore the EPP for the rest of the body. */
+  bypass(): Buffer[] {
+    this.bypassed = true;
+    this.duplex = false;
+    this.bodyDone = true;
+    return this.pending.splice(0);
+  }
+
+  get streamedBodyOwnedByEpp(): boolean {
+    return this.duplex;
+  }
+
+  private emit(c: Buffer): void {
+    if (c.length === 0) return;
+    if (this.sink) this.sink(c);
+    else this.early.push(c);
+  }
+
+  private endBody(): void {
+    if (this.bodyDone) return;
+    this.bodyDone = true;
+    if (this.sink) this.sink(null);
+    else this.early.push(null);
+  }
+}

@@ -1,0 +1,471 @@
+// One client request through the proxy: ask the EPP, then forward to the endpoint it picked
+// (or answer for it), streaming the response back. Every path through here ends in exactly
+// one call of `done()`: one log line, one metric.
+import * as http from 'node:http';
+import type { Socket } from 'node:net';
+import type { HeaderMutation } from '../../core/proto.ts';
+import type { Endpoint } from './endpoint.ts';
+import { EppExchange, type Decision, type FailDecision, type ImmediateDecision } from './epp-exchange.ts';
+import { failCloseStatus, type Outcome, type ReasonCode } from './outcomes.ts';
+import { fallbackOrder, type CompiledRoute, type ProxyContext } from './proxy-context.ts';
+import { endToEnd, extProcRequestHeaders, extProcResponseHeaders, HeaderList } from './proxy-headers.ts';
+
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EPPKIT_CONNECT_TIMEOUT']);
+
+export function hasRequestBody(req: http.IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) return cl !== '0';
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Sends a response the proxy generates itself; hop-by-hop-safe and always with a length. */
+export function sendLocal(res: http.ServerResponse, status: number, headers: Array<[string, string]>, body: Buffer | string, reason?: string): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const b = typeof body === 'string' ? Buffer.from(body) : body;
+  const flat: string[] = [];
+  for (const [k, v] of headers) {
+    const lk = k.toLowerCase();
+    if (lk === 'content-length' || lk === 'transfer-encoding' || lk === 'connection' || lk.startsWith(':')) continue;
+    if (/[\r\n\0]/.test(v) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) continue;
+    flat.push(k, v);
+  }
+  if (reason) flat.push('x-eppkit-reason', reason);
+  flat.push('content-length', String(b.length));
+  try {
+    res.writeHead(status, flat);
+    res.end(b);
+  } catch {
+    res.destroy();
+  }
+}
+
+export class ProxyRequest {
+  private readonly ctx: ProxyContext;
+  private readonly cr: CompiledRoute;
+  private readonly req: http.IncomingMessage;
+  private readonly res: http.ServerResponse;
+  private readonly t0 = performance.now();
+  private ex: EppExchange | undefined;
+  private upstream: http.ClientRequest | undefined;
+  private upstreamActive = false;
+  private finished = false;
+  private aborted = false;
+  /** Streamed mode after an EPP failure with fail-open: the client body bypasses the EPP. */
+  private bypassing = false;
+  private bodyBytes = 0;
+  private endpoint: string | undefined;
+  private eppMs: number | undefined;
+  private readonly hasBody: boolean;
+
+  constructor(ctx: ProxyContext, cr: CompiledRoute, req: http.IncomingMessage, res: http.ServerResponse) {
+    this.ctx = ctx;
+    this.cr = cr;
+    this.req = req;
+    this.res = res;
+    this.hasBody = hasRequestBody(req);
+    ctx.metrics.data.active.requests++;
+  }
+
+  run(): void {
+    const { req, res, cr } = this;
+    const route = cr.route;
+    res.on('close', () => {
+      if (!this.finished && !res.writableFinished) this.onClientAbort();
+    });
+    req.on('error', () => {
+      if (!this.finished) this.onClientAbort();
+    });
+    const cl = req.headers['content-length'];
+    if (cl !== undefined && Number(cl) > route.maxBodyBytes) {
+      this.reject(413, 'body_too_large', `content-length ${cl} > ${route.maxBodyBytes}`);
+      return;
+    }
+
+    const ex = new EppExchange(this.ctx.channels.client(route.eppAddress, route.eppTls), {
+      timeoutMs: route.timeoutMs,
+      bodyMode: route.bodyMode,
+      allow: cr.allow,
+      metrics: this.ctx.metrics,
+      log: this.ctx.log,
+      responseProcessing: route.responseProcessing,
+      ...(route.subsetHint ? { subsetHint: route.subsetHint } : {}),
+    });
+    this.ex = ex;
+    const sendsBody = route.bodyMode !== 'none' && this.hasBody;
+    ex.sendHeaders(extProcRequestHeaders(req, 'http'), !this.hasBody);
+
+    let buffered: Buffer | undefined;
+    let bodyRead: Promise<void> = Promise.resolve();
+    if (sendsBody && route.bodyMode === 'buffered') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => {
+        if (!this.countBody(c)) return;
+        chunks.push(c);
+      });
+      // The decision is acted on only once the whole body is here (fail-open forwards it).
+      bodyRead = new Promise((resolve) => {
+        req.on('end', () => {
+          if (this.finished) return;
+          buffered = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+          chunks.length = 0;
+          ex.sendBody(buffered, true);
+          resolve();
+        });
+      });
+    } else if (sendsBody) {
+      // Streamed: each chunk goes to the EPP as it arrives; the EPP's answers carry it upstream.
+      req.on('data', (c: Buffer) => {
+        if (this.bypassing || !this.countBody(c) || c.length === 0) return;
+        ex.sendBody(c, false);
+      });
+      req.on('end', () => {
+        if (!this.finished && !this.bypassing) ex.sendBody(Buffer.alloc(0), true);
+      });
+    }
+
+    Promise.all([ex.decision, bodyRead]).then(
+      ([d]) => this.onDecision(d, () => buffered),
+      (e: unknown) => this.internalError(e),
+    );
+  }
+
+  /** Counts request body bytes; answers 413 and returns false over the route's limit. */
+  private countBody(c: Buffer): boolean {
+    if (this.finished) return false;
+    this.bodyBytes += c.length;
+    if (this.bodyBytes > this.cr.route.maxBodyBytes) {
+      this.ex?.cancel();
+      this.upstream?.destroy();
+      this.reject(413, 'body_too_large', `body over ${this.cr.route.maxBodyBytes} bytes`);
+      return false;
+    }
+    return true;
+  }
+
+  private onDecision(d: Decision, body: () => Buffer | undefined): void {
+    if (this.finished) return;
+    this.eppMs = performance.now() - this.t0;
+    const route = this.cr.route;
+    switch (d.kind) {
+      case 'immediate':
+        this.ex?.finish();
+        this.immediate(d);
+        return;
+      case 'fail':
+        this.onEppFailure(d, body);
+        return;
+      case 'route': {
+        if (route.bodyMode !== 'streamed' || !this.hasBody) {
+          if (!route.responseProcessing) this.ex?.finish();
+        }
+        this.forward(d.endpoints, 'routed', d.mutations, route.bodyMode === 'buffered' ? (d.bodyReplacement ?? body()) : undefined);
+      }
+    }
+  }
+
+  private onEppFailure(f: FailDecision, body: () => Buffer | undefined): void {
+    const route = this.cr.route;
+    this.ex?.cancel();
+    this.ctx.log.warn({ event: 'epp_failure', reason: f.reason, detail: f.detail, epp: route.eppAddress, failureMode: route.failureMode });
+    if (route.failureMode === 'close') {
+      this.reject(failCloseStatus(f.reason), f.reason, f.detail, 'epp_failure');
+      return;
+    }
+    const order = fallbackOrder(this.cr);
+    if (order.length === 0) {
+      this.reject(503, 'no_fallback', `EPP failed (${f.reason}) and the route has no fallback endpoints`, 'epp_failure');
+      return;
+    }
+    this.failReason = f.reason;
+    this.forward(order, 'fallback', [], route.bodyMode === 'buffered' ? body() : undefined);
+  }
+
+  private failReason: ReasonCode | undefined;
+
+  private immediate(d: ImmediateDecision): void {
+    // The request body is not needed any more; read it off the socket so keep-alive can continue.
+    this.req.resume();
+    this.done('immediate', 'immediate_response', d.status, d.details ? { details: d.details } : undefined);
+    sendLocal(this.res, d.status, d.headers, d.body);
+  }
+
+  /** Builds the upstream request head once; tries each endpoint in order on connect failure. */
+  private forward(endpoints: Endpoint[], outcome: Outcome, mutations: HeaderMutation[], payload: Buffer | undefined): void {
+    const { req } = this;
+    const route = this.cr.route;
+    const headers = new HeaderList(endToEnd(req.rawHeaders));
+    const pseudo = new Map<string, string>();
+    for (const m of mutations) headers.apply(m, pseudo);
+    const xff = headers.get('x-forwarded-for');
+    const peer = req.socket.remoteAddress ?? '';
+    headers.set('x-forwarded-for', xff ? `${xff}, ${peer}` : peer);
+    headers.set('x-forwarded-proto', 'http');
+    const authority = pseudo.get(':authority');
+    if (authority) headers.set('host', authority);
+    const path = pseudo.get(':path') ?? req.url ?? '/';
+    let bodyKind: 'none' | 'buffer' | 'pipe' | 'epp';
+    if (payload !== undefined) {
+      bodyKind = 'buffer';
+      headers.remove('content-length');
+      if (payload.length > 0 || this.hasBody) headers.set('content-length', String(payload.length));
+    } else if (!this.hasBody) bodyKind = 'none';
+    else if (route.bodyMode === 'streamed' && outcome === 'routed') {
+      // The EPP may rewrite the body chunk by chunk: the length is unknown (Envoy does the same).
+      bodyKind = 'epp';
+      headers.remove('content-length');
+    } else bodyKind = 'pipe';
+    this.attempt(endpoints, 0, outcome, headers.flat(), path, payload, bodyKind, false);
+  }
+
+  private attempt(
+    endpoints: Endpoint[],
+    i: number,
+    outcome: Outcome,
+    headers: string[],
+    path: string,
+    payload: Buffer | undefined,
+    bodyKind: 'none' | 'buffer' | 'pipe' | 'epp',
+    isRetry: boolean,
+  ): void {
+    if (this.finished) return;
+    const ep = endpoints[i] as Endpoint;
+    this.endpoint = ep.text;
+    const tUp = performance.now();
+    const ureq = http.request({
+      host: ep.host,
+      port: ep.port,
+      family: ep.family,
+      method: this.req.method,
+      path,
+      headers: headers as unknown as http.OutgoingHttpHeaders,
+      setHost: false,
+      agent: this.ctx.agent,
+    });
+    this.upstream = ureq;
+    if (!this.upstreamActive) {
+      this.upstreamActive = true;
+      this.ctx.metrics.data.active.upstreamRequests++;
+    }
+    let connected = false;
+    let responded = false;
+    let connectTimer: NodeJS.Timeout | undefined;
+    const startBody = (): void => {
+      connected = true;
+      if (connectTimer) clearTimeout(connectTimer);
+      if (this.finished) return;
+      this.writeBody(ureq, payload, bodyKind);
+    };
+    ureq.on('socket', (s: Socket) => {
+      if (s.connecting) {
+        connectTimer = setTimeout(() => {
+          const e = new Error('connect timeout') as NodeJS.ErrnoException;
+          e.code = 'EPPKIT_CONNECT_TIMEOUT';
+          ureq.destroy(e);
+        }, this.ctx.config.upstreamConnectTimeoutMs);
+        s.once('connect', startBody);
+      } else startBody();
+    });
+    ureq.on('error', (e: NodeJS.ErrnoException) => {
+      if (connectTimer) clearTimeout(connectTimer);
+      if (this.finished || responded) return;
+      const code = e.code ?? '';
+      if (!connected && CONNECT_ERRORS.has(code)) {
+        this.ctx.log.warn({ event: 'upstream_connect_failed', endpoint: ep.text, code, next: endpoints[i + 1]?.text });
+        if (i + 1 < endpoints.length) return this.attempt(endpoints, i + 1, outcome, headers, path, payload, bodyKind, false);
+        return this.upstreamFailed(502, 'upstream_connect_failed', `${ep.text}: ${code}`);
+      }
+      // A kept-alive connection the backend closed as we reused it: replay once when we can.
+      if (ureq.reusedSocket && !isRetry && code === 'ECONNRESET' && bodyKind !== 'pipe' && bodyKind !== 'epp') {
+        return this.attempt(endpoints, i, outcome, headers, path, payload, bodyKind, true);
+      }
+      this.upstreamFailed(502, 'upstream_reset', `${ep.text}: ${code || e.message}`);
+    });
+    ureq.on('response', (ures: http.IncomingMessage) => {
+      responded = true;
+      this.ctx.metrics.upstreamLatency(performance.now() - tUp);
+      void this.onUpstreamResponse(ures, ep, outcome);
+    });
+  }
+
+  private writeBody(ureq: http.ClientRequest, payload: Buffer | undefined, bodyKind: 'none' | 'buffer' | 'pipe' | 'epp'): void {
+    const { req } = this;
+    switch (bodyKind) {
+      case 'none':
+        ureq.end();
+        return;
+      case 'buffer':
+        ureq.end(payload);
+        return;
+      case 'pipe': {
+        // In fail-open streamed mode, first the chunks the EPP still held.
+        this.bypassing = true;
+        for (const c of this.ex?.bypass() ?? []) ureq.write(c);
+        if (req.readableEnded) {
+          ureq.end();
+          return;
+        }
+        const onData = (c: Buffer): void => {
+          if (this.cr.route.bodyMode === 'none' && !this.countBody(c)) return;
+          if (!ureq.write(c)) req.pause();
+        };
+        // Streamed mode already has a data listener counting bytes; none mode counts here.
+        req.on('data', onData);
+        ureq.on('drain', () => req.resume());
+        req.once('end', () => ureq.end());
+        req.resume();
+        return;
+      }
+      case 'epp': {
+        const ex = this.ex as EppExchange;
+        ex.onBody(
+          (c) => {
+            if (c === null) {
+              ureq.end();
+              if (!this.cr.route.responseProcessing) ex.finish();
+            } else ureq.write(c);
+          },
+          (f) => this.onLateEppFailure(f, ureq),
+        );
+      }
+    }
+  }
+
+  /** The EPP failed while it was relaying the streamed body. */
+  private onLateEppFailure(f: FailDecision, ureq: http.ClientRequest): void {
+    if (this.finished) return;
+    this.ctx.log.warn({ event: 'epp_failure', reason: f.reason, detail: f.detail, late: true });
+    if (this.cr.route.failureMode === 'open' && !this.ex?.streamedBodyOwnedByEpp) {
+      // Ignore the EPP from here on: send what it still held, then the rest of the client body.
+      this.failReason = f.reason;
+      this.writeBody(ureq, undefined, 'pipe');
+      return;
+    }
+    ureq.destroy();
+    this.upstreamFailed(failCloseStatus(f.reason), f.reason, f.detail, 'epp_failure');
+  }
+
+  private async onUpstreamResponse(ures: http.IncomingMessage, ep: Endpoint, outcome: Outcome): Promise<void> {
+    const { res } = this;
+    if (this.finished) {
+      ures.resume();
+      return;
+    }
+    const status = ures.statusCode ?? 502;
+    const headers = new HeaderList(endToEnd(ures.rawHeaders));
+    const ex = this.ex;
+    if (this.cr.route.responseProcessing && ex && outcome === 'routed') {
+      const eos = ures.headers['content-length'] === '0' || status === 204 || status === 304 || this.req.method === 'HEAD';
+      const r = await ex.responseHeaders(status, extProcResponseHeaders(ures.rawHeaders), ep.text, eos);
+      if (this.finished) {
+        ures.destroy();
+        return;
+      }
+      if (r.kind === 'immediate') {
+        ures.destroy();
+        this.immediate(r);
+        return;
+      }
+      if (r.kind === 'fail') {
+        if (this.cr.route.failureMode === 'close') {
+          ures.destroy();
+          this.upstreamFailed(failCloseStatus(r.reason), r.reason, r.detail, 'epp_failure');
+          return;
+        }
+        this.ctx.log.warn({ event: 'epp_failure', reason: r.reason, detail: r.detail, phase: 'response_headers' });
+      } else {
+        const pseudo = new Map<string, string>();
+        for (const m of r.mutations) headers.apply(m, pseudo);
+      }
+      ex.finish();
+    }
+    ures.on('error', () => this.upstreamBroke(ep));
+    ures.on('aborted', () => this.upstreamBroke(ep));
+    ures.on('end', () => {
+      if (!ures.complete) return this.upstreamBroke(ep);
+    });
+    res.on('finish', () => {
+      if (this.finished) return;
+      const reason: ReasonCode = outcome === 'fallback' ? (this.failReason ?? 'ok') : 'ok';
+      this.done(outcome, reason, status);
+    });
+    try {
+      res.writeHead(status, ures.statusMessage, headers.flat() as unknown as http.OutgoingHttpHeaders);
+    } catch (e) {
+      ures.destroy();
+      this.upstreamFailed(502, 'upstream_reset', `bad upstream response head: ${(e as Error).message}`);
+      return;
+    }
+    ures.pipe(res);
+  }
+
+  /** The upstream broke mid-response: the client's response cannot be completed. */
+  private upstreamBroke(ep: Endpoint): void {
+    if (this.finished) return;
+    this.done('upstream_failure', 'upstream_reset', this.res.statusCode, { endpoint: ep.text, midResponse: true });
+    this.res.destroy();
+  }
+
+  private upstreamFailed(status: number, reason: ReasonCode, detail: string, outcome: Outcome = 'upstream_failure'): void {
+    if (this.finished) return;
+    this.ex?.cancel();
+    this.reject(status, reason, detail, outcome);
+  }
+
+  private onClientAbort(): void {
+    if (this.finished) return;
+    this.aborted = true;
+    this.ex?.cancel();
+    this.upstream?.destroy();
+    this.done('client_abort', 'client_abort', 499);
+  }
+
+  private internalError(e: unknown): void {
+    this.ctx.log.error({ event: 'internal_error', err: e });
+    this.ex?.cancel();
+    this.upstream?.destroy();
+    this.reject(500, 'internal_error', String(e));
+  }
+
+  /** A response the proxy makes up (error or refusal). */
+  private reject(status: number, reason: ReasonCode, detail: string, outcome: Outcome = 'rejected'): void {
+    if (this.finished) return;
+    this.done(outcome, reason, status, { detail });
+    // An unread request body would poison the keep-alive connection: close it after answering.
+    if (!this.req.readableEnded) this.res.shouldKeepAlive = false;
+    sendLocal(this.res, status, [['content-type', 'text/plain']], `${reason}\n`, reason);
+    if (!this.req.readableEnded) this.req.resume();
+  }
+
+  private done(outcome: Outcome, reason: ReasonCode, status: number, extra?: Record<string, unknown>): void {
+    if (this.finished) return;
+    this.finished = true;
+    const m = this.ctx.metrics;
+    m.data.active.requests--;
+    if (this.upstreamActive) {
+      this.upstreamActive = false;
+      m.data.active.upstreamRequests--;
+    }
+    if (outcome === 'routed' || outcome === 'fallback' || outcome === 'immediate') this.ex?.finish();
+    else this.ex?.cancel();
+    m.request(outcome, reason, status);
+    const url = this.req.url ?? '';
+    const line = {
+      event: 'request',
+      outcome,
+      reason,
+      status,
+      method: this.req.method,
+      path: url.length > 200 ? `${url.slice(0, 200)}…` : url,
+      route: this.cr.route.pathPrefix,
+      endpoint: this.endpoint,
+      eppMs: this.eppMs === undefined ? undefined : Math.round(this.eppMs * 100) / 100,
+      ms: Math.round((performance.now() - this.t0) * 100) / 100,
+      ...extra,
+    };
+    if (outcome === 'routed' || outcome === 'immediate') this.ctx.log.info(line);
+    else this.ctx.log.warn(line);
+  }
+}
