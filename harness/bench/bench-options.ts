@@ -75,16 +75,17 @@ export const BenchOptionsSchema = z
     timeout: duration('timeout').default(10_000),
     path: z.string().startsWith('/').default('/bench'),
     reportDir: z.string().min(1).default('reports/bench'),
-    thresholds: listOf(z.string()).default([]),
+    thresholds: listOf(
+      z.string().superRefine((t, ctx) => {
+        const r = parseThreshold(t);
+        if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+      }),
+    ).default([]),
     runtime: z.enum(['local', 'docker']).default('local'),
     /** mock-epp mode: concurrent ext_proc streams. */
     streams: intFrom.pipe(z.number().int().min(1).max(10_000)).default(32),
   })
   .superRefine((o, ctx) => {
-    o.thresholds.forEach((t, i) => {
-      const r = parseThreshold(t);
-      if (typeof r === 'string') ctx.addIssue({ code: 'custom', path: ['thresholds', i], message: r });
-    });
     if (o.executor === 'constant-arrival-rate' && o.rate === undefined) {
       ctx.addIssue({ code: 'custom', path: ['rate'], message: 'constant-arrival-rate needs a rate (requests per second)' });
     }
@@ -128,7 +129,7 @@ export function parseBenchOptions(flags: Record<string, unknown>, file?: string)
   }
   const given = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
   const merged = { ...fromFile, ...given };
-  const source = file ? `${file} and flags` : 'flags';
+  const source = file ? `${file} and command-line flags` : 'command-line flags';
   return validate(BenchOptionsSchema, merged, source, {
     lineOf: lineOf ? (p) => (p.length > 0 && !(String(p[0]) in given) ? lineOf(p) : undefined) : undefined,
   });
