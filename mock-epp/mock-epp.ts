@@ -311,6 +311,7 @@ export class StartedMockEpp implements AsyncDisposable {
           server.forceShutdown();
           resolve();
         }, graceMs);
+        t.unref();
         server.tryShutdown(() => {
           clearTimeout(t);
           resolve();
