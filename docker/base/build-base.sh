@@ -35,7 +35,7 @@ deb $MIRROR bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 SOURCES
   # Smaller image and no stale indexes: every Dockerfile runs apt-get update itself.
-  rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/archives/*.deb \
+  rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/* \
          "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/*
   # Keep docs, man pages and locales out of the layers built on top, too.
   cat >"$ROOTFS/etc/dpkg/dpkg.cfg.d/eppkit-nodoc" <<'DPKG'

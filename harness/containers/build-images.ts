@@ -6,7 +6,7 @@
 // the same hash the build is skipped, so a warm `eppkit build images` is a no-op.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,7 @@ export interface ImageSpec {
 }
 
 /** Sources eppkit runs (tests excluded: changing a test must not rebuild the image). */
-const NODE_SOURCES = ['package.json', 'package-lock.json', 'bin', 'cli', 'core', 'mock-epp', 'proxies/node-proxy', 'harness', 'proto', 'scenarios'];
+const NODE_SOURCES = ['package.json', 'package-lock.json', 'bin', 'cli', 'core', 'mock-epp', 'proxies', 'harness', 'proto', 'scenarios'];
 const SKIP_NAMES = new Set(['node_modules', 'target', '.git', '.eppkit', 'reports']);
 
 function copyTree(src: string, dst: string): void {
@@ -97,8 +97,12 @@ export const IMAGES: readonly ImageSpec[] = [
     stage(dir) {
       for (const rel of NODE_SOURCES) {
         const src = join(REPO_ROOT, rel);
-        if (existsSync(src)) copyTree(src, join(dir, rel));
+        if (existsSync(src)) copyTree(src, join(dir, 'src', rel));
       }
+      // npm ci in the build stage trusts what the host trusts (TLS-intercepting proxies).
+      const ca = process.env.EPPKIT_CA_BUNDLE ?? '/etc/ssl/certs/ca-certificates.crt';
+      if (existsSync(ca)) copyFileSync(ca, join(dir, 'host-ca-certificates.crt'));
+      else writeFileSync(join(dir, 'host-ca-certificates.crt'), '');
       return undefined;
     },
   },
@@ -217,6 +221,57 @@ export async function buildImages(opts: BuildImagesOptions = {}): Promise<ImageR
 
   const logDir = join(eppkitHome(), 'logs');
   mkdirSync(logDir, { recursive: true });
+  const release = await acquireBuildLock(progress);
+  try {
+    return await buildLocked(opts, logDir, progress);
+  } finally {
+    release();
+  }
+}
+
+/**
+ * One build at a time per $EPPKIT_HOME (test files run in parallel and all want the images):
+ * a directory made atomically, holding the owner's pid; a lock whose owner died is taken over.
+ */
+async function acquireBuildLock(progress: (line: string) => void, timeoutMs = 20 * 60_000): Promise<() => void> {
+  const lock = join(eppkitHome(), 'docker-context.lock');
+  const deadline = Date.now() + timeoutMs;
+  let told = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      return () => rmSync(lock, { recursive: true, force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let owner = NaN;
+    try {
+      owner = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+    } catch {
+      // Being created or removed right now: look again shortly.
+    }
+    if (Number.isInteger(owner) && owner > 0 && !pidAlive(owner)) {
+      rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new EppkitError('EPPKIT_TIMEOUT', { what: `waiting for another image build (lock ${lock})`, ms: timeoutMs });
+    if (!told) progress(`waiting for another \`eppkit build images\` (pid ${owner}) ...`);
+    told = true;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function buildLocked(opts: BuildImagesOptions, logDir: string, progress: (line: string) => void): Promise<ImageResult[]> {
   const results: ImageResult[] = [await buildBase(logDir)];
 
   // Asking for an image also builds the eppkit images it is FROM.

@@ -13,6 +13,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { StartedTestContainer } from 'testcontainers';
 import { EppkitError } from '../../core/errors.ts';
+import { inspectImage } from './docker-cli.ts';
 
 // Ryuk (the reaper) is an image from a registry; there is none here. Containers are removed by
 // stop()/dispose instead. Set before testcontainers is first loaded (it is imported lazily).
@@ -198,6 +199,10 @@ export class EppkitContainer {
   }
 
   async start(): Promise<StartedEppkitContainer> {
+    // testcontainers would try to pull a missing image, from a registry there is none of.
+    if (!(await inspectImage(this.image))) {
+      throw new EppkitError('EPPKIT_START_FAILED', { what: `${this.what} (container ${this.image})`, reason: `image ${this.image} is not built: run \`eppkit build images\`` });
+    }
     const tc = await import('testcontainers');
     const logs = new LogBuffer(this.maxLogChars, this.logFile);
     let c = new tc.GenericContainer(this.image)
@@ -223,8 +228,7 @@ export class EppkitContainer {
       await logs.whenEnded(500);
       await logs.close();
       const why = e instanceof Error ? e.message : String(e);
-      const hint = /No such image|not found|pull/i.test(why) ? ` (build it: eppkit build images)` : '';
-      throw new EppkitError('EPPKIT_START_FAILED', { what: `${this.what} (container ${this.image})`, reason: `${why}${hint}; output:\n${logs.tail(2000)}` });
+      throw new EppkitError('EPPKIT_START_FAILED', { what: `${this.what} (container ${this.image})`, reason: `${why}; output:\n${logs.tail(2000)}` });
     }
     const sc = new StartedEppkitContainer(this.what, this.image, started, logs);
     try {
