@@ -1,11 +1,12 @@
-// Drives eppkit's own reference data plane (proxies/node-proxy) as a child process:
+// Drives eppkit's own reference data plane (proxies/node-proxy) as a child process (or, with
+// --runtime docker, in the eppkit/node container):
 // `node bin/eppkit.js node-proxy ...`, flags for everything that has a flag and a config file
 // for the rest (response processing, body limit, subset hint, EPP TLS).
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RouteModel } from '../../core/route-model.ts';
-import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import { IMAGES_BY_ROLE, containerAvailable, eppkitInvocation, startProcessOrContainer } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
 const PROXY_MODULE = new URL('../../proxies/node-proxy/node-proxy-command.ts', import.meta.url);
@@ -60,35 +61,31 @@ export const nodeProxyDriver: DataPlaneDriver = {
   ]),
 
   async available(runtime: Runtime): Promise<Availability> {
-    if (runtime !== 'local') return { ok: false, reason: 'node-proxy runs as a local process only (use --runtime local)' };
     if (!existsSync(fileURLToPath(PROXY_MODULE))) return { ok: false, reason: 'proxies/node-proxy is not in this checkout' };
+    if (runtime === 'docker') return containerAvailable(IMAGES_BY_ROLE.eppkit);
     return { ok: true };
   },
 
   async start(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
     const configFile = join(ctx.workDir, 'node-proxy.json');
     writeFileSync(configFile, JSON.stringify(nodeProxyConfig(route), null, 2));
-    const { command, args } = eppkitCommand();
-    const proc = new ManagedProcess({
+    // Local child process, or with --runtime docker the same command in eppkit/node (host network).
+    const proc = await startProcessOrContainer(ctx, {
       what: 'node-proxy',
-      command,
-      args: [...args, ...nodeProxyArgs(route, `${ctx.host}:0`, configFile)],
+      ...eppkitInvocation(nodeProxyArgs(route, `${ctx.host}:0`, configFile)),
+      readyPattern: /listening on (http:\/\/\S+)/,
+      readyTimeoutMs: 15_000,
       logFile: join(ctx.workDir, 'node-proxy.log'),
-      env: { ...process.env, NO_COLOR: '1' },
+      env: { NO_COLOR: '1' },
+      binds: route.eppTls?.caFile ? [route.eppTls.caFile] : [],
     });
-    try {
-      const m = await proc.waitForLine(/listening on (http:\/\/\S+)/, 15_000);
-      const url = (m[1] ?? '').replace(/\/$/, '');
-      return {
-        name: 'node-proxy',
-        url,
-        logs: () => proc.logs(),
-        stop: () => proc.stop(),
-        [Symbol.asyncDispose]: () => proc.stop(),
-      };
-    } catch (e) {
-      await proc.kill();
-      throw e;
-    }
+    const url = (proc.readyMatch?.[1] ?? '').replace(/\/$/, '');
+    return {
+      name: 'node-proxy',
+      url,
+      logs: () => proc.logs(),
+      stop: () => proc.stop(),
+      [Symbol.asyncDispose]: () => proc.stop(),
+    };
   },
 };
