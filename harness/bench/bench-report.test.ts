@@ -98,3 +98,18 @@ describe('bench report rendering', () => {
     expect(JSON.parse(renderJson(r))).toEqual(r);
   });
 });
+
+describe('bench report rendering at a fixed arrival rate', () => {
+  it('adds the dropped column (requests not sent because every connection was busy)', () => {
+    const r = report(results);
+    r.loadClient = { ...r.loadClient, executor: 'constant-arrival-rate', rate: 500 };
+    r.results = [{ target: 'envoy', dataPlane: 'envoy', eppDelayMs: 0, load: load(1, { dropped: 17 }), hopMs: 0.5 }, results[2]!];
+    const md = renderMarkdown(r);
+    const table = md.split('\n').filter((l) => l.startsWith('|'));
+    const header = table[0]!.split(' | ');
+    const row = table[2]!.split(' | ');
+    expect(row[header.indexOf('dropped')]).toBe('17');
+    expect(new Set(table.map((l) => l.split(/(?<!\\)\|/).length)).size).toBe(1);
+    expect(md).toContain('constant-arrival-rate 500 req/s (at most 32 in flight)');
+  });
+});

@@ -74,6 +74,9 @@ function errorCell(r: TargetResult): string {
 function rows(report: BenchReport): string[][] {
   const nonblocking = report.mode === 'nonblocking';
   const header = ['target', 'version', 'EPP delay', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'];
+  const rate = report.loadClient.executor === 'constant-arrival-rate';
+  // k6's dropped iterations: the arrival rate found every connection busy.
+  if (rate) header.push('dropped');
   header.push(nonblocking ? '% of bound' : 'EPP hop ms');
   header.push('client CPU');
   const out = [header];
@@ -81,11 +84,13 @@ function rows(report: BenchReport): string[][] {
     const l = r.load;
     const row = [r.target, r.version ?? '—', r.dataPlane ? `${r.eppDelayMs} ms` : '—'];
     if (!l) {
-      row.push(`failed: ${r.failed ?? 'not measured'}`, '', '', '', '', '', '', '', '');
+      row.push(`failed: ${r.failed ?? 'not measured'}`);
+      while (row.length < header.length) row.push('');
       out.push(row);
       continue;
     }
     row.push(int(l.rps), num(l.latencyMs.p50), num(l.latencyMs.p90), num(l.latencyMs.p99), num(l.latencyMs.max), errorCell(r), String(l.non2xx));
+    if (rate) row.push(String(l.dropped));
     row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : r.hopMs === undefined ? '—' : num(r.hopMs));
     row.push(l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/'));
     out.push(row);

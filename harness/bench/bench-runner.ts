@@ -19,10 +19,11 @@ import { dataPlaneVersion, machineFacts } from './machine-facts.ts';
 import { evaluateThresholds, type ThresholdSubject } from './thresholds.ts';
 
 /** Drivers `all` stands for: every registered one except `external`, which needs the user's own setup. */
-export function resolveDataPlanes(names: readonly string[]): DataPlaneDriver[] {
+export function resolveDataPlanes(names: readonly string[], registry: readonly DataPlaneDriver[] = DRIVERS): DataPlaneDriver[] {
   const out: DataPlaneDriver[] = [];
   for (const n of names) {
-    const list = n === 'all' ? DRIVERS.filter((d) => d.name !== 'external') : [findDriver(n)];
+    const known = registry.find((d) => d.name === n);
+    const list = n === 'all' ? registry.filter((d) => d.name !== 'external') : [known ?? findDriver(n)];
     for (const d of list) if (!out.includes(d)) out.push(d);
   }
   return out;
@@ -63,6 +64,8 @@ export interface BenchRunOptions {
   command: string;
   /** Progress lines (target started, finished); default: none. */
   progress?: (line: string) => void;
+  /** Drivers to choose from instead of the registry (embedding, drivers not registered yet). */
+  drivers?: readonly DataPlaneDriver[];
 }
 
 export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<BenchReport> {
@@ -75,7 +78,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   rmSync(logsDir, { recursive: true, force: true });
   mkdirSync(logsDir, { recursive: true });
 
-  const drivers = resolveDataPlanes(o.dataPlanes);
+  const drivers = resolveDataPlanes(o.dataPlanes, run.drivers);
   const skipped: BenchReport['skipped'] = [];
   const usable: Array<{ driver: DataPlaneDriver; version: string }> = [];
   for (const d of drivers) {
