@@ -220,7 +220,17 @@ export class ExtProcSession {
       this.#clientHalfClosed = true;
       if (!this.#busy) this.#maybeComplete();
     });
-    call.on('cancelled', () => this.#finish('client-cancelled', undefined, this.#hung ? 'cancelled while hanging' : undefined));
+    call.on('cancelled', () => {
+      if (this.#finished) return;
+      // rstCode 0: not a client RST_STREAM but grpc-js itself ending the call with a status
+      // before the handler saw the message (a message over the gRPC receive limit).
+      if (this.#h2stream()?.rstCode === 0) {
+        this.#problem('refused-by-grpc', 'grpc-js ended the stream itself (message over the gRPC receive limit)');
+        this.#finish('bad-input', 8, 'message over the gRPC receive limit');
+        return;
+      }
+      this.#finish('client-cancelled', undefined, this.#hung ? 'cancelled while hanging' : undefined);
+    });
     call.on('error', (e: Error) => {
       // grpc-js emits errors for transport problems after which the stream is unusable.
       if (!this.#finished) this.#finish('client-cancelled', undefined, e.message);
@@ -275,6 +285,7 @@ export class ExtProcSession {
   #maybeComplete(): void {
     if (!this.#clientHalfClosed || this.#finished || this.#busy || this.#hung) return;
     // The client is done sending. A held headers answer is still owed if the body never ended.
+    if (this.entry.phases.length === 0) this.#problem('empty-stream', 'client half-closed without sending a message');
     if (this.#holding && !this.#headersAnswered && this.#gotRequestHeaders) {
       this.#problem('half-close-before-body-end', 'client half-closed before the request body ended');
     }
@@ -652,18 +663,24 @@ export class ExtProcSession {
     }
   }
 
-  #reset(): void {
-    this.#env.metrics.answers.inc('reset');
-    // grpc-js keeps the HTTP/2 stream two wrappers down; RST_STREAM it directly.
+  /** grpc-js keeps the HTTP/2 stream two wrappers down (ServerInterceptingCall -> BaseServerInterceptingCall). */
+  #h2stream(): { close: (code: number) => void; rstCode?: number } | undefined {
     let c: unknown = (this.#call as unknown as { call?: unknown }).call;
     for (let i = 0; i < 5 && c; i++) {
-      const s = (c as { stream?: { close?: (code: number) => void } }).stream;
-      if (s && typeof s.close === 'function') {
-        this.#finish('reset', undefined, 'RST_STREAM INTERNAL_ERROR');
-        s.close(h2.NGHTTP2_INTERNAL_ERROR);
-        return;
-      }
+      const s = (c as { stream?: { close?: (code: number) => void; rstCode?: number } }).stream;
+      if (s && typeof s.close === 'function') return s as { close: (code: number) => void; rstCode?: number };
       c = (c as { nextCall?: unknown }).nextCall;
+    }
+    return undefined;
+  }
+
+  #reset(): void {
+    this.#env.metrics.answers.inc('reset');
+    const s = this.#h2stream();
+    if (s) {
+      this.#finish('reset', undefined, 'RST_STREAM INTERNAL_ERROR');
+      s.close(h2.NGHTTP2_INTERNAL_ERROR);
+      return;
     }
     // Not reachable with grpc-js 1.x; fall back to a gRPC error so the outcome stays defined.
     this.#endWithStatus(13, 'reset requested but the HTTP/2 stream was not reachable', 'reset');
