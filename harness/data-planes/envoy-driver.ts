@@ -19,6 +19,8 @@ export interface EnvoyDriverOptions {
   concurrency?: number;
   /** Envoy's --log-level. Default EPPKIT_ENVOY_LOG_LEVEL or 'info'. */
   logLevel?: string;
+  /** HCM stream_idle_timeout, ms (ends a request whose EPP hangs in streamed mode). Default 15000. */
+  streamIdleTimeoutMs?: number;
   /** Milliseconds to wait for Envoy to be LIVE. Default 20000. */
   startTimeoutMs?: number;
 }
@@ -93,7 +95,14 @@ export class EnvoyDriver implements DataPlaneDriver {
     const accessLog = join(ctx.workDir, 'envoy-access.log');
     writeFileSync(
       configFile,
-      renderEnvoyYaml(route, { host: ctx.host, port: 0, adminHost: ctx.host, adminPort: 0, accessLogPath: accessLog }),
+      renderEnvoyYaml(route, {
+        host: ctx.host,
+        port: 0,
+        adminHost: ctx.host,
+        adminPort: 0,
+        accessLogPath: accessLog,
+        ...(this.opts.streamIdleTimeoutMs !== undefined ? { streamIdleTimeoutMs: this.opts.streamIdleTimeoutMs } : {}),
+      }),
     );
     const logLevel = this.opts.logLevel ?? process.env.EPPKIT_ENVOY_LOG_LEVEL ?? 'info';
     const proc = new ManagedProcess({

@@ -58,6 +58,7 @@ export const nodeProxyDriver: DataPlaneDriver = {
     'tls',
     'client-abort',
     'ipv6-endpoint',
+    'subset-hint',
   ]),
 
   async available(runtime: Runtime): Promise<Availability> {

@@ -25,6 +25,17 @@ function indent(text: string, pad: string): string {
     .join('\n');
 }
 
+/** The parts of a journal entry that explain a failure, small enough for a terminal. */
+export function compactEntry(e: unknown): unknown {
+  if (!e || typeof e !== 'object') return e;
+  const x = e as Record<string, unknown>;
+  const phases = Array.isArray(x.phases) ? (x.phases as Array<{ phase?: string }>).map((p) => p.phase) : undefined;
+  const answers = Array.isArray(x.answers)
+    ? (x.answers as Array<Record<string, unknown>>).map((a) => ({ kind: a.kind, ...(a.setHeaders ? { setHeaders: a.setHeaders } : {}), ...(a.status !== undefined ? { status: a.status } : {}) }))
+    : undefined;
+  return { id: x.id, phases, pick: x.pick, rule: x.rule, answers, end: x.end, servedEndpoint: x.servedEndpoint, problems: x.problems };
+}
+
 export function formatFailure(r: ScenarioResult): string {
   const lines: string[] = [];
   lines.push(chalk.red.bold(`✗ ${r.name} [${r.dataPlane}]`) + chalk.dim(`  ${r.file}`));
@@ -40,7 +51,7 @@ export function formatFailure(r: ScenarioResult): string {
   }
   if (r.failure.mismatches.length > 12) lines.push(`  … ${r.failure.mismatches.length - 12} more`);
   if (r.failure.journalEntry) {
-    const j = JSON.stringify(r.failure.journalEntry, null, 2);
+    const j = JSON.stringify(compactEntry(r.failure.journalEntry), null, 1).replace(/\n\s*/g, ' ');
     lines.push(chalk.dim('  EPP journal entry:'));
     lines.push(chalk.dim(indent(j.length > 3000 ? `${j.slice(0, 3000)}\n…` : j, '    ')));
   }

@@ -18,6 +18,8 @@ export interface StepResult {
   status: ScenarioStatus;
   durationMs: number;
   requests?: number;
+  /** With `eventually`: how many times the step ran until it held. */
+  attempts?: number;
   statuses?: Record<string, number>;
   servedBy?: Record<string, number>;
   mismatches?: Mismatch[];

@@ -162,62 +162,19 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         steps.push({ index: i, name, kind: 'request', status: 'skipped', durationMs: 0, override: override.why, reason: override.why });
         continue;
       }
-      const expect = override?.expect ? { ...step.expect, ...override.expect } : step.expect;
-      const eppExpect = override?.epp ? { ...(step.epp ?? {}), ...override.epp } : step.epp;
-      const rq = step.request;
-      const body = prepareBody(rq.body, loaded.dir, (x) => resolveString(x, tpl));
-      const headers: Record<string, string> = {};
-      if (body?.contentType) headers['content-type'] = body.contentType;
-      for (const [k, v] of Object.entries(rq.headers)) headers[k.toLowerCase()] = resolveString(v, tpl);
-      let query = '';
-      if (typeof rq.query === 'string') query = resolveString(rq.query, tpl);
-      else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
-      else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
-      const url = `${dp.url}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
-      const journalBefore = eppExpect ? (await epp.journal()).length : 0;
-
-      const results: ExchangeResult[] = [];
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < rq.repeat && !ac.signal.aborted) {
-          next++;
-          const r = await exchange({
-            url,
-            method: rq.method,
-            headers,
-            ...(body ? { body: body.bytes } : {}),
-            ...(rq.chunked ? { chunked: rq.chunked } : {}),
-            ...(rq.abortAfterMs !== undefined ? { abortAfterMs: rq.abortAfterMs } : {}),
-            timeoutMs: rq.timeoutMs,
-            signal: ac.signal,
-          });
-          results.push(r);
-          if (!r.aborted && r.status !== undefined) latencies.push(r.latencyMs);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(rq.concurrency, rq.repeat) }, worker));
-      const sent = { bodyBytes: body?.bytes.length ?? 0, bodySha256: body?.sha256 ?? 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' };
-      const mismatches: Mismatch[] = [];
-      const seenWhat = new Set<string>();
-      for (const [j, r] of results.entries()) {
-        for (const m of checkResponse(expect, r, sent)) {
-          const key = `${m.what}|${JSON.stringify(m.received)}`;
-          if (seenWhat.has(key)) continue;
-          seenWhat.add(key);
-          mismatches.push(rq.repeat > 1 ? { ...m, what: `request ${j + 1}/${rq.repeat}: ${m.what}` } : m);
-        }
+      const expect = resolveTemplates(override?.expect ? { ...step.expect, ...override.expect } : step.expect, tpl);
+      const eppExpect = resolveTemplates(override?.epp ? { ...(step.epp ?? {}), ...override.epp } : step.epp, tpl);
+      const deadline = step.eventually ? performance.now() + step.eventually.withinMs : 0;
+      let attempts = 0;
+      let out: RequestStepOutcome;
+      for (;;) {
+        attempts++;
+        out = await runRequestStep(step, expect, eppExpect, { dp, epp, tpl, dir: loaded.dir, signal: ac.signal });
+        if (out.mismatches.length === 0 || !step.eventually || performance.now() >= deadline || ac.signal.aborted) break;
+        await new Promise((r) => setTimeout(r, step.eventually?.intervalMs ?? 100));
       }
-      mismatches.push(...checkAggregate(expect, results));
-      let stepEntries: JournalEntry[] = [];
-      if (eppExpect) {
-        const want = eppExpect.entries ?? results.length;
-        const all = await epp.waitForJournal(journalBefore + want, 5000);
-        stepEntries = all.slice(journalBefore);
-        if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
-        for (const [j, e] of stepEntries.entries()) {
-          for (const m of checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : '')) mismatches.push(m);
-        }
-      }
+      const { results, mismatches, stepEntries } = out;
+      for (const r of results) if (!r.aborted && r.status !== undefined) latencies.push(r.latencyMs);
       const statuses: Record<string, number> = {};
       const served: Record<string, number> = {};
       for (const r of results) {
@@ -235,6 +192,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         statuses,
         servedBy: served,
       };
+      if (step.eventually) res.attempts = attempts;
       if (override) res.override = override.why;
       if (mismatches.length) res.mismatches = mismatches.slice(0, 20);
       steps.push(res);
@@ -277,6 +235,78 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   if (opts.logDir) extra.logDir = opts.logDir;
   if (failure) return finish('failed', { ...extra, reason: failReason, failure });
   return finish('passed', extra);
+}
+
+interface RequestStepOutcome {
+  results: ExchangeResult[];
+  mismatches: Mismatch[];
+  stepEntries: JournalEntry[];
+}
+
+interface RequestStepContext {
+  dp: StartedDataPlane;
+  epp: MockEppProcess;
+  tpl: TemplateContext;
+  dir: string;
+  signal: AbortSignal;
+}
+
+/** Sends a step's requests (repeat × concurrency) and judges responses and journal entries. */
+async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], eppExpect: RequestStep['epp'], c: RequestStepContext): Promise<RequestStepOutcome> {
+  const { tpl } = c;
+  const rq = step.request;
+  const body = prepareBody(rq.body, c.dir, (x) => resolveString(x, tpl));
+  const headers: Record<string, string> = {};
+  if (body?.contentType) headers['content-type'] = body.contentType;
+  for (const [k, v] of Object.entries(rq.headers)) headers[k.toLowerCase()] = resolveString(v, tpl);
+  let query = '';
+  if (typeof rq.query === 'string') query = resolveString(rq.query, tpl);
+  else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
+  else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
+  const url = `${c.dp.url}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
+  const journalBefore = eppExpect ? (await c.epp.journal()).length : 0;
+
+  const results: ExchangeResult[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < rq.repeat && !c.signal.aborted) {
+      next++;
+      results.push(
+        await exchange({
+          url,
+          method: rq.method,
+          headers,
+          ...(body ? { body: body.bytes } : {}),
+          ...(rq.chunked ? { chunked: rq.chunked } : {}),
+          ...(rq.abortAfterMs !== undefined ? { abortAfterMs: rq.abortAfterMs } : {}),
+          timeoutMs: rq.timeoutMs,
+          signal: c.signal,
+        }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(rq.concurrency, rq.repeat) }, worker));
+  const sent = { bodyBytes: body?.bytes.length ?? 0, bodySha256: body?.sha256 ?? 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' };
+  const mismatches: Mismatch[] = [];
+  const seen = new Set<string>();
+  for (const [j, r] of results.entries()) {
+    for (const m of checkResponse(expect, r, sent)) {
+      const key = `${m.what}|${JSON.stringify(m.received)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      mismatches.push(rq.repeat > 1 ? { ...m, what: `request ${j + 1}/${rq.repeat}: ${m.what}` } : m);
+    }
+  }
+  mismatches.push(...checkAggregate(expect, results));
+  let stepEntries: JournalEntry[] = [];
+  if (eppExpect) {
+    const want = eppExpect.entries ?? results.length;
+    const all = await c.epp.waitForJournal(journalBefore + want, 5000);
+    stepEntries = all.slice(journalBefore);
+    if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
+    for (const [j, e] of stepEntries.entries()) mismatches.push(...checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : ''));
+  }
+  return { results, mismatches, stepEntries };
 }
 
 interface ActionContext {

@@ -166,6 +166,10 @@ const requestStepSchema = z.strictObject({
   request: requestSchema,
   expect: expectSchema.default({}),
   epp: eppExpectSchema.optional(),
+  eventually: z
+    .strictObject({ withinMs: posInt.max(120_000), intervalMs: posInt.default(100) })
+    .optional()
+    .meta({ description: 'run the step again until its expectations hold, at most withinMs (recovery after an action); never a retry of a flaky check' }),
   overrides: z
     .record(z.string(), overrideSchema)
     .optional()
