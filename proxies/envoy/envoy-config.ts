@@ -7,8 +7,11 @@
 //   - route 1 matches when that header is present and goes to an ORIGINAL_DST cluster that
 //     connects to the header's ip:port (original_dst_lb_config.use_http_header),
 //   - route 2 (no header: the EPP was skipped on failure with failure_mode_allow, or it
-//     closed the stream without picking) goes to the STATIC fallback cluster built from
-//     fallbackEndpoints, or answers 500 when there is none (FailClose).
+//     closed the stream without picking): FailOpen goes to the STATIC fallback cluster built
+//     from fallbackEndpoints; FailClose (or no fallback endpoints) answers 500, as NGINX
+//     Gateway Fabric's template does.
+// A client's own x-gateway-destination-endpoint header is removed before ext_proc runs (a
+// Lua filter that also clears the route cache), so a skipped EPP never lets the client pick.
 // The header value must be ONE ip:port for ORIGINAL_DST; a comma list is cut to its first
 // entry by a tiny Lua filter placed after ext_proc (Envoy's ORIGINAL_DST cannot parse lists).
 import type { RouteModel } from '../../core/route-model.ts';
@@ -26,6 +29,11 @@ export interface EnvoyRenderOptions {
   accessLogPath: string;
   /** Admin access log. */
   adminAccessLogPath?: string;
+  /**
+   * HCM stream_idle_timeout, ms. Default 15000. In FULL_DUPLEX_STREAMED mode Envoy 1.40 applies
+   * no message_timeout, so this is what ends a request whose EPP hangs (Envoy's default is 300 s).
+   */
+  streamIdleTimeoutMs?: number;
 }
 
 const EPP_CLUSTER = 'eppkit_epp';
@@ -63,6 +71,15 @@ function durationOf(ms: number): string {
 
 // Keeps the first entry of a comma-separated endpoint list: ORIGINAL_DST accepts exactly
 // one ip:port, the EPP protocol allows fallbacks after the first.
+const STRIP_CLIENT_HEADER_LUA = `
+function envoy_on_request(handle)
+  if handle:headers():get("${DESTINATION_ENDPOINT_HEADER}") ~= nil then
+    handle:headers():remove("${DESTINATION_ENDPOINT_HEADER}")
+    handle:clearRouteCache()
+  end
+end
+`;
+
 const FIRST_ENDPOINT_LUA = `
 function envoy_on_request(handle)
   local v = handle:headers():get("${DESTINATION_ENDPOINT_HEADER}")
@@ -77,6 +94,7 @@ end
 
 export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): Record<string, unknown> {
   const hasFallback = route.fallbackEndpoints.length > 0;
+  const useFallback = hasFallback && route.failureMode === 'open';
   const prefix = route.pathPrefix || '/';
   // Envoy buffers the whole body in BUFFERED mode up to the connection's buffer limit
   // (413 beyond); the route model's maxBodyBytes is that limit.
@@ -106,12 +124,15 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
       match: { prefix, headers: [{ name: DESTINATION_ENDPOINT_HEADER, present_match: true }] },
       route: { cluster: PICKED_CLUSTER, timeout: '0s' },
     },
-    hasFallback
+    useFallback
       ? { name: 'fallback_pool', match: { prefix }, route: { cluster: FALLBACK_CLUSTER, timeout: '0s' } }
       : {
           name: 'no_endpoint',
           match: { prefix },
-          direct_response: { status: 500, body: { inline_string: 'eppkit envoy: no endpoint picked and no fallback pool\n' } },
+          direct_response: {
+            status: 500,
+            body: { inline_string: `eppkit envoy: no endpoint picked (${route.failureMode === 'open' ? 'no fallback endpoints' : 'FailClose'})\n` },
+          },
         },
   ];
 
@@ -124,6 +145,7 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
     '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
     stat_prefix: 'eppkit',
     codec_type: 'AUTO',
+    stream_idle_timeout: durationOf(opts.streamIdleTimeoutMs ?? 15_000),
     access_log: [
       {
         name: 'envoy.access_loggers.file',
@@ -139,9 +161,16 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
       virtual_hosts: [{ name: 'eppkit', domains: ['*'], routes }],
     },
     http_filters: [
+      {
+        name: 'eppkit.strip_client_endpoint',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua',
+          default_source_code: { inline_string: STRIP_CLIENT_HEADER_LUA },
+        },
+      },
       { name: 'envoy.filters.http.ext_proc', typed_config: extProc },
       {
-        name: 'envoy.filters.http.lua',
+        name: 'eppkit.first_endpoint',
         typed_config: {
           '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua',
           default_source_code: { inline_string: FIRST_ENDPOINT_LUA },
@@ -197,7 +226,7 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
       per_connection_buffer_limit_bytes: bufferLimit,
     },
   ];
-  if (hasFallback) {
+  if (useFallback) {
     clusters.push({
       name: FALLBACK_CLUSTER,
       type: 'STATIC',
