@@ -78,13 +78,14 @@ describe.skipIf(gate.skip)('envoy: failure modes against the mock EPP', () => {
       });
 
       it('gRPC error, reset and wrong-phase answers: FailClose 500, FailOpen to the fallback pool', async () => {
-        for (const headers of [
+        const cases: Array<Record<string, string>> = [
           { 'x-eppkit-grpc-error': 'INTERNAL' },
           { 'x-eppkit-grpc-error': 'UNAVAILABLE' },
           { 'x-eppkit-reset': 'true' },
           { 'x-case': 'wrong-phase' },
           { 'x-case': 'empty-oneof' },
-        ]) {
+        ];
+        for (const headers of cases) {
           const closed = await send(url('close', bodyMode), { headers });
           expect(closed.status, JSON.stringify(headers)).toBe(500);
           expect(closed.pod).toBeUndefined();
@@ -130,7 +131,8 @@ describe.skipIf(gate.skip)('envoy: failure modes against the mock EPP', () => {
 
   for (const bodyMode of ['none', 'buffered'] as BodyMode[]) {
     it(`${bodyMode}: an EPP slower than message_timeout or hung gives 504 on FailClose, the fallback pool on FailOpen`, async () => {
-      for (const headers of [{ 'x-eppkit-delay-ms': '1000' }, { 'x-eppkit-hang': 'true' }]) {
+      const cases: Array<Record<string, string>> = [{ 'x-eppkit-delay-ms': '1000' }, { 'x-eppkit-hang': 'true' }];
+      for (const headers of cases) {
         const closed = await send(url('close', bodyMode), { headers });
         expect(closed.status, JSON.stringify(headers)).toBe(504);
         const open = await send(url('open', bodyMode), { headers });
