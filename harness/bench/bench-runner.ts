@@ -95,80 +95,100 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     for (const u of usable) targets.push({ label: several ? `${u.driver.name}@${delay}ms` : u.driver.name, driver: u.driver, version: u.version, delay });
   }
 
-  const results: TargetResult[] = [];
-  for (const t of targets) {
-    const dir = join(logsDir, t.label.replace(/[^A-Za-z0-9@.-]/g, '_'));
-    mkdirSync(dir, { recursive: true });
-    const result: TargetResult = { target: t.label, dataPlane: t.driver?.name ?? null, eppDelayMs: t.delay };
-    if (t.version) result.version = t.version;
-    results.push(result);
-    const headers: Record<string, string> = {};
-    if (t.driver && t.delay > 0) headers['x-eppkit-delay-ms'] = String(t.delay);
-    if (body) headers['content-type'] = 'application/octet-stream';
+  // Interrupted (Ctrl-C, SIGTERM): stop this target's processes before exiting, so no mock,
+  // backend or data plane outlives the bench. Load workers exit when their IPC channel closes.
+  const live = new Set<() => Promise<void>>();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    progress(`${sig}: stopping the processes of the current target`);
+    void Promise.allSettled([...live].map((stop) => stop())).then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
-    let backend: ManagedProcess | undefined;
-    let epp: ManagedProcess | undefined;
-    let dp: StartedDataPlane | undefined;
-    try {
-      progress(`${t.label}: starting`);
-      const b = await startChild('echo backend', ['backend', '--listen', '127.0.0.2:0', '--name', 'bench'], /listening on http:\/\/(\S+)/, join(dir, 'backend.log'));
-      backend = b.proc;
-      let url = `http://${b.address}${o.path}`;
-      if (t.driver) {
-        // The mock's journal is capped anyway; a small cap keeps its memory flat over a long run.
-        const cfgFile = join(dir, 'mock-epp.json');
-        writeFileSync(cfgFile, JSON.stringify({ endpoints: [b.address], journal: { maxEntries: 1000, firstBytes: 0 } }));
-        const port = t.driver.fixedEppPort?.() ?? 0;
-        const e = await startChild('mock EPP', ['mock-epp', '--host', '127.0.0.1', '--port', String(port), '--admin-port', '0', '--config', cfgFile], /grpc listening on (\S+)/, join(dir, 'mock-epp.log'));
-        epp = e.proc;
-        const route = routeWithDefaults({
-          eppAddress: e.address,
-          bodyMode: o.bodyMode,
-          // The message timeout must not cut the delay being measured.
-          timeoutMs: Math.max(200, t.delay * 2 + 500),
-        });
-        const unsupported = t.driver.unsupportedRoute?.(route);
-        if (unsupported) {
-          skipped.push({ target: t.label, reason: unsupported });
-          results.pop();
+  const results: TargetResult[] = [];
+  try {
+    for (const t of targets) {
+      const dir = join(logsDir, t.label.replace(/[^A-Za-z0-9@.-]/g, '_'));
+      mkdirSync(dir, { recursive: true });
+      const result: TargetResult = { target: t.label, dataPlane: t.driver?.name ?? null, eppDelayMs: t.delay };
+      if (t.version) result.version = t.version;
+      results.push(result);
+      const headers: Record<string, string> = {};
+      if (t.driver && t.delay > 0) headers['x-eppkit-delay-ms'] = String(t.delay);
+      if (body) headers['content-type'] = 'application/octet-stream';
+
+      let backend: ManagedProcess | undefined;
+      let epp: ManagedProcess | undefined;
+      let dp: StartedDataPlane | undefined;
+      try {
+        progress(`${t.label}: starting`);
+        const b = await startChild('echo backend', ['backend', '--listen', '127.0.0.2:0', '--name', 'bench'], /listening on http:\/\/(\S+)/, join(dir, 'backend.log'));
+        backend = b.proc;
+        live.add(() => b.proc.stop());
+        let url = `http://${b.address}${o.path}`;
+        if (t.driver) {
+          // The mock's journal is capped anyway; a small cap keeps its memory flat over a long run.
+          const cfgFile = join(dir, 'mock-epp.json');
+          writeFileSync(cfgFile, JSON.stringify({ endpoints: [b.address], journal: { maxEntries: 1000, firstBytes: 0 } }));
+          const port = t.driver.fixedEppPort?.() ?? 0;
+          const e = await startChild('mock EPP', ['mock-epp', '--host', '127.0.0.1', '--port', String(port), '--admin-port', '0', '--config', cfgFile], /grpc listening on (\S+)/, join(dir, 'mock-epp.log'));
+          epp = e.proc;
+          live.add(() => e.proc.stop());
+          const route = routeWithDefaults({
+            eppAddress: e.address,
+            bodyMode: o.bodyMode,
+            // The message timeout must not cut the delay being measured.
+            timeoutMs: Math.max(200, t.delay * 2 + 500),
+          });
+          const unsupported = t.driver.unsupportedRoute?.(route);
+          if (unsupported) {
+            skipped.push({ target: t.label, reason: unsupported });
+            results.pop();
+            continue;
+          }
+          const started = await t.driver.start(route, { workDir: dir, runtime: o.runtime, host: '127.0.0.1' });
+          dp = started;
+          live.add(() => started.stop());
+          url = `${dp.url}${o.path}`;
+        }
+        const bad = await smoke(url, headers, body);
+        if (bad) {
+          result.failed = bad;
+          writeFileSync(join(dir, 'data-plane.log'), dp?.logs() ?? '');
+          progress(`${t.label}: ${bad}`);
           continue;
         }
-        dp = await t.driver.start(route, { workDir: dir, runtime: o.runtime, host: '127.0.0.1' });
-        url = `${dp.url}${o.path}`;
+        const spec: LoadSpec = {
+          url,
+          method: body ? 'POST' : 'GET',
+          headers,
+          bodyBytes: o.bodyBytes,
+          executor: o.executor,
+          connections: o.connections,
+          warmupMs: o.warmup,
+          durationMs: o.duration,
+          timeoutMs: o.timeout,
+        };
+        if (o.rate !== undefined) spec.rate = o.rate;
+        progress(`${t.label}: measuring for ${o.duration / 1000} s`);
+        result.load = await runLoad(spec, o.workers);
+        progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
+      } catch (e) {
+        result.failed = e instanceof EppkitError ? e.format() : ((e as Error)?.message ?? String(e));
+        progress(`${t.label}: failed: ${result.failed.split('\n')[0]}`);
+      } finally {
+        if (dp) {
+          writeFileSync(join(dir, 'data-plane.log'), dp.logs());
+          await dp.stop().catch(() => {});
+        }
+        await epp?.stop().catch(() => {});
+        await backend?.stop().catch(() => {});
+        live.clear();
       }
-      const bad = await smoke(url, headers, body);
-      if (bad) {
-        result.failed = bad;
-        writeFileSync(join(dir, 'data-plane.log'), dp?.logs() ?? '');
-        progress(`${t.label}: ${bad}`);
-        continue;
-      }
-      const spec: LoadSpec = {
-        url,
-        method: body ? 'POST' : 'GET',
-        headers,
-        bodyBytes: o.bodyBytes,
-        executor: o.executor,
-        connections: o.connections,
-        warmupMs: o.warmup,
-        durationMs: o.duration,
-        timeoutMs: o.timeout,
-      };
-      if (o.rate !== undefined) spec.rate = o.rate;
-      progress(`${t.label}: measuring for ${o.duration / 1000} s`);
-      result.load = await runLoad(spec, o.workers);
-      progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
-    } catch (e) {
-      result.failed = e instanceof EppkitError ? e.format() : ((e as Error)?.message ?? String(e));
-      progress(`${t.label}: failed: ${result.failed.split('\n')[0]}`);
-    } finally {
-      if (dp) {
-        writeFileSync(join(dir, 'data-plane.log'), dp.logs());
-        await dp.stop().catch(() => {});
-      }
-      await epp?.stop().catch(() => {});
-      await backend?.stop().catch(() => {});
     }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 
   const direct = results.find((r) => r.target === 'direct')?.load;

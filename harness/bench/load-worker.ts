@@ -182,6 +182,8 @@ function reply(msg: unknown): void {
   process.send?.(msg, undefined, {}, () => process.disconnect?.());
 }
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.send) {
+  // The parent went away (interrupted bench): stop loading the target at once.
+  process.once('disconnect', () => process.exit(0));
   process.once('message', (msg: { type: 'run'; spec: LoadSpec }) => {
     runLoadWorker(msg.spec).then(
       (result) => reply({ type: 'result', result }),
