@@ -27,9 +27,10 @@ const SHIM_MODULE = fileURLToPath(new URL('../../proxies/node-proxy/node-proxy-c
 // What NGF's integration can do. It cannot: relay an ImmediateResponse (the shim's error
 // status only empties the pick, so it becomes the failure mode's outcome), stream bodies
 // (NJS reads the whole body first), tell a timeout from another failure (FailClose is
-// always 500), validate endpoints (nginx proxies to whatever the header says), try a
-// fallback list, apply other header mutations, or report the served endpoint.
-const NGINX_NJS_FEATURES: Feature[] = ['body-none', 'body-buffered', 'fail-open', 'fail-close', 'timeout'];
+// always 500), use a comma-separated fallback list (nginx fails on it), apply other header
+// mutations, report the served endpoint, or skip the body (the shim always sends it, so
+// 'body-none' is not claimed). Garbage picks are refused by the shim, which validates them.
+const NGINX_NJS_FEATURES: Feature[] = ['body-buffered', 'fail-open', 'fail-close', 'timeout', 'endpoint-validation'];
 
 async function freePort(host: string): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -91,6 +92,7 @@ export class NginxNjsDriver implements DataPlaneDriver {
 
   unsupportedRoute(route: RouteModel): string | undefined {
     if (route.bodyMode === 'streamed') return 'NJS reads the whole body before asking the EPP: no streamed body mode';
+    if (route.bodyMode === 'none') return 'the NGF shim always sends the whole body to the EPP: no headers-only mode';
     if (route.eppTls) return 'the NGF shim talks plaintext gRPC to the EPP';
     if (route.allow.length > 0) return 'NGF has no endpoint allowlist';
     if (route.responseProcessing) return 'NGF does not send response headers to the EPP';
@@ -105,7 +107,7 @@ export class NginxNjsDriver implements DataPlaneDriver {
     const shim = new ManagedProcess({
       what: 'node-proxy shim',
       command,
-      args: [...args, 'node-proxy', '--shim', '--listen', `${ctx.host}:0`, '--timeout-ms', String(route.timeoutMs)],
+      args: [...args, 'node-proxy', '--shim', '--listen', `${ctx.host}:0`, '--timeout-ms', String(route.timeoutMs), '--max-body-bytes', String(route.maxBodyBytes)],
       logFile: join(workDir, 'shim.log'),
       env: { ...process.env, NO_COLOR: '1' },
     });

@@ -62,7 +62,8 @@ async function pickEndpoint(r) {
       r.warn('eppkit epp.js: request body not in memory (larger than client_body_buffer_size?); sending none');
     }
     try {
-      const res = await ngx.fetch(v.epp_shim_url, init);
+      // The client's path and query go along, so the EPP sees the request's real :path.
+      const res = await ngx.fetch(`${v.epp_shim_url}${v.request_uri}`, init);
       const endpoint = res.headers.get(ENDPOINT_HEADER);
       if (res.status === 200 && endpoint) {
         v.inference_workload_endpoint = endpoint;
