@@ -2,11 +2,15 @@
 // entry in DRIVERS (order = the order of `eppkit list` and of `--data-plane all`).
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver } from './data-plane-driver.ts';
+import { envoyDriver } from './envoy-driver.ts';
 import { externalDriver } from './external-driver.ts';
+import { nginxNjsDriver } from './nginx-njs-driver.ts';
 import { nodeProxyDriver } from './node-proxy-driver.ts';
 
 export const DRIVERS: readonly DataPlaneDriver[] = [
   nodeProxyDriver,
+  envoyDriver,
+  nginxNjsDriver,
   externalDriver,
 ];
 
