@@ -1,0 +1,184 @@
+//! ngx_http_rust_epp_module: asks an Endpoint Picker (Envoy ext_proc over gRPC) where each
+//! request goes, without ever blocking an nginx worker.
+//!
+//! Two config forms:
+//! - NGF drop-in: `epp_get_endpoint on;` (content handler) reads `$epp_host`, `$epp_port`,
+//!   `$epp_internal_path`, sets `$inference_workload_endpoint` and redirects internally.
+//! - Direct: `epp_endpoint host:port;` runs in the precontent phase, sets the variable and the
+//!   endpoint request header, then lets the same location's `proxy_pass` run.
+//!
+//! Threads: nginx APIs are only ever called on the worker thread. The gRPC client runs on a tokio
+//! runtime (own threads, created in init_process after fork); a finished call pushes its outcome
+//! to a queue and writes an eventfd that is registered as a read event in the worker's loop.
+
+mod conf;
+mod request;
+mod util;
+mod worker;
+
+use conf::*;
+use ngx::ffi::*;
+use std::ffi::c_void;
+use std::ptr;
+
+/// The `commands` array: terminated by an empty command.
+static mut COMMANDS: [ngx_command_t; 14] = [
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_get_endpoint"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF | NGX_CONF_FLAG) as ngx_uint_t,
+        set: Some(set_get_endpoint),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, get_endpoint),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_endpoint"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_endpoint),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, endpoint),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_timeout_ms"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_timeout_ms),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, timeout_ms),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_failure_mode_allow"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
+        set: Some(set_flag),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, fail_open),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_header_name"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_header_name),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, header_name),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_default_upstream"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_complex),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, default_upstream),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_body_mode"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_body_mode),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, body_mode),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_max_body_size"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_size),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, max_body),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_tls"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
+        set: Some(set_flag),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, tls),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_tls_verify"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
+        set: Some(set_flag),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, tls_verify),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_tls_ca"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_str),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, tls_ca),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_tls_server_name"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_str),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, tls_server_name),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_report_served"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
+        set: Some(set_flag),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, report_served),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t::empty(),
+];
+
+static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: Some(preconfiguration),
+    postconfiguration: Some(postconfiguration),
+    create_main_conf: None,
+    init_main_conf: None,
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: Some(create_loc_conf),
+    merge_loc_conf: Some(merge_loc_conf),
+};
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_http_rust_epp_module: ngx_module_t = ngx_module_t {
+    ctx: &MODULE_CTX as *const ngx_http_module_t as *mut c_void,
+    commands: unsafe { &raw mut COMMANDS[0] },
+    type_: NGX_HTTP_MODULE as ngx_uint_t,
+    init_process: Some(worker::init_process),
+    exit_process: Some(worker::exit_process),
+    ..ngx_module_t::default()
+};
+
+ngx::ngx_modules!(ngx_http_rust_epp_module);
+
+/// Variables are added before the rest of the config is parsed, so `map`, `log_format` and
+/// `set` can use them.
+unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    if conf::add_variables(cf).is_err() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    NGX_OK as ngx_int_t
+}
+
+unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    let cmcf = util::http_main_conf(cf, &raw const ngx_http_core_module) as *mut ngx_http_core_main_conf_t;
+    let pre = &mut (*cmcf).phases[ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE as usize].handlers;
+    let h = ngx_array_push(pre) as *mut ngx_http_handler_pt;
+    if h.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    *h = Some(request::precontent_handler);
+    let log = &mut (*cmcf).phases[ngx_http_phases_NGX_HTTP_LOG_PHASE as usize].handlers;
+    let h = ngx_array_push(log) as *mut ngx_http_handler_pt;
+    if h.is_null() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    *h = Some(request::log_handler);
+    if conf::index_builtin_variables(cf).is_err() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    NGX_OK as ngx_int_t
+}
