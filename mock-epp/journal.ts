@@ -102,14 +102,21 @@ export class Journal {
     this.maxEntries = maxEntries;
   }
 
+  /** The newest `maxEntries` entries, oldest first. */
   get entries(): JournalEntry[] {
+    if (this.#entries.length > this.maxEntries) this.#trim();
     return this.#entries;
+  }
+
+  #trim(): void {
+    this.#entries.splice(0, this.#entries.length - this.maxEntries);
   }
 
   /** Adds an open entry (visible at once; `end` is set when the stream ends). */
   open(entry: JournalEntry): void {
     this.#entries.push(entry);
-    if (this.#entries.length > this.maxEntries) this.#entries.splice(0, this.#entries.length - this.maxEntries);
+    // Trim in batches (a quarter of the bound) so a full journal costs O(1) per stream, not a shift each time.
+    if (this.#entries.length > this.maxEntries + Math.max(1, this.maxEntries >> 2)) this.#trim();
   }
 
   /** Called when an entry's stream has ended: wakes waiters counting ended entries. */
@@ -124,7 +131,7 @@ export class Journal {
   }
 
   #endedEntries(): JournalEntry[] {
-    return this.#entries.filter((e) => e.end !== undefined);
+    return this.entries.filter((e) => e.end !== undefined);
   }
 
   #check(w: Waiter): void {

@@ -45,8 +45,17 @@ export class RoundRobinPicker implements Picker {
   // One counter per candidate set, so a narrowed set (subset hint, conformance header)
   // still cycles through all its members.
   #next = new Map<string, number>();
+  // The whole pool is the usual candidate set: count it without building a key string.
+  #pool: readonly string[] | undefined;
+  #poolNext = 0;
   order({ candidates }: PickInput): string[] {
-    const key = candidates.length === 1 ? '' : candidates.join(',');
+    if (candidates === this.#pool || this.#pool === undefined) {
+      this.#pool = candidates;
+      const i = this.#poolNext % candidates.length;
+      this.#poolNext = i + 1;
+      return rotate(candidates, i);
+    }
+    const key = candidates.join(',');
     const i = this.#next.get(key) ?? 0;
     this.#next.set(key, (i + 1) % candidates.length);
     if (this.#next.size > 10_000) this.#next.clear();
