@@ -4,12 +4,15 @@ import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver } from './data-plane-driver.ts';
 import { envoyDriver } from './envoy-driver.ts';
 import { externalDriver } from './external-driver.ts';
+import { nginxDirectDriver, nginxDriver } from './nginx-driver.ts';
 import { nginxNjsDriver } from './nginx-njs-driver.ts';
 import { nodeProxyDriver } from './node-proxy-driver.ts';
 
 export const DRIVERS: readonly DataPlaneDriver[] = [
   nodeProxyDriver,
   envoyDriver,
+  nginxDriver,
+  nginxDirectDriver,
   nginxNjsDriver,
   externalDriver,
 ];

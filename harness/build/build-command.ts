@@ -1,0 +1,37 @@
+// `eppkit build <what>`: builds artifacts the data planes need. Subcommands live in this folder,
+// one entry each in SUBCOMMANDS (`nginx` here; `images` is added next to it).
+import type { Argv, CommandModule } from 'yargs';
+import { buildNginxModule } from './nginx-module-build.ts';
+
+interface NginxArgs {
+  jobs: number;
+  quiet: boolean;
+}
+
+const nginx: CommandModule<object, NginxArgs> = {
+  command: 'nginx',
+  describe: 'Build ngx_http_rust_epp_module (the native nginx EPP module); prints the .so path as the last line',
+  builder: (y) =>
+    y
+      .option('jobs', { type: 'number', default: 2, describe: 'cargo build jobs' })
+      .option('quiet', { type: 'boolean', default: false, describe: "don't show cargo's progress on stderr" }) as never,
+  handler: async (argv) => {
+    const so = await buildNginxModule({ jobs: argv.jobs, onOutput: argv.quiet ? undefined : (s) => process.stderr.write(s) });
+    process.stdout.write(`${so}\n`);
+  },
+};
+
+export const SUBCOMMANDS: CommandModule<object, never>[] = [nginx as unknown as CommandModule<object, never>];
+
+const command: CommandModule = {
+  command: 'build',
+  describe: 'Build what a data plane needs (nginx: the native EPP module)',
+  builder: (y: Argv) => {
+    let b = y;
+    for (const s of SUBCOMMANDS) b = b.command(s);
+    return b.demandCommand(1, 'name what to build, e.g. `eppkit build nginx`');
+  },
+  handler: () => undefined,
+};
+
+export default command;

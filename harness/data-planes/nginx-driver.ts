@@ -1,0 +1,199 @@
+// Drives Debian's nginx with the native Rust EPP module (proxies/nginx-epp): renders nginx.conf
+// from the route model (NGF form by default, or the direct form), starts
+// `/usr/sbin/nginx -p <workDir> -c <conf> -g 'daemon off; master_process on;'` on a free
+// loopback port, with error log, access log ($epp_status) and pid file in workDir.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EppkitError } from '../../core/errors.ts';
+import type { RouteModel } from '../../core/route-model.ts';
+import { renderNginxEppConfig, type NginxEppForm } from '../../proxies/nginx-epp/nginx-epp-config.ts';
+import { defaultNginxModulePath } from '../build/nginx-module-build.ts';
+import { ManagedProcess } from '../processes/managed-process.ts';
+import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+
+export interface NginxDriverOptions {
+  /** Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
+  nginxBin?: string;
+  /** Default EPPKIT_NGINX_MODULE or the path `eppkit build nginx` prints. */
+  modulePath?: string;
+  /** Config form. Default 'ngf'. */
+  form?: NginxEppForm;
+  /** client_body_buffer_size (bodies above it go to temp files). Default 16k. */
+  bodyBufferSize?: string;
+  /** How long nginx may take to listen. Default 15 s. */
+  startTimeoutMs?: number;
+}
+
+// Not claimed: 'fallback-list' (proxy_pass gets the first valid entry only), 'allowlist',
+// 'subset-hint'.
+const NGINX_FEATURES: Feature[] = [
+  'body-none',
+  'body-buffered',
+  'body-streamed',
+  'fail-open',
+  'fail-close',
+  'immediate-response',
+  'header-mutation',
+  'metadata-endpoint',
+  'served-endpoint',
+  'timeout',
+  'endpoint-validation',
+  'tls',
+  'client-abort',
+  'ipv6-endpoint',
+];
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const sock = connect({ host, port });
+    sock.once('connect', () => {
+      sock.destroy();
+      res(true);
+    });
+    sock.once('error', () => res(false));
+  });
+}
+
+function readTail(file: string, maxChars: number): string {
+  if (!existsSync(file)) return '';
+  const t = readFileSync(file, 'utf8');
+  return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
+}
+
+export interface StartedNginx extends StartedDataPlane {
+  readonly workDir: string;
+  /** Master pid. */
+  readonly pid: number | undefined;
+}
+
+export class NginxDriver implements DataPlaneDriver {
+  readonly name: string;
+  readonly description: string;
+  readonly features: ReadonlySet<Feature> = new Set(NGINX_FEATURES);
+  private readonly opts: NginxDriverOptions;
+
+  constructor(opts: NginxDriverOptions = {}) {
+    this.opts = opts;
+    this.name = opts.form === 'direct' ? 'nginx-direct' : 'nginx';
+    this.description = `NGINX 1.22 + native Rust EPP module (non-blocking, ${opts.form === 'direct' ? 'direct epp_endpoint form' : 'NGF epp_get_endpoint form'}), local process`;
+  }
+
+  nginxBin(): string {
+    return this.opts.nginxBin ?? process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx';
+  }
+
+  modulePath(): string {
+    return resolve(this.opts.modulePath ?? defaultNginxModulePath());
+  }
+
+  async available(runtime: Runtime): Promise<Availability> {
+    if (runtime !== 'local') return { ok: false, reason: 'the nginx data plane runs as a local process only (use --runtime local)' };
+    const v = spawnSync(this.nginxBin(), ['-v'], { encoding: 'utf8' });
+    if (v.error || v.status !== 0) return { ok: false, reason: `nginx not found at ${this.nginxBin()}; run: bash scripts/setup-system.sh (apt nginx nginx-dev)` };
+    if (!existsSync(this.modulePath())) {
+      return { ok: false, reason: `the EPP module is not built (${this.modulePath()} missing); run: eppkit build nginx (or set EPPKIT_NGINX_MODULE)` };
+    }
+    return { ok: true };
+  }
+
+  unsupportedRoute(route: RouteModel): string | undefined {
+    if (route.allow.length > 0) return 'the nginx module has no endpoint allowlist';
+    if (route.subsetHint) return 'the nginx module does not send the subset hint';
+    return undefined;
+  }
+
+  async start(route: RouteModel, ctx: DriverContext): Promise<StartedNginx> {
+    const workDir = resolve(ctx.workDir);
+    mkdirSync(workDir, { recursive: true });
+    const confFile = join(workDir, 'nginx.conf');
+    let lastError: unknown;
+    // nginx cannot listen on port 0 and tell us: a freshly freed port may be taken meanwhile.
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const port = await freePort(ctx.host);
+      writeFileSync(
+        confFile,
+        renderNginxEppConfig(route, {
+          workDir,
+          listenHost: ctx.host,
+          listenPort: port,
+          modulePath: this.modulePath(),
+          form: this.opts.form,
+          runAsRoot: process.getuid?.() === 0,
+          bodyBufferSize: this.opts.bodyBufferSize,
+        }),
+      );
+      const proc = new ManagedProcess({
+        what: 'nginx',
+        command: this.nginxBin(),
+        // -e: the error log before the config is read (the default is /var/log/nginx).
+        args: ['-p', `${workDir}/`, '-c', confFile, '-e', join(workDir, 'error.log'), '-g', 'daemon off; master_process on;'],
+        logFile: join(workDir, 'nginx.log'),
+      });
+      try {
+        await this.waitReady(proc, workDir, ctx.host, port);
+      } catch (e) {
+        lastError = e;
+        // SIGTERM, not SIGKILL: the master takes its workers down with it.
+        await proc.stop(2000);
+        if (/Address already in use/.test(readTail(join(workDir, 'error.log'), 4000) + proc.logs())) continue;
+        throw e;
+      }
+      const url = `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${port}`;
+      let stopped: Promise<void> | undefined;
+      const stop = (): Promise<void> => {
+        stopped ??= proc.stop(5000).then(() => undefined);
+        return stopped;
+      };
+      return {
+        name: this.name,
+        url,
+        workDir,
+        pid: proc.pid,
+        logs: () =>
+          [
+            `--- nginx ---\n${proc.logs()}`,
+            `--- nginx error.log ---\n${readTail(join(workDir, 'error.log'), 64 * 1024)}`,
+            `--- nginx access.log ---\n${readTail(join(workDir, 'access.log'), 32 * 1024)}`,
+          ].join('\n'),
+        stop,
+        [Symbol.asyncDispose]: stop,
+      };
+    }
+    throw lastError;
+  }
+
+  private async waitReady(proc: ManagedProcess, workDir: string, host: string, port: number): Promise<void> {
+    const timeoutMs = this.opts.startTimeoutMs ?? 15_000;
+    const deadline = Date.now() + timeoutMs;
+    const pidFile = join(workDir, 'nginx.pid');
+    while (Date.now() < deadline) {
+      if (!proc.running) {
+        throw new EppkitError('EPPKIT_START_FAILED', {
+          what: 'nginx',
+          reason: `exited before it was ready; output:\n${proc.tail(2000)}\nerror.log:\n${readTail(join(workDir, 'error.log'), 2000)}`,
+        });
+      }
+      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(proc.pid) && (await canConnect(host, port))) return;
+      await sleep(50);
+    }
+    throw new EppkitError('EPPKIT_START_FAILED', { what: 'nginx', reason: `not ready within ${timeoutMs} ms; error.log:\n${readTail(join(workDir, 'error.log'), 2000)}` });
+  }
+}
+
+export const nginxDriver = new NginxDriver();
+export const nginxDirectDriver = new NginxDriver({ form: 'direct' });

@@ -1,0 +1,157 @@
+// Renders the nginx.conf for Debian's nginx + ngx_http_rust_epp_module from the route model.
+// Two forms, both documented in proxies/nginx-epp/README.md:
+// - 'ngf' (default): NGINX Gateway Fabric's shape. The client location sets $epp_host,
+//   $epp_port, $epp_internal_path and runs `epp_get_endpoint on;`; the module redirects to the
+//   internal location, where a map turns an empty pick (FailOpen) into the pool's upstream.
+// - 'direct': `epp_endpoint` + `proxy_pass http://$inference_workload_endpoint` in one location.
+import type { RouteModel } from '../../core/route-model.ts';
+
+export type NginxEppForm = 'ngf' | 'direct';
+
+export interface NginxEppRenderOptions {
+  /** Absolute directory: logs, pid, temp files. nginx runs with `-p workDir`. */
+  workDir: string;
+  listenHost: string;
+  listenPort: number;
+  /** Absolute path of ngx_http_rust_epp_module's .so. */
+  modulePath: string;
+  form?: NginxEppForm;
+  /** Emit `user root;` (only when the master runs as root, so workers can write workDir). */
+  runAsRoot: boolean;
+  /** client_body_buffer_size: bodies above it go to a temp file. Default 16k (nginx's default). */
+  bodyBufferSize?: string;
+  /** worker_processes. Default 1. */
+  workers?: number;
+  /** worker_connections. Default 4096. */
+  workerConnections?: number;
+}
+
+export const INTERNAL_PATH = '/_eppkit_inference';
+
+function splitHostPort(addr: string): { host: string; port: string } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr.trim());
+  if (!m) throw new Error(`not a host:port address: ${addr}`);
+  return { host: m[1]!, port: m[2]! };
+}
+
+function hostPort(addr: string): string {
+  const { host, port } = splitHostPort(addr);
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function quote(s: string): string {
+  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+function sizeK(bytes: number): string {
+  return `${Math.ceil(bytes / 1024)}k`;
+}
+
+/** Directives shared by both forms. */
+function eppDirectives(route: RouteModel, indent: string): string {
+  const lines = [
+    `epp_timeout_ms ${route.timeoutMs};`,
+    `epp_failure_mode_allow ${route.failureMode === 'open' ? 'on' : 'off'};`,
+    `epp_body_mode ${route.bodyMode};`,
+    `epp_max_body_size ${sizeK(route.maxBodyBytes)};`,
+  ];
+  if (route.eppTls) {
+    lines.push('epp_tls on;', `epp_tls_verify ${route.eppTls.insecureSkipVerify ? 'off' : 'on'};`);
+    if (route.eppTls.caFile) lines.push(`epp_tls_ca ${quote(route.eppTls.caFile)};`);
+    if (route.eppTls.serverName) lines.push(`epp_tls_server_name ${quote(route.eppTls.serverName)};`);
+  }
+  if (route.responseProcessing) lines.push('epp_report_served on;');
+  return lines.map((l) => `${indent}${l}`).join('\n');
+}
+
+export function renderNginxEppConfig(route: RouteModel, o: NginxEppRenderOptions): string {
+  const wd = o.workDir.replace(/\/$/, '');
+  const form = o.form ?? 'ngf';
+  const failCloseSock = `${wd}/fail-close.sock`;
+  const pool = route.fallbackEndpoints.length > 0;
+  const failOpen = route.failureMode === 'open' && pool;
+  const epp = splitHostPort(route.eppAddress);
+  const prefix = route.pathPrefix || '/';
+  const listen = o.listenHost.includes(':') ? `[${o.listenHost}]:${o.listenPort}` : `${o.listenHost}:${o.listenPort}`;
+  const indent = '            ';
+
+  const clientLocation =
+    form === 'ngf'
+      ? `        location ${prefix} {
+            set $epp_host ${quote(epp.host)};
+            set $epp_port ${quote(epp.port)};
+            set $epp_internal_path ${INTERNAL_PATH};
+${eppDirectives(route, indent)}
+            epp_get_endpoint on;
+        }
+
+        location ${INTERNAL_PATH} {
+            internal;
+${route.responseProcessing ? `${indent}epp_report_served on;\n` : ''}            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_pass http://$inference_backend$request_uri;
+        }`
+      : `        location ${prefix} {
+            epp_endpoint ${hostPort(route.eppAddress)};
+${failOpen ? `${indent}epp_default_upstream eppkit_pool;\n` : ''}${eppDirectives(route, indent)}
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_pass http://$inference_workload_endpoint;
+        }`;
+
+  return `# Rendered by eppkit (proxies/nginx-epp, form ${form}): endpoint picking by the native Rust module.
+load_module ${o.modulePath};
+${o.runAsRoot ? 'user root;\n' : ''}worker_processes ${o.workers ?? 1};
+pid ${wd}/nginx.pid;
+error_log ${wd}/error.log info;
+
+events {
+    worker_connections ${o.workerConnections ?? 4096};
+}
+
+http {
+    log_format eppkit '$remote_addr "$request" $status $body_bytes_sent epp=$epp_status '
+                      'endpoint="$inference_workload_endpoint" upstream="$upstream_addr" rt=$request_time';
+    access_log ${wd}/access.log eppkit;
+    client_body_temp_path ${wd}/client_body_temp;
+    proxy_temp_path ${wd}/proxy_temp;
+    fastcgi_temp_path ${wd}/fastcgi_temp;
+    uwsgi_temp_path ${wd}/uwsgi_temp;
+    scgi_temp_path ${wd}/scgi_temp;
+
+    # NGF's template: no endpoint from the EPP -> FailOpen: the pool; otherwise a 500.
+    map $inference_workload_endpoint $inference_backend {
+        ""      ${failOpen ? 'eppkit_pool' : `unix:${failCloseSock}:`};
+        default $inference_workload_endpoint;
+    }
+${
+  pool
+    ? `
+    upstream eppkit_pool {
+${route.fallbackEndpoints.map((e) => `        server ${hostPort(e)};`).join('\n')}
+    }
+`
+    : ''
+}
+    server {
+        listen unix:${failCloseSock};
+        access_log off;
+        return 500 "eppkit nginx-epp: no endpoint picked\\n";
+    }
+
+    server {
+        listen ${listen};
+        client_max_body_size ${sizeK(route.maxBodyBytes)};
+        client_body_buffer_size ${o.bodyBufferSize ?? '16k'};
+
+${clientLocation}
+${prefix !== '/' ? `
+        location / {
+            return 404;
+        }
+` : ''}    }
+}
+`;
+}
