@@ -24,7 +24,7 @@ function report(results: TargetResult[], over: Partial<BenchReport> = {}): Bench
     command: "eppkit bench --data-plane node-proxy,nginx --threshold 'p99<5'",
     startedAt: '2026-01-01T00:00:00.000Z',
     finishedAt: '2026-01-01T00:01:00.000Z',
-    machine: { cpuModel: 'Test CPU', cores: 2, memGiB: 8, os: 'Linux', node: 'v24.0.0', eppkit: '0.1.0', loadAvg1: 0.5 },
+    machine: { cpuModel: 'Test CPU', cores: 2, memGiB: 8, os: 'Linux', node: 'v24.0.0', eppkit: '0.1.0', loadAvg1: 0.5, loadAvg1End: 3.25 },
     loadClient: {
       kind: 'eppkit load workers',
       workers: 2,
@@ -76,7 +76,7 @@ describe('bench report rendering', () => {
   it('markdown: the exact command, machine facts and a well-formed table', () => {
     const md = renderMarkdown(report(results));
     expect(md).toContain("Command: `eppkit bench --data-plane node-proxy,nginx --threshold 'p99<5'`");
-    expect(md).toContain('Machine: Test CPU, 2 cores, 8 GiB, Linux, Node v24.0.0');
+    expect(md).toContain('Machine: Test CPU, 2 cores, 8 GiB, Linux, Node v24.0.0, eppkit 0.1.0; 1-min load average 0.5 at start, 3.25 at end');
     const table = md.split('\n').filter((l) => l.startsWith('|'));
     expect(table).toHaveLength(2 + results.length);
     const columns = table.map((l) => l.split(/(?<!\\)\|/).length);

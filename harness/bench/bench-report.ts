@@ -105,7 +105,8 @@ export function loadClientLine(c: LoadClientFacts): string {
 }
 
 export function machineLine(m: MachineFacts): string {
-  return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, Node ${m.node}, eppkit ${m.eppkit}; load average ${m.loadAvg1} at start`;
+  const end = m.loadAvg1End === undefined ? '' : `, ${m.loadAvg1End} at end`;
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, Node ${m.node}, eppkit ${m.eppkit}; 1-min load average ${m.loadAvg1} at start${end}`;
 }
 
 export function renderConsole(report: BenchReport): string {

@@ -15,7 +15,7 @@ import type { BenchOptions } from './bench-options.ts';
 import { CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
 import { runLoad } from './load-client.ts';
 import type { LoadSpec } from './load-worker.ts';
-import { dataPlaneVersion, machineFacts } from './machine-facts.ts';
+import { currentLoadAvg, dataPlaneVersion, machineFacts } from './machine-facts.ts';
 import { evaluateThresholds, type ThresholdSubject } from './thresholds.ts';
 
 /** Drivers `all` stands for: every registered one except `external`, which needs the user's own setup. */
@@ -191,6 +191,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     process.off('SIGTERM', onSignal);
   }
 
+  machine.loadAvg1End = currentLoadAvg();
   const direct = results.find((r) => r.target === 'direct')?.load;
   for (const r of results) {
     if (!r.load) continue;

@@ -15,6 +15,12 @@ export interface MachineFacts {
   eppkit: string;
   /** 1-minute load average when the bench started: a loaded machine gives slower numbers. */
   loadAvg1: number;
+  /** The same when it ended (set by the runner): a busy neighbour shows up here. */
+  loadAvg1End?: number;
+}
+
+export function currentLoadAvg(): number {
+  return Math.round((loadavg()[0] ?? 0) * 100) / 100;
 }
 
 export function machineFacts(): MachineFacts {
@@ -38,7 +44,7 @@ export function machineFacts(): MachineFacts {
     os,
     node: process.version,
     eppkit,
-    loadAvg1: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+    loadAvg1: currentLoadAvg(),
   };
 }
 
