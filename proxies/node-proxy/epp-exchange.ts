@@ -337,6 +337,7 @@ export class EppExchange {
   }
 
   private onEnd(): void {
+    if (this.finished) return this.markClosed();
     // The EPP closed with OK. Before its decision that means "no endpoint".
     if (!this.decided) this.fail('epp_closed', 'the EPP closed the stream before answering');
     else if (this.responseWaiter) {
@@ -485,7 +486,10 @@ export class EppExchange {
     this.bypassed = true;
     this.duplex = false;
     this.bodyDone = true;
-    return this.pending.splice(0);
+    // Chunks the EPP already released (no sink yet), then those it still held.
+    const out = this.early.filter((c): c is Buffer => c !== null);
+    this.early.length = 0;
+    return [...out, ...this.pending.splice(0)];
   }
 
   get streamedBodyOwnedByEpp(): boolean {
