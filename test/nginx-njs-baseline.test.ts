@@ -40,7 +40,7 @@ describe.skipIf(gate.skip)('nginx-njs: NGF-style endpoint picking', () => {
     epp = await new MockEpp({ endpoints: [a.address, b.address], rules: RULES }).withHost('127.0.0.1').withPort(0).withAdminPort(null).start();
     const [close, open] = await Promise.all(
       (['close', 'open'] as FailureMode[]).map((failureMode) =>
-        driver.start(routeWithDefaults({ eppAddress: epp.address, failureMode, timeoutMs: 200, fallbackEndpoints: [fallback.address] }), {
+        driver.start(routeWithDefaults({ eppAddress: epp.address, failureMode, timeoutMs: 500, fallbackEndpoints: [fallback.address] }), {
           workDir: workDir(`nginx-njs-${failureMode}`),
           runtime: 'local',
           host: '127.0.0.1',

@@ -55,6 +55,26 @@ function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
+/**
+ * One throw-away exchange against a closed port, so the shim's first real request does not pay
+ * its cold start (module JIT, first gRPC channel) inside the EPP's 200 ms message timeout. It
+ * never reaches the mock EPP, so no journal entry appears.
+ */
+async function warmShim(shimUrl: string, host: string): Promise<void> {
+  const closedPort = await freePort(host);
+  try {
+    const res = await fetch(`${shimUrl}/eppkit-warmup`, {
+      method: 'POST',
+      headers: { 'x-epp-host': host, 'x-epp-port': String(closedPort), 'content-type': 'text/plain' },
+      body: 'warm-up',
+      signal: AbortSignal.timeout(3000),
+    });
+    await res.arrayBuffer();
+  } catch {
+    // A slow or failed warm-up only costs the first request its head start.
+  }
+}
+
 function readTail(file: string, maxChars: number): string {
   if (!existsSync(file)) return '';
   const t = readFileSync(file, 'utf8');
@@ -115,6 +135,7 @@ export class NginxNjsDriver implements DataPlaneDriver {
     try {
       const m = await shim.waitForLine(/listening on (http:\/\/\S+)/, 15_000);
       const shimUrl = (m[1] ?? '').replace(/\/$/, '');
+      await warmShim(shimUrl, ctx.host);
       copyFileSync(EPP_JS, join(workDir, 'epp.js'));
       const started = await this.startNginx(route, workDir, ctx.host, shimUrl);
       nginx = started.proc;
