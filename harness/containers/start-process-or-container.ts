@@ -138,11 +138,28 @@ function fromContainer(c: StartedEppkitContainer): StartedProcessOrContainer {
   };
 }
 
+let eppkitImageChecked: Promise<void> | undefined;
+
+/**
+ * eppkit/node carries a copy of this checkout's sources: make sure it is the current one
+ * before the first container of a run (a no-op costing a hash of the sources when nothing
+ * changed), so `--runtime docker` never tests stale code. Once per process.
+ */
+export function ensureEppkitImageCurrent(): Promise<void> {
+  eppkitImageChecked ??= (async () => {
+    const { buildImages, formatImageResult } = await import('./build-images.ts');
+    const results = await buildImages({ only: ['node'] });
+    for (const r of results) if (r.status === 'built') process.stderr.write(`[eppkit] ${IMAGES_BY_ROLE.eppkit} was out of date: ${formatImageResult(r)}\n`);
+  })();
+  return eppkitImageChecked;
+}
+
 /** Starts `opts.command` as ctx.runtime says and waits until it is ready. */
 export async function startProcessOrContainer(ctx: DriverContext, opts: ProcessOrContainerOptions): Promise<StartedProcessOrContainer> {
   const timeoutMs = opts.readyTimeoutMs ?? 20_000;
   let started: StartedProcessOrContainer;
   if (ctx.runtime === 'docker') {
+    if (opts.image === IMAGES_BY_ROLE.eppkit && process.env.EPPKIT_DOCKER_NO_REFRESH !== '1') await ensureEppkitImageCurrent();
     const avail = await containerAvailable(opts.image);
     if (!avail.ok) throw new EppkitError('EPPKIT_START_FAILED', { what: `${opts.what} (container ${opts.image})`, reason: avail.reason ?? 'docker unavailable' });
     let c = new EppkitContainer(opts.image)
