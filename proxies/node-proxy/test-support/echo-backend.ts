@@ -5,6 +5,7 @@
 //   /__reset...            -> destroys the connection without answering
 //   /__reset-mid...        -> sends the head and part of the body, then destroys the connection
 //   /__big?bytes=N         -> N bytes of a deterministic pattern
+//   /__slow?ms=N           -> answers after N ms (counts requests that were cut off meanwhile)
 // Response headers always include x-echo-port and x-echo-body-sha256.
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
@@ -24,6 +25,8 @@ export interface StartedEchoBackend extends AsyncDisposable {
   readonly url: string;
   /** Requests fully received, in order. */
   readonly received: EchoRequest[];
+  /** /__slow requests whose connection closed before the answer. */
+  cutOff(): number;
   /** Connections open now. */
   openConnections(): number;
   stop(): Promise<void>;
@@ -37,6 +40,7 @@ export function pattern(n: number): Buffer {
 
 export async function startEchoBackend(host = '127.0.0.1'): Promise<StartedEchoBackend> {
   const received: EchoRequest[] = [];
+  const cutOff = { n: 0 };
   const sockets = new Set<import('node:net').Socket>();
   let port = 0;
   const server = http.createServer((req, res) => {
@@ -70,6 +74,20 @@ export async function startEchoBackend(host = '127.0.0.1'): Promise<StartedEchoB
         res.end(body);
         return;
       }
+      if (url.startsWith('/__slow')) {
+        const ms = Number(new URL(url, 'http://x').searchParams.get('ms') ?? '1000');
+        const t = setTimeout(() => {
+          res.writeHead(200, { ...common, 'content-length': '4' });
+          res.end('slow');
+        }, ms);
+        res.on('close', () => {
+          if (!res.writableFinished) {
+            clearTimeout(t);
+            cutOff.n++;
+          }
+        });
+        return;
+      }
       if (url.startsWith('/__big')) {
         const n = Number(new URL(url, 'http://x').searchParams.get('bytes') ?? '0');
         res.writeHead(200, { ...common, 'content-type': 'application/octet-stream' });
@@ -99,6 +117,7 @@ export async function startEchoBackend(host = '127.0.0.1'): Promise<StartedEchoB
     url: `http://${address}`,
     received,
     openConnections: () => sockets.size,
+    cutOff: () => cutOff.n,
     stop,
     [Symbol.asyncDispose]: stop,
   };

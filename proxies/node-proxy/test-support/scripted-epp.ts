@@ -10,6 +10,8 @@ export interface StartedScriptedEpp extends AsyncDisposable {
   readonly address: string;
   /** Every message received, per stream. */
   readonly streams: ProcessingRequest[][];
+  /** How each stream ended, per stream: 'half-close' (client end), 'cancelled' (RST_STREAM), or open. */
+  readonly ends: Array<'open' | 'half-close' | 'cancelled'>;
   stop(): Promise<void>;
 }
 
@@ -18,16 +20,28 @@ export async function startScriptedEpp(
   onMessage: (call: ScriptedCall, msg: ProcessingRequest, seen: ProcessingRequest[]) => void,
 ): Promise<StartedScriptedEpp> {
   const streams: ProcessingRequest[][] = [];
+  const ends: Array<'open' | 'half-close' | 'cancelled'> = [];
   const server = new grpc.Server();
   server.addService(extProcServiceDefinition, {
     Process: (call: ScriptedCall) => {
       const seen: ProcessingRequest[] = [];
-      streams.push(seen);
+      const i = streams.push(seen) - 1;
+      ends[i] = 'open';
+      // A client RST_STREAM also ends the readable side, just before 'cancelled': wait a tick.
+      call.on('cancelled', () => {
+        if (ends[i] === 'open') ends[i] = 'cancelled';
+      });
       call.on('data', (m: ProcessingRequest) => {
         seen.push(m);
         onMessage(call, m, seen);
       });
-      call.on('end', () => call.end());
+      call.on('end', () => {
+        setTimeout(() => {
+          if (ends[i] !== 'open') return;
+          ends[i] = 'half-close';
+          call.end();
+        }, 5);
+      });
       call.on('error', () => undefined);
     },
   });
@@ -39,7 +53,7 @@ export async function startScriptedEpp(
       server.forceShutdown();
       resolve();
     });
-  return { address: `127.0.0.1:${port}`, streams, stop, [Symbol.asyncDispose]: stop };
+  return { address: `127.0.0.1:${port}`, streams, ends, stop, [Symbol.asyncDispose]: stop };
 }
 
 /** The Struct form protobufjs encodes (camelCase value fields). */
