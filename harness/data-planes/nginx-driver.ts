@@ -23,6 +23,8 @@ export interface NginxDriverOptions {
   form?: NginxEppForm;
   /** client_body_buffer_size (bodies above it go to temp files). Default 16k. */
   bodyBufferSize?: string;
+  /** client_max_body_size override (default: the route's maxBodyBytes). */
+  clientMaxBodySize?: string;
   /** How long nginx may take to listen. Default 15 s. */
   startTimeoutMs?: number;
 }
@@ -135,6 +137,7 @@ export class NginxDriver implements DataPlaneDriver {
           form: this.opts.form,
           runAsRoot: process.getuid?.() === 0,
           bodyBufferSize: this.opts.bodyBufferSize,
+          clientMaxBodySize: this.opts.clientMaxBodySize,
         }),
       );
       const proc = new ManagedProcess({

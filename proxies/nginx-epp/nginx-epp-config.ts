@@ -20,6 +20,8 @@ export interface NginxEppRenderOptions {
   runAsRoot: boolean;
   /** client_body_buffer_size: bodies above it go to a temp file. Default 16k (nginx's default). */
   bodyBufferSize?: string;
+  /** client_max_body_size. Default the route's maxBodyBytes (nginx refuses larger with 413 itself). */
+  clientMaxBodySize?: string;
   /** worker_processes. Default 1. */
   workers?: number;
   /** worker_connections. Default 4096. */
@@ -143,7 +145,7 @@ ${route.fallbackEndpoints.map((e) => `        server ${hostPort(e)};`).join('\n'
 
     server {
         listen ${listen};
-        client_max_body_size ${sizeK(route.maxBodyBytes)};
+        client_max_body_size ${o.clientMaxBodySize ?? sizeK(route.maxBodyBytes)};
         client_body_buffer_size ${o.bodyBufferSize ?? '16k'};
 
 ${clientLocation}
