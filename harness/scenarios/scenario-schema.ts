@@ -42,7 +42,9 @@ const backendSchema = z
 const routeSchema = z
   .strictObject({
     failureMode: z.enum(['open', 'close']).default('close'),
-    timeoutMs: posInt.default(200).meta({ description: 'per-message EPP timeout' }),
+    // 5 s, not the route model's 200 ms: on a loaded CI machine a cold gRPC channel can take
+    // longer than 200 ms, and only timeout scenarios are about the timeout (they set it).
+    timeoutMs: posInt.default(5000).meta({ description: 'per-message EPP timeout, ms (default 5000 in scenarios; timeout scenarios set their own)' }),
     bodyMode: z.enum(['none', 'buffered', 'streamed']).default('buffered'),
     fallback: z.array(z.string()).default([]).meta({ description: 'fail-open pool: backend names or ip:port' }),
     responseProcessing: z.boolean().default(false),
