@@ -42,6 +42,8 @@ export interface ConfigState {
   config: MockEppConfig;
   rules: CompiledRule[];
   picker: Picker;
+  /** Whether a rule or the picker reads the `model` of a JSON body. */
+  needsModel: boolean;
   /** Streams opened under this config (rule ordinals count from here). */
   ordinal: number;
 }
@@ -91,6 +93,53 @@ function summarizeBody(buf: Buffer, firstBytes: number, sha: string): JournalBod
 
 function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
+}
+
+/**
+ * Size, sha256 and first bytes of a body seen in several messages. A one-message body (the
+ * common case) is hashed once: its per-message digest is also the whole body's.
+ */
+class BodyDigest {
+  size = 0;
+  #messages = 0;
+  #first: Buffer | undefined;
+  #firstSha = '';
+  #hash: Hash | undefined;
+  #head: Buffer[] = [];
+  #headBytes = 0;
+  readonly #limit: number;
+  constructor(firstBytes: number) {
+    this.#limit = firstBytes;
+  }
+  /** Adds one message's bytes; returns that message's sha256. */
+  add(body: Buffer): string {
+    const sha = sha256(body);
+    this.size += body.length;
+    if (++this.#messages === 1) {
+      this.#first = body;
+      this.#firstSha = sha;
+    } else {
+      if (!this.#hash) this.#hash = createHash('sha256').update(this.#first ?? Buffer.alloc(0));
+      this.#first = undefined;
+      this.#hash.update(body);
+    }
+    const want = this.#limit - this.#headBytes;
+    if (want > 0 && body.length > 0) {
+      const part = Buffer.from(body.subarray(0, want));
+      this.#head.push(part);
+      this.#headBytes += part.length;
+    }
+    return sha;
+  }
+  get seen(): boolean {
+    return this.#messages > 0;
+  }
+  summary(): JournalBody {
+    const h = this.#head.length === 1 ? (this.#head[0] as Buffer) : Buffer.concat(this.#head);
+    const sha = this.#hash ? this.#hash.digest('hex') : this.#firstSha;
+    this.#first = undefined;
+    return { size: this.size, sha256: sha, firstBytes: h.toString('utf8'), firstBytesBase64: h.toString('base64') };
+  }
 }
 
 function metadataToJson(md: ProcessingRequest['metadata_context']): Record<string, Json> | undefined {
@@ -181,15 +230,9 @@ export class ExtProcSession {
   #requestHeaders: Record<string, string> = {};
   #reqBodyChunks: Buffer[] = [];
   #heldBodyMessages: HttpBody[] = [];
-  #reqBodyBytes = 0;
-  #reqHash: Hash | undefined;
-  #reqHead: Buffer[] = [];
-  #reqHeadBytes = 0;
+  #reqDigest: BodyDigest;
   #reqBodyEnded = false;
-  #respBodyBytes = 0;
-  #respHash: Hash | undefined;
-  #respHead: Buffer[] = [];
-  #respHeadBytes = 0;
+  #respDigest: BodyDigest;
 
   #action: RuleAction = {};
   #pickValue: string | undefined;
@@ -202,6 +245,8 @@ export class ExtProcSession {
     this.#env = env;
     this.#cfg = env.state.config;
     this.#ordinal = ++env.state.ordinal;
+    this.#reqDigest = new BodyDigest(this.#cfg.journal.firstBytes);
+    this.#respDigest = new BodyDigest(this.#cfg.journal.firstBytes);
     this.entry = {
       id: env.nextId(),
       startedAt: new Date().toISOString(),
@@ -328,19 +373,14 @@ export class ExtProcSession {
     e.end = { how };
     if (grpcCode !== undefined) e.end.grpcCode = grpcCode;
     if (detail !== undefined) e.end.detail = detail;
-    if (this.#reqHash) e.requestBody = this.#bodySummary(this.#reqHash, this.#reqHead, this.#reqBodyBytes);
-    if (this.#respHash) e.responseBody = this.#bodySummary(this.#respHash, this.#respHead, this.#respBodyBytes);
+    if (this.#reqDigest.seen) e.requestBody = this.#reqDigest.summary();
+    if (this.#respDigest.seen) e.responseBody = this.#respDigest.summary();
     const m = this.#env.metrics;
     m.streamsActive--;
     m.streamEnds.inc(how);
     if (this.#pickedEndpoint) this.#env.state.picker.release?.(this.#pickedEndpoint);
     this.#env.journal.ended();
     this.#env.onClosed(this);
-  }
-
-  #bodySummary(hash: Hash, head: Buffer[], size: number): JournalBody {
-    const h = Buffer.concat(head);
-    return { size, sha256: hash.digest('hex'), firstBytes: h.toString('utf8'), firstBytesBase64: h.toString('base64') };
   }
 
   /** Server stopping: end what is still open. */
@@ -406,13 +446,10 @@ export class ExtProcSession {
         const b = m.request_body ?? {};
         const body = b.body ?? Buffer.alloc(0);
         jp.endOfStream = b.end_of_stream === true || b.end_of_stream_without_message === true;
-        jp.body = summarizeBody(body, this.#cfg.journal.firstBytes, sha256(body));
         if (!this.#gotRequestHeaders) return void this.#badInput('body-before-headers', 'request_body before request_headers');
         if (this.#reqBodyEnded) return void this.#badInput('body-after-end', 'request_body after the request body ended');
-        this.#reqBodyBytes += body.length;
-        (this.#reqHash ??= createHash('sha256')).update(body);
-        this.#keepHead(body, this.#reqHead, 'req');
-        if (this.#reqBodyBytes > this.#cfg.maxBodyBytes) return this.#tooLarge('request', tIn);
+        jp.body = summarizeBody(body, this.#cfg.journal.firstBytes, this.#reqDigest.add(body));
+        if (this.#reqDigest.size > this.#cfg.maxBodyBytes) return this.#tooLarge('request', tIn);
         if (jp.endOfStream) this.#reqBodyEnded = true;
         if (m.observability_mode) return;
         if (this.#holding) {
@@ -448,11 +485,8 @@ export class ExtProcSession {
         const b = m.response_body ?? {};
         const body = b.body ?? Buffer.alloc(0);
         jp.endOfStream = b.end_of_stream === true || b.end_of_stream_without_message === true;
-        jp.body = summarizeBody(body, this.#cfg.journal.firstBytes, sha256(body));
-        this.#respBodyBytes += body.length;
-        (this.#respHash ??= createHash('sha256')).update(body);
-        this.#keepHead(body, this.#respHead, 'resp');
-        if (this.#respBodyBytes > this.#cfg.maxBodyBytes) return this.#tooLarge('response', tIn);
+        jp.body = summarizeBody(body, this.#cfg.journal.firstBytes, this.#respDigest.add(body));
+        if (this.#respDigest.size > this.#cfg.maxBodyBytes) return this.#tooLarge('response', tIn);
         if (m.observability_mode) return;
         return this.#answerBody('response_body', b, body, tIn);
       }
@@ -462,16 +496,6 @@ export class ExtProcSession {
         return this.#answerTrailers('response_trailers', tIn);
       }
     }
-  }
-
-  #keepHead(body: Buffer, head: Buffer[], which: 'req' | 'resp'): void {
-    const have = which === 'req' ? this.#reqHeadBytes : this.#respHeadBytes;
-    const want = this.#cfg.journal.firstBytes - have;
-    if (want <= 0 || body.length === 0) return;
-    const part = Buffer.from(body.subarray(0, want));
-    head.push(part);
-    if (which === 'req') this.#reqHeadBytes += part.length;
-    else this.#respHeadBytes += part.length;
   }
 
   #setModes(m: ProcessingRequest): void {
@@ -500,7 +524,8 @@ export class ExtProcSession {
   #decide(body: Buffer | undefined): void {
     const st = this.#env.state;
     const headers = this.#requestHeaders;
-    const model = body !== undefined ? modelOf(body) : undefined;
+    // Parsing the body costs; only when a rule or the picker looks at the model.
+    const model = body !== undefined && st.needsModel ? modelOf(body) : undefined;
     const rule = firstMatch(st.rules, { headers, ordinal: this.#ordinal, body, model });
     let action: RuleAction = rule ? rule.action : {};
     if (rule) this.entry.rule = rule.name;

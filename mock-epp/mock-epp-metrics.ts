@@ -41,7 +41,7 @@ export class MockEppMetrics {
     }
   }
 
-  render(extra: { poolSize: number; queueDepths?: Record<string, number> }): string {
+  render(extra: { poolSize: number; journalEntries: number; queueDepths?: Record<string, number> }): string {
     const out: string[] = [];
     const counter = (name: string, help: string, label: string, c: LabeledCounter) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
@@ -63,6 +63,13 @@ export class MockEppMetrics {
       out.push('# TYPE eppkit_mock_queue_depth gauge');
       for (const [k, v] of Object.entries(extra.queueDepths)) out.push(`eppkit_mock_queue_depth{endpoint="${escapeLabel(k)}"} ${v}`);
     }
+    const mem = process.memoryUsage();
+    out.push('# HELP eppkit_mock_process_resident_memory_bytes Resident set size of the mock process.', '# TYPE eppkit_mock_process_resident_memory_bytes gauge');
+    out.push(`eppkit_mock_process_resident_memory_bytes ${mem.rss}`);
+    out.push('# HELP eppkit_mock_heap_used_bytes V8 heap in use.', '# TYPE eppkit_mock_heap_used_bytes gauge');
+    out.push(`eppkit_mock_heap_used_bytes ${mem.heapUsed}`);
+    out.push('# HELP eppkit_mock_journal_entries Entries held in the journal.', '# TYPE eppkit_mock_journal_entries gauge');
+    out.push(`eppkit_mock_journal_entries ${extra.journalEntries}`);
     const h = 'eppkit_mock_service_time_seconds';
     out.push(`# HELP ${h} Time from a message received to its answer sent.`, `# TYPE ${h} histogram`);
     let cum = 0;

@@ -139,7 +139,9 @@ export class StartedMockEpp implements AsyncDisposable {
   }
 
   static #stateFor(config: MockEppConfig): ConfigState {
-    return { config, rules: compileRules(config.rules), picker: createPicker(config.picker), ordinal: 0 };
+    const rules = compileRules(config.rules);
+    const needsModel = rules.some((r) => r.needsModel) || (config.picker.type === 'consistent-hash' && config.picker.header === undefined);
+    return { config, rules, picker: createPicker(config.picker), needsModel, ordinal: 0 };
   }
 
   /** gRPC address `host:port`. */
@@ -197,7 +199,7 @@ export class StartedMockEpp implements AsyncDisposable {
   }
   renderMetrics(): string {
     const depths = this.queueDepths();
-    return this.metrics.render({ poolSize: this.#state.config.endpoints.length, ...(depths ? { queueDepths: depths } : {}) });
+    return this.metrics.render({ poolSize: this.#state.config.endpoints.length, journalEntries: this.#journal.entries.length, ...(depths ? { queueDepths: depths } : {}) });
   }
   get openStreams(): number {
     return this.#sessions.size;

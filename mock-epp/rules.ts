@@ -34,8 +34,9 @@ function stringTest(m: StringMatch, get: (ctx: MatchContext) => string | undefin
 export interface CompiledRule {
   name: string;
   action: RuleAction;
-  /** Whether any condition needs the request body. */
+  /** Whether any condition needs the request body, or its `model`. */
   needsBody: boolean;
+  needsModel: boolean;
   matches: Test;
 }
 
@@ -75,6 +76,7 @@ export function compileRules(rules: readonly Rule[]): CompiledRule[] {
       name: r.name ?? `rules[${i}]`,
       action: r.action,
       needsBody: m.model !== undefined || m.bodySize !== undefined,
+      needsModel: m.model !== undefined,
       matches: (ctx) => tests.every((t) => t(ctx)),
     };
   });

@@ -85,6 +85,11 @@ export interface ExtProcLoadResult {
   serviceTime: { p50: number; p90: number; p99: number; p999: number; max: number; min: number; mean: number; count: number };
   /** Compressed base64 HDR histogram (microseconds), mergeable. */
   histogram: string;
+  /**
+   * The mock's CPU time over the whole run (warm-up included) per stream, when its pid is known:
+   * robust on a shared machine, where wall-clock throughput depends on the neighbours.
+   */
+  mockCpu?: { totalMs: number; usPerStream: number; impliedStreamsPerCoreSecond: number };
   /** The mock's RSS over the run (MiB), when known. */
   mockRss?: { startMiB: number; endMiB: number; maxMiB: number; samples: Array<{ atMs: number; streams: number; rssMiB: number }> };
   client: { workers: number; connections: number; cpus: number };
@@ -132,6 +137,17 @@ function buildPayload(o: Parsed): { payload: Buffer; expectedAnswers: number } {
     }),
   );
   return { payload: out, expectedAnswers: frames.length };
+}
+
+/** utime + stime of a process in ms (Linux /proc; clock ticks assumed 100/s, as on every Linux kernel build in use). */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 function rssMiB(pid: number): number | undefined {
@@ -216,6 +232,7 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
     hooks.onProgress?.({ streams: progressStreams, elapsedMs: atMs, ...(rss !== undefined ? { rssMiB: rss } : {}) });
   }, o.rssEveryMs);
   const rssStart = mockPid ? rssMiB(mockPid) : undefined;
+  const cpuStart = mockPid ? cpuMs(mockPid) : undefined;
   try {
     const results = await Promise.all(
       Array.from({ length: o.workers }, (_, i) => {
@@ -260,6 +277,7 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
       for (const [k, v] of Object.entries(r.errors)) errorsByKind[k] = (errorsByKind[k] ?? 0) + v;
     }
     const rssEnd = mockPid ? rssMiB(mockPid) : undefined;
+    const cpuEnd = mockPid ? cpuMs(mockPid) : undefined;
     const result: ExtProcLoadResult = {
       target,
       options: o,
@@ -274,6 +292,11 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
       client: { workers: o.workers, connections: o.connections, cpus: availableParallelism() },
     };
     hist.destroy();
+    if (cpuStart !== undefined && cpuEnd !== undefined && streamsTotal > 0) {
+      const totalMs = cpuEnd - cpuStart;
+      const us = (totalMs * 1000) / streamsTotal;
+      result.mockCpu = { totalMs, usPerStream: Math.round(us * 10) / 10, impliedStreamsPerCoreSecond: us > 0 ? Math.round(1e6 / us) : 0 };
+    }
     if (rssStart !== undefined && rssEnd !== undefined) {
       result.mockRss = { startMiB: rssStart, endMiB: rssEnd, maxMiB: Math.max(rssStart, rssEnd, ...samples.map((s) => s.rssMiB)), samples };
     }
@@ -295,6 +318,7 @@ export function formatExtProcLoadResult(r: ExtProcLoadResult): string {
     `client: ${r.client.workers} worker threads x ${r.client.connections} HTTP/2 connections, ${r.options.concurrency} in flight${r.options.rate ? `, target rate ${r.options.rate}/s` : ', closed loop'}, body ${r.options.bodyBytes} B, bodyMode ${r.options.bodyMode}`,
   ];
   if (r.errors) lines.push(`errors: ${JSON.stringify(r.errorsByKind)}`);
+  if (r.mockCpu) lines.push(`mock CPU: ${r.mockCpu.totalMs} ms for ${r.streamsTotal} streams = ${r.mockCpu.usPerStream} us/stream (=> ${r.mockCpu.impliedStreamsPerCoreSecond} streams/s per fully used core)`);
   if (r.mockRss) lines.push(`mock RSS MiB: start ${r.mockRss.startMiB}, end ${r.mockRss.endMiB}, max ${r.mockRss.maxMiB}`);
   return lines.join('\n');
 }
