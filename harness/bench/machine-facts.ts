@@ -82,13 +82,16 @@ export async function dataPlaneVersion(driver: DataPlaneDriver): Promise<string>
       const v = line && /version: \S+?\/(\d+\.\d+\.\d+)/.exec(line);
       return v?.[1] ? `Envoy ${v[1]}` : (line ?? 'unknown');
     }
-    case 'nginx':
-    case 'nginx-njs': {
-      const line = await firstLine(process.env.EPPKIT_NGINX_BIN ?? 'nginx', ['-v']);
+    default: {
+      if (!driver.name.startsWith('nginx')) return 'unknown';
+      const line = await firstLine(process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx', ['-v']);
       const v = line && /nginx\/(\S+)/.exec(line);
-      return v?.[1] ? `nginx ${v[1]}` : (line ?? 'unknown (nginx not found)');
+      const nginx = v?.[1] ? `nginx ${v[1]}` : 'nginx (version unknown)';
+      if (driver.name === 'nginx-njs') {
+        const njs = await firstLine('dpkg-query', ['-W', '-f', '${Version}', 'libnginx-mod-http-js']);
+        return njs && /^\d/.test(njs) ? `${nginx} + njs ${njs.replace(/-.*/, '')}` : `${nginx} + njs`;
+      }
+      return `${nginx} + eppkit module`;
     }
-    default:
-      return 'unknown';
   }
 }
