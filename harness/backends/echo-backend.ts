@@ -112,6 +112,7 @@ export class EchoBackend {
   async start(): Promise<StartedEchoBackend> {
     const received: EchoRequest[] = [];
     const sockets = new Set<Socket>();
+    const pending = new Set<NodeJS.Timeout>();
     const { name, latencyMs, errorStatus } = this;
     let identity: EchoIdentity = { name, ip: this.host, port: 0, address: '' };
     let requestsRunning = 0;
@@ -146,11 +147,20 @@ export class EchoBackend {
         requestsTotal++;
         requestsRunning++;
         const delay = intHeader(req, 'x-echo-delay-ms') ?? latencyMs;
-        setTimeout(() => {
+        const timer = setTimeout(() => {
+          pending.delete(timer);
           requestsRunning--;
           if (req.headers['x-echo-reset'] === 'true') return void res.socket?.resetAndDestroy();
           answer(echo, req, res);
         }, Math.min(delay, 600_000));
+        pending.add(timer);
+        // A client that goes away (or stop()) cancels the delayed answer: no timer outlives it.
+        res.once('close', () => {
+          if (pending.delete(timer)) {
+            clearTimeout(timer);
+            requestsRunning--;
+          }
+        });
       });
     };
 
@@ -224,6 +234,8 @@ export class EchoBackend {
     const stop = (): Promise<void> =>
       (stopped ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
+        for (const t of pending) clearTimeout(t);
+        pending.clear();
         for (const s of sockets) s.destroy();
       }));
     return {
