@@ -59,14 +59,17 @@ export const BenchOptionsSchema = z
     eppDelayMs: listOf(intFrom.pipe(z.number().int().min(0).max(60_000))).default([0]),
     /** constant-vus = closed loop, N connections as fast as they go; constant-arrival-rate = fixed req/s. */
     executor: z.enum(EXECUTORS).optional(),
-    /** Concurrent connections (closed loop) or the most in flight (arrival rate). Default 32; 500 in nonblocking. */
+    /**
+     * Concurrent connections (closed loop) or the most in flight (arrival rate). Default 32; 500 in
+     * nonblocking; in mock-epp the HTTP/2 connections to the mock (default 4, spread over the workers).
+     */
     connections: intFrom.pipe(z.number().int().min(1).max(20_000)).optional(),
     /** Requests per second across all workers; implies constant-arrival-rate. */
     rate: intFrom.pipe(z.number().positive().max(1_000_000)).optional(),
     duration: duration('duration').default(10_000),
     warmup: duration('warmup').default(2_000),
-    /** 0 = GET without a body; N = POST with N bytes. */
-    bodyBytes: intFrom.pipe(z.number().int().min(0).max(64 * 1024 * 1024)).default(0),
+    /** 0 = GET without a body; N = POST with N bytes. Default 0; 1024 in mock-epp. */
+    bodyBytes: intFrom.pipe(z.number().int().min(0).max(64 * 1024 * 1024)).optional(),
     /** How the data planes send the body to the EPP (route model bodyMode). */
     bodyMode: z.enum(['none', 'buffered', 'streamed']).default('buffered'),
     /** Load worker processes (each its own event loop). Default: 2, at most the cores. */
@@ -99,12 +102,13 @@ export const BenchOptionsSchema = z
   })
   .transform((o) => {
     const executor: Executor = o.executor ?? (o.rate !== undefined ? 'constant-arrival-rate' : 'constant-vus');
-    const connections = o.connections ?? (o.mode === 'nonblocking' ? 500 : 32);
+    const connections = o.connections ?? (o.mode === 'nonblocking' ? 500 : o.mode === 'mock-epp' ? 4 : 32);
+    const bodyBytes = o.bodyBytes ?? (o.mode === 'mock-epp' ? 1024 : 0);
     const workers = o.workers ?? Math.max(1, Math.min(2, availableParallelism()));
     const thresholds = o.thresholds.map((t) => parseThreshold(t) as Threshold);
     // nonblocking is a closed loop at a fixed delay: the bound is connections / delay.
     const eppDelayMs = o.mode === 'nonblocking' ? [o.eppDelayMs.find((d) => d > 0) ?? 50] : [...new Set(o.eppDelayMs)];
-    return { ...o, executor, connections, workers, thresholds, eppDelayMs, direct: o.mode === 'nonblocking' ? false : o.direct };
+    return { ...o, executor, connections, bodyBytes, workers, thresholds, eppDelayMs, direct: o.mode === 'nonblocking' ? false : o.direct };
   });
 
 export type BenchOptionsInput = z.input<typeof BenchOptionsSchema>;

@@ -26,6 +26,11 @@ export interface TargetResult {
   /** nonblocking: connections / delay, req/s, and the share of it achieved, %. */
   boundRps?: number;
   boundPct?: number;
+  /** mock-epp: the mock's CPU time per stream and its memory over the run, when measured. */
+  mockEpp?: {
+    cpu?: { totalMs: number; usPerStream: number; impliedStreamsPerCoreSecond: number };
+    rssMiB?: { start: number; end: number; max: number };
+  };
 }
 
 export interface LoadClientFacts {
@@ -41,6 +46,8 @@ export interface LoadClientFacts {
   bodyBytes: number;
   bodyMode: string;
   timeoutMs: number;
+  /** mock-epp: concurrent ext_proc streams. */
+  streams?: number;
 }
 
 export interface BenchReport {
@@ -73,7 +80,7 @@ function errorCell(r: TargetResult): string {
 
 function rows(report: BenchReport): string[][] {
   const nonblocking = report.mode === 'nonblocking';
-  const header = ['target', 'version', 'EPP delay', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'];
+  const header = ['target', 'version', 'EPP delay', report.mode === 'mock-epp' ? 'streams/s' : 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'];
   const rate = report.loadClient.executor === 'constant-arrival-rate';
   // k6's dropped iterations: the arrival rate found every connection busy.
   if (rate) header.push('dropped');
@@ -92,13 +99,17 @@ function rows(report: BenchReport): string[][] {
     row.push(int(l.rps), num(l.latencyMs.p50), num(l.latencyMs.p90), num(l.latencyMs.p99), num(l.latencyMs.max), errorCell(r), String(l.non2xx));
     if (rate) row.push(String(l.dropped));
     row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : r.hopMs === undefined ? '—' : num(r.hopMs));
-    row.push(l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/'));
+    row.push(l.workerCpu.length ? l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/') : '—');
     out.push(row);
   }
   return out;
 }
 
 export function loadClientLine(c: LoadClientFacts): string {
+  if (c.streams !== undefined) {
+    const exec = c.executor === 'constant-arrival-rate' ? `${int(c.rate ?? 0)} streams/s, at most ${c.streams} in flight` : `closed loop, ${c.streams} streams in flight`;
+    return `${c.kind}: ${c.workers} worker thread${c.workers === 1 ? '' : 's'}, ${c.connections} HTTP/2 connections, ${exec}, ${c.durationMs / 1000} s after ${c.warmupMs / 1000} s warmup, request headers + ${c.bodyBytes} B body per stream (body mode ${c.bodyMode})`;
+  }
   const exec = c.executor === 'constant-arrival-rate' ? `constant-arrival-rate ${int(c.rate ?? 0)} req/s (at most ${c.connections} in flight)` : `constant-vus (closed loop) ${c.connections} connections`;
   const body = c.bodyBytes > 0 ? `POST ${c.path} with ${c.bodyBytes} B body (EPP body mode ${c.bodyMode})` : `GET ${c.path} (EPP body mode ${c.bodyMode})`;
   return `${c.kind}: ${c.workers} worker process${c.workers === 1 ? '' : 'es'}, ${exec}, ${c.durationMs / 1000} s per target after ${c.warmupMs / 1000} s warmup, ${body}`;
