@@ -204,9 +204,20 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
       '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
       common_tls_context: {
         alpn_protocols: ['h2'],
-        ...(route.eppTls.caFile && !route.eppTls.insecureSkipVerify
-          ? { validation_context: { trusted_ca: { filename: route.eppTls.caFile } } }
-          : {}),
+        // Verify the chain against the CA file (system roots without one) and the EPP's name:
+        // serverName as a DNS SAN, else the address's IP as an IP SAN.
+        ...(route.eppTls.insecureSkipVerify
+          ? {}
+          : {
+              validation_context: {
+                trusted_ca: { filename: route.eppTls.caFile ?? '/etc/ssl/certs/ca-certificates.crt' },
+                match_typed_subject_alt_names: [
+                  route.eppTls.serverName
+                    ? { san_type: 'DNS', matcher: { exact: route.eppTls.serverName } }
+                    : { san_type: 'IP_ADDRESS', matcher: { exact: splitHostPort(route.eppAddress).host } },
+                ],
+              },
+            }),
       },
     };
     if (route.eppTls.serverName) tlsContext['sni'] = route.eppTls.serverName;
