@@ -53,7 +53,7 @@ function latencySvg(rs: ScenarioResult[]): string {
   const rows = rs.filter((r) => r.latencyMs);
   if (rows.length === 0) return '<p class="meta">No request latencies recorded.</p>';
   const max = Math.max(1, ...rows.map((r) => r.latencyMs?.max ?? 0));
-  const label = 250;
+  const label = 310;
   const plot = 560;
   const rowH = 26;
   const h = rows.length * rowH + 30;
@@ -62,7 +62,7 @@ function latencySvg(rs: ScenarioResult[]): string {
   rows.forEach((r, i) => {
     const y = i * rowH + 6;
     const l = r.latencyMs!;
-    parts.push(`<text x="${label - 8}" y="${y + 13}" text-anchor="end">${esc(`${r.name} [${r.dataPlane}]`.slice(0, 40))}</text>`);
+    parts.push(`<text x="${label - 8}" y="${y + 13}" text-anchor="end">${esc(`${r.name} [${r.dataPlane}]`.slice(0, 46))}</text>`);
     parts.push(`<rect x="${label}" y="${y + 2}" width="${(sx(l.max) - label).toFixed(1)}" height="14" fill="#d0d7de"><title>max ${l.max} ms</title></rect>`);
     parts.push(`<rect x="${label}" y="${y + 2}" width="${(sx(l.p99) - label).toFixed(1)}" height="14" fill="#54aeff"><title>p99 ${l.p99} ms</title></rect>`);
     parts.push(`<rect x="${label}" y="${y + 2}" width="${(sx(l.p50) - label).toFixed(1)}" height="14" fill="#0969da"><title>p50 ${l.p50} ms</title></rect>`);
@@ -77,7 +77,7 @@ function latencySvg(rs: ScenarioResult[]): string {
     return `<line x1="${x}" x2="${x}" y1="0" y2="${h - 22}" stroke="#eaeef2"/><text x="${x}" y="${h - 6}" text-anchor="middle" fill="#656d76">${Math.round(q * max)} ms</text>`;
   });
   return `<div class="legend"><span><i style="background:#0969da"></i>p50</span><span><i style="background:#54aeff"></i>p99</span><span><i style="background:#d0d7de"></i>max</span><span><i style="background:#bf8700"></i>EPP service time p50</span></div>
-<svg width="${label + plot + 160}" height="${h}" role="img" aria-label="request latency per scenario">${ticks.join('')}${parts.join('')}</svg>`;
+<svg width="${label + plot + 230}" height="${h}" role="img" aria-label="request latency per scenario">${ticks.join('')}${parts.join('')}</svg>`;
 }
 
 function failureHtml(r: ScenarioResult): string {
