@@ -22,6 +22,7 @@ const nginx: CommandModule<object, NginxArgs> = {
 };
 
 export const SUBCOMMANDS: CommandModule<object, never>[] = [nginx as unknown as CommandModule<object, never>];
+SUBCOMMANDS.push((await import('../containers/build-images.ts')).buildImagesCommand as unknown as CommandModule<object, never>);
 
 const command: CommandModule = {
   command: 'build',
