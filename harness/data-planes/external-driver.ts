@@ -28,6 +28,26 @@ function externalFeatures(): Set<Feature> {
   return new Set(raw.split(',').map((s) => s.trim()).filter((s): s is Feature => known.has(s)));
 }
 
+/**
+ * The user's data plane was configured before this run's mock EPP existed (and the mock is
+ * restarted on the same port for each scenario), so its gRPC channel may be in reconnect
+ * backoff. Probe through it with an immediate-response directive until the EPP answers (204),
+ * at most 15 s; the runner clears the journal afterwards.
+ */
+async function warmUp(url: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    try {
+      const r = await fetch(`${url}/eppkit-warm-up`, { headers: { 'x-eppkit-immediate': '204' }, signal: AbortSignal.timeout(2000) });
+      await r.arrayBuffer();
+      if (r.status === 204) return;
+    } catch {
+      // not answering yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 export const externalDriver: DataPlaneDriver = {
   name: 'external',
   description: 'a data plane you already run, pointed at the mock EPP on a fixed port (EPPKIT_EXTERNAL_URL, EPPKIT_EXTERNAL_EPP_PORT)',
@@ -75,6 +95,7 @@ export const externalDriver: DataPlaneDriver = {
       if (!logFile || !existsSync(logFile)) return '';
       return readFileSync(logFile).subarray(from).toString('utf8');
     };
+    await warmUp(url);
     // Nothing to start or stop: the user owns this process.
     return { name: 'external', url, logs, stop: async () => {}, [Symbol.asyncDispose]: async () => {} };
   },

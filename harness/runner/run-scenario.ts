@@ -146,6 +146,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     tpl.epp = epp.address;
     const route = buildRoute(s, epp.address, tpl);
     dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
+    // Whatever reached the EPP while the data plane started (probes) is not the scenario's.
+    await epp.clearJournal();
 
     for (const [i, step] of s.steps.entries()) {
       if (ac.signal.aborted) throw new Error(`scenario timed out after ${s.timeoutMs} ms`);
