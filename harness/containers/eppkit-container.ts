@@ -10,6 +10,7 @@
 //     .start();
 //   c.readyMatch?.[1]  // the URL the backend printed
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { connect } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { StartedTestContainer } from 'testcontainers';
 import { EppkitError } from '../../core/errors.ts';
@@ -125,6 +126,7 @@ export class EppkitContainer {
   private workingDir: string | undefined;
   private logRe: RegExp | undefined;
   private httpUrl: string | undefined;
+  private tcp: { host: string; port: number } | undefined;
   private startupTimeoutMs = 30_000;
   private logFile: string | undefined;
   private maxLogChars = 256 * 1024;
@@ -186,6 +188,13 @@ export class EppkitContainer {
     return this;
   }
 
+  /** Ready when a TCP connection to this loopback host:port succeeds (nginx, which prints nothing). */
+  withWaitForTcp(host: string, port: number): this {
+    if (!/^127\.|^::1$|^localhost$/.test(host)) throw new EppkitError('EPPKIT_USAGE', { reason: `readiness address must be on loopback (got ${host})` });
+    this.tcp = { host, port };
+    return this;
+  }
+
   /** Default 30 s. */
   withStartupTimeout(ms: number): this {
     this.startupTimeoutMs = ms;
@@ -234,6 +243,7 @@ export class EppkitContainer {
     try {
       if (this.logRe) sc.readyMatch = await withTimeout(logs.waitFor(this.logRe), 5_000, `${this.what}: ready line not captured`);
       if (this.httpUrl) await waitForHttp(this.httpUrl, this.startupTimeoutMs, () => logs.ended);
+      if (this.tcp) await waitForTcp(this.tcp.host, this.tcp.port, this.startupTimeoutMs, () => logs.ended);
     } catch (e) {
       await sc.kill();
       throw new EppkitError('EPPKIT_START_FAILED', { what: `${this.what} (container ${this.image})`, reason: `${e instanceof Error ? e.message : String(e)}; output:\n${logs.tail(2000)}` });
@@ -245,6 +255,26 @@ export class EppkitContainer {
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(t));
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+export async function waitForTcp(host: string, port: number, timeoutMs: number, exited: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await canConnect(host, port))) {
+    if (exited()) throw new Error(`exited before ${host}:${port} accepted connections`);
+    if (Date.now() > deadline) throw new Error(`${host}:${port} did not accept connections within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function waitForHttp(url: string, timeoutMs: number, exited: () => boolean): Promise<void> {

@@ -14,7 +14,7 @@ import { EppkitError } from '../../core/errors.ts';
 import type { Availability, DriverContext, Runtime } from '../data-planes/data-plane-driver.ts';
 import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
 import { dockerAvailable, inspectImage } from './docker-cli.ts';
-import { EppkitContainer, type StartedEppkitContainer } from './eppkit-container.ts';
+import { EppkitContainer, waitForTcp, type StartedEppkitContainer } from './eppkit-container.ts';
 
 /** Images of `eppkit build images` and where things live inside them. */
 export const IMAGES_BY_ROLE = {
@@ -48,6 +48,8 @@ export interface ProcessOrContainerOptions {
   readyPattern?: RegExp;
   /** Ready when this loopback URL answers (any status). Either this or readyPattern or neither. */
   readyUrl?: string;
+  /** Ready when a TCP connect to this loopback port (on ctx.host) succeeds: for servers that print nothing. */
+  readyPort?: number;
   /** Default 20 s (a container's first start can be slower than a process's). */
   readyTimeoutMs?: number;
   /** Extra environment on top of the host's (local) or the image's (container). */
@@ -173,6 +175,7 @@ export async function startProcessOrContainer(ctx: DriverContext, opts: ProcessO
     if (opts.logFile) c = c.withLogFile(opts.logFile);
     if (opts.readyPattern) c = c.withWaitForLog(opts.readyPattern);
     if (opts.readyUrl) c = c.withWaitForHttp(opts.readyUrl);
+    if (opts.readyPort !== undefined) c = c.withWaitForTcp(ctx.host, opts.readyPort);
     started = fromContainer(await c.start());
   } else {
     const argv = opts.localCommand ?? opts.command;
@@ -189,6 +192,11 @@ export async function startProcessOrContainer(ctx: DriverContext, opts: ProcessO
     try {
       const m = opts.readyPattern ? await proc.waitForLine(opts.readyPattern, timeoutMs) : undefined;
       if (opts.readyUrl) await waitForUrl(opts.readyUrl, timeoutMs, () => proc.running, opts.what);
+      if (opts.readyPort !== undefined) {
+        await waitForTcp(ctx.host, opts.readyPort, timeoutMs, () => !proc.running).catch((e: Error) => {
+          throw new EppkitError('EPPKIT_START_FAILED', { what: opts.what, reason: `${e.message}; output:\n${proc.tail(2000)}` });
+        });
+      }
       started = fromProcess(proc, m);
     } catch (e) {
       await proc.kill();
