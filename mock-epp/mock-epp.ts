@@ -14,8 +14,8 @@ import { MockEppMetrics } from './mock-epp-metrics.ts';
 import { createPicker } from './pickers.ts';
 import { compileRules } from './rules.ts';
 
-export type { JournalEntry } from './journal.ts';
-export type { MockEppConfig, MockEppConfigInput } from './mock-epp-config.ts';
+export type { JournalAnswer, JournalBody, JournalEntry, JournalPhase, StreamEnd } from './journal.ts';
+export type { MockEppConfig, MockEppConfigInput, PickerConfig, Rule, RuleAction, RuleMatch } from './mock-epp-config.ts';
 
 export interface MockEppTls {
   /** PEM text or a file path, for each. */
