@@ -25,6 +25,8 @@ export interface NginxDriverOptions {
   bodyBufferSize?: string;
   /** client_max_body_size override (default: the route's maxBodyBytes). */
   clientMaxBodySize?: string;
+  /** Buffer the access log (benchmarks). Default false. */
+  bufferedAccessLog?: boolean;
   /** How long nginx may take to listen. Default 15 s. */
   startTimeoutMs?: number;
 }
@@ -138,6 +140,7 @@ export class NginxDriver implements DataPlaneDriver {
           runAsRoot: process.getuid?.() === 0,
           bodyBufferSize: this.opts.bodyBufferSize,
           clientMaxBodySize: this.opts.clientMaxBodySize,
+          bufferedAccessLog: this.opts.bufferedAccessLog,
         }),
       );
       const proc = new ManagedProcess({

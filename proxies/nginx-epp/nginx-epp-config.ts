@@ -22,6 +22,8 @@ export interface NginxEppRenderOptions {
   bodyBufferSize?: string;
   /** client_max_body_size. Default the route's maxBodyBytes (nginx refuses larger with 413 itself). */
   clientMaxBodySize?: string;
+  /** Buffer the access log (benchmarks); default off, so each line is on disk when the response is. */
+  bufferedAccessLog?: boolean;
   /** worker_processes. Default 1. */
   workers?: number;
   /** worker_connections. Default 4096. */
@@ -116,7 +118,7 @@ events {
 http {
     log_format eppkit '$remote_addr "$request" $status $body_bytes_sent epp=$epp_status '
                       'endpoint="$inference_workload_endpoint" upstream="$upstream_addr" rt=$request_time';
-    access_log ${wd}/access.log eppkit;
+    access_log ${wd}/access.log eppkit${o.bufferedAccessLog ? ' buffer=32k flush=200ms' : ''};
     client_body_temp_path ${wd}/client_body_temp;
     proxy_temp_path ${wd}/proxy_temp;
     fastcgi_temp_path ${wd}/fastcgi_temp;

@@ -10,7 +10,7 @@ fn main() {
     let main_proto = proto_root.join("envoy/service/ext_proc/v3/external_processor.proto");
     println!("cargo:rerun-if-changed={}", proto_root.display());
     tonic_build::configure()
-        .build_server(false)
+        .build_server(true)
         .build_client(true)
         .compile_protos(&[main_proto], &[proto_root, include_wkt.into()])
         .expect("protoc failed (PROTOC=/usr/bin/protoc, libprotobuf-dev for google/protobuf/*.proto)");

@@ -333,7 +333,7 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: *mut ReqCtx, completion: Compl
     match outcome {
         Outcome::Routed { endpoint, all, ops } => {
             set_status(r, EppStatus::Ok);
-            util::log(NGX_LOG_INFO, log, &format!("epp: picked {endpoint} (EPP answered {all:?})"));
+            util::log(NGX_LOG_DEBUG, log, &format!("epp: picked {endpoint} (EPP answered {all:?})"));
             if !util::set_indexed_var(r, conf::VAR_ENDPOINT, endpoint.as_bytes()) || apply_header_ops(r, &lcf.header_name(), &endpoint, &ops).is_err() {
                 ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
                 return;
