@@ -27,7 +27,7 @@ describe.skipIf(gate.skip)('envoy --mode validate accepts every rendered config'
       for (const failureMode of ['open', 'close'] as FailureMode[]) {
         const variants = [
           {},
-          { responseProcessing: true, fallbackEndpoints: ['127.0.0.2:8000', '[::1]:8001'] },
+          { responseProcessing: true, fallbackEndpoints: ['127.0.0.2:8000', '[::1]:8001'], subsetHint: ['127.0.0.2:8000', '[::1]:8001'] },
           { eppTls: { caFile: '/etc/ssl/certs/ca-certificates.crt', serverName: 'epp.local' }, pathPrefix: '/v1/' },
           { eppTls: { insecureSkipVerify: true } },
         ];

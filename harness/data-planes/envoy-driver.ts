@@ -49,6 +49,9 @@ const ENVOY_FEATURES: Feature[] = [
   'tls',
   'client-abort',
   'ipv6-endpoint',
+  // Both through small Lua filters and ext_proc metadata forwarding (proxies/envoy/README.md).
+  'served-endpoint',
+  'subset-hint',
 ];
 
 async function fetchText(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
@@ -81,7 +84,6 @@ export class EnvoyDriver implements DataPlaneDriver {
 
   unsupportedRoute(route: RouteModel): string | undefined {
     if (route.allow.length > 0) return 'the envoy data plane has no endpoint allowlist (route.allow)';
-    if (route.subsetHint) return 'the envoy data plane does not send the subset hint';
     return undefined;
   }
 

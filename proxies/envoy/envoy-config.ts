@@ -15,7 +15,13 @@
 // The header value must be ONE ip:port for ORIGINAL_DST; a comma list is cut to its first
 // entry by a tiny Lua filter placed after ext_proc (Envoy's ORIGINAL_DST cannot parse lists).
 import type { RouteModel } from '../../core/route-model.ts';
-import { DESTINATION_ENDPOINT_HEADER } from '../../core/proto.ts';
+import {
+  DESTINATION_ENDPOINT_HEADER,
+  DESTINATION_ENDPOINT_NAMESPACE,
+  SERVED_ENDPOINT_KEY,
+  SUBSET_HINT_KEY,
+  SUBSET_HINT_NAMESPACE,
+} from '../../core/proto.ts';
 
 export interface EnvoyRenderOptions {
   /** Listener address. */
@@ -71,15 +77,29 @@ function durationOf(ms: number): string {
 
 // Keeps the first entry of a comma-separated endpoint list: ORIGINAL_DST accepts exactly
 // one ip:port, the EPP protocol allows fallbacks after the first.
-const STRIP_CLIENT_HEADER_LUA = `
+function luaString(v: string): string {
+  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** Before ext_proc: drop a client-sent pick (and re-match), and publish the subset hint. */
+function stripAndHintLua(subsetHint: string[] | undefined): string {
+  const hint = subsetHint
+    ? `  handle:streamInfo():dynamicMetadata():set("${SUBSET_HINT_NAMESPACE}", "${SUBSET_HINT_KEY}", { ${subsetHint.map(luaString).join(', ')} })\n`
+    : '';
+  return `
 function envoy_on_request(handle)
   if handle:headers():get("${DESTINATION_ENDPOINT_HEADER}") ~= nil then
     handle:headers():remove("${DESTINATION_ENDPOINT_HEADER}")
     handle:clearRouteCache()
   end
-end
+${hint}end
 `;
+}
 
+// After ext_proc: keep the first entry of a comma-separated pick (ORIGINAL_DST accepts exactly
+// one ip:port) and remember it; on the way back, report it as the served endpoint when an
+// upstream answered (x-envoy-upstream-service-time is only on upstream responses), so ext_proc
+// forwards envoy.lb x-gateway-destination-endpoint-served with the response headers.
 const FIRST_ENDPOINT_LUA = `
 function envoy_on_request(handle)
   local v = handle:headers():get("${DESTINATION_ENDPOINT_HEADER}")
@@ -88,6 +108,19 @@ function envoy_on_request(handle)
     if first ~= nil and first ~= v then
       handle:headers():replace("${DESTINATION_ENDPOINT_HEADER}", first)
     end
+    if first ~= nil then
+      handle:streamInfo():dynamicMetadata():set("eppkit", "picked", first)
+    end
+  end
+end
+
+function envoy_on_response(handle)
+  if handle:headers():get("x-envoy-upstream-service-time") == nil then
+    return
+  end
+  local md = handle:streamInfo():dynamicMetadata():get("eppkit")
+  if md ~= nil and md["picked"] ~= nil then
+    handle:streamInfo():dynamicMetadata():set("${DESTINATION_ENDPOINT_NAMESPACE}", "${SERVED_ENDPOINT_KEY}", md["picked"])
   end
 end
 `;
@@ -115,7 +148,11 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
     route_cache_action: 'CLEAR',
     // Forwards the EPP's dynamic_metadata under its own namespace (envoy.lb) instead of
     // the filter's name, as gateways do, so metadata-based routing/logging can read it.
-    metadata_options: { receiving_namespaces: { untyped: ['envoy.lb'] } },
+    // Sends the subset hint and the served endpoint (set by the Lua filters) to the EPP.
+    metadata_options: {
+      receiving_namespaces: { untyped: [DESTINATION_ENDPOINT_NAMESPACE] },
+      forwarding_namespaces: { untyped: [SUBSET_HINT_NAMESPACE, DESTINATION_ENDPOINT_NAMESPACE] },
+    },
   };
 
   const routes: unknown[] = [
@@ -165,7 +202,7 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
         name: 'eppkit.strip_client_endpoint',
         typed_config: {
           '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua',
-          default_source_code: { inline_string: STRIP_CLIENT_HEADER_LUA },
+          default_source_code: { inline_string: stripAndHintLua(route.subsetHint) },
         },
       },
       { name: 'envoy.filters.http.ext_proc', typed_config: extProc },
