@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EppkitError } from '../../core/errors.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
-import { renderEnvoyYaml } from '../../proxies/envoy/envoy-config.ts';
+import { parseAllowList, renderEnvoyYaml } from '../../proxies/envoy/envoy-config.ts';
 import { ManagedProcess } from '../processes/managed-process.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
@@ -52,6 +52,7 @@ const ENVOY_FEATURES: Feature[] = [
   // Both through small Lua filters and ext_proc metadata forwarding (proxies/envoy/README.md).
   'served-endpoint',
   'subset-hint',
+  'allowlist',
 ];
 
 async function fetchText(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
@@ -83,7 +84,11 @@ export class EnvoyDriver implements DataPlaneDriver {
   }
 
   unsupportedRoute(route: RouteModel): string | undefined {
-    if (route.allow.length > 0) return 'the envoy data plane has no endpoint allowlist (route.allow)';
+    try {
+      parseAllowList(route.allow);
+    } catch (e) {
+      return (e as Error).message;
+    }
     return undefined;
   }
 

@@ -96,15 +96,90 @@ ${hint}end
 `;
 }
 
+export interface AllowList {
+  /** ip:port entries, and bare IPs (matched on the IP alone). */
+  exact: string[];
+  bareIps: string[];
+  /** IPv4 CIDRs as [network as a number, prefix bits]. */
+  v4Cidrs: Array<[number, number]>;
+}
+
+function ipv4ToNumber(ip: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return undefined;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((p) => p > 255)) return undefined;
+  return ((parts[0]! * 256 + parts[1]!) * 256 + parts[2]!) * 256 + parts[3]!;
+}
+
+/**
+ * Splits route.allow for the Lua check. Throws on what the Lua check cannot express (an IPv6
+ * CIDR shorter than /128), so the driver can say the route is unsupported.
+ */
+export function parseAllowList(allow: readonly string[]): AllowList {
+  const out: AllowList = { exact: [], bareIps: [], v4Cidrs: [] };
+  for (const raw of allow) {
+    const e = raw.trim();
+    const cidr = /^(.+)\/(\d{1,3})$/.exec(e);
+    if (cidr) {
+      const n = ipv4ToNumber(cidr[1]!);
+      const bits = Number(cidr[2]);
+      if (n !== undefined && bits <= 32) out.v4Cidrs.push([n, bits]);
+      else if (cidr[1]!.includes(':') && bits === 128) out.bareIps.push(cidr[1]!.toLowerCase());
+      else throw new Error(`allowlist entry ${e}: only IPv4 CIDRs, IPv6 /128, IPs and ip:port are supported by the envoy data plane`);
+    } else if (/:\d+$/.test(e) && (e.startsWith('[') || !e.slice(0, e.lastIndexOf(':')).includes(':'))) {
+      out.exact.push(e.toLowerCase());
+    } else out.bareIps.push(e.replace(/^\[|\]$/g, '').toLowerCase());
+  }
+  return out;
+}
+
+function allowLua(allow: AllowList): string {
+  const set = (xs: string[]): string => `{ ${xs.map((x) => `[${luaString(x)}] = true`).join(', ')} }`;
+  return `
+local allow_exact = ${set(allow.exact)}
+local allow_ips = ${set(allow.bareIps)}
+local allow_cidrs = { ${allow.v4Cidrs.map(([n, b]) => `{ ${n}, ${b} }`).join(', ')} }
+local function ip4(s)
+  local a, b, c, d = string.match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if a == nil then return nil end
+  return ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+end
+local function allowed(ep)
+  ep = string.lower(ep)
+  if allow_exact[ep] then return true end
+  local ip = string.match(ep, "^%[([^%]]+)%]:%d+$") or string.match(ep, "^([^:]+):%d+$")
+  if ip == nil then return false end
+  if allow_ips[ip] then return true end
+  local n = ip4(ip)
+  if n == nil then return false end
+  for _, c in ipairs(allow_cidrs) do
+    local size = 2 ^ (32 - c[2])
+    if math.floor(n / size) == math.floor(c[1] / size) then return true end
+  end
+  return false
+end
+`;
+}
+
 // After ext_proc: keep the first entry of a comma-separated pick (ORIGINAL_DST accepts exactly
-// one ip:port) and remember it; on the way back, report it as the served endpoint when an
-// upstream answered (x-envoy-upstream-service-time is only on upstream responses), so ext_proc
-// forwards envoy.lb x-gateway-destination-endpoint-served with the response headers.
-const FIRST_ENDPOINT_LUA = `
+// one ip:port), refuse it with 500 when an allowlist excludes it, and remember it; on the way
+// back, report it as the served endpoint when an upstream answered (x-envoy-upstream-service-time
+// is only on upstream responses), so ext_proc forwards envoy.lb
+// x-gateway-destination-endpoint-served with the response headers.
+function firstEndpointLua(allow: AllowList | undefined): string {
+  const check = allow
+    ? `
+    if first ~= nil and not allowed(first) then
+      handle:respond({ [":status"] = "500", ["content-type"] = "text/plain" }, "eppkit envoy: endpoint not allowed: " .. first .. "\\n")
+      return
+    end`
+    : '';
+  return `${allow ? allowLua(allow) : ''}
 function envoy_on_request(handle)
   local v = handle:headers():get("${DESTINATION_ENDPOINT_HEADER}")
   if v ~= nil then
-    local first = string.match(v, "^%s*([^,%s]+)")
+    local first = string.match(v, "^%s*([^,%s]+)")${check}
     if first ~= nil and first ~= v then
       handle:headers():replace("${DESTINATION_ENDPOINT_HEADER}", first)
     end
@@ -124,6 +199,7 @@ function envoy_on_response(handle)
   end
 end
 `;
+}
 
 export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): Record<string, unknown> {
   const hasFallback = route.fallbackEndpoints.length > 0;
@@ -210,7 +286,7 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
         name: 'eppkit.first_endpoint',
         typed_config: {
           '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua',
-          default_source_code: { inline_string: FIRST_ENDPOINT_LUA },
+          default_source_code: { inline_string: firstEndpointLua(route.allow.length > 0 ? parseAllowList(route.allow) : undefined) },
         },
       },
       {
