@@ -27,7 +27,7 @@ const CASES: Array<[Record<string, string>, number, string]> = [
   [{ 'x-eppkit-grpc-error': 'INTERNAL' }, 500, 'error'],
   [{ 'x-eppkit-grpc-error': 'UNAVAILABLE' }, 500, 'unavailable'],
   [{ 'x-eppkit-reset': 'true' }, 500, 'error'],
-  [{ 'x-eppkit-delay-ms': '1500' }, 504, 'timeout'],
+  [{ 'x-eppkit-delay-ms': '3000' }, 504, 'timeout'],
   [{ 'x-eppkit-hang': 'true' }, 504, 'timeout'],
   [{ 'x-case': 'close' }, 500, 'error'],
   [{ 'x-case': 'wrong-phase' }, 500, 'error'],
@@ -59,7 +59,7 @@ describe.skipIf(gate.skip)('nginx-epp failure modes', () => {
       for (const failureMode of ['close', 'open'] as FailureMode[]) {
         planes.set(
           `${form}-${failureMode}`,
-          await new NginxDriver({ form }).start(routeWithDefaults({ eppAddress: epp.address, failureMode, timeoutMs: 300, fallbackEndpoints: [fallback.address] }), {
+          await new NginxDriver({ form }).start(routeWithDefaults({ eppAddress: epp.address, failureMode, timeoutMs: 1000, fallbackEndpoints: [fallback.address] }), {
             workDir: workDir(`nginx-epp-${form}-${failureMode}`),
             runtime: 'local',
             host: '127.0.0.1',
