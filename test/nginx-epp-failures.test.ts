@@ -36,6 +36,18 @@ const CASES: Array<[Record<string, string>, number, string]> = [
   [{ 'x-eppkit-endpoint': 'evil.example.com:80' }, 500, 'invalid'],
 ];
 
+/** The access log's last line once it contains `want` (nginx logs after the response is sent). */
+async function lastLogLine(plane: StartedNginx, want: string): Promise<string> {
+  const deadline = Date.now() + 3000;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = readFileSync(join(plane.workDir, 'access.log'), 'utf8').trim().split('\n').at(-1) ?? '';
+    if (last.includes(want)) return last;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return last;
+}
+
 function pid(plane: StartedNginx): number[] {
   // Worker pids, from the error log's "start worker process N" lines.
   const log = readFileSync(join(plane.workDir, 'error.log'), 'utf8');
@@ -88,10 +100,8 @@ describe.skipIf(gate.skip)('nginx-epp failure modes', () => {
         expect(open.pod, what).toBe('fallback');
         // The client's copy of the endpoint header never reaches the backend on fail-open.
         expect(open.receivedHeaders?.['x-gateway-destination-endpoint'], what).toBeUndefined();
-        const closedLog = readFileSync(join(plane('close').workDir, 'access.log'), 'utf8').trim().split('\n').at(-1) ?? '';
-        expect(closedLog, what).toContain(`epp=${eppStatus}`);
-        const openLog = readFileSync(join(plane('open').workDir, 'access.log'), 'utf8').trim().split('\n').at(-1) ?? '';
-        expect(openLog, what).toContain('epp=fail_open');
+        expect(await lastLogLine(plane('close'), `epp=${eppStatus}`), what).toContain(`epp=${eppStatus}`);
+        expect(await lastLogLine(plane('open'), 'epp=fail_open'), what).toContain('epp=fail_open');
       }
     });
 
@@ -141,7 +151,7 @@ describe.skipIf(gate.skip)('nginx-epp failure modes', () => {
         const r = await send(`${plane.url}/v1/completions`, { body: 'hi' });
         if (failureMode === 'close') {
           expect(r.status).toBe(500);
-          expect(readFileSync(join(plane.workDir, 'access.log'), 'utf8')).toContain('epp=unavailable');
+          expect(await lastLogLine(plane, 'epp=unavailable')).toContain('epp=unavailable');
         } else expect(r.pod).toBe('fallback');
       }
     }

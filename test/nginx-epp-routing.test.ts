@@ -113,7 +113,12 @@ describe.skipIf(gate.skip)('nginx-epp routing', () => {
     it('logs $epp_status and the endpoint in the access log', async () => {
       await send(url('/logged'), { headers: { 'test-epp-endpoint-selection': b.address } });
       await send(url('/logged-immediate'), { headers: { 'x-eppkit-immediate': '429' } });
-      const log = readFileSync(join(planes[form]!.workDir, 'access.log'), 'utf8');
+      // nginx writes the line after the response: wait for it.
+      let log = '';
+      for (let i = 0; i < 150 && !log.includes('/logged-immediate'); i++) {
+        log = readFileSync(join(planes[form]!.workDir, 'access.log'), 'utf8');
+        await new Promise((r) => setTimeout(r, 20));
+      }
       expect(log).toMatch(new RegExp(`"GET /logged HTTP/1.1" 200 \\d+ epp=ok endpoint="${b.address.replace(/\./g, '\\.')}"`));
       expect(log).toMatch(/"GET \/logged-immediate HTTP\/1.1" 429 \d+ epp=immediate/);
     });
