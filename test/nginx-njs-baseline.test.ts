@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeWithDefaults, type FailureMode } from '../core/route-model.ts';
-import type { StartedEchoBackend } from '../harness/backends/echo-backend.ts';
+import { EchoBackend, type StartedEchoBackend } from '../harness/backends/echo-backend.ts';
 import type { StartedDataPlane } from '../harness/data-planes/data-plane-driver.ts';
 import { NginxNjsDriver } from '../harness/data-planes/nginx-njs-driver.ts';
 import { MockEpp, type StartedMockEpp } from '../mock-epp/mock-epp.ts';
@@ -115,6 +115,18 @@ describe.skipIf(gate.skip)('nginx-njs: NGF-style endpoint picking', () => {
       const open = await send(url('open'), { headers });
       expect(open.status, JSON.stringify(headers)).toBe(200);
       expect(open.pod, JSON.stringify(headers)).toBe('fallback');
+    }
+  });
+
+  it('proxies to an IPv6 pick written [::1]:port', async () => {
+    const v6 = await new EchoBackend('v6').withHost('::1').start();
+    try {
+      const r = await send(url('close'), { headers: { 'x-eppkit-endpoint': v6.address }, body: 'six' });
+      expect(r.status).toBe(200);
+      expect(r.pod).toBe('v6');
+      expect(r.bodyBytes).toBe(3);
+    } finally {
+      await v6.stop();
     }
   });
 

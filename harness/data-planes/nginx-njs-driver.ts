@@ -30,7 +30,7 @@ const SHIM_MODULE = fileURLToPath(new URL('../../proxies/node-proxy/node-proxy-c
 // always 500), use a comma-separated fallback list (nginx fails on it), apply other header
 // mutations, report the served endpoint, or skip the body (the shim always sends it, so
 // 'body-none' is not claimed). Garbage picks are refused by the shim, which validates them.
-const NGINX_NJS_FEATURES: Feature[] = ['body-buffered', 'fail-open', 'fail-close', 'timeout', 'endpoint-validation'];
+const NGINX_NJS_FEATURES: Feature[] = ['body-buffered', 'fail-open', 'fail-close', 'timeout', 'endpoint-validation', 'ipv6-endpoint'];
 
 async function freePort(host: string): Promise<number> {
   return new Promise((resolvePort, reject) => {
