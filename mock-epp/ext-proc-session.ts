@@ -3,7 +3,6 @@
 // journals everything. Messages are handled strictly in order; a delay holds the queue.
 import { createHash, type Hash } from 'node:crypto';
 import { constants as h2 } from 'node:http2';
-import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/logger.ts';
 import { headerMapToObject, rawHeader, setHeaderOption } from '../core/headers.ts';
 import type { Json } from '../core/proto-struct.ts';
@@ -33,6 +32,7 @@ import {
   type Phase,
   type RuleAction,
 } from './mock-epp-config.ts';
+import type { GrpcCall } from './grpc-h2-server.ts';
 import type { MockEppMetrics } from './mock-epp-metrics.ts';
 import type { Picker } from './pickers.ts';
 import { firstMatch, modelOf, sampleDelayMs, type CompiledRule } from './rules.ts';
@@ -63,7 +63,7 @@ export interface Undecodable {
   size: number;
 }
 
-export type ExtProcCall = grpc.ServerDuplexStream<ProcessingRequest | Undecodable, ProcessingResponse>;
+export type ExtProcCall = GrpcCall<ProcessingRequest | Undecodable, ProcessingResponse>;
 
 const DIRECTIVE_PREFIX = 'x-eppkit-';
 const ECHO_SET_HEADER = 'x-echo-set-header';
@@ -250,7 +250,7 @@ export class ExtProcSession {
     this.entry = {
       id: env.nextId(),
       startedAt: new Date().toISOString(),
-      peer: call.getPeer(),
+      peer: call.peer,
       bodyMode: { request: '', response: '' },
       phases: [],
       metadataContext: {},
@@ -260,25 +260,18 @@ export class ExtProcSession {
     env.metrics.streamsTotal++;
     env.metrics.streamsActive++;
     env.journal.open(this.entry);
-    call.on('data', (m: ProcessingRequest | Undecodable) => this.#enqueue(m));
-    call.on('end', () => {
+    call.on('message', (m: ProcessingRequest | Undecodable) => this.#enqueue(m));
+    call.on('halfClose', () => {
       this.#clientHalfClosed = true;
       if (!this.#busy) this.#maybeComplete();
     });
-    call.on('cancelled', () => {
-      if (this.#finished) return;
-      // rstCode 0: not a client RST_STREAM but grpc-js itself ending the call with a status
-      // before the handler saw the message (a message over the gRPC receive limit).
-      if (this.#h2stream()?.rstCode === 0) {
-        this.#problem('refused-by-grpc', 'grpc-js ended the stream itself (message over the gRPC receive limit)');
-        this.#finish('bad-input', 8, 'message over the gRPC receive limit');
-        return;
-      }
-      this.#finish('client-cancelled', undefined, this.#hung ? 'cancelled while hanging' : undefined);
+    call.on('cancelled', (rstCode: number) => {
+      this.#finish('client-cancelled', undefined, `${this.#hung ? 'cancelled while hanging, ' : ''}RST_STREAM ${rstCode}`);
     });
-    call.on('error', (e: Error) => {
-      // grpc-js emits errors for transport problems after which the stream is unusable.
-      if (!this.#finished) this.#finish('client-cancelled', undefined, e.message);
+    call.on('refused', (reason: string) => {
+      // The transport refused a frame (over the receive limit, or compressed) and ended the call itself.
+      this.#problem('refused-by-grpc', reason);
+      this.#finish('bad-input', 8, reason);
     });
   }
 
@@ -354,8 +347,7 @@ export class ExtProcSession {
   #endWithStatus(code: number, details: string, how: StreamEnd): void {
     if (this.#finished) return;
     this.#finish(how, code, details);
-    // Emitting 'error' on a grpc-js server stream sends that status and ends the call.
-    this.#call.emit('error', Object.assign(new Error(details), { code, details }));
+    this.#call.end(code, details);
   }
 
   #finish(how: StreamEnd, grpcCode?: number, detail?: string): void {
@@ -688,27 +680,10 @@ export class ExtProcSession {
     }
   }
 
-  /** grpc-js keeps the HTTP/2 stream two wrappers down (ServerInterceptingCall -> BaseServerInterceptingCall). */
-  #h2stream(): { close: (code: number) => void; rstCode?: number } | undefined {
-    let c: unknown = (this.#call as unknown as { call?: unknown }).call;
-    for (let i = 0; i < 5 && c; i++) {
-      const s = (c as { stream?: { close?: (code: number) => void; rstCode?: number } }).stream;
-      if (s && typeof s.close === 'function') return s as { close: (code: number) => void; rstCode?: number };
-      c = (c as { nextCall?: unknown }).nextCall;
-    }
-    return undefined;
-  }
-
   #reset(): void {
     this.#env.metrics.answers.inc('reset');
-    const s = this.#h2stream();
-    if (s) {
-      this.#finish('reset', undefined, 'RST_STREAM INTERNAL_ERROR');
-      s.close(h2.NGHTTP2_INTERNAL_ERROR);
-      return;
-    }
-    // Not reachable with grpc-js 1.x; fall back to a gRPC error so the outcome stays defined.
-    this.#endWithStatus(13, 'reset requested but the HTTP/2 stream was not reachable', 'reset');
+    this.#finish('reset', undefined, 'RST_STREAM INTERNAL_ERROR');
+    this.#call.reset(h2.NGHTTP2_INTERNAL_ERROR);
   }
 
   #sendImmediate(f: Extract<Fault, { kind: 'immediate' }>, tIn: number): void {

@@ -1,13 +1,13 @@
 // The programmable mock Endpoint Picker: an ext_proc gRPC server (plus gRPC health) and an
 // admin HTTP API. Builder in the testcontainers style:
 //   await using epp = await new MockEpp(cfg).withHost('127.0.0.1').withPort(0).withAdminPort(0).start();
-import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { EppkitError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
-import { EXT_PROC_SERVICE, extProcServiceDefinition, healthServiceDefinition, type ProcessingRequest } from '../core/proto.ts';
+import { EXT_PROC_METHOD_PATH, EXT_PROC_SERVICE, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../core/proto.ts';
+import { GrpcH2Server, type Codec, type GrpcCall, type MethodHandler } from './grpc-h2-server.ts';
 import { AdminServer } from './admin-server.ts';
-import { ExtProcSession, type ConfigState, type ExtProcCall, type Undecodable } from './ext-proc-session.ts';
+import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { parseMockEppConfig, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
@@ -91,23 +91,32 @@ export class MockEpp {
     if (this.#directives !== undefined && config.directives !== this.#directives) {
       config = parseMockEppConfig({ ...config, directives: this.#directives });
     }
-    let creds = grpc.ServerCredentials.createInsecure();
+    let tls: { cert: Buffer; key: Buffer } | undefined;
     if (this.#tls) {
-      let cert: Buffer;
-      let key: Buffer;
       try {
-        cert = pem(this.#tls.cert);
-        key = pem(this.#tls.key);
+        tls = { cert: pem(this.#tls.cert), key: pem(this.#tls.key) };
       } catch (e) {
         throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: 'TLS certificate/key', reason: (e as Error).message });
       }
-      creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
     }
     const started = new StartedMockEpp(config, this.#logger, this.#directives, this.#tls !== undefined);
-    await started.listen(this.#host, this.#port, creds, this.#adminPort, this.#adminHost ?? this.#host, this.#adminToken);
+    await started.listen(this.#host, this.#port, tls, this.#adminPort, this.#adminHost ?? this.#host, this.#adminToken);
     return started;
   }
 }
+
+type AnyCodec = Codec<unknown> & { serializeRes: (m: unknown) => Buffer };
+function codec(req: string, res: string): AnyCodec {
+  const types = messageTypes as unknown as Record<string, { serialize: (m: unknown) => Buffer; deserialize: (b: Buffer) => unknown }>;
+  const rq = types[req];
+  const rs = types[res];
+  if (!rq || !rs) throw new Error(`proto types ${req} / ${res} missing`);
+  return { serialize: rq.serialize, deserialize: rq.deserialize, serializeRes: rs.serialize };
+}
+const EXT_PROC_CODEC = codec('envoy.service.ext_proc.v3.ProcessingRequest', 'envoy.service.ext_proc.v3.ProcessingResponse');
+const HEALTH_CODEC = codec('grpc.health.v1.HealthCheckRequest', 'grpc.health.v1.HealthCheckResponse');
+const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
+const HEALTH_WATCH_PATH = '/grpc.health.v1.Health/Watch';
 
 function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -118,12 +127,12 @@ export class StartedMockEpp implements AsyncDisposable {
   readonly tls: boolean;
   #state: ConfigState;
   #journal: Journal;
-  #server: grpc.Server | undefined;
+  #server: GrpcH2Server | undefined;
   #admin: AdminServer | undefined;
   #sessions = new Set<ExtProcSession>();
   #nextId = 0;
   #serving = true;
-  #healthWatchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  #healthWatchers = new Map<GrpcCall<unknown, unknown>, string>();
   #stopped: Promise<void> | undefined;
   #logger: Logger;
   #directivesOverride: boolean | undefined;
@@ -205,51 +214,41 @@ export class StartedMockEpp implements AsyncDisposable {
     return this.#sessions.size;
   }
 
-  async listen(host: string, port: number, creds: grpc.ServerCredentials, adminPort: number | null, adminHost: string, token: string | undefined): Promise<void> {
-    const server = new grpc.Server({
-      // Bodies are checked against maxBodyBytes by the session; let a message a little over it through so it gets the 413.
-      'grpc.max_receive_message_length': Math.min(this.#state.config.maxBodyBytes + 1024 * 1024, 2 ** 31 - 1),
-      'grpc.max_send_message_length': -1,
-    });
-    const def = extProcServiceDefinition as unknown as Record<string, grpc.MethodDefinition<unknown, unknown>>;
-    const process = def.Process as grpc.MethodDefinition<ProcessingRequest, unknown>;
-    const decode = process.requestDeserialize;
-    // Bytes that are not a ProcessingRequest become a marker so the session can log, count and end the stream cleanly.
-    const wrapped = {
-      Process: {
-        ...process,
-        requestDeserialize: (buf: Buffer): ProcessingRequest | Undecodable => {
-          try {
-            return decode(buf);
-          } catch (e) {
-            return { undecodable: (e as Error).message, size: buf.length };
-          }
-        },
+  async listen(host: string, port: number, tls: { cert: Buffer; key: Buffer } | undefined, adminPort: number | null, adminHost: string, token: string | undefined): Promise<void> {
+    // Bodies are checked against maxBodyBytes by the session; a message a little over it still gets through to be answered 413.
+    const server = new GrpcH2Server({ maxMessageBytes: Math.min(this.#state.config.maxBodyBytes + 1024 * 1024, 2 ** 31 - 1), ...(tls ? { tls } : {}) });
+    const extProc: MethodHandler = { codec: EXT_PROC_CODEC, handle: (call) => this.#onStream(call as unknown as ExtProcCall) };
+    server.addMethod(EXT_PROC_METHOD_PATH, extProc);
+    server.addMethod(HEALTH_CHECK_PATH, {
+      codec: HEALTH_CODEC,
+      handle: (call) => {
+        call.once('message', (m: { service?: string; undecodable?: string }) => {
+          if (m.undecodable !== undefined) return call.end(3, 'undecodable HealthCheckRequest');
+          const st = this.#healthStatus(m.service ?? '');
+          if (st === undefined) return call.end(5, `unknown service '${m.service ?? ''}'`);
+          call.write({ status: st });
+          call.end(0);
+        });
+        call.once('halfClose', () => {
+          if (!call.ended) call.end(3, 'no HealthCheckRequest');
+        });
       },
-    };
-    server.addService(wrapped as unknown as grpc.ServiceDefinition, {
-      Process: (call: ExtProcCall) => this.#onStream(call),
     });
-    server.addService(healthServiceDefinition as unknown as grpc.ServiceDefinition, {
-      Check: (call: grpc.ServerUnaryCall<{ service?: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        const st = this.#healthStatus(call.request.service ?? '');
-        if (st === undefined) cb({ code: grpc.status.NOT_FOUND, details: `unknown service '${call.request.service}'` });
-        else cb(null, { status: st });
-      },
-      Watch: (call: grpc.ServerWritableStream<{ service?: string }, unknown>) => {
-        const st = this.#healthStatus(call.request.service ?? '');
-        call.write({ status: st ?? 3 /* SERVICE_UNKNOWN */ });
-        (call as unknown as { service: string }).service = call.request.service ?? '';
-        this.#healthWatchers.add(call as grpc.ServerWritableStream<unknown, unknown>);
-        call.on('cancelled', () => this.#healthWatchers.delete(call as grpc.ServerWritableStream<unknown, unknown>));
+    server.addMethod(HEALTH_WATCH_PATH, {
+      codec: HEALTH_CODEC,
+      handle: (call) => {
+        call.once('message', (m: { service?: string }) => {
+          const svc = m.service ?? '';
+          call.write({ status: this.#healthStatus(svc) ?? 3 /* SERVICE_UNKNOWN */ });
+          if (!this.#serving) return call.end(0);
+          this.#healthWatchers.set(call, svc);
+          call.once('cancelled', () => this.#healthWatchers.delete(call));
+        });
       },
     });
     const address = formatHostPort(host, port);
-    const bound = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p)));
-    }).catch((e: Error) => {
-      server.forceShutdown();
-      if (/EADDRINUSE|address already in use/i.test(e.message)) throw new EppkitError('EPPKIT_PORT_IN_USE', { address });
+    const bound = await server.listen(host, port).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE') throw new EppkitError('EPPKIT_PORT_IN_USE', { address });
       throw new EppkitError('EPPKIT_LISTEN_FAILED', { address, reason: e.message });
     });
     this.#server = server;
@@ -260,7 +259,7 @@ export class StartedMockEpp implements AsyncDisposable {
       try {
         await this.#admin.listen(adminHost, adminPort);
       } catch (e) {
-        server.forceShutdown();
+        await server.close(0);
         throw e;
       }
     }
@@ -274,7 +273,7 @@ export class StartedMockEpp implements AsyncDisposable {
 
   #onStream(call: ExtProcCall): void {
     if (!this.#serving) {
-      call.emit('error', Object.assign(new Error('mock EPP is draining'), { code: grpc.status.UNAVAILABLE, details: 'mock EPP is draining' }));
+      call.end(14, 'mock EPP is draining');
       return;
     }
     const session = new ExtProcSession(call, {
@@ -299,27 +298,14 @@ export class StartedMockEpp implements AsyncDisposable {
 
   async #doStop(graceMs: number): Promise<void> {
     this.#serving = false;
-    for (const w of this.#healthWatchers) {
-      const svc = (w as unknown as { service: string }).service;
+    for (const [w, svc] of this.#healthWatchers) {
       if ((HEALTH_SERVICES as readonly string[]).includes(svc)) w.write({ status: 2 });
-      w.end();
+      w.end(0);
     }
     this.#healthWatchers.clear();
-    const server = this.#server;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          for (const s of this.#sessions) s.abort();
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        t.unref();
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    await this.#server?.close(graceMs, () => {
+      for (const s of this.#sessions) s.abort();
+    });
     for (const s of this.#sessions) s.abort();
     this.#journal.close();
     await this.#admin?.close();

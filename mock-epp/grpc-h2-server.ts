@@ -1,0 +1,244 @@
+// A small gRPC server transport straight on node:http2, for the mock EPP's hot path.
+// Why not grpc-js: profiling showed its per-stream machinery (interceptor chain, Duplex
+// objects, metadata, call tracking) costing more CPU than everything the mock does per
+// ext_proc stream (docs/BENCHMARKS.md). This implements what the mock needs and nothing
+// else: length-prefixed messages (no compression), response headers, messages, and
+// grpc-status trailers (trailers-only when nothing was sent), RST_STREAM, cancellation,
+// unknown methods (UNIMPLEMENTED), plaintext h2c or TLS with ALPN h2.
+import { EventEmitter } from 'node:events';
+import {
+  constants as h2,
+  createSecureServer,
+  createServer,
+  type Http2SecureServer,
+  type Http2Server,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
+
+export interface Codec<T> {
+  serialize: (m: T) => Buffer;
+  deserialize: (b: Buffer) => T;
+}
+
+/** What a handler sees of one gRPC call. Events: 'message' (decoded or Undecodable), 'halfClose', 'cancelled', 'refused'. */
+export class GrpcCall<Req, Res> extends EventEmitter {
+  readonly peer: string;
+  readonly path: string;
+  readonly #stream: ServerHttp2Stream;
+  readonly #codec: Codec<Req> & { serializeRes: (m: Res) => Buffer };
+  readonly #maxMessageBytes: number;
+  #headersSent = false;
+  #ended = false;
+  #status: { code: number; details: string } = { code: 0, details: '' };
+  #pending: Buffer | undefined; // bytes of an incomplete frame
+  #closed = false;
+
+  constructor(stream: ServerHttp2Stream, path: string, codec: Codec<Req> & { serializeRes: (m: Res) => Buffer }, maxMessageBytes: number) {
+    super();
+    this.#stream = stream;
+    this.path = path;
+    this.#codec = codec;
+    this.#maxMessageBytes = maxMessageBytes;
+    const sock = stream.session?.socket;
+    this.peer = sock ? `${sock.remoteAddress?.includes(':') ? `[${sock.remoteAddress}]` : sock.remoteAddress}:${sock.remotePort}` : 'unknown';
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('end', () => {
+      if (!this.#ended) this.emit('halfClose');
+    });
+    stream.on('error', () => {
+      // 'close' follows; the outcome is decided there.
+    });
+    stream.on('close', () => {
+      this.#closed = true;
+      this.#pending = undefined;
+      if (!this.#ended) {
+        this.#ended = true;
+        this.emit('cancelled', stream.rstCode);
+      }
+    });
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#ended) return;
+    let buf = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
+    this.#pending = undefined;
+    let off = 0;
+    while (buf.length - off >= 5) {
+      const compressed = buf[off] as number;
+      const len = buf.readUInt32BE(off + 1);
+      if (len > this.#maxMessageBytes) {
+        this.emit('refused', `message of ${len} bytes over the gRPC receive limit ${this.#maxMessageBytes}`);
+        this.end(8, `message of ${len} bytes is larger than ${this.#maxMessageBytes}`);
+        return;
+      }
+      if (buf.length - off - 5 < len) break;
+      const payload = buf.subarray(off + 5, off + 5 + len);
+      off += 5 + len;
+      if (compressed !== 0) {
+        this.emit('refused', 'compressed message (the mock accepts identity only)');
+        this.end(12, 'message compression is not supported');
+        return;
+      }
+      let msg: Req | { undecodable: string; size: number };
+      try {
+        msg = this.#codec.deserialize(payload);
+      } catch (e) {
+        msg = { undecodable: (e as Error).message, size: len };
+      }
+      this.emit('message', msg);
+      if (this.#ended) return;
+    }
+    if (off < buf.length) this.#pending = off === 0 ? buf : Buffer.from(buf.subarray(off));
+    buf = Buffer.alloc(0);
+  }
+
+  #respond(): void {
+    if (this.#headersSent) return;
+    this.#headersSent = true;
+    this.#stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    this.#stream.once('wantTrailers', () => {
+      const t: Record<string, string> = { 'grpc-status': String(this.#status.code) };
+      if (this.#status.details) t['grpc-message'] = encodeURIComponent(this.#status.details);
+      try {
+        this.#stream.sendTrailers(t);
+      } catch {
+        // stream already gone
+      }
+    });
+  }
+
+  write(m: Res): void {
+    if (this.#ended || this.#closed) return;
+    this.#respond();
+    const body = this.#codec.serializeRes(m);
+    const frame = Buffer.allocUnsafe(5 + body.length);
+    frame[0] = 0;
+    frame.writeUInt32BE(body.length, 1);
+    body.copy(frame, 5);
+    this.#stream.write(frame);
+  }
+
+  /** Ends the call with a gRPC status (trailers-only when nothing was sent yet). */
+  end(code = 0, details = ''): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.#closed || this.#stream.destroyed) return;
+    this.#status = { code, details };
+    if (!this.#headersSent) {
+      this.#headersSent = true;
+      const h: Record<string, string | number> = { [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': String(code) };
+      if (details) h['grpc-message'] = encodeURIComponent(details);
+      this.#stream.respond(h, { endStream: true });
+      return;
+    }
+    this.#stream.end();
+  }
+
+  /** RST_STREAM with an HTTP/2 error code. */
+  reset(code: number = h2.NGHTTP2_INTERNAL_ERROR): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (!this.#closed) this.#stream.close(code);
+  }
+}
+
+export interface MethodHandler {
+  /** Decoders of the request and encoder of the response. */
+  codec: Codec<unknown> & { serializeRes: (m: unknown) => Buffer };
+  handle: (call: GrpcCall<unknown, unknown>) => void;
+}
+
+export interface GrpcH2ServerOptions {
+  tls?: { cert: Buffer; key: Buffer };
+  maxMessageBytes: number;
+}
+
+/** Routes gRPC methods by HTTP/2 path. */
+export class GrpcH2Server {
+  readonly #methods = new Map<string, MethodHandler>();
+  readonly #server: Http2Server | Http2SecureServer;
+  readonly #sessions = new Set<Http2Session>();
+  #maxMessageBytes: number;
+
+  constructor(opts: GrpcH2ServerOptions) {
+    this.#maxMessageBytes = opts.maxMessageBytes;
+    const settings = { initialWindowSize: 1024 * 1024, maxConcurrentStreams: 100_000 };
+    const onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers);
+    this.#server = opts.tls
+      ? createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['h2'], settings, maxSessionMemory: 64 })
+      : createServer({ settings, maxSessionMemory: 64 });
+    this.#server.on('stream', onStream);
+    this.#server.on('session', (s: Http2Session) => {
+      this.#sessions.add(s);
+      // A bigger connection window than the 64 KiB default, so bodies stream without stalls.
+      s.on('connect', () => s.setLocalWindowSize(8 * 1024 * 1024));
+      s.on('error', () => {});
+      s.on('close', () => this.#sessions.delete(s));
+    });
+    this.#server.on('sessionError', () => {});
+  }
+
+  addMethod(path: string, h: MethodHandler): this {
+    this.#methods.set(path, h);
+    return this;
+  }
+
+  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', () => {});
+    const path = String(headers[h2.HTTP2_HEADER_PATH] ?? '');
+    const ct = String(headers['content-type'] ?? '');
+    if (headers[h2.HTTP2_HEADER_METHOD] !== 'POST' || !ct.startsWith('application/grpc')) {
+      stream.respond({ [h2.HTTP2_HEADER_STATUS]: 415 }, { endStream: true });
+      return;
+    }
+    const m = this.#methods.get(path);
+    if (!m) {
+      stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': encodeURIComponent(`unknown method ${path}`) }, { endStream: true });
+      return;
+    }
+    const enc = headers['grpc-encoding'];
+    if (enc !== undefined && enc !== 'identity') {
+      // We never compress and accept only identity; uncompressed frames still parse.
+    }
+    m.handle(new GrpcCall(stream, path, m.codec, this.#maxMessageBytes));
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      this.#server.once('error', onError);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', onError);
+        const a = this.#server.address();
+        resolve(typeof a === 'object' && a ? a.port : port);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections and sends GOAWAY; waits up to graceMs for open calls, then
+   * calls `onGraceExpired` (end what is left with a status), then destroys what remains.
+   */
+  async close(graceMs: number, onGraceExpired: () => void = () => {}): Promise<void> {
+    this.#server.close();
+    for (const s of this.#sessions) s.close();
+    const deadline = Date.now() + graceMs;
+    while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (this.#sessions.size > 0) {
+      onGraceExpired();
+      const until = Date.now() + 200;
+      while (this.#sessions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const s of this.#sessions) s.destroy();
+  }
+
+  get openSessions(): number {
+    return this.#sessions.size;
+  }
+}
