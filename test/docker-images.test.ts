@@ -38,7 +38,9 @@ describe.skipIf(skip !== undefined)(`docker images${skip ? ` (skipped: ${skip})`
       const r = results.find((x) => x.tag === tag);
       expect(r?.status, `${tag}: ${r?.reason ?? ''}`).toMatch(/^(built|reused)$/);
       const img = await inspectImage(tag);
-      expect(img?.labels[HASH_LABEL]).toBe(r?.hash);
+      // eppkit/node follows the live sources (another test may refresh it): only its label's shape.
+      if (tag === 'eppkit/node') expect(img?.labels[HASH_LABEL]).toMatch(/^[0-9a-f]{32}$/);
+      else expect(img?.labels[HASH_LABEL]).toBe(r?.hash);
     }
   });
 

@@ -69,6 +69,8 @@ export interface StartedProcessOrContainer extends AsyncDisposable {
   /** The match of readyPattern, when one was given. */
   readonly readyMatch: RegExpMatchArray | undefined;
   readonly running: boolean;
+  /** The child's pid (local); undefined for a container (its pids live in its own namespace). */
+  readonly pid: number | undefined;
   logs(): string;
   tail(chars: number): string;
   waitForLine(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
@@ -111,6 +113,7 @@ function fromProcess(proc: ManagedProcess, readyMatch: RegExpMatchArray | undefi
     what: proc.what,
     runtime: 'local',
     readyMatch,
+    pid: proc.pid,
     get running() {
       return proc.running;
     },
@@ -128,6 +131,7 @@ function fromContainer(c: StartedEppkitContainer): StartedProcessOrContainer {
     what: c.what,
     runtime: 'docker',
     readyMatch: c.readyMatch,
+    pid: undefined,
     get running() {
       return c.running;
     },
