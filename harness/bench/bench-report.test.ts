@@ -88,9 +88,11 @@ describe('bench report rendering', () => {
   });
 
   it('nonblocking: shows the share of the bound instead of the hop', () => {
-    const nb = report([{ target: 'nginx', dataPlane: 'nginx', eppDelayMs: 50, load: load(51, { rps: 9500 }), boundRps: 10_000, boundPct: 95 }], { mode: 'nonblocking' });
+    const nb = report([{ target: 'nginx', dataPlane: 'nginx', eppDelayMs: 50, load: load(51, { rps: 9500 }), boundRps: 10_000, boundPct: 95, blockingRps: 20, blockingX: 475 }], { mode: 'nonblocking' });
     expect(renderConsole(nb)).toContain('95% of 10,000');
+    expect(renderConsole(nb)).toContain('475× 20');
     expect(renderMarkdown(nb)).toContain('% of bound');
+    expect(renderMarkdown(nb)).toContain('what ONE worker that blocks');
   });
 
   it('json: round-trips the report', () => {

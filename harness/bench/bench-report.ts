@@ -26,6 +26,12 @@ export interface TargetResult {
   /** nonblocking: connections / delay, req/s, and the share of it achieved, %. */
   boundRps?: number;
   boundPct?: number;
+  /**
+   * nonblocking: what one worker that blocks on each EPP call could do (1000 / delay, req/s),
+   * and how many times that was achieved: above 1 nothing blocked, whatever limited the rest.
+   */
+  blockingRps?: number;
+  blockingX?: number;
   /** mock-epp: the mock's CPU time per stream and its memory over the run, when measured. */
   mockEpp?: {
     cpu?: { totalMs: number; usPerStream: number; impliedStreamsPerCoreSecond: number };
@@ -85,6 +91,7 @@ function rows(report: BenchReport): string[][] {
   // k6's dropped iterations: the arrival rate found every connection busy.
   if (rate) header.push('dropped');
   header.push(nonblocking ? '% of bound' : 'EPP hop ms');
+  if (nonblocking) header.push('× blocking');
   header.push('client CPU');
   const out = [header];
   for (const r of report.results) {
@@ -99,6 +106,7 @@ function rows(report: BenchReport): string[][] {
     row.push(int(l.rps), num(l.latencyMs.p50), num(l.latencyMs.p90), num(l.latencyMs.p99), num(l.latencyMs.max), errorCell(r), String(l.non2xx));
     if (rate) row.push(String(l.dropped));
     row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : r.hopMs === undefined ? '—' : num(r.hopMs));
+    if (nonblocking) row.push(r.blockingX === undefined ? '—' : `${num(r.blockingX, 1)}× ${int(r.blockingRps ?? 0)}`);
     row.push(l.workerCpu.length ? l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/') : '—');
     out.push(row);
   }
@@ -158,6 +166,12 @@ export function renderMarkdown(report: BenchReport): string {
   ];
   if (report.mode !== 'nonblocking' && report.results.some((r) => r.hopMs !== undefined)) {
     out.push('', 'EPP hop = the data plane\'s p50 − direct p50 (straight to the echo backend, same run).');
+  }
+  if (report.mode === 'nonblocking') {
+    out.push(
+      '',
+      'Bound = connections / EPP delay (what a data plane that never blocks could complete); × blocking = achieved / (1000 / delay), what ONE worker that blocks on each EPP call could complete.',
+    );
   }
   if (report.skipped.length > 0) {
     out.push('', 'Skipped:', ...report.skipped.map((s) => `- ${s.target}: ${s.reason}`));

@@ -199,6 +199,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     if (o.mode === 'nonblocking' && r.eppDelayMs > 0) {
       r.boundRps = Math.round((o.connections * 1000) / r.eppDelayMs);
       r.boundPct = Math.round((r.load.rps / r.boundRps) * 1000) / 10;
+      r.blockingRps = Math.round((1000 / r.eppDelayMs) * 10) / 10;
+      r.blockingX = Math.round((r.load.rps / r.blockingRps) * 10) / 10;
     }
   }
 
