@@ -32,7 +32,10 @@ export class GrpcCall<Req, Res> extends EventEmitter {
   #headersSent = false;
   #ended = false;
   #status: { code: number; details: string } = { code: 0, details: '' };
-  #pending: Buffer | undefined; // bytes of an incomplete frame
+  #chunks: Buffer[] = []; // bytes of the frame being received
+  #have = 0;
+  #need = -1; // frame size (prefix + message) once its prefix is known
+  #compressed = false;
   #closed = false;
 
   constructor(stream: ServerHttp2Stream, path: string, codec: Codec<Req> & { serializeRes: (m: Res) => Buffer }, maxMessageBytes: number) {
@@ -52,7 +55,7 @@ export class GrpcCall<Req, Res> extends EventEmitter {
     });
     stream.on('close', () => {
       this.#closed = true;
-      this.#pending = undefined;
+      this.#chunks = [];
       if (!this.#ended) {
         this.#ended = true;
         this.emit('cancelled', stream.rstCode);
@@ -66,21 +69,34 @@ export class GrpcCall<Req, Res> extends EventEmitter {
 
   #onData(chunk: Buffer): void {
     if (this.#ended) return;
-    let buf = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
-    this.#pending = undefined;
-    let off = 0;
-    while (buf.length - off >= 5) {
-      const compressed = buf[off] as number;
-      const len = buf.readUInt32BE(off + 1);
-      if (len > this.#maxMessageBytes) {
-        this.emit('refused', `message of ${len} bytes over the gRPC receive limit ${this.#maxMessageBytes}`);
-        this.end(8, `message of ${len} bytes is larger than ${this.#maxMessageBytes}`);
-        return;
+    // Chunks are kept as a list and joined once per complete frame: concatenating on every
+    // chunk would copy a large message over and over.
+    this.#chunks.push(chunk);
+    this.#have += chunk.length;
+    for (;;) {
+      if (this.#need < 0) {
+        if (this.#have < 5) return;
+        if ((this.#chunks[0] as Buffer).length < 5) this.#chunks = [Buffer.concat(this.#chunks, this.#have)];
+        const head = this.#chunks[0] as Buffer;
+        const len = head.readUInt32BE(1);
+        if (len > this.#maxMessageBytes) {
+          this.#chunks = [];
+          this.emit('refused', `message of ${len} bytes over the gRPC receive limit ${this.#maxMessageBytes}`);
+          this.end(8, `message of ${len} bytes is larger than ${this.#maxMessageBytes}`);
+          return;
+        }
+        this.#compressed = head[0] !== 0;
+        this.#need = 5 + len;
       }
-      if (buf.length - off - 5 < len) break;
-      const payload = buf.subarray(off + 5, off + 5 + len);
-      off += 5 + len;
-      if (compressed !== 0) {
+      if (this.#have < this.#need) return;
+      const all = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks, this.#have);
+      const payload = all.subarray(5, this.#need);
+      const rest = all.subarray(this.#need);
+      this.#chunks = rest.length > 0 ? [rest] : [];
+      this.#have = rest.length;
+      this.#need = -1;
+      if (this.#compressed) {
+        this.#chunks = [];
         this.emit('refused', 'compressed message (the mock accepts identity only)');
         this.end(12, 'message compression is not supported');
         return;
@@ -89,13 +105,11 @@ export class GrpcCall<Req, Res> extends EventEmitter {
       try {
         msg = this.#codec.deserialize(payload);
       } catch (e) {
-        msg = { undecodable: (e as Error).message, size: len };
+        msg = { undecodable: (e as Error).message, size: payload.length };
       }
       this.emit('message', msg);
       if (this.#ended) return;
     }
-    if (off < buf.length) this.#pending = off === 0 ? buf : Buffer.from(buf.subarray(off));
-    buf = Buffer.alloc(0);
   }
 
   #respond(): void {
@@ -177,7 +191,11 @@ export class GrpcH2Server {
     this.#server.on('session', (s: Http2Session) => {
       this.#sessions.add(s);
       // A bigger connection window than the 64 KiB default, so bodies stream without stalls.
-      s.on('connect', () => s.setLocalWindowSize(8 * 1024 * 1024));
+      try {
+        s.setLocalWindowSize(8 * 1024 * 1024);
+      } catch {
+        // not connected yet on some paths; the per-stream window setting still applies
+      }
       s.on('error', () => {});
       s.on('close', () => this.#sessions.delete(s));
     });

@@ -180,4 +180,19 @@ describe('mock EPP body modes', () => {
     s.end();
     expect((await s.outcome).code).toBe(0);
   });
+
+  it('a large body in one message (16 MiB, split over many HTTP/2 frames) is received whole', async () => {
+    epp.clearJournal();
+    const s = client.open();
+    const body = Buffer.alloc(16 * 1024 * 1024, 0x41);
+    s.send({ request_headers: { headers: { headers: envoyHeaders({}) } } });
+    s.send({ request_body: { body, end_of_stream: true } });
+    expect((await s.next())?.response).toBe('request_headers');
+    expect((await s.next())?.response).toBe('request_body');
+    s.end();
+    expect((await s.outcome).code).toBe(0);
+    const [e] = await epp.waitForJournal(1, 10_000);
+    expect(e?.requestBody?.size).toBe(body.length);
+    expect(e?.requestBody?.firstBytes).toBe('A'.repeat(64));
+  });
 });
