@@ -170,7 +170,7 @@ export function renderMarkdown(report: BenchReport): string {
   if (report.mode === 'nonblocking') {
     out.push(
       '',
-      'Bound = connections / EPP delay (what a data plane that never blocks could complete); × blocking = achieved / (1000 / delay), what ONE worker that blocks on each EPP call could complete.',
+      'Bound = connections / EPP delay (what a data plane that never blocks could complete); × blocking = achieved 2xx req/s / (1000 / delay), what ONE worker that blocks on each EPP call could complete. Both count 2xx answers only.',
     );
   }
   if (report.skipped.length > 0) {

@@ -197,10 +197,12 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     if (!r.load) continue;
     if (r.dataPlane && direct) r.hopMs = Math.round((r.load.latencyMs.p50 - direct.latencyMs.p50) * 1000) / 1000;
     if (o.mode === 'nonblocking' && r.eppDelayMs > 0) {
+      // Only 2xx count: a fail-close 500 answered at once is no proof of waiting without blocking.
+      const okRps = r.load.requests === 0 ? 0 : (r.load.rps * (r.load.requests - r.load.non2xx)) / r.load.requests;
       r.boundRps = Math.round((o.connections * 1000) / r.eppDelayMs);
-      r.boundPct = Math.round((r.load.rps / r.boundRps) * 1000) / 10;
+      r.boundPct = Math.round((okRps / r.boundRps) * 1000) / 10;
       r.blockingRps = Math.round((1000 / r.eppDelayMs) * 10) / 10;
-      r.blockingX = Math.round((r.load.rps / r.blockingRps) * 10) / 10;
+      r.blockingX = Math.round((okRps / r.blockingRps) * 10) / 10;
     }
   }
 
