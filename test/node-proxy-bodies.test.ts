@@ -30,7 +30,7 @@ beforeAll(async () => {
     .withAdminPort(null)
     .start();
   for (const m of MODES) {
-    proxies.set(m, await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, bodyMode: m, timeoutMs: 5000, maxBodyBytes: 9 * 1024 * 1024 }).withLogger(silentLogger).start());
+    proxies.set(m, await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, bodyMode: m, timeoutMs: 30_000, maxBodyBytes: 9 * 1024 * 1024 }).withLogger(silentLogger).start());
   }
 });
 afterAll(async () => {

@@ -132,6 +132,33 @@ function headerEndpoint(m: HeaderMutation | undefined): string | undefined {
   return found;
 }
 
+/**
+ * Streams we half-closed and wait for the EPP to end. One shared sweep (not a timer per
+ * request) cancels those the EPP never ends, so a misbehaving EPP cannot leak streams.
+ */
+const lingering = {
+  due: new Map<EppExchange, number>(),
+  timer: undefined as NodeJS.Timeout | undefined,
+  add(ex: EppExchange, graceMs: number): void {
+    this.due.set(ex, performance.now() + graceMs);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.sweep(), 500);
+      this.timer.unref();
+    }
+  },
+  delete(ex: EppExchange): void {
+    this.due.delete(ex);
+  },
+  sweep(): void {
+    const now = performance.now();
+    for (const [ex, t] of this.due) if (t <= now) ex.cancel();
+    if (this.due.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  },
+};
+
 export class EppExchange {
   readonly call: ExtProcCall;
   readonly decision: Promise<Decision>;
@@ -257,15 +284,14 @@ export class EppExchange {
     } catch {
       /* already gone */
     }
-    const t = setTimeout(() => this.cancel(), Math.max(1000, this.opts.timeoutMs * 2));
-    t.unref();
-    this.call.once('status', () => clearTimeout(t));
+    lingering.add(this, Math.max(1000, this.opts.timeoutMs * 2));
   }
 
   /** Drops the stream now (client gone, fail-open, failure). */
   cancel(): void {
     this.finished = true;
     this.clearTimer();
+    lingering.delete(this);
     if (!this.closed) this.call.cancel();
   }
 
@@ -354,6 +380,7 @@ export class EppExchange {
   private markClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    lingering.delete(this);
     this.clearTimer();
     this.opts.metrics.eppStreamClosed();
   }

@@ -38,7 +38,8 @@ export function pattern(n: number): Buffer {
   return b;
 }
 
-export async function startEchoBackend(host = '127.0.0.1'): Promise<StartedEchoBackend> {
+export async function startEchoBackend(host = '127.0.0.1', opts: { record?: boolean } = {}): Promise<StartedEchoBackend> {
+  const record = opts.record ?? true;
   const received: EchoRequest[] = [];
   const cutOff = { n: 0 };
   const sockets = new Set<import('node:net').Socket>();
@@ -60,7 +61,7 @@ export async function startEchoBackend(host = '127.0.0.1'): Promise<StartedEchoB
     });
     req.on('end', () => {
       const info: EchoRequest = { port, method: req.method ?? '', url, rawHeaders: req.rawHeaders, bodyLength: len, bodySha256: hash.digest('hex') };
-      received.push(info);
+      if (record) received.push(info);
       const common = { 'x-echo-port': String(port), 'x-echo-body-sha256': info.bodySha256 };
       if (url.startsWith('/__reset-mid')) {
         res.writeHead(200, { ...common, 'content-length': '1000' });

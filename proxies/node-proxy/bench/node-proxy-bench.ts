@@ -1,0 +1,180 @@
+// node-proxy's own measurement: the cost of the EPP hop (docs/BENCHMARKS.md).
+//   node proxies/node-proxy/bench/node-proxy-bench.ts [--duration 10] [--rate 1000]
+//        [--connections 50] [--workers 1] [--log-level warn] [--delays 0,5] [--json out.json]
+// Starts, each as its own process: an echo backend, the mock EPP (eppkit mock-epp), and
+// node-proxy (eppkit node-proxy). Then, in this process, for direct-to-backend and for the
+// proxy at each EPP delay (x-eppkit-delay-ms):
+//   1. max throughput: autocannon, closed loop, --connections, --duration;
+//   2. latency at a fixed rate: an open-loop client sending --rate req/s on keep-alive
+//      connections, timing each request with process.hrtime (microsecond resolution;
+//      autocannon's histogram has 1 ms resolution, too coarse for a sub-millisecond hop).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as http from 'node:http';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const EPPKIT = `${ROOT}bin/eppkit.js`;
+
+const { values: opt } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '1000' },
+    connections: { type: 'string', default: '50' },
+    workers: { type: 'string', default: '1' },
+    'log-level': { type: 'string', default: 'warn' },
+    delays: { type: 'string', default: '0,5' },
+    'body-mode': { type: 'string', default: 'buffered' },
+    json: { type: 'string' },
+    'cpu-prof-dir': { type: 'string' },
+  },
+});
+const DURATION = Number(opt.duration);
+const RATE = Number(opt.rate);
+const CONNECTIONS = Number(opt.connections);
+
+const children: ChildProcess[] = [];
+function start(what: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): Promise<RegExpExecArray> {
+  const child = spawn(process.execPath, [...execArgv, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  return new Promise((resolve, reject) => {
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m) resolve(m);
+    });
+    child.on('exit', (code) => reject(new Error(`${what} exited ${code}: ${err}`)));
+  });
+}
+function stopAll(): Promise<void> {
+  return Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((r) => {
+          if (c.exitCode !== null) return r();
+          c.once('exit', () => r());
+          c.kill('SIGTERM');
+          setTimeout(() => c.kill('SIGKILL'), 5000).unref();
+        }),
+    ),
+  ).then(() => undefined);
+}
+
+interface Throughput {
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  non2xx: number;
+  errors: number;
+}
+async function maxThroughput(url: string, headers: Record<string, string>): Promise<Throughput> {
+  const r = await autocannon({ url, connections: CONNECTIONS, duration: DURATION, headers, pipelining: 1 });
+  return { rps: r.requests.average, p50ms: r.latency.p50, p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts };
+}
+
+interface FixedRate {
+  sent: number;
+  ok: number;
+  failed: number;
+  p50us: number;
+  p90us: number;
+  p99us: number;
+  maxus: number;
+}
+/** Open loop: one request every 1/rate s regardless of answers (no coordinated omission). */
+async function fixedRate(url: string, headers: Record<string, string>): Promise<FixedRate> {
+  const u = new URL(url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const lat: number[] = [];
+  let sent = 0;
+  let failed = 0;
+  const total = RATE * DURATION;
+  const t0 = process.hrtime.bigint();
+  const intervalNs = BigInt(Math.round(1e9 / RATE));
+  await new Promise<void>((resolve) => {
+    let done = 0;
+    const fire = (): void => {
+      const start = process.hrtime.bigint();
+      sent++;
+      const req = http.request({ host: u.hostname, port: u.port, path: '/bench', headers, agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) lat.push(Number(process.hrtime.bigint() - start) / 1000);
+          else failed++;
+          if (++done === total) resolve();
+        });
+      });
+      req.on('error', () => {
+        failed++;
+        if (++done === total) resolve();
+      });
+      req.end();
+    };
+    const tick = (): void => {
+      const due = Number((process.hrtime.bigint() - t0) / intervalNs) + 1;
+      while (sent < Math.min(due, total)) fire();
+      if (sent < total) setTimeout(tick, 1);
+    };
+    tick();
+  });
+  agent.destroy();
+  lat.sort((a, b) => a - b);
+  const q = (p: number): number => Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN);
+  return { sent, ok: lat.length, failed, p50us: q(0.5), p90us: q(0.9), p99us: q(0.99), maxus: Math.round(lat[lat.length - 1] ?? NaN) };
+}
+
+async function main(): Promise<void> {
+  const facts = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgAtStart: loadavg().map((x) => x.toFixed(2)) };
+  const [, backend] = await start('echo backend', [`${ROOT}proxies/node-proxy/bench/echo-server.ts`], /echo listening on (\S+)\n/);
+  const [, eppPort] = await start('mock EPP', [EPPKIT, 'mock-epp', '--port', '0', '--admin-port', '0', '--endpoints', backend as string], /grpc listening on 127\.0\.0\.1:(\d+)\n/, {
+    EPPKIT_LOG_LEVEL: 'warn',
+  });
+  const profArgs = opt['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${opt['cpu-prof-dir']}`] : [];
+  const [, proxyUrl] = await start(
+    'node-proxy',
+    [EPPKIT, 'node-proxy', '--listen', '127.0.0.1:0', '--epp', `127.0.0.1:${eppPort}`, '--workers', opt.workers as string, '--body-mode', opt['body-mode'] as string, '--timeout-ms', '1000'],
+    /listening on (http:\/\/\S+)\n/,
+    { EPPKIT_LOG_LEVEL: opt['log-level'] as string },
+    profArgs,
+  );
+  const targets: Array<{ name: string; url: string; headers: Record<string, string> }> = [{ name: 'direct to backend', url: `http://${backend}`, headers: {} }];
+  for (const d of (opt.delays as string).split(',')) {
+    targets.push({ name: `node-proxy, EPP delay ${d} ms`, url: proxyUrl as string, headers: d === '0' ? {} : { 'x-eppkit-delay-ms': d } });
+  }
+  // Warm up every path (JIT, connection pools, the EPP channel).
+  for (const t of targets) await autocannon({ url: `${t.url}/warm`, connections: 10, amount: 2000, headers: t.headers });
+
+  const rows: Array<{ target: string; throughput: Throughput; fixed: FixedRate }> = [];
+  for (const t of targets) {
+    const throughput = await maxThroughput(`${t.url}/bench`, t.headers);
+    const fixed = await fixedRate(t.url, t.headers);
+    rows.push({ target: t.name, throughput, fixed });
+    process.stderr.write(`${t.name}: ${JSON.stringify({ throughput, fixed })}\n`);
+  }
+  await stopAll();
+  const result = { facts: { ...facts, loadavgAtEnd: loadavg().map((x) => x.toFixed(2)) }, options: opt, rows };
+  if (opt.json) writeFileSync(opt.json, JSON.stringify(result, null, 2));
+
+  const lines = [
+    `| target | max req/s (c=${CONNECTIONS}) | p50 / p99 ms at max | p50 / p90 / p99 µs at ${RATE} req/s | failed |`,
+    '|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.target} | ${Math.round(r.throughput.rps)} | ${r.throughput.p50ms} / ${r.throughput.p99ms} | ${r.fixed.p50us} / ${r.fixed.p90us} / ${r.fixed.p99us} | ${r.throughput.non2xx + r.throughput.errors + r.fixed.failed} |`,
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n\nconditions: ${JSON.stringify(result.facts)}\n`);
+}
+
+main().catch(async (e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+  await stopAll();
+  process.exit(1);
+});
