@@ -121,6 +121,8 @@ export class NginxNjsDriver implements DataPlaneDriver {
   }
 
   async start(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
+    const avail = await this.available(ctx.runtime);
+    if (!avail.ok) throw new EppkitError('EPPKIT_TOOL_MISSING', { tool: 'nginx-njs', reason: avail.reason ?? 'not available' });
     const workDir = resolve(ctx.workDir);
     mkdirSync(workDir, { recursive: true });
     const { command, args } = eppkitCommand();
