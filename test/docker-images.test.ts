@@ -10,7 +10,7 @@ import { ExtProcTestClient, envoyHeaders, lbMetadataValue, setHeaderValue } from
 import { BASE_IMAGE, HASH_LABEL, buildImages, type ImageResult } from '../harness/containers/build-images.ts';
 import { docker, inspectImage } from '../harness/containers/docker-cli.ts';
 import { dockerSkipReason } from '../harness/containers/docker-test-gate.ts';
-import { EppkitContainer } from '../harness/containers/eppkit-container.ts';
+import { EppkitContainer, removeOrphanContainers } from '../harness/containers/eppkit-container.ts';
 import { eppkitInvocation, startProcessOrContainer, type StartedProcessOrContainer } from '../harness/containers/start-process-or-container.ts';
 import type { DriverContext } from '../harness/data-planes/data-plane-driver.ts';
 
@@ -121,6 +121,25 @@ describe.skipIf(skip !== undefined)(`docker images${skip ? ` (skipped: ${skip})`
     await expect(died).rejects.toThrow(/--listen must be host:port/);
     const missing = new EppkitContainer('eppkit/no-such-image').withCommand(['true']).start();
     await expect(missing).rejects.toThrow(/eppkit build images/);
+  });
+
+  it('removes the containers of a harness that was killed (no Ryuk), and only those', async () => {
+    const mod = new URL('../harness/containers/eppkit-container.ts', import.meta.url).href;
+    const script = `const { EppkitContainer } = await import(${JSON.stringify(mod)});
+      const c = await new EppkitContainer('eppkit/node').withCommand(['eppkit', 'backend', '--listen', '127.0.0.1:0']).withWaitForLog(/listening on/).start();
+      process.stdout.write(c.id + '\\n');
+      process.kill(process.pid, 'SIGKILL');`;
+    const { spawnSync } = await import('node:child_process');
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    const orphan = child.stdout.trim();
+    expect(orphan, child.stderr).toMatch(/^[0-9a-f]{64}$/);
+    await using mine = await new EppkitContainer('eppkit/node').withCommand(['eppkit', 'backend', '--listen', '127.0.0.1:0']).withWaitForLog(/listening on/).start();
+    // (Another test process starting its first container may reap it first: either way it goes.)
+    await removeOrphanContainers();
+    expect((await docker(['ps', '-aq', '--no-trunc', '--filter', `id=${orphan}`])).stdout.trim()).toBe('');
+    // A live process's container stays.
+    expect(mine.running).toBe(true);
+    expect((await docker(['ps', '-q', '--no-trunc', '--filter', `id=${mine.id}`])).stdout.trim()).toBe(mine.id);
   });
 
   it('runs the same command as a local process with runtime local', async () => {

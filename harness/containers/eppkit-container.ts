@@ -14,11 +14,46 @@ import { connect } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { StartedTestContainer } from 'testcontainers';
 import { EppkitError } from '../../core/errors.ts';
-import { inspectImage } from './docker-cli.ts';
+import { docker, inspectImage } from './docker-cli.ts';
 
 // Ryuk (the reaper) is an image from a registry; there is none here. Containers are removed by
 // stop()/dispose instead. Set before testcontainers is first loaded (it is imported lazily).
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+
+let reaped: Promise<void> | undefined;
+
+/**
+ * Without Ryuk, a harness killed with SIGKILL leaves its containers running (on host ports).
+ * Once per process, remove containers labelled by an eppkit process that no longer exists.
+ */
+export function reapOrphans(): Promise<void> {
+  reaped ??= removeOrphanContainers().then(() => undefined);
+  return reaped;
+}
+
+/** Removes every eppkit container whose owning process is gone; returns their ids. */
+export async function removeOrphanContainers(): Promise<string[]> {
+  const r = await docker(['ps', '-a', '--no-trunc', '--filter', 'label=eppkit.owner=harness', '--format', '{{.ID}} {{.Label "eppkit.pid"}}']);
+  if (r.code !== 0) return [];
+  const dead = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter(([id, pid]) => id && pid && !pidAlive(Number(pid)))
+    .map(([id]) => id as string);
+  if (dead.length > 0) await docker(['rm', '-f', ...dead]);
+  return dead;
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export interface BindSpec {
   source: string;
@@ -208,6 +243,7 @@ export class EppkitContainer {
   }
 
   async start(): Promise<StartedEppkitContainer> {
+    await reapOrphans();
     // testcontainers would try to pull a missing image, from a registry there is none of.
     if (!(await inspectImage(this.image))) {
       throw new EppkitError('EPPKIT_START_FAILED', { what: `${this.what} (container ${this.image})`, reason: `image ${this.image} is not built: run \`eppkit build images\`` });
