@@ -210,6 +210,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     if (!r.load) return [];
     const s: ThresholdSubject = { target: r.target, latencyMs: r.load.latencyMs, rps: r.load.rps, requests: r.load.requests, errors: r.load.errors, non2xx: r.load.non2xx };
     if (r.hopMs !== undefined) s.hopMs = r.hopMs;
+    if (r.boundPct !== undefined) s.boundPct = r.boundPct;
+    if (r.blockingX !== undefined) s.blockingX = r.blockingX;
     return [s];
   });
   const thresholds = evaluateThresholds(o.thresholds, subjects);

@@ -31,7 +31,8 @@ describe('parseThreshold', () => {
   it('explains what is wrong', () => {
     expect(parseThreshold('p99 is small')).toMatch(/not a threshold/);
     expect(parseThreshold('latency<5')).toMatch(/unknown metric "latency"/);
-    expect(parseThreshold('rps>5%')).toMatch(/only applies to errors and non2xx/);
+    expect(parseThreshold('rps>5%')).toMatch(/only applies to errors, non2xx and bound/);
+    expect(parseThreshold('bound>5ms')).toMatch(/bound is a percentage/);
     expect(parseThreshold('rps>5ms')).toMatch(/only applies to latency/);
   });
 });
@@ -69,5 +70,20 @@ describe('evaluateThresholds', () => {
       expect.objectContaining({ expr: 'hop<1', target: 'node-proxy', ok: false }),
       expect.objectContaining({ expr: 'nginx:p99<1', ok: true, note: expect.stringMatching(/not evaluated/) }),
     ]);
+  });
+});
+
+describe('nonblocking thresholds', () => {
+  it('bound is a percentage with or without %, blocking a multiple; both only exist in nonblocking runs', () => {
+    expect(t('bound>=50%')).toMatchObject({ metric: 'bound', value: 50, percent: false });
+    expect(t('bound>=50')).toMatchObject({ metric: 'bound', value: 50 });
+    const r = evaluateThresholds([t('bound>=50%'), t('blocking>10')], [subject('nginx', { boundPct: 6.8, blockingX: 34.2 }), subject('envoy')]);
+    expect(r.map((x) => [x.target, x.expr, x.ok, x.actual])).toEqual([
+      ['nginx', 'bound>=50%', false, 6.8],
+      ['envoy', 'bound>=50%', false, undefined],
+      ['nginx', 'blocking>10', true, 34.2],
+      ['envoy', 'blocking>10', false, undefined],
+    ]);
+    expect(r[1]?.note).toMatch(/only measured by eppkit bench nonblocking/);
   });
 });

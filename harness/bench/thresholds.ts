@@ -3,7 +3,7 @@
 // A failed threshold makes `eppkit bench` exit 1 (for users' CI); eppkit's own tests never
 // assert on thresholds because timings on a shared machine are not facts.
 
-export const THRESHOLD_METRICS = ['p50', 'p90', 'p99', 'p999', 'max', 'min', 'mean', 'rps', 'requests', 'errors', 'non2xx', 'hop'] as const;
+export const THRESHOLD_METRICS = ['p50', 'p90', 'p99', 'p999', 'max', 'min', 'mean', 'rps', 'requests', 'errors', 'non2xx', 'hop', 'bound', 'blocking'] as const;
 export type ThresholdMetric = (typeof THRESHOLD_METRICS)[number];
 export const LATENCY_METRICS: ReadonlySet<ThresholdMetric> = new Set(['p50', 'p90', 'p99', 'p999', 'max', 'min', 'mean', 'hop']);
 
@@ -32,6 +32,9 @@ export interface ThresholdSubject {
   non2xx: number;
   /** EPP hop cost in ms (target p50 − direct p50); absent for `direct` or without a baseline. */
   hopMs?: number;
+  /** nonblocking: % of connections / delay achieved, and times the one-blocking-worker rate. */
+  boundPct?: number;
+  blockingX?: number;
 }
 
 export interface ThresholdResult {
@@ -54,8 +57,11 @@ export function parseThreshold(expr: string): Threshold | string {
   if (!THRESHOLD_METRICS.includes(metric)) return `unknown metric "${metricText}" in "${expr}"; one of ${THRESHOLD_METRICS.join(', ')}`;
   let value = Number(num);
   let percent = false;
-  if (unit === '%') {
-    if (metric !== 'errors' && metric !== 'non2xx') return `"%" only applies to errors and non2xx, not ${metric} in "${expr}"`;
+  if (metric === 'bound') {
+    // Always a percentage; the % sign is optional.
+    if (unit && unit !== '%') return `bound is a percentage of connections / delay; write e.g. bound>=50% in "${expr}"`;
+  } else if (unit === '%') {
+    if (metric !== 'errors' && metric !== 'non2xx') return `"%" only applies to errors, non2xx and bound, not ${metric} in "${expr}"`;
     percent = true;
     value /= 100;
   } else if (unit) {
@@ -100,6 +106,10 @@ function actualOf(t: Threshold, s: ThresholdSubject): number | undefined {
     }
     case 'hop':
       return s.hopMs;
+    case 'bound':
+      return s.boundPct;
+    case 'blocking':
+      return s.blockingX;
     default:
       return s.latencyMs[t.metric];
   }
@@ -119,7 +129,8 @@ export function evaluateThresholds(thresholds: readonly Threshold[], subjects: r
       if (t.metric === 'hop' && s.target === 'direct') continue;
       const actual = actualOf(t, s);
       if (actual === undefined) {
-        out.push({ expr: t.expr, target: s.target, ok: false, note: 'no direct baseline in this run, so no hop cost' });
+        const note = t.metric === 'hop' ? 'no direct baseline in this run, so no hop cost' : `${t.metric} is only measured by eppkit bench nonblocking`;
+        out.push({ expr: t.expr, target: s.target, ok: false, note });
         continue;
       }
       out.push({ expr: t.expr, target: s.target, actual: t.percent ? actual * 100 : actual, ok: compare(actual, t.op, t.value) });
