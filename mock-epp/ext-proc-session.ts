@@ -111,9 +111,12 @@ class BodyDigest {
   constructor(firstBytes: number) {
     this.#limit = firstBytes;
   }
-  /** Adds one message's bytes; returns that message's sha256. */
-  add(body: Buffer): string {
+  #firstSummary: JournalBody | undefined;
+  /** Adds one message's bytes; returns that message's journal summary. */
+  add(body: Buffer): JournalBody {
     const sha = sha256(body);
+    const one = summarizeBody(body, this.#limit, sha);
+    if (this.#messages === 0) this.#firstSummary = one;
     this.size += body.length;
     if (++this.#messages === 1) {
       this.#first = body;
@@ -129,12 +132,14 @@ class BodyDigest {
       this.#head.push(part);
       this.#headBytes += part.length;
     }
-    return sha;
+    return one;
   }
   get seen(): boolean {
     return this.#messages > 0;
   }
   summary(): JournalBody {
+    // One message: the whole body's summary is that message's (shared, not rebuilt).
+    if (this.#messages === 1 && this.#firstSummary) return this.#firstSummary;
     const h = this.#head.length === 1 ? (this.#head[0] as Buffer) : Buffer.concat(this.#head);
     const sha = this.#hash ? this.#hash.digest('hex') : this.#firstSha;
     this.#first = undefined;
@@ -440,7 +445,7 @@ export class ExtProcSession {
         jp.endOfStream = b.end_of_stream === true || b.end_of_stream_without_message === true;
         if (!this.#gotRequestHeaders) return void this.#badInput('body-before-headers', 'request_body before request_headers');
         if (this.#reqBodyEnded) return void this.#badInput('body-after-end', 'request_body after the request body ended');
-        jp.body = summarizeBody(body, this.#cfg.journal.firstBytes, this.#reqDigest.add(body));
+        jp.body = this.#reqDigest.add(body);
         if (this.#reqDigest.size > this.#cfg.maxBodyBytes) return this.#tooLarge('request', tIn);
         if (jp.endOfStream) this.#reqBodyEnded = true;
         if (m.observability_mode) return;
@@ -477,7 +482,7 @@ export class ExtProcSession {
         const b = m.response_body ?? {};
         const body = b.body ?? Buffer.alloc(0);
         jp.endOfStream = b.end_of_stream === true || b.end_of_stream_without_message === true;
-        jp.body = summarizeBody(body, this.#cfg.journal.firstBytes, this.#respDigest.add(body));
+        jp.body = this.#respDigest.add(body);
         if (this.#respDigest.size > this.#cfg.maxBodyBytes) return this.#tooLarge('response', tIn);
         if (m.observability_mode) return;
         return this.#answerBody('response_body', b, body, tIn);
@@ -571,26 +576,32 @@ export class ExtProcSession {
   }
 
   /** The body has ended while the headers answer was held: decide, answer headers, then the held body. */
-  async #releaseHeld(tIn: number, byTrailers: boolean): Promise<void> {
+  #releaseHeld(tIn: number, byTrailers: boolean): void | Promise<void> {
     const body = this.#reqBodyChunks.length === 1 ? this.#reqBodyChunks[0] : Buffer.concat(this.#reqBodyChunks);
     this.#reqBodyChunks = [];
     this.#decide(body);
-    await this.#answerRequestHeaders(tIn);
-    if (this.#finished || this.#hung) return;
     const msgs = this.#heldBodyMessages;
     this.#heldBodyMessages = [];
+    const steps: Array<() => void | Promise<void>> = [() => this.#answerRequestHeaders(tIn)];
     if (this.#reqMode === BodySendMode.FULL_DUPLEX_STREAMED) {
       // One streamed answer with the whole body, as the reference EPP does after buffering.
       const last = msgs[msgs.length - 1];
       const eos = !byTrailers && last !== undefined && (last.end_of_stream === true || last.end_of_stream_without_message === true);
-      await this.#answerBody('request_body', { end_of_stream: eos }, body ?? Buffer.alloc(0), tIn);
+      steps.push(() => this.#answerBody('request_body', { end_of_stream: eos }, body ?? Buffer.alloc(0), tIn));
     } else {
-      for (const b of msgs) {
-        await this.#answerBody('request_body', b, b.body ?? Buffer.alloc(0), tIn);
-        if (this.#finished || this.#hung) return;
-      }
+      for (const b of msgs) steps.push(() => this.#answerBody('request_body', b, b.body ?? Buffer.alloc(0), tIn));
     }
-    if (byTrailers) await this.#answerTrailers('request_trailers', tIn);
+    if (byTrailers) steps.push(() => this.#answerTrailers('request_trailers', tIn));
+    return this.#runSteps(steps, 0);
+  }
+
+  /** Runs answer steps in order; synchronously until one has to wait (a delay). */
+  #runSteps(steps: Array<() => void | Promise<void>>, from: number): void | Promise<void> {
+    for (let i = from; i < steps.length; i++) {
+      if (this.#finished || this.#hung) return;
+      const r = (steps[i] as () => void | Promise<void>)();
+      if (r instanceof Promise) return r.then(() => this.#runSteps(steps, i + 1));
+    }
   }
 
   #tooLarge(which: 'request' | 'response', tIn: number): void {
