@@ -80,6 +80,18 @@ describe('eppkit run (child process)', () => {
     expect(skipped.reason).toContain('metadata-endpoint');
   }, 120_000);
 
+  it('--bail stops starting scenarios after the first failure (the rest are skipped, saying so)', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'eppkit-run-'));
+    const wrong = PASSING.replace('backend: pod-b', 'backend: pod-a');
+    writeFileSync(join(cwd, 'a.yaml'), wrong.replace('name: tiny-routing', 'name: a-wrong'));
+    writeFileSync(join(cwd, 'b.yaml'), wrong.replace('name: tiny-routing', 'name: b-wrong'));
+    const r = eppkit(['run', '.', '--bail', '--concurrency', '1', '--report-dir', 'out'], cwd);
+    expect(r.code).toBe(1);
+    const results = JSON.parse(readFileSync(join(cwd, 'out', 'results.json'), 'utf8'));
+    expect(results.summary).toEqual({ passed: 0, failed: 1, skipped: 1 });
+    expect(results.scenarios[1]).toMatchObject({ name: 'b-wrong', status: 'skipped', reason: 'not run: --bail after a failure' });
+  }, 120_000);
+
   it('exits 2 on a broken scenario file, naming the file, the line and the path, without a stack trace', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'eppkit-run-'));
     const broken = PASSING.replace('expect: { status: 200, backend: pod-b }', 'expect: { status: 999, backend: pod-z }').replace('method: POST', 'method: post');
