@@ -221,6 +221,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     const hot = r.load?.workerCpu.filter((c) => c >= CLIENT_SATURATED).length ?? 0;
     if (hot > 0) notes.push(`${r.target}: ${hot} load worker(s) used ≥${CLIENT_SATURATED * 100}% of a core, so the client may be the limit; raise --workers (the machine has ${machine.cores} cores).`);
   }
+  if (results.length === 0) notes.push('nothing was measured: every data plane asked for was skipped (reasons above) and direct was off.');
   if (machine.cores <= 4) {
     notes.push(`this machine has ${machine.cores} cores shared by the load client, the data plane, the mock EPP and the backend: absolute numbers are low and noisy; compare targets within one run.`);
   }
@@ -252,6 +253,6 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     skipped,
     thresholds,
     notes,
-    ok: results.every((r) => !r.failed) && thresholds.every((t) => t.ok),
+    ok: results.length > 0 && results.every((r) => !r.failed) && thresholds.every((t) => t.ok),
   };
 }
