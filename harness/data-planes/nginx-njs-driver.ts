@@ -2,7 +2,7 @@
 // nginx with ngx_http_js_module running proxies/nginx-njs/epp.js, plus the HTTP-to-ext_proc
 // shim `eppkit node-proxy --shim` as a child process on a free port.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EppkitError } from '../../core/errors.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { renderNginxNjsConfig } from '../../proxies/nginx-njs/nginx-njs-config.ts';
-import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import {
+  CONTAINER_PATHS,
+  IMAGES_BY_ROLE,
+  containerAvailable,
+  eppkitInvocation,
+  startProcessOrContainer,
+  type StartedProcessOrContainer,
+} from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
 export interface NginxNjsDriverOptions {
@@ -83,7 +90,7 @@ function readTail(file: string, maxChars: number): string {
 
 export class NginxNjsDriver implements DataPlaneDriver {
   readonly name = 'nginx-njs';
-  readonly description = "NGINX 1.22 + NJS baseline as NGINX Gateway Fabric does it (epp.js + the eppkit node-proxy shim), local processes";
+  readonly description = "NGINX 1.22 + NJS baseline as NGINX Gateway Fabric does it (epp.js + the eppkit node-proxy shim); local processes or the eppkit/nginx-njs and eppkit/node images";
   readonly features: ReadonlySet<Feature> = new Set(NGINX_NJS_FEATURES);
   private readonly opts: NginxNjsDriverOptions;
 
@@ -100,7 +107,13 @@ export class NginxNjsDriver implements DataPlaneDriver {
   }
 
   async available(runtime: Runtime): Promise<Availability> {
-    if (runtime !== 'local') return { ok: false, reason: 'the nginx-njs data plane runs as local processes only (use --runtime local)' };
+    if (runtime === 'docker') {
+      for (const image of [IMAGES_BY_ROLE.nginxNjs, IMAGES_BY_ROLE.eppkit]) {
+        const a = await containerAvailable(image);
+        if (!a.ok) return a;
+      }
+      return { ok: true };
+    }
     const v = spawnSync(this.nginxBin(), ['-v'], { encoding: 'utf8' });
     if (v.error || v.status !== 0) return { ok: false, reason: `nginx not found at ${this.nginxBin()}; run: bash scripts/setup-system.sh (apt nginx)` };
     if (!existsSync(this.njsModule())) {
@@ -125,21 +138,28 @@ export class NginxNjsDriver implements DataPlaneDriver {
     if (!avail.ok) throw new EppkitError('EPPKIT_TOOL_MISSING', { tool: 'nginx-njs', reason: avail.reason ?? 'not available' });
     const workDir = resolve(ctx.workDir);
     mkdirSync(workDir, { recursive: true });
-    const { command, args } = eppkitCommand();
-    const shim = new ManagedProcess({
-      what: 'node-proxy shim',
-      command,
-      args: [...args, 'node-proxy', '--shim', '--listen', `${ctx.host}:0`, '--timeout-ms', String(route.timeoutMs), '--max-body-bytes', String(route.maxBodyBytes)],
-      logFile: join(workDir, 'shim.log'),
-      env: { ...process.env, NO_COLOR: '1' },
-    });
-    let nginx: ManagedProcess | undefined;
+    const shim = await startProcessOrContainer(
+      { ...ctx, workDir },
+      {
+        what: 'node-proxy shim',
+        ...eppkitInvocation([
+          'node-proxy', '--shim',
+          '--listen', `${ctx.host}:0`,
+          '--timeout-ms', String(route.timeoutMs),
+          '--max-body-bytes', String(route.maxBodyBytes),
+        ]),
+        readyPattern: /listening on (http:\/\/\S+)/,
+        readyTimeoutMs: 15_000,
+        logFile: join(workDir, 'shim.log'),
+        env: { NO_COLOR: '1' },
+      },
+    );
+    let nginx: StartedProcessOrContainer | undefined;
     try {
-      const m = await shim.waitForLine(/listening on (http:\/\/\S+)/, 15_000);
-      const shimUrl = (m[1] ?? '').replace(/\/$/, '');
+      const shimUrl = (shim.readyMatch?.[1] ?? '').replace(/\/$/, '');
       await warmShim(shimUrl, ctx.host);
       copyFileSync(EPP_JS, join(workDir, 'epp.js'));
-      const started = await this.startNginx(route, workDir, ctx.host, shimUrl);
+      const started = await this.startNginx(route, { ...ctx, workDir }, shimUrl);
       nginx = started.proc;
       const nginxProc = started.proc;
       const url = `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${started.port}`;
@@ -168,7 +188,9 @@ export class NginxNjsDriver implements DataPlaneDriver {
   }
 
   /** nginx cannot listen on port 0 and tell us; a freshly freed port may be taken meanwhile, so retry. */
-  private async startNginx(route: RouteModel, workDir: string, host: string, shimUrl: string): Promise<{ proc: ManagedProcess; port: number }> {
+  private async startNginx(route: RouteModel, ctx: DriverContext, shimUrl: string): Promise<{ proc: StartedProcessOrContainer; port: number }> {
+    const { workDir, host } = ctx;
+    const docker = ctx.runtime === 'docker';
     const confFile = join(workDir, 'nginx.conf');
     let lastError: unknown;
     for (let attempt = 1; attempt <= 3; attempt++) {
@@ -180,15 +202,19 @@ export class NginxNjsDriver implements DataPlaneDriver {
           listenHost: host,
           listenPort: port,
           shimUrl,
-          njsModule: this.njsModule(),
-          runAsRoot: process.getuid?.() === 0,
+          njsModule: docker ? CONTAINER_PATHS.nginxNjsModule : this.njsModule(),
+          // The images run as root; locally only when eppkit does.
+          runAsRoot: docker || process.getuid?.() === 0,
         }),
       );
-      const proc = new ManagedProcess({
+      rmSync(join(workDir, 'nginx.pid'), { force: true });
+      // -e: the error log before the config is read (the default is /var/log/nginx).
+      const args = ['-p', `${workDir}/`, '-c', confFile, '-e', join(workDir, 'error.log'), '-g', 'daemon off;'];
+      const proc = await startProcessOrContainer(ctx, {
         what: 'nginx',
-        command: this.nginxBin(),
-        // -e: the error log before the config is read (the default is /var/log/nginx).
-        args: ['-p', `${workDir}/`, '-c', confFile, '-e', join(workDir, 'error.log'), '-g', 'daemon off;'],
+        image: IMAGES_BY_ROLE.nginxNjs,
+        command: [CONTAINER_PATHS.nginx, ...args],
+        localCommand: [this.nginxBin(), ...args],
         logFile: join(workDir, 'nginx.log'),
       });
       try {
@@ -203,7 +229,7 @@ export class NginxNjsDriver implements DataPlaneDriver {
     throw lastError;
   }
 
-  private async waitReady(proc: ManagedProcess, workDir: string, host: string, port: number): Promise<void> {
+  private async waitReady(proc: StartedProcessOrContainer, workDir: string, host: string, port: number): Promise<void> {
     const timeoutMs = this.opts.startTimeoutMs ?? 15_000;
     const deadline = Date.now() + timeoutMs;
     const pidFile = join(workDir, 'nginx.pid');
@@ -215,7 +241,9 @@ export class NginxNjsDriver implements DataPlaneDriver {
         });
       }
       // nginx writes its pid file after it has bound its listeners.
-      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(proc.pid) && (await canConnect(host, port))) return;
+      // (In a container the pid is in another namespace: the file's presence is enough.)
+      const pidOk = existsSync(pidFile) && (proc.pid === undefined || readFileSync(pidFile, 'utf8').trim() === String(proc.pid));
+      if (pidOk && (await canConnect(host, port))) return;
       await sleep(50);
     }
     throw new EppkitError('EPPKIT_START_FAILED', {
