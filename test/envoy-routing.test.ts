@@ -101,4 +101,18 @@ describe.skipIf(gate.skip)('envoy: routing follows the EPP', () => {
       });
     });
   }
+
+  it('maxBodyBytes: BUFFERED answers 413 beyond it; NONE and FULL_DUPLEX_STREAMED pass larger bodies (the limit is only flow control there)', async () => {
+    const outcome: Record<string, number> = {};
+    for (const bodyMode of ['none', 'buffered', 'streamed'] as const) {
+      await using envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address, bodyMode, maxBodyBytes: 200 * 1024, timeoutMs: 3000 }), {
+        workDir: workDir('envoy-limit'),
+        runtime: 'local',
+        host: '127.0.0.1',
+      });
+      expect((await send(`${envoy.url}/v1/completions`, { body: patternBody(100 * 1024) })).status).toBe(200);
+      outcome[bodyMode] = (await send(`${envoy.url}/v1/completions`, { body: patternBody(1024 * 1024) })).status;
+    }
+    expect(outcome).toEqual({ none: 200, buffered: 413, streamed: 200 });
+  });
 });
