@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { rawHeader, setHeaderOption } from '../core/headers.ts';
+import { messageTypes } from '../core/proto.ts';
+import { encodeHealthCheckResponse, encodeProcessingResponse } from './ext-proc-codec.ts';
+import { jsonToStruct } from './struct-json.ts';
+
+const types = messageTypes as unknown as Record<string, { serialize: (m: unknown) => Buffer }>;
+const loaderSerialize = (m: unknown) => (types['envoy.service.ext_proc.v3.ProcessingResponse'] as { serialize: (m: unknown) => Buffer }).serialize(m);
+
+describe('fast ProcessingResponse encoder', () => {
+  const samples: Record<string, object> = {
+    pick: {
+      request_headers: { response: { header_mutation: { set_headers: [setHeaderOption('x-gateway-destination-endpoint', '10.0.0.1:80'), setHeaderOption('x-echo-set-header', 'a:b')], remove_headers: ['x'] } } },
+      dynamic_metadata: jsonToStruct({ 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.1:80' } }),
+      mode_override: { response_header_mode: 2, response_body_mode: 0 },
+    },
+    'both value and raw_value': { request_headers: { response: { header_mutation: { set_headers: [{ header: { key: 'k', value: 'v', raw_value: Buffer.from('v') }, append: { value: false } }] } } } },
+    streamed: { request_body: { response: { body_mutation: { streamed_response: { body: Buffer.from('abc'), end_of_stream: true } } } } },
+    replace: { request_body: { response: { body_mutation: { body: Buffer.from('new') } } } },
+    clear: { response_body: { response: { body_mutation: { clear_body: true } } } },
+    trailers: { request_trailers: { header_mutation: {} } },
+    immediate: { immediate_response: { status: { code: 503 }, headers: { set_headers: [{ header: rawHeader('retry-after', '1'), append: { value: false } }] }, body: Buffer.from('x'), details: 'd' } },
+    'empty oneof': {},
+  };
+  for (const [name, m] of Object.entries(samples)) {
+    it(`${name}: same bytes as the proto loader`, () => {
+      expect(encodeProcessingResponse(m).toString('hex')).toBe(loaderSerialize(m).toString('hex'));
+    });
+  }
+  it('health response', () => {
+    expect(encodeHealthCheckResponse({ status: 2 }).toString('hex')).toBe('0802');
+  });
+});
