@@ -117,6 +117,23 @@ http { access_log off; server { listen 127.0.0.1:${bport} backlog=4096; keepaliv
     [`EPP (${a.epp})`]: [epp.pid!],
     'backend nginx': childPids(backend.pid!),
   };
+  // Baseline: the same proxying without the module (no EPP at all), same connections: what this
+  // machine can do right now, whatever the EPP; run first, 5 s.
+  const pport = await freePort();
+  const pdir = join(work, 'proxy-only');
+  mkdirSync(pdir);
+  writeFileSync(
+    join(pdir, 'nginx.conf'),
+    `worker_processes 1; pid ${pdir}/nginx.pid; error_log ${pdir}/error.log warn;
+events { worker_connections 8192; }
+http { access_log off; server { listen 127.0.0.1:${pport} backlog=4096; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://${backendAddr}; } } }\n`,
+  );
+  const proxyOnly = spawn('/usr/sbin/nginx', ['-p', `${pdir}/`, '-c', join(pdir, 'nginx.conf'), '-e', join(pdir, 'error.log'), '-g', 'daemon off;'], { stdio: 'ignore' });
+  children.push(proxyOnly);
+  await sleep(500);
+  const base = spawnSync('wrk', [`-t${a.threads}`, `-c${connections}`, '-d5s', '--timeout', '5s', `http://127.0.0.1:${pport}/v1/completions`], { encoding: 'utf8' });
+  const baseRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(base.stdout)?.[1] ?? NaN);
+  proxyOnly.kill('SIGTERM');
   // Warm-up: connections to the EPP and backend exist before the measurement.
   spawnSync('wrk', ['-t1', '-c20', '-d2s', '-H', `x-eppkit-delay-ms: ${delay}`, `${plane.url}/v1/completions`], { encoding: 'utf8' });
   const before = Object.fromEntries(Object.entries(procs).map(([k, ps]) => [k, ps.reduce((s, p) => s + cpuSeconds(p), 0)]));
@@ -133,6 +150,7 @@ http { access_log off; server { listen 127.0.0.1:${bport} backlog=4096; keepaliv
   const lines = [
     `nginx-epp non-blocking bench: form ${a.form}, EPP ${a.epp}, delay ${delay} ms, ${connections} connections, ${duration} s, 1 nginx worker`,
     `requests ${total}, non-2xx ${non2xx}, ${rps.toFixed(0)} req/s = ${((100 * rps) / bound).toFixed(1)} % of the bound ${bound.toFixed(0)} req/s (a blocking worker: ${(1000 / delay).toFixed(0)} req/s)`,
+    `baseline, same nginx proxying WITHOUT the module or any EPP, same ${connections} connections: ${baseRps.toFixed(0)} req/s (the machine's ceiling for this path right now)`,
     ...out.split('\n').filter((l) => /^\s+(50|90|99)%/.test(l)).map((l) => `latency ${l.trim()}`),
     `CPU seconds during the run (of ${duration} s wall, 2 cores shared):`,
     ...Object.keys(procs).map((k) => `  ${k}: ${(after[k]! - before[k]!).toFixed(2)} s`),
