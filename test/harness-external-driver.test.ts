@@ -75,13 +75,14 @@ describe('external data plane', () => {
     expect(skipped.reason).toContain('EPPKIT_EXTERNAL_FAILURE_MODE');
   }, 150_000);
 
-  it('is unavailable, saying what to set, without a URL', () => {
+  it('is unavailable, saying what to set, without a URL (exit 1 in CI when named explicitly)', () => {
     const r = spawnSync(process.execPath, [BIN, 'run', '--data-plane', 'external', '--tag', 'core', '--report-dir', mkdtempSync(join(tmpdir(), 'eppkit-external-'))], {
       encoding: 'utf8',
       env: { ...process.env, NO_COLOR: '1', CI: '1', EPPKIT_EXTERNAL_URL: '', EPPKIT_EXTERNAL_EPP_PORT: '' },
       timeout: 60_000,
     });
-    expect(r.status).toBe(0);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('error: data plane external is not available here');
     expect(r.stdout).toContain('not available: set --external-url');
     expect(r.stdout).toMatch(/0 passed, 0 failed, \d+ skipped/);
   }, 90_000);

@@ -1,7 +1,8 @@
 // `eppkit run [scenario files or folders...] [--data-plane <name>[,<name>...]|all]
 //   [--runtime local|docker] [--report-dir <dir>] [--tag <t>] [--bail]`
-// Exit 0 when every selected scenario passed (skips are not failures), 1 when any failed,
-// 2 for bad usage or a bad scenario file (file, line and path named; no stack trace).
+// Exit 0 when every selected scenario passed (skips are not failures), 1 when any failed (or,
+// with CI set, when a data plane named explicitly is not available here), 2 for bad usage or a
+// bad scenario file (file, line and path named; no stack trace).
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../../core/errors.ts';
@@ -77,7 +78,11 @@ const command: CommandModule<object, Args> = {
       ...(c !== undefined ? { concurrency: c } : {}),
       reporters: [new ConsoleReporter(), new JsonReporter(), new JunitReporter(), new MarkdownReporter(), new ConformanceReporter(), new HtmlReporter()],
     });
-    process.exitCode = report.summary.failed > 0 ? 1 : 0;
+    // A data plane named on purpose that cannot run here: in CI that is a broken setup, not a skip.
+    const explicit = argv['data-plane'].trim() !== 'all';
+    const missing = explicit ? report.dataPlanes.filter((d) => !d.available) : [];
+    for (const d of missing) process.stderr.write(`${process.env.CI ? 'error' : 'warning'}: data plane ${d.name} is not available here: ${d.reason ?? ''}\n`);
+    process.exitCode = report.summary.failed > 0 || (missing.length > 0 && process.env.CI) ? 1 : 0;
   },
 };
 
