@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EchoBackend, type StartedEchoBackend } from '../harness/backends/echo-backend.ts';
-import type { Availability, DataPlaneDriver } from '../harness/data-planes/data-plane-driver.ts';
+import type { Availability, DataPlaneDriver, Runtime } from '../harness/data-planes/data-plane-driver.ts';
 
 export interface Gate {
   /** True: skip the suite (local run without the tool). */
@@ -13,11 +13,11 @@ export interface Gate {
 }
 
 /** Locally a missing tool skips with its reason; with CI=true the suite runs and its availability test fails. */
-export async function gateFor(driver: DataPlaneDriver): Promise<Gate> {
-  const availability = await driver.available('local');
+export async function gateFor(driver: DataPlaneDriver, runtime: Runtime = 'local'): Promise<Gate> {
+  const availability = await driver.available(runtime);
   const ci = process.env.CI === 'true' || process.env.CI === '1';
   if (!availability.ok && !ci) {
-    process.stderr.write(`[skip] ${driver.name} tests: ${availability.reason}\n`);
+    process.stderr.write(`[skip] ${driver.name} (${runtime}) tests: ${availability.reason}\n`);
   }
   return { skip: !availability.ok && !ci, availability };
 }
