@@ -16,6 +16,7 @@ import { JunitReporter } from '../reporters/junit-reporter.ts';
 import { MarkdownReporter } from '../reporters/markdown-reporter.ts';
 import { loadScenarios } from '../scenarios/load-scenarios.ts';
 import { defaultConcurrency, runAll } from '../runner/runner.ts';
+import { killAllManagedProcesses } from '../processes/managed-process.ts';
 
 interface Args {
   paths: string[];
@@ -69,6 +70,14 @@ const command: CommandModule<object, Args> = {
     if (argv.tag.length > 0) scenarios = scenarios.filter((s) => s.scenario.tags.some((t) => argv.tag.includes(t)));
     if (scenarios.length === 0) throw new EppkitError('EPPKIT_USAGE', { reason: `no scenario selected${argv.tag.length ? ` (tags: ${argv.tag.join(', ')})` : ''}` });
     const reportDir = resolve(argv['report-dir'] ?? defaultReportDir());
+    // Ctrl-C / SIGTERM: take every mock EPP and data plane down with us, then exit 130.
+    const interrupted = (): void => {
+      killAllManagedProcesses();
+      process.stderr.write('\ninterrupted: stopped every process this run started\n');
+      process.exit(130);
+    };
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
     const report = await runAll({
       scenarios,
       drivers,

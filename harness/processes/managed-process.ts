@@ -18,6 +18,14 @@ export interface ManagedProcessOptions {
   maxLogChars?: number;
 }
 
+/** Every child process started and not yet exited, so an interrupted run can take them down. */
+const LIVE = new Set<ManagedProcess>();
+
+/** SIGKILL every managed child still running (Ctrl-C of `eppkit run`): no orphan keeps a port. */
+export function killAllManagedProcesses(): void {
+  for (const p of LIVE) p.child.kill('SIGKILL');
+}
+
 export class ManagedProcess implements AsyncDisposable {
   readonly what: string;
   readonly child: ChildProcess;
@@ -39,15 +47,18 @@ export class ManagedProcess implements AsyncDisposable {
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    LIVE.add(this);
     this.child.stdout?.on('data', (d: Buffer) => this.onOutput(d, true));
     this.child.stderr?.on('data', (d: Buffer) => this.onOutput(d, false));
     this.exited = new Promise((resolve) => {
       this.child.once('error', (e) => {
+        LIVE.delete(this);
         this.append(`[eppkit] ${this.what} could not be spawned: ${e.message}\n`);
         this.exitInfo = { code: null, signal: null };
         resolve(this.exitInfo);
       });
       this.child.once('exit', (code, signal) => {
+        LIVE.delete(this);
         this.exitInfo = { code, signal };
         resolve(this.exitInfo);
       });
