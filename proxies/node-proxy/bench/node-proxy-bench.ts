@@ -9,7 +9,7 @@
 //      connections, timing each request with process.hrtime (microsecond resolution;
 //      autocannon's histogram has 1 ms resolution, too coarse for a sub-millisecond hop).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,20 @@ const RATE = Number(opt.rate);
 const CONNECTIONS = Number(opt.connections);
 
 const children: ChildProcess[] = [];
+
+/** CPU seconds (user+system) of a process and its children (cluster workers), from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    let ticks = Number(f[11]) + Number(f[12]);
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    for (const k of kids ? kids.split(' ') : []) ticks += cpuSeconds(Number(k)) * 100;
+    return ticks / 100;
+  } catch {
+    return NaN;
+  }
+}
 function start(what: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): Promise<RegExpExecArray> {
   const child = spawn(process.execPath, [...execArgv, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
   children.push(child);
@@ -68,14 +82,21 @@ function stopAll(): Promise<void> {
 
 interface Throughput {
   rps: number;
+  requests: number;
+  /** CPU µs per request of each of our processes during the run (contention-robust). */
+  cpuUsPerReq: Record<string, number>;
   p50ms: number;
   p99ms: number;
   non2xx: number;
   errors: number;
 }
+const pids: Record<string, number> = {};
 async function maxThroughput(url: string, headers: Record<string, string>): Promise<Throughput> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
   const r = await autocannon({ url, connections: CONNECTIONS, duration: DURATION, headers, pipelining: 1 });
-  return { rps: r.requests.average, p50ms: r.latency.p50, p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts };
+  const cpuUsPerReq: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) cpuUsPerReq[k] = Math.round(((cpuSeconds(pid) - (before[k] as number)) * 1e6) / Math.max(1, r.requests.total));
+  return { rps: r.requests.average, requests: r.requests.total, cpuUsPerReq, p50ms: r.latency.p50, p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors + r.timeouts };
 }
 
 interface FixedRate {
@@ -143,6 +164,8 @@ async function main(): Promise<void> {
     { EPPKIT_LOG_LEVEL: opt['log-level'] as string },
     profArgs,
   );
+  const names = ['echo backend', 'mock EPP', 'node-proxy'];
+  children.forEach((c, i) => (pids[names[i] as string] = c.pid as number));
   const targets: Array<{ name: string; url: string; headers: Record<string, string> }> = [{ name: 'direct to backend', url: `http://${backend}`, headers: {} }];
   for (const d of (opt.delays as string).split(',')) {
     targets.push({ name: `node-proxy, EPP delay ${d} ms`, url: proxyUrl as string, headers: d === '0' ? {} : { 'x-eppkit-delay-ms': d } });
@@ -162,12 +185,12 @@ async function main(): Promise<void> {
   if (opt.json) writeFileSync(opt.json, JSON.stringify(result, null, 2));
 
   const lines = [
-    `| target | max req/s (c=${CONNECTIONS}) | p50 / p99 ms at max | p50 / p90 / p99 µs at ${RATE} req/s | failed |`,
-    '|---|---|---|---|---|',
+    `| target | max req/s (c=${CONNECTIONS}) | p50 / p99 ms at max | p50 / p90 / p99 µs at ${RATE} req/s | failed | CPU µs/req: proxy / EPP / backend |`,
+    '|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.target} | ${Math.round(r.throughput.rps)} | ${r.throughput.p50ms} / ${r.throughput.p99ms} | ${r.fixed.p50us} / ${r.fixed.p90us} / ${r.fixed.p99us} | ${r.throughput.non2xx + r.throughput.errors + r.fixed.failed} |`,
+      `| ${r.target} | ${Math.round(r.throughput.rps)} | ${r.throughput.p50ms} / ${r.throughput.p99ms} | ${r.fixed.p50us} / ${r.fixed.p90us} / ${r.fixed.p99us} | ${r.throughput.non2xx + r.throughput.errors + r.fixed.failed} | ${r.target.startsWith('direct') ? '-' : r.throughput.cpuUsPerReq['node-proxy']} / ${r.target.startsWith('direct') ? '-' : r.throughput.cpuUsPerReq['mock EPP']} / ${r.throughput.cpuUsPerReq['echo backend']} |`,
     );
   }
   process.stdout.write(`${lines.join('\n')}\n\nconditions: ${JSON.stringify(result.facts)}\n`);
