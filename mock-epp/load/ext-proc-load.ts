@@ -334,6 +334,7 @@ worker threads over a few HTTP/2 connections, HDR histogram of service time.
   --spawn-mock           start \`eppkit mock-epp\` in a child process for the run
   --mock-cpus LIST       pin that child with taskset (e.g. 0)
   --mock-arg ARG         extra mock-epp CLI argument (repeatable)
+  --mock-pid PID         a server process started elsewhere: report its CPU per stream and RSS
   --tls-ca FILE          PEM CA for a TLS target
   --workers N            worker threads (default 2)
   --connections N        HTTP/2 connections per worker (default 2)
@@ -362,7 +363,7 @@ function parseArgv(argv: string[]): { opts: Record<string, unknown>; json: boole
     target: 'target', 'tls-ca': 'tlsCa', 'mock-cpus': 'mockCpus', duration: 'duration', warmup: 'warmup', 'body-mode': 'bodyMode',
   };
   const nums: Record<string, string> = {
-    workers: 'workers', connections: 'connections', concurrency: 'concurrency', rate: 'rate', streams: 'streams', 'body-bytes': 'bodyBytes', 'timeout-ms': 'timeoutMs',
+    'mock-pid': 'mockPid', workers: 'workers', connections: 'connections', concurrency: 'concurrency', rate: 'rate', streams: 'streams', 'body-bytes': 'bodyBytes', 'timeout-ms': 'timeoutMs',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
