@@ -184,9 +184,14 @@ export class GrpcH2Server {
     this.#maxMessageBytes = opts.maxMessageBytes;
     const settings = { initialWindowSize: 1024 * 1024, maxConcurrentStreams: 100_000 };
     const onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers);
+    // Envoy ends every finished ext_proc stream with RST_STREAM. nghttp2's rapid-reset guard
+    // (CVE-2023-44487; default burst 1000, then 33/s) would kill such a connection with a
+    // protocol error after about a thousand requests, refusing every stream in flight. The mock
+    // serves test traffic on loopback, so the limit is lifted.
+    const base = { settings, maxSessionMemory: 64, streamResetBurst: 1_000_000_000, streamResetRate: 1_000_000_000 };
     this.#server = opts.tls
-      ? createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['h2'], settings, maxSessionMemory: 64 })
-      : createServer({ settings, maxSessionMemory: 64 });
+      ? createSecureServer({ ...base, cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['h2'] })
+      : createServer(base);
     this.#server.on('stream', onStream);
     this.#server.on('session', (s: Http2Session) => {
       this.#sessions.add(s);

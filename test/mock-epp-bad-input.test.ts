@@ -200,4 +200,44 @@ describe('mock EPP bad input', () => {
     }
     await stillServes();
   });
+
+  it('a client that ends every stream with RST_STREAM (as Envoy does) keeps its connection: no rapid-reset cut-off', async () => {
+    // nghttp2's default reset flood limit (burst 1000, 33/s) would end the session with a
+    // protocol error after about a thousand resets; a data plane resetting each finished
+    // ext_proc stream gets there in seconds.
+    const session = connect(`http://${epp.address}`);
+    await new Promise<void>((resolve, reject) => {
+      session.once('connect', () => resolve());
+      session.once('error', reject);
+    });
+    let sessionError: unknown;
+    session.on('error', (e) => (sessionError = e));
+    const codec = (await import('../core/proto.ts')).messageTypes as unknown as Record<string, { serialize: (m: object) => Buffer }>;
+    const req = (codec['envoy.service.ext_proc.v3.ProcessingRequest'] as { serialize: (m: object) => Buffer }).serialize({
+      request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true },
+    });
+    const one = () =>
+      new Promise<boolean>((resolve) => {
+        const st = session.request({ ':method': 'POST', ':path': EXT_PROC_METHOD_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+        st.on('error', () => {});
+        let got = false;
+        st.on('data', () => {
+          if (got) return;
+          got = true;
+          st.close(h2.NGHTTP2_CANCEL);
+        });
+        st.on('close', () => resolve(got));
+        st.write(frame(req));
+      });
+    let answered = 0;
+    for (let batch = 0; batch < 25; batch++) {
+      const r = await Promise.all(Array.from({ length: 100 }, one));
+      answered += r.filter(Boolean).length;
+    }
+    expect(sessionError).toBeUndefined();
+    expect(session.destroyed).toBe(false);
+    expect(answered).toBe(2500);
+    session.close();
+    await stillServes();
+  }, 60_000);
 });
