@@ -50,7 +50,7 @@ async function openSession(cfg: WorkerConfig): Promise<ClientHttp2Session> {
   return s;
 }
 
-export async function runWorker(cfg: WorkerConfig): Promise<WorkerResult> {
+export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number) => void = () => {}): Promise<WorkerResult> {
   const sessions: ClientHttp2Session[] = [];
   for (let i = 0; i < cfg.connections; i++) sessions.push(await openSession(cfg));
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST_US, numberOfSignificantValueDigits: 3 });
@@ -72,6 +72,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<WorkerResult> {
   const recordFrom = t0 + cfg.warmupMs;
   const deadline = t0 + cfg.warmupMs + cfg.durationMs;
   const maxStreams = cfg.maxStreams ?? Number.POSITIVE_INFINITY;
+  const progress = setInterval(() => onProgress(streams), 500);
 
   /** One ext_proc stream; resolves when it has closed. `intended` is when it should have started (rate mode). */
   const one = (intended: number): Promise<void> =>
@@ -161,6 +162,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<WorkerResult> {
     }
     await Promise.all(inflight);
   }
+  clearInterval(progress);
   const elapsedMs = Math.max(0, performance.now() - recordFrom);
   for (const s of sessions) s.close();
   const out: WorkerResult = { streams, measured, errors, histogram: hdr.encodeIntoCompressedBase64(hist), elapsedMs };
@@ -170,7 +172,7 @@ export async function runWorker(cfg: WorkerConfig): Promise<WorkerResult> {
 
 if (parentPort && workerData?.eppkitExtProcLoad) {
   const port = parentPort;
-  runWorker(workerData.config as WorkerConfig).then(
+  runWorker(workerData.config as WorkerConfig, (streams) => port.postMessage({ progress: streams })).then(
     (r) => port.postMessage({ ok: true, result: r }),
     (e: unknown) => port.postMessage({ ok: false, error: String((e as Error)?.message ?? e) }),
   );

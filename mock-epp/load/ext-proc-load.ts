@@ -224,6 +224,7 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
   const per = (n: number, i: number) => Math.floor(n / o.workers) + (i < n % o.workers ? 1 : 0);
   const samples: Array<{ atMs: number; streams: number; rssMiB: number }> = [];
   const t0 = performance.now();
+  const perWorker = new Array<number>(o.workers).fill(0);
   let progressStreams = 0;
   const sampler = setInterval(() => {
     const rss = mockPid ? rssMiB(mockPid) : undefined;
@@ -251,9 +252,15 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
         };
         return new Promise<WorkerResult>((resolve, reject) => {
           const w = new Worker(workerUrl, { workerData: { eppkitExtProcLoad: true, config: cfg } });
-          w.on('message', (m: { ok: boolean; result?: WorkerResult; error?: string }) => {
+          w.on('message', (m: { ok?: boolean; progress?: number; result?: WorkerResult; error?: string }) => {
+            if (m.progress !== undefined) {
+              perWorker[i] = m.progress;
+              progressStreams = perWorker.reduce((a, b) => a + b, 0);
+              return;
+            }
             if (m.ok && m.result) {
-              progressStreams += m.result.streams;
+              perWorker[i] = m.result.streams;
+              progressStreams = perWorker.reduce((a, b) => a + b, 0);
               resolve(m.result);
             } else reject(new EppkitError('EPPKIT_START_FAILED', { what: `load worker ${i}`, reason: m.error ?? 'unknown' }));
             void w.terminate();
@@ -387,7 +394,7 @@ if (import.meta.main) {
     else {
       const r = await runExtProcLoad(opts as ExtProcLoadOptions, {
         onProgress: (p) => {
-          if (!json) process.stderr.write(`  ${(p.elapsedMs / 1000).toFixed(0)} s${p.rssMiB !== undefined ? `, mock RSS ${p.rssMiB} MiB` : ''}\n`);
+          if (!json) process.stderr.write(`  ${(p.elapsedMs / 1000).toFixed(0)} s, ${p.streams} streams${p.rssMiB !== undefined ? `, mock RSS ${p.rssMiB} MiB` : ''}\n`);
         },
       });
       process.stdout.write(json ? `${JSON.stringify({ ...r, histogram: undefined }, null, 2)}\n` : `${formatExtProcLoadResult(r)}\n`);
