@@ -200,6 +200,11 @@ describe('eppkit node-proxy (CLI)', () => {
       const r = runCli(['--listen', new URL(cli.url).host, '--epp', epp.address]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('EPPKIT_PORT_IN_USE');
+      // With workers, the primary reports the workers' failure the same way and exits.
+      const w = runCli(['--listen', new URL(cli.url).host, '--epp', epp.address, '--workers', '2']);
+      expect(w.code).toBe(1);
+      expect(w.stderr).toContain('EPPKIT_PORT_IN_USE');
+      expect(w.stderr).not.toMatch(/\n\s+at /);
     } finally {
       cli.child.kill('SIGTERM');
     }

@@ -4,6 +4,7 @@
 // (node:cluster); the primary then serves the admin port and sums the workers' metrics.
 import cluster, { type Worker } from 'node:cluster';
 import type { Argv, CommandModule } from 'yargs';
+import { EppkitError, ERRORS, isEppkitError, type ErrorCode } from '../../core/errors.ts';
 import { createLogger } from '../../core/logger.ts';
 import { resolveNodeProxyConfig, type NodeProxyConfig, type NodeProxyInput } from './node-proxy-config.ts';
 import { NodeProxy, startAdminServer, type StartedNodeProxy } from './node-proxy.ts';
@@ -63,7 +64,10 @@ export function argsToInput(a: Args): NodeProxyInput {
   return input as NodeProxyInput;
 }
 
-type WorkerMessage = { type: 'ready'; url: string } | { type: 'metrics'; id: number; snapshot: MetricsSnapshot };
+type WorkerMessage =
+  | { type: 'ready'; url: string }
+  | { type: 'failed'; code?: string; details?: Record<string, string | number>; message: string }
+  | { type: 'metrics'; id: number; snapshot: MetricsSnapshot };
 type PrimaryMessage = { type: 'metrics'; id: number } | { type: 'stop' };
 
 function onSignals(fn: () => void): void {
@@ -83,8 +87,12 @@ async function runWorker(config: NodeProxyConfig): Promise<void> {
   try {
     proxy = await new NodeProxy(config).withoutAdmin().start();
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(1);
+    // The primary reports it (as the same EppkitError) and stops the other workers.
+    const msg: WorkerMessage = isEppkitError(e)
+      ? { type: 'failed', code: e.code, details: { ...e.details }, message: e.message }
+      : { type: 'failed', message: String((e as Error)?.stack ?? e) };
+    process.send?.(msg, () => process.exit(1));
+    return;
   }
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === 'metrics') process.send?.({ type: 'metrics', id: m.id, snapshot: proxy.metrics.snapshot() } satisfies WorkerMessage);
@@ -99,6 +107,8 @@ async function runPrimary(config: NodeProxyConfig): Promise<void> {
   const log = createLogger('node-proxy-primary');
   const workers = new Set<Worker>();
   let stopping = false;
+  // A worker that dies after start-up is replaced; one that fails to start fails the command.
+  let started = false;
   let nextId = 1;
   const pending = new Map<number, { need: number; got: MetricsSnapshot[]; resolve: (s: MetricsSnapshot) => void }>();
 
@@ -108,6 +118,13 @@ async function runPrimary(config: NodeProxyConfig): Promise<void> {
       workers.add(w);
       w.on('message', (m: WorkerMessage) => {
         if (m.type === 'ready') resolve(m.url);
+        if (m.type === 'failed') {
+          reject(
+            m.code && m.code in ERRORS
+              ? new EppkitError(m.code as ErrorCode, m.details ?? {})
+              : new EppkitError('EPPKIT_START_FAILED', { what: 'a node-proxy worker', reason: m.message }),
+          );
+        }
         if (m.type === 'metrics') {
           const p = pending.get(m.id);
           if (!p) return;
@@ -120,8 +137,8 @@ async function runPrimary(config: NodeProxyConfig): Promise<void> {
       });
       w.on('exit', (code, signal) => {
         workers.delete(w);
-        reject(new Error(`worker exited (${code ?? signal}) before it was ready`));
-        if (!stopping) {
+        reject(new EppkitError('EPPKIT_START_FAILED', { what: 'a node-proxy worker', reason: `exited (${code ?? signal}) before it was ready` }));
+        if (started && !stopping) {
           log.error({ event: 'worker_exit', code, signal }, 'worker died; starting another');
           void fork().catch((e: unknown) => log.error({ event: 'worker_restart_failed', err: e }));
         }
@@ -132,6 +149,7 @@ async function runPrimary(config: NodeProxyConfig): Promise<void> {
   try {
     const urls = await Promise.all(Array.from({ length: config.workers }, fork));
     url = urls[0] as string;
+    started = true;
   } catch (e) {
     stopping = true;
     for (const w of workers) w.kill();
@@ -154,7 +172,13 @@ async function runPrimary(config: NodeProxyConfig): Promise<void> {
     });
   let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
   if (config.admin) {
-    admin = await startAdminServer(config.admin, gather, log);
+    try {
+      admin = await startAdminServer(config.admin, gather, log);
+    } catch (e) {
+      stopping = true;
+      for (const w of workers) w.kill();
+      throw e;
+    }
     process.stdout.write(`admin listening on ${admin.url}\n`);
   }
   await new Promise<void>((resolve) =>
