@@ -49,13 +49,15 @@ export interface ParsedFile {
 /** Parses YAML (a superset of JSON) keeping positions, so problems can name their line. */
 export function parseText(text: string, source: string, code: ErrorCode = 'EPPKIT_CONFIG_INVALID'): ParsedFile {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // prettyErrors is what fills in linePos, so syntax errors can name their line.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    const problems = doc.errors.map((e) => ({
-      path: '',
-      message: e.message.split('\n')[0] ?? e.message,
-      line: e.linePos?.[0]?.line,
-    })) as Problem[];
+    const problems = doc.errors.map((e) => {
+      const p: Problem = { path: '', message: (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '') };
+      const line = e.linePos?.[0]?.line;
+      if (line !== undefined) p.line = line;
+      return p;
+    });
     throw new EppkitError(code, { source }, problems);
   }
   const lineOf = (path: ReadonlyArray<PropertyKey>): number | undefined => {

@@ -4,7 +4,6 @@
 // reported at once, with its line and path (EPPKIT_SCENARIO_INVALID, exit 2).
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { formatPath, parseText, readTextFile, deepFreeze } from '../../core/config-file.ts';
 import { EppkitError, type Problem } from '../../core/errors.ts';
 import { mockEppConfigSchema } from '../../mock-epp/mock-epp-config.ts';
@@ -49,17 +48,6 @@ export function findScenarioFiles(paths: readonly string[]): string[] {
 
 /** Parses and validates one scenario file's text. */
 export function parseScenario(text: string, file: string): Scenario {
-  // YAML syntax errors first, with their line (prettyErrors computes linePos).
-  const syntax = parseDocument(text, { prettyErrors: true, uniqueKeys: true }).errors;
-  if (syntax.length > 0) {
-    const problems = syntax.map((e) => {
-      const p: Problem = { path: '', message: (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '') };
-      const line = e.linePos?.[0]?.line;
-      if (line !== undefined) p.line = line;
-      return p;
-    });
-    throw new EppkitError('EPPKIT_SCENARIO_INVALID', { source: file }, problems);
-  }
   const { data, lineOf } = parseText(text, file, 'EPPKIT_SCENARIO_INVALID');
   const r = scenarioSchema.safeParse(data);
   const problems: Problem[] = [];
