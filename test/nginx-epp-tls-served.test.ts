@@ -1,8 +1,8 @@
 // TLS to the EPP and the served-endpoint report of the native nginx EPP module, against the
 // real MockEpp: over TLS with the EPP's certificate as CA (verified), with verification off,
 // and refused with a CA that did not sign it (a failure, so 500 on fail-close). With
-// `epp_report_served on` the EPP receives the endpoint that actually answered in
-// metadata_context envoy.lb / x-gateway-destination-endpoint-served.
+// `epp_report_served on` the EPP receives, on the pick's own stream, the endpoint that
+// actually answered in metadata_context envoy.lb / x-gateway-destination-endpoint-served.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeWithDefaults } from '../core/route-model.ts';
 import type { StartedEchoBackend } from '../harness/backends/echo-backend.ts';
@@ -62,9 +62,11 @@ describe.skipIf(gate.skip)('nginx-epp TLS and served endpoint', () => {
     });
     const r = await send(`${plane.url}/v1/completions`, { body: '{"model":"m"}' });
     expect(r.pod).toBe('a');
-    const entries = await epp.waitForJournal(2, 5000);
-    const served = entries.find((e) => e.servedEndpoint !== undefined);
-    expect(served?.servedEndpoint).toBe(a.address);
-    expect(served?.phases.some((p) => p.phase === 'response_headers')).toBe(true);
+    // On the same stream as the pick, after the request phases (as Envoy does).
+    const [entry] = await epp.waitForJournal(1, 5000);
+    expect(entry?.servedEndpoint).toBe(a.address);
+    expect(entry?.phases.map((p) => p.phase)).toEqual(['request_headers', 'request_body', 'response_headers']);
+    expect(entry?.end?.how).toBe('completed');
+    expect(epp.journal).toHaveLength(1);
   });
 });

@@ -72,12 +72,14 @@ unsafe fn ctx_of(r: *mut ngx_http_request_t) -> *mut ReqCtx {
 /// client abort, worker shutdown). Cancels a call in flight and forgets the request.
 unsafe extern "C" fn ctx_cleanup(data: *mut c_void) {
     let ctx = data as *mut ReqCtx;
-    if (*ctx).id != 0 {
-        if let Some(w) = worker::get() {
+    if let Some(w) = worker::get() {
+        if (*ctx).id != 0 {
             w.pending.remove(&(*ctx).id);
         }
-        (*ctx).id = 0;
+        // Dropping the slot resets a stream still waiting for the served report.
+        w.served.remove(&((*ctx).r as usize));
     }
+    (*ctx).id = 0;
     if let Some(h) = (*ctx).handle.take() {
         h.cancel();
     }
@@ -186,7 +188,14 @@ unsafe fn begin(r: *mut ngx_http_request_t, ctx: *mut ReqCtx) {
         }
     };
     let wake = w.wake.clone();
-    (*ctx).handle = Some(w.client.spawn(call, move |outcome| wake.complete(id, Completion::Epp(outcome))));
+    let done = move |outcome| wake.complete(id, Completion::Epp(outcome));
+    if lcf.report_served == 1 {
+        let (handle, slot) = w.client.spawn_with_report(call, done);
+        (*ctx).handle = Some(handle);
+        w.served.insert(r as usize, slot);
+    } else {
+        (*ctx).handle = Some(w.client.spawn(call, done));
+    }
 }
 
 unsafe fn prepare(r: *mut ngx_http_request_t, ctx: *mut ReqCtx, lcf: &LocConf) -> Result<EppCall, Completion> {
@@ -540,12 +549,13 @@ unsafe fn send_immediate(r: *mut ngx_http_request_t, status: u16, headers: &[(St
     ngx_http_finalize_request(r, rc);
 }
 
-/// Log phase: report the served endpoint (`epp_report_served on`) on a stream of its own.
+/// Log phase: report the served endpoint (`epp_report_served on`) on the call's own stream.
 pub unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let lcf = &*lcf_of(r);
-    if lcf.report_served != 1 || r != (*r).main {
+    if r != (*r).main {
         return OK;
     }
+    let Some(w) = worker::get() else { return OK };
+    let Some(slot) = w.served.remove(&(r as usize)) else { return OK };
     if util::indexed_var(r, conf::VAR_STATUS) != Some(b"ok") {
         return OK;
     }
@@ -554,28 +564,8 @@ pub unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let addr = String::from_utf8_lossy(addr);
     let last = addr.rsplit(" : ").next().unwrap_or(&addr);
     let served = last.rsplit(", ").next().unwrap_or(last).trim().to_owned();
-    if !epp_core::endpoint::is_valid_endpoint(&served) {
-        return OK;
-    }
-    let target = if !lcf.endpoint.is_null() {
-        util::complex_value(r, lcf.endpoint).map(|v| String::from_utf8_lossy(&v).into_owned())
-    } else {
-        let h = util::indexed_var(r, conf::VAR_EPP_HOST);
-        let p = util::indexed_var(r, conf::VAR_EPP_PORT);
-        match (h, p) {
-            (Some(h), Some(p)) => Some(format!("{}:{}", String::from_utf8_lossy(h), String::from_utf8_lossy(p))),
-            _ => None,
-        }
-    };
-    let Some(Ok((host, port))) = target.map(|t| epp_core::endpoint::parse_target(&t)) else { return OK };
-    if let Some(w) = worker::get() {
-        let status = (*r).headers_out.status as u16;
-        w.client.report_served(
-            EppTarget { host, port, tls: tls_settings(lcf) },
-            Duration::from_millis(lcf.timeout_ms.max(1) as u64),
-            served,
-            status,
-        );
+    if epp_core::endpoint::is_valid_endpoint(&served) {
+        slot.report(served, (*r).headers_out.status as u16);
     }
     OK
 }

@@ -17,6 +17,9 @@ pub struct Worker {
     pub wake: Arc<Waker>,
     conn: *mut ngx_connection_t,
     pub pending: HashMap<u64, *mut crate::request::ReqCtx>,
+    /// Served-endpoint slots of routed requests (epp_report_served), by request address;
+    /// filled in the log phase, dropped with the request's pool.
+    pub served: HashMap<usize, epp_core::client::ServedSlot>,
     next_id: u64,
 }
 
@@ -100,7 +103,7 @@ unsafe fn start(cycle: *mut ngx_cycle_t) -> Result<Worker, String> {
     }
     // Created here, after fork: a runtime's threads do not survive fork().
     let client = EppClient::new(threads()).map_err(|e| format!("tokio runtime: {e}"))?;
-    Ok(Worker { client, wake: Arc::new(Waker { fd, queue: Mutex::new(Vec::new()) }), conn: c, pending: HashMap::new(), next_id: 0 })
+    Ok(Worker { client, wake: Arc::new(Waker { fd, queue: Mutex::new(Vec::new()) }), conn: c, pending: HashMap::new(), served: HashMap::new(), next_id: 0 })
 }
 
 /// Read event of the eventfd: runs on the worker thread inside nginx's event loop.

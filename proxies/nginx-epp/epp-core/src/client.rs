@@ -38,6 +38,15 @@ pub struct EppClient {
     channels: Arc<Mutex<HashMap<(String, u16, Option<TlsSettings>), Channel>>>,
 }
 
+/// Where the worker hands over the served endpoint (`$upstream_addr`) and response status.
+pub struct ServedSlot(tokio::sync::oneshot::Sender<(String, u16)>);
+
+impl ServedSlot {
+    pub fn report(self, served: String, status: u16) {
+        let _ = self.0.send((served, status));
+    }
+}
+
 /// Cancels a call; dropping it does not.
 pub struct CallHandle(tokio::task::AbortHandle);
 
@@ -65,25 +74,24 @@ impl EppClient {
     {
         let channels = self.channels.clone();
         let task = self.rt.spawn(async move {
-            let outcome = run(&channels, call).await;
-            done(outcome);
+            run(&channels, call, None, done).await;
         });
         CallHandle(task.abort_handle())
     }
 
-    /// Fire-and-forget served-endpoint report on a stream of its own.
-    pub fn report_served(&self, target: EppTarget, timeout: Duration, served: String, status: u16) {
+    /// Like [`spawn`](Self::spawn), but after a pick the stream stays open until the returned
+    /// slot is filled with the served endpoint (sent as a response_headers message on the same
+    /// stream, as Envoy does) or dropped (the stream is then reset).
+    pub fn spawn_with_report<F>(&self, call: EppCall, done: F) -> (CallHandle, ServedSlot)
+    where
+        F: FnOnce(Outcome) + Send + 'static,
+    {
         let channels = self.channels.clone();
-        self.rt.spawn(async move {
-            let Ok(channel) = channel_for(&channels, &target) else { return };
-            let mut client = ExternalProcessorClient::new(channel);
-            let msgs = vec![served_report(&served, status)];
-            let deadline = Instant::now() + timeout;
-            if let Ok(Ok(resp)) = timeout_at(deadline, client.process(tokio_stream::iter(msgs))).await {
-                let mut s = resp.into_inner();
-                let _ = timeout_at(deadline, s.message()).await;
-            }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = self.rt.spawn(async move {
+            run(&channels, call, Some(rx), done).await;
         });
+        (CallHandle(task.abort_handle()), ServedSlot(tx))
     }
 
     /// Stops the runtime without waiting for calls in flight (nginx worker exit).
@@ -135,10 +143,17 @@ fn from_status(s: tonic::Status) -> Outcome {
     Outcome::failed(kind, format!("EPP gRPC {:?}: {}", s.code(), s.message()))
 }
 
-async fn run(channels: &Mutex<HashMap<(String, u16, Option<TlsSettings>), Channel>>, call: EppCall) -> Outcome {
+async fn run<F>(
+    channels: &Mutex<HashMap<(String, u16, Option<TlsSettings>), Channel>>,
+    call: EppCall,
+    report: Option<tokio::sync::oneshot::Receiver<(String, u16)>>,
+    done: F,
+) where
+    F: FnOnce(Outcome) + Send + 'static,
+{
     let channel = match channel_for(channels, &call.target) {
         Ok(c) => c,
-        Err(e) => return Outcome::failed(EppStatus::Error, e),
+        Err(e) => return done(Outcome::failed(EppStatus::Error, e)),
     };
     let mut client = ExternalProcessorClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE)
@@ -146,18 +161,25 @@ async fn run(channels: &Mutex<HashMap<(String, u16, Option<TlsSettings>), Channe
     let msgs = build_messages(&call.request, call.mode);
     let body_sent = msgs.len() > 1;
     let mut coll = Collector::new(&call.header_name, call.mode, body_sent);
+    let timeout_outcome = || Outcome::failed(EppStatus::Timeout, format!("no EPP answer within {} ms", call.timeout.as_millis()));
     let mut deadline = Instant::now() + call.timeout;
-    let mut stream = match timeout_at(deadline, client.process(tokio_stream::iter(msgs))).await {
-        Err(_) => return Outcome::failed(EppStatus::Timeout, format!("no EPP answer within {} ms", call.timeout.as_millis())),
-        Ok(Err(s)) => return from_status(s),
+    // The request side is a channel: closed right after the body (half-close), or kept open
+    // when a served report is to follow on the same stream.
+    let (tx, rx) = tokio::sync::mpsc::channel(msgs.len() + 1);
+    for m in msgs {
+        let _ = tx.try_send(m);
+    }
+    let more = if report.is_some() { Some(tx) } else { drop(tx); None };
+    let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut stream = match timeout_at(deadline, client.process(requests)).await {
+        Err(_) => return done(timeout_outcome()),
+        Ok(Err(s)) => return done(from_status(s)),
         Ok(Ok(r)) => r.into_inner(),
     };
     loop {
         match timeout_at(deadline, stream.message()).await {
             Err(_) if coll.has_pick_answer() => break,
-            Err(_) => {
-                return Outcome::failed(EppStatus::Timeout, format!("no EPP answer within {} ms", call.timeout.as_millis()))
-            }
+            Err(_) => return done(timeout_outcome()),
             Ok(Ok(Some(m))) => {
                 if coll.feed(m) {
                     break;
@@ -166,8 +188,32 @@ async fn run(channels: &Mutex<HashMap<(String, u16, Option<TlsSettings>), Channe
             }
             Ok(Ok(None)) => break,
             Ok(Err(_)) if coll.has_pick_answer() => break,
-            Ok(Err(s)) => return from_status(s),
+            Ok(Err(s)) => return done(from_status(s)),
         }
     }
-    coll.outcome()
+    let outcome = coll.outcome();
+    let routed = matches!(outcome, Outcome::Routed { .. });
+    done(outcome);
+    // Served report on the same stream: wait for the worker (bounded by the request's life:
+    // the slot is dropped when the request's pool goes away).
+    if routed {
+        if let (Some(rx), Some(tx)) = (report, more) {
+            send_served(rx, tx, stream, call.timeout).await;
+        }
+    }
+}
+
+async fn send_served(
+    rx: tokio::sync::oneshot::Receiver<(String, u16)>,
+    tx: tokio::sync::mpsc::Sender<crate::pb::envoy::service::ext_proc::v3::ProcessingRequest>,
+    mut stream: tonic::Streaming<crate::pb::envoy::service::ext_proc::v3::ProcessingResponse>,
+    timeout: Duration,
+) {
+    let Ok((served, status)) = rx.await else { return };
+    let sent = tx.send(served_report(&served, status)).await;
+    drop(tx); // half-close
+    if sent.is_ok() {
+        let until = Instant::now() + timeout;
+        while let Ok(Ok(Some(_))) = timeout_at(until, stream.message()).await {}
+    }
 }
