@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IMAGES, IMAGE_NAMES, formatImageResult } from './build-images.ts';
+import { IMAGES, IMAGE_NAMES, formatImageResult, hostNpmDir } from './build-images.ts';
 import { EppkitContainer } from './eppkit-container.ts';
 
 const dirs: string[] = [];
@@ -46,6 +46,10 @@ describe('image build contexts', () => {
     expect(existsSync(join(d, 'src', 'harness', 'containers', 'build-images.test.ts'))).toBe(false);
     expect(existsSync(join(d, 'src', 'node_modules'))).toBe(false);
     expect(existsSync(join(d, 'src', 'proxies', 'nginx-epp', 'target'))).toBe(false);
+    // The host's Node and npm run `npm ci` in the image's build stage (when npm is on PATH).
+    const npm = hostNpmDir();
+    expect(existsSync(join(d, 'bootstrap', 'npm', 'bin', 'npm-cli.js'))).toBe(npm !== undefined);
+    expect(existsSync(join(d, 'bootstrap', 'bin', 'node'))).toBe(npm !== undefined);
     // No CA bundle on the host: an empty file, which the Dockerfile treats as "none".
     expect(readFileSync(join(d, 'host-ca-certificates.crt'), 'utf8')).toBe('');
   });

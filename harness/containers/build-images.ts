@@ -6,9 +6,9 @@
 // the same hash the build is skipped, so a warm `eppkit build images` is a no-op.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, createReadStream, createWriteStream, existsSync, linkSync, realpathSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../../core/errors.ts';
@@ -64,6 +64,37 @@ function linkOrCopy(src: string, dst: string): void {
   }
 }
 
+/**
+ * The host's Node (this process's, >= 22) and npm, for the image's `npm ci` stage: no package
+ * download for them. When npm is not found the directory stays empty and the Dockerfile
+ * installs Debian's nodejs + npm instead.
+ */
+function stageNodeBootstrap(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const npmDir = hostNpmDir();
+  if (!npmDir) return;
+  linkOrCopy(process.execPath, join(dir, 'bin', 'node'));
+  cpSync(npmDir, join(dir, 'npm'), { recursive: true, dereference: true });
+}
+
+/** The npm package directory of the host's `npm` (EPPKIT_NPM_DIR overrides). */
+export function hostNpmDir(): string | undefined {
+  const env = process.env.EPPKIT_NPM_DIR;
+  if (env) return existsSync(join(env, 'bin', 'npm-cli.js')) ? env : undefined;
+  for (const p of (process.env.PATH ?? '').split(delimiter)) {
+    const npm = join(p, 'npm');
+    if (!p || !existsSync(npm)) continue;
+    try {
+      // bin/npm -> ../lib/node_modules/npm/bin/npm-cli.js: the package is two levels up.
+      const dir = dirname(dirname(realpathSync(npm)));
+      if (existsSync(join(dir, 'bin', 'npm-cli.js')) && existsSync(join(dir, 'package.json'))) return dir;
+    } catch {
+      // A dangling link: look further along PATH.
+    }
+  }
+  return undefined;
+}
+
 /** The nginx module `eppkit build nginx` produces (EPPKIT_NGINX_MODULE overrides). */
 export function nginxModulePath(): string | undefined {
   const env = process.env.EPPKIT_NGINX_MODULE;
@@ -99,6 +130,7 @@ export const IMAGES: readonly ImageSpec[] = [
         const src = join(REPO_ROOT, rel);
         if (existsSync(src)) copyTree(src, join(dir, 'src', rel));
       }
+      stageNodeBootstrap(join(dir, 'bootstrap'));
       // npm ci in the build stage trusts what the host trusts (TLS-intercepting proxies).
       const ca = process.env.EPPKIT_CA_BUNDLE ?? '/etc/ssl/certs/ca-certificates.crt';
       if (existsSync(ca)) copyFileSync(ca, join(dir, 'host-ca-certificates.crt'));
