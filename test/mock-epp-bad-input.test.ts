@@ -92,6 +92,33 @@ describe('mock EPP bad input', () => {
     await stillServes();
   });
 
+  it('a compressed message is refused with UNIMPLEMENTED and counted', async () => {
+    const before = badInputCount('refused-by-grpc');
+    const payload = Buffer.from([0x12, 0x00]);
+    const f = Buffer.concat([Buffer.from([1, 0, 0, 0, payload.length]), payload]);
+    const r = await rawGrpc([f]);
+    expect(r.status).toBe('12');
+    expect(badInputCount('refused-by-grpc')).toBe(before + 1);
+    await stillServes();
+  });
+
+  it('an unknown method is UNIMPLEMENTED; a request that is not gRPC is HTTP 415', async () => {
+    const session = connect(`http://${epp.address}`);
+    const ask = (headers: Record<string, string>) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = session.request(headers);
+        req.on('response', (h) => resolve(h as Record<string, unknown>));
+        req.on('error', reject);
+        req.end();
+      });
+    const unknown = await ask({ ':method': 'POST', ':path': '/no.Such/Method', 'content-type': 'application/grpc', te: 'trailers' });
+    expect(unknown['grpc-status']).toBe('12');
+    const notGrpc = await ask({ ':method': 'GET', ':path': EXT_PROC_METHOD_PATH });
+    expect(notGrpc[':status']).toBe(415);
+    session.close();
+    await stillServes();
+  });
+
   it('a frame that is not even a gRPC frame (truncated length prefix) ends the stream cleanly', async () => {
     const before = badInputCount('empty-stream');
     const r = await rawGrpc([Buffer.from([0x00, 0x00, 0x00])]);
@@ -186,6 +213,7 @@ describe('mock EPP bad input', () => {
       expect((await s.next())?.immediate_response?.status?.code).toBe(413);
       await s.outcome;
       // Past the gRPC receive limit (initial maxBodyBytes + 1 MiB), grpc-js itself refuses the message.
+      const refusedBefore = badInputCount('refused-by-grpc');
       const big = client.open();
       big.send({ request_headers: { headers: { headers: envoyHeaders({}) } } });
       big.send({ request_body: { body: Buffer.alloc(34 * 1024 * 1024), end_of_stream: true } });
@@ -194,7 +222,7 @@ describe('mock EPP bad input', () => {
       await new Promise((r) => setTimeout(r, 50));
       expect(epp.openStreams).toBe(0);
       expect(epp.journal.at(-1)?.end?.how).toBe('bad-input');
-      expect(epp.metrics.badInput.get('refused-by-grpc')).toBe(1);
+      expect(badInputCount('refused-by-grpc')).toBe(refusedBefore + 1);
     } finally {
       epp.setConfig({ endpoints: POOL });
     }
