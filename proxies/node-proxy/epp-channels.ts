@@ -7,12 +7,28 @@ import * as grpc from '@grpc/grpc-js';
 import { ExternalProcessorClient, type ProcessingRequest, type ProcessingResponse } from '../../core/proto.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { EppTls } from '../../core/route-model.ts';
+import { H2Call, H2Target } from './epp-h2-client.ts';
 
-export type ExtProcCall = grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
-
-interface ExtProcClient extends grpc.Client {
-  Process(options?: grpc.CallOptions): ExtProcCall;
+/** What EppExchange uses of a stream: grpc-js's ClientDuplexStream, or H2Call. */
+export interface ExtProcCall {
+  on(event: 'data', listener: (m: ProcessingResponse) => void): unknown;
+  on(event: 'error', listener: (e: { code: number; details?: string; message: string }) => void): unknown;
+  on(event: 'status' | 'end', listener: () => void): unknown;
+  write(m: ProcessingRequest): unknown;
+  end(): void;
+  cancel(): void;
 }
+
+export interface ExtProcClient {
+  Process(): ExtProcCall;
+}
+
+interface GrpcExtProcClient extends grpc.Client {
+  Process(options?: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
+}
+
+/** `grpc-js` (default): one grpc-js client per target. `http2`: the lean client of epp-h2-client.ts. */
+export type EppClientKind = 'grpc-js' | 'http2';
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
@@ -53,11 +69,30 @@ function credentials(tls: EppTls | undefined): { creds: grpc.ChannelCredentials;
 }
 
 export class EppChannels {
-  private readonly clients = new Map<string, ExtProcClient>();
+  private readonly clients = new Map<string, GrpcExtProcClient>();
+  private readonly h2 = new Map<string, H2Target>();
+  private readonly kind: EppClientKind;
+
+  constructor(kind: EppClientKind = 'grpc-js') {
+    this.kind = kind;
+  }
 
   /** The shared client for this target, created on first use. */
   client(address: string, tls?: EppTls): ExtProcClient {
     const key = tls ? `${address}|${tls.caFile ?? ''}|${tls.serverName ?? ''}|${tls.insecureSkipVerify ? 1 : 0}` : address;
+    if (this.kind === 'http2') {
+      let t = this.h2.get(key);
+      if (!t) {
+        t = new H2Target(address, tls);
+        this.h2.set(key, t);
+      }
+      const target = t;
+      return { Process: () => new H2Call(target) };
+    }
+    return this.grpcClient(key, address, tls);
+  }
+
+  private grpcClient(key: string, address: string, tls?: EppTls): GrpcExtProcClient {
     let c = this.clients.get(key);
     if (!c) {
       const { creds, options } = credentials(tls);
@@ -67,7 +102,7 @@ export class EppChannels {
         ...CHANNEL_OPTIONS,
         ...options,
         'grpc.use_local_subchannel_pool': 1,
-      }) as unknown as ExtProcClient;
+      }) as unknown as GrpcExtProcClient;
       this.clients.set(key, c);
     }
     return c;
@@ -75,12 +110,16 @@ export class EppChannels {
 
   /** Opens the channel now so the first request does not pay for the connect. */
   warm(address: string, tls?: EppTls): void {
-    const ch = this.client(address, tls).getChannel();
-    ch.getConnectivityState(true);
+    const key = tls ? `${address}|${tls.caFile ?? ''}|${tls.serverName ?? ''}|${tls.insecureSkipVerify ? 1 : 0}` : address;
+    this.client(address, tls);
+    if (this.kind === 'http2') this.h2.get(key)?.warm();
+    else this.clients.get(key)?.getChannel().getConnectivityState(true);
   }
 
   close(): void {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+    for (const t of this.h2.values()) t.close();
+    this.h2.clear();
   }
 }

@@ -5,7 +5,6 @@
 // Timeout rule: the per-message timer runs only while the EPP owes an answer AND everything
 // it needs has been sent (so a slow client upload never counts against the EPP); it restarts
 // on every message from the EPP.
-import type * as grpc from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { headerValueText } from '../../core/headers.ts';
 import {
@@ -25,7 +24,7 @@ import {
 } from '../../core/proto.ts';
 import type { BodyMode } from '../../core/route-model.ts';
 import type { Logger } from '../../core/logger.ts';
-import type { ExtProcCall } from './epp-channels.ts';
+import type { ExtProcCall, ExtProcClient } from './epp-channels.ts';
 import { parseEndpointList, type Allowlist, type Endpoint } from './endpoint.ts';
 import type { EppFailureReason } from './outcomes.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
@@ -193,13 +192,13 @@ export class EppExchange {
   // response phase
   private responseWaiter: ((r: ResponsePhaseResult) => void) | undefined;
 
-  constructor(client: { Process(o?: grpc.CallOptions): ExtProcCall }, opts: EppExchangeOptions) {
+  constructor(client: ExtProcClient, opts: EppExchangeOptions) {
     this.opts = opts;
     this.decision = new Promise((r) => (this.resolveDecision = r));
     opts.metrics.eppStreamOpened();
     this.call = client.Process();
     this.call.on('data', (m: ProcessingResponse) => this.onMessage(m));
-    this.call.on('error', (e: grpc.ServiceError) => this.onError(e));
+    this.call.on('error', (e) => this.onError(e));
     this.call.on('status', () => this.markClosed());
     this.call.on('end', () => this.onEnd());
   }
@@ -351,7 +350,7 @@ export class EppExchange {
     else if (this.opts.bodyMode === 'streamed' && this.bodySent && !this.bodyDone) this.lateFailure?.(f);
   }
 
-  private onError(e: grpc.ServiceError): void {
+  private onError(e: { code: number; details?: string; message: string }): void {
     if (this.finished && e.code === GrpcStatus.CANCELLED) {
       this.markClosed();
       return;

@@ -57,6 +57,8 @@ const serverKeys = {
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).optional(),
   /** Connect timeout to an upstream endpoint, ms. Default 1000. */
   upstreamConnectTimeoutMs: z.number().int().min(1).max(60_000).optional(),
+  /** ext_proc client: grpc-js (default) or the lean node:http2 one. */
+  eppClient: z.enum(['grpc-js', 'http2']).optional(),
 };
 
 /** The config file: server keys, top-level route keys (defaults/one route), optional routes[]. */
@@ -74,6 +76,7 @@ export interface NodeProxyConfig {
   shim: boolean;
   maxHeaderBytes: number;
   upstreamConnectTimeoutMs: number;
+  eppClient: 'grpc-js' | 'http2';
   /** Ordered longest path prefix first; empty in shim mode. */
   routes: RouteModel[];
   /** Shim mode: the options that still apply (timeout, allow, max body, TLS). */
@@ -92,6 +95,7 @@ export const SERVER_DEFAULTS = Object.freeze({
   shim: false,
   maxHeaderBytes: 16384,
   upstreamConnectTimeoutMs: 1000,
+  eppClient: 'grpc-js' as 'grpc-js' | 'http2',
 });
 
 export function parseListen(s: string): { host: string; port: number } | undefined {
@@ -173,6 +177,7 @@ export function resolveNodeProxyConfig(input: NodeProxyInput): NodeProxyConfig {
     shim: server.shim,
     maxHeaderBytes: server.maxHeaderBytes,
     upstreamConnectTimeoutMs: server.upstreamConnectTimeoutMs,
+    eppClient: server.eppClient,
     routes: server.shim ? [] : routes,
     shimRoute: shimRoute as Omit<RouteModel, 'eppAddress'>,
   };

@@ -112,7 +112,7 @@ export class NodeProxy {
   async start(): Promise<StartedNodeProxy> {
     const config = isResolved(this.input) ? this.input : resolveNodeProxyConfig(this.input);
     const log = this.logger ?? createLogger(config.shim ? 'node-proxy-shim' : 'node-proxy');
-    const channels = new EppChannels();
+    const channels = new EppChannels(config.eppClient);
     const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
     const metrics = new ProxyMetrics();
     const routes = config.routes.map(compileRoute);

@@ -1,6 +1,7 @@
 // node-proxy's own measurement: the cost of the EPP hop (docs/BENCHMARKS.md).
 //   node proxies/node-proxy/bench/node-proxy-bench.ts [--duration 10] [--rate 1000]
-//        [--connections 50] [--workers 1] [--log-level warn] [--delays 0,5] [--json out.json]
+//        [--connections 50] [--workers 1] [--log-level warn] [--delays 0,5] [--epp-client grpc-js|http2]
+//        [--body-mode buffered] [--json out.json] [--cpu-prof-dir dir]
 // Starts, each as its own process: an echo backend, the mock EPP (eppkit mock-epp), and
 // node-proxy (eppkit node-proxy). Then, in this process, for direct-to-backend and for the
 // proxy at each EPP delay (x-eppkit-delay-ms):
@@ -28,6 +29,7 @@ const { values: opt } = parseArgs({
     'log-level': { type: 'string', default: 'warn' },
     delays: { type: 'string', default: '0,5' },
     'body-mode': { type: 'string', default: 'buffered' },
+    'epp-client': { type: 'string', default: 'grpc-js' },
     json: { type: 'string' },
     'cpu-prof-dir': { type: 'string' },
   },
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
   const profArgs = opt['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${opt['cpu-prof-dir']}`] : [];
   const [, proxyUrl] = await start(
     'node-proxy',
-    [EPPKIT, 'node-proxy', '--listen', '127.0.0.1:0', '--epp', `127.0.0.1:${eppPort}`, '--workers', opt.workers as string, '--body-mode', opt['body-mode'] as string, '--timeout-ms', '1000'],
+    [EPPKIT, 'node-proxy', '--listen', '127.0.0.1:0', '--epp', `127.0.0.1:${eppPort}`, '--workers', opt.workers as string, '--body-mode', opt['body-mode'] as string, '--timeout-ms', '1000', '--epp-client', opt['epp-client'] as string],
     /listening on (http:\/\/\S+)\n/,
     { EPPKIT_LOG_LEVEL: opt['log-level'] as string },
     profArgs,

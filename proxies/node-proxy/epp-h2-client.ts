@@ -1,0 +1,244 @@
+// An opt-in lean ext_proc client (`eppClient: http2`): the Process bidi stream spoken directly
+// on node:http2 (gRPC framing: 5-byte prefix, content-type application/grpc, grpc-status in
+// trailers), one HTTP/2 session per EPP target, many streams on it. It exists because the
+// grpc-js client costs ~2.5x the CPU per stream (docs/BENCHMARKS.md); the default stays grpc-js.
+// It offers exactly what EppExchange uses of a grpc-js ClientDuplexStream: write, end, cancel,
+// and the events data, error (a ServiceError-like {code, details}), end, status.
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { isIP } from 'node:net';
+import * as tls from 'node:tls';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { EppkitError } from '../../core/errors.ts';
+import { EXT_PROC_METHOD_PATH, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../../core/proto.ts';
+import type { EppTls } from '../../core/route-model.ts';
+
+interface MethodDef {
+  requestSerialize: (m: ProcessingRequest) => Buffer;
+  responseDeserialize: (b: Buffer) => ProcessingResponse;
+}
+const METHOD = (messageTypes as unknown as Record<string, Record<string, MethodDef>>)['envoy.service.ext_proc.v3.ExternalProcessor']?.Process as MethodDef;
+
+const INITIAL_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 2000;
+
+export interface H2CallError extends Error {
+  code: number;
+  details: string;
+}
+
+function callError(code: number, details: string): H2CallError {
+  const e = new Error(`${code} ${GrpcStatus[code] ?? ''}: ${details}`) as H2CallError;
+  e.code = code;
+  e.details = details;
+  return e;
+}
+
+/** One ext_proc stream. */
+export class H2Call extends EventEmitter {
+  private readonly stream: http2.ClientHttp2Stream | undefined;
+  private buf: Buffer = Buffer.alloc(0);
+  private done = false;
+  private grpcStatus: number | undefined;
+  private grpcMessage = '';
+  private cancelled = false;
+
+  constructor(target: H2Target) {
+    super();
+    const session = target.session();
+    if (typeof session === 'string') {
+      // Still backing off after a failed connect: fail fast, as grpc-js does in TRANSIENT_FAILURE.
+      queueMicrotask(() => this.finish(GrpcStatus.UNAVAILABLE, session));
+      return;
+    }
+    const stream = session.request(
+      {
+        ':method': 'POST',
+        ':path': EXT_PROC_METHOD_PATH,
+        ':authority': target.authority,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      },
+      { endStream: false },
+    );
+    this.stream = stream;
+    stream.on('response', (h) => {
+      const s = h[':status'];
+      if (s !== 200) return this.finish(GrpcStatus.UNKNOWN, `HTTP status ${s}`);
+      // Trailers-only answer: the status is in the headers.
+      if (h['grpc-status'] !== undefined) this.takeStatus(h);
+    });
+    stream.on('trailers', (t) => this.takeStatus(t));
+    stream.on('data', (d: Buffer) => this.onData(d));
+    // The server's END_STREAM: every message has been read; the status came in the trailers
+    // (or the trailers-only headers). Our side may still be open: close it, the call is over.
+    stream.on('end', () => {
+      if (this.grpcStatus !== undefined) this.finish(this.grpcStatus, this.grpcMessage);
+      else this.finish(GrpcStatus.INTERNAL, 'the EPP ended the stream without a grpc-status');
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    });
+    stream.on('error', () => undefined); // the outcome is decided on 'close'
+    stream.on('close', () => {
+      if (this.cancelled) return this.finish(GrpcStatus.CANCELLED, 'cancelled by the proxy');
+      if (this.grpcStatus !== undefined) return this.finish(this.grpcStatus, this.grpcMessage);
+      const rst = stream.rstCode;
+      if (!target.wasConnected) return this.finish(GrpcStatus.UNAVAILABLE, target.lastError || 'connection failed');
+      if (rst === http2.constants.NGHTTP2_REFUSED_STREAM) return this.finish(GrpcStatus.UNAVAILABLE, 'stream refused');
+      this.finish(GrpcStatus.INTERNAL, `stream closed without status (RST_STREAM code ${rst ?? 'none'})`);
+    });
+  }
+
+  write(msg: ProcessingRequest): boolean {
+    if (!this.stream || this.done || this.stream.destroyed) return false;
+    const body = METHOD.requestSerialize(msg);
+    const frame = Buffer.allocUnsafe(5 + body.length);
+    frame[0] = 0;
+    frame.writeUInt32BE(body.length, 1);
+    body.copy(frame, 5);
+    return this.stream.write(frame);
+  }
+
+  end(): void {
+    if (this.stream && !this.stream.destroyed && !this.stream.writableEnded) this.stream.end();
+  }
+
+  cancel(): void {
+    if (this.done) return;
+    this.cancelled = true;
+    if (this.stream && !this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
+    else this.finish(GrpcStatus.CANCELLED, 'cancelled by the proxy');
+  }
+
+  private onData(d: Buffer): void {
+    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+    while (this.buf.length >= 5) {
+      const len = this.buf.readUInt32BE(1);
+      if (this.buf.length < 5 + len) return;
+      if (this.buf[0] !== 0) {
+        this.stream?.close(http2.constants.NGHTTP2_CANCEL);
+        return this.finish(GrpcStatus.INTERNAL, 'compressed message (not negotiated)');
+      }
+      const msg = this.buf.subarray(5, 5 + len);
+      this.buf = this.buf.subarray(5 + len);
+      let m: ProcessingResponse;
+      try {
+        m = METHOD.responseDeserialize(msg);
+      } catch (e) {
+        this.stream?.close(http2.constants.NGHTTP2_CANCEL);
+        return this.finish(GrpcStatus.INTERNAL, `undecodable message: ${(e as Error).message}`);
+      }
+      if (!this.done) this.emit('data', m);
+    }
+  }
+
+  private takeStatus(h: http2.IncomingHttpHeaders): void {
+    const s = Number(h['grpc-status']);
+    this.grpcStatus = Number.isInteger(s) ? s : GrpcStatus.UNKNOWN;
+    const msg = h['grpc-message'];
+    this.grpcMessage = typeof msg === 'string' ? decodeURIComponent(msg) : '';
+  }
+
+  private finish(code: number, details: string): void {
+    if (this.done) return;
+    this.done = true;
+    if (code === GrpcStatus.OK) this.emit('end');
+    else this.emit('error', callError(code, details));
+    this.emit('status', { code, details });
+  }
+}
+
+/** One EPP target: its HTTP/2 session, reconnected on demand with exponential backoff. */
+export class H2Target {
+  readonly authority: string;
+  private readonly url: string;
+  private readonly options: http2.SecureClientSessionOptions;
+  private current: http2.ClientHttp2Session | undefined;
+  private backoffMs = INITIAL_BACKOFF_MS;
+  private retryAt = 0;
+  lastError = '';
+  wasConnected = false;
+
+  constructor(address: string, tls: EppTls | undefined) {
+    this.authority = tls?.serverName ?? address;
+    this.url = `${tls ? 'https' : 'http'}://${address}`;
+    const options: http2.SecureClientSessionOptions = {};
+    if (tls) {
+      if (tls.caFile) {
+        try {
+          options.ca = readFileSync(tls.caFile);
+        } catch (e) {
+          throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: tls.caFile, reason: (e as NodeJS.ErrnoException).code ?? String(e) });
+        }
+      }
+      if (tls.serverName) options.servername = tls.serverName;
+      if (tls.insecureSkipVerify) {
+        options.rejectUnauthorized = false;
+        options.checkServerIdentity = () => undefined;
+      }
+    }
+    this.options = options;
+  }
+
+  /** The live session, a new one, or (while backing off) the reason it cannot connect. */
+  session(): http2.ClientHttp2Session | string {
+    const s = this.current;
+    if (s && !s.closed && !s.destroyed) return s;
+    if (performance.now() < this.retryAt) return `EPP unreachable: ${this.lastError} (retrying in ${Math.round(this.retryAt - performance.now())} ms)`;
+    return this.connect();
+  }
+
+  private connect(): http2.ClientHttp2Session {
+    // Our own socket: http2 sessions refuse setNoDelay/setKeepAlive on theirs afterwards.
+    const s = http2.connect(this.url, { ...this.options, createConnection: () => this.socket() });
+    this.current = s;
+    this.wasConnected = false;
+    s.on('connect', () => {
+      this.wasConnected = true;
+      this.backoffMs = INITIAL_BACKOFF_MS;
+      this.retryAt = 0;
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      this.lastError = e.code ?? e.message;
+      if (!this.wasConnected) {
+        this.retryAt = performance.now() + this.backoffMs;
+        this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
+      }
+    });
+    s.on('goaway', () => {
+      if (this.current === s) this.current = undefined;
+    });
+    s.on('close', () => {
+      if (this.current === s) this.current = undefined;
+    });
+    return s;
+  }
+
+  private socket(): net.Socket | tls.TLSSocket {
+    const u = new URL(this.url);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const raw = net.connect({ host, port: Number(u.port), noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    if (u.protocol === 'http:') return raw;
+    const o = this.options;
+    return tls.connect({
+      socket: raw,
+      host,
+      ALPNProtocols: ['h2'],
+      ...(o.servername ? { servername: o.servername } : isIP(host) ? {} : { servername: host }),
+      ...(o.ca ? { ca: o.ca } : {}),
+      ...(o.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
+      ...(o.checkServerIdentity ? { checkServerIdentity: o.checkServerIdentity } : {}),
+    });
+  }
+
+  warm(): void {
+    this.session();
+  }
+
+  close(): void {
+    this.current?.close();
+    this.current?.destroy();
+    this.current = undefined;
+  }
+}
