@@ -240,6 +240,17 @@ describe('node-proxy upstream failures', () => {
     await quiet(p);
   });
 
+  it('an upstream slower than upstreamTimeoutMs: 504 upstream_timeout, the upstream request is cut', async () => {
+    await using p = await proxy('close', { upstreamTimeoutMs: 200 });
+    const cut = picked.cutOff();
+    const r = await send(p.url, { path: '/__slow?ms=5000' });
+    expect(r.status).toBe(504);
+    expect(r.headers['x-eppkit-reason']).toBe('upstream_timeout');
+    await eventually(() => picked.cutOff() === cut + 1, 'backend saw the request cut off');
+    expect((await send(p.url, { path: '/__slow?ms=10' })).status).toBe(200);
+    await quiet(p);
+  });
+
   it('an upstream that resets mid-response: the client connection is cut, the proxy keeps serving', async () => {
     await using p = await proxy('close');
     await expect(send(p.url, { path: '/__reset-mid' })).rejects.toThrow();

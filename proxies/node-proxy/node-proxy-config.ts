@@ -57,6 +57,8 @@ const serverKeys = {
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).optional(),
   /** Connect timeout to an upstream endpoint, ms. Default 1000. */
   upstreamConnectTimeoutMs: z.number().int().min(1).max(60_000).optional(),
+  /** Time from sending a request upstream to its response headers, ms; more = 504. 0 = no limit (default). */
+  upstreamTimeoutMs: z.number().int().min(0).max(3_600_000).optional(),
   /** ext_proc client: grpc-js (default) or the lean node:http2 one. */
   eppClient: z.enum(['grpc-js', 'http2']).optional(),
 };
@@ -76,6 +78,7 @@ export interface NodeProxyConfig {
   shim: boolean;
   maxHeaderBytes: number;
   upstreamConnectTimeoutMs: number;
+  upstreamTimeoutMs: number;
   eppClient: 'grpc-js' | 'http2';
   /** Ordered longest path prefix first; empty in shim mode. */
   routes: RouteModel[];
@@ -95,6 +98,7 @@ export const SERVER_DEFAULTS = Object.freeze({
   shim: false,
   maxHeaderBytes: 16384,
   upstreamConnectTimeoutMs: 1000,
+  upstreamTimeoutMs: 0,
   eppClient: 'grpc-js' as 'grpc-js' | 'http2',
 });
 
@@ -177,6 +181,7 @@ export function resolveNodeProxyConfig(input: NodeProxyInput): NodeProxyConfig {
     shim: server.shim,
     maxHeaderBytes: server.maxHeaderBytes,
     upstreamConnectTimeoutMs: server.upstreamConnectTimeoutMs,
+    upstreamTimeoutMs: server.upstreamTimeoutMs,
     eppClient: server.eppClient,
     routes: server.shim ? [] : routes,
     shimRoute: shimRoute as Omit<RouteModel, 'eppAddress'>,

@@ -52,7 +52,6 @@ export class ProxyRequest {
   private upstream: http.ClientRequest | undefined;
   private upstreamActive = false;
   private finished = false;
-  private aborted = false;
   /** Streamed mode after an EPP failure with fail-open: the client body bypasses the EPP. */
   private bypassing = false;
   private bodyBytes = 0;
@@ -252,12 +251,21 @@ export class ProxyRequest {
     let connected = false;
     let responded = false;
     let connectTimer: NodeJS.Timeout | undefined;
+    let responseTimer: NodeJS.Timeout | undefined;
     const startBody = (): void => {
       connected = true;
       if (connectTimer) clearTimeout(connectTimer);
       if (this.finished) return;
+      const limit = this.ctx.config.upstreamTimeoutMs;
+      if (limit > 0) {
+        responseTimer = setTimeout(() => {
+          ureq.destroy();
+          this.upstreamFailed(504, 'upstream_timeout', `${ep.text}: no response headers within ${limit} ms`);
+        }, limit);
+      }
       this.writeBody(ureq, payload, bodyKind);
     };
+    ureq.on('close', () => clearTimeout(responseTimer));
     ureq.on('socket', (s: Socket) => {
       if (s.connecting) {
         connectTimer = setTimeout(() => {
@@ -285,6 +293,7 @@ export class ProxyRequest {
     });
     ureq.on('response', (ures: http.IncomingMessage) => {
       responded = true;
+      clearTimeout(responseTimer);
       this.ctx.metrics.upstreamLatency(performance.now() - tUp);
       void this.onUpstreamResponse(ures, ep, outcome);
     });
@@ -416,7 +425,6 @@ export class ProxyRequest {
 
   private onClientAbort(): void {
     if (this.finished) return;
-    this.aborted = true;
     this.ex?.cancel();
     this.upstream?.destroy();
     this.done('client_abort', 'client_abort', 499);
