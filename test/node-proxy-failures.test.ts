@@ -12,6 +12,7 @@ import type { NodeProxyInput } from '../proxies/node-proxy/node-proxy-config.ts'
 import { startEchoBackend, type StartedEchoBackend } from '../proxies/node-proxy/test-support/echo-backend.ts';
 import { eventually, send } from '../proxies/node-proxy/test-support/http-send.ts';
 import { startScriptedEpp } from '../proxies/node-proxy/test-support/scripted-epp.ts';
+import { setHeaderOption } from '../core/headers.ts';
 
 let picked: StartedEchoBackend;
 let fallback: StartedEchoBackend;
@@ -201,6 +202,19 @@ describe('node-proxy response-phase failures', () => {
   it('fail-open: the upstream response passes through', async () => {
     await using p = await proxy('open', { responseProcessing: true });
     const r = await send(p.url, { headers: { 'x-eppkit-phase': 'response_headers', 'x-eppkit-hang': 'true' } });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-echo-port']).toBe(String(picked.port));
+    await quiet(p);
+  });
+
+  it('an EPP that ends its stream with OK after picking is ignored for the response phase (Envoy)', async () => {
+    await using s = await startScriptedEpp((call, msg) => {
+      if (msg.request !== 'request_headers') return;
+      call.write({ request_headers: { response: { header_mutation: { set_headers: [setHeaderOption('x-gateway-destination-endpoint', picked.address)] } } } });
+      call.end();
+    });
+    await using p = await proxy('close', { eppAddress: s.address, bodyMode: 'none', responseProcessing: true });
+    const r = await send(p.url);
     expect(r.status).toBe(200);
     expect(r.headers['x-echo-port']).toBe(String(picked.port));
     await quiet(p);

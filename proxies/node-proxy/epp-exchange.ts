@@ -164,6 +164,7 @@ export class EppExchange {
   private resolveDecision!: (d: Decision) => void;
   private decided = false;
   private closed = false;
+  private closedOk = false;
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly started = performance.now();
@@ -252,8 +253,10 @@ export class EppExchange {
   /** Runs the response-headers phase; resolves with mutations, an immediate answer, or a failure. */
   responseHeaders(status: number, headers: HeaderValue[], served: string, endOfStream: boolean): Promise<ResponsePhaseResult> {
     return new Promise((resolve) => {
-      if (this.closed) {
-        resolve({ kind: 'fail', reason: 'epp_closed', detail: 'stream closed before the response phase' });
+      if (this.closed || this.finished) {
+        // An EPP that ended its stream with OK is ignored from then on (Envoy's table).
+        if (this.closedOk) resolve({ kind: 'continue', mutations: [] });
+        else resolve({ kind: 'fail', reason: 'epp_closed', detail: 'stream closed before the response phase' });
         return;
       }
       this.responseWaiter = resolve;
@@ -362,6 +365,7 @@ export class EppExchange {
   }
 
   private onEnd(): void {
+    this.closedOk = true;
     if (this.finished) return this.markClosed();
     // The EPP closed with OK. Before its decision that means "no endpoint".
     if (!this.decided) this.fail('epp_closed', 'the EPP closed the stream before answering');

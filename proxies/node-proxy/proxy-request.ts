@@ -52,6 +52,8 @@ export class ProxyRequest {
   private upstream: http.ClientRequest | undefined;
   private upstreamActive = false;
   private finished = false;
+  private eppBodyPending = false;
+  private eppResponsePending = false;
   /** Streamed mode after an EPP failure with fail-open: the client body bypasses the EPP. */
   private bypassing = false;
   private bodyBytes = 0;
@@ -157,9 +159,10 @@ export class ProxyRequest {
         this.onEppFailure(d, body);
         return;
       case 'route': {
-        if (route.bodyMode !== 'streamed' || !this.hasBody) {
-          if (!route.responseProcessing) this.ex?.finish();
-        }
+        // The EPP stream stays open while it relays a streamed body or owes the response phase.
+        this.eppBodyPending = route.bodyMode === 'streamed' && this.hasBody;
+        this.eppResponsePending = route.responseProcessing;
+        this.maybeFinishEpp();
         this.forward(d.endpoints, 'routed', d.mutations, route.bodyMode === 'buffered' ? (d.bodyReplacement ?? body()) : undefined);
       }
     }
@@ -333,13 +336,19 @@ export class ProxyRequest {
           (c) => {
             if (c === null) {
               ureq.end();
-              if (!this.cr.route.responseProcessing) ex.finish();
+              this.eppBodyPending = false;
+              this.maybeFinishEpp();
             } else ureq.write(c);
           },
           (f) => this.onLateEppFailure(f, ureq),
         );
       }
     }
+  }
+
+  /** Half-closes the EPP stream once it has nothing left to do for this request. */
+  private maybeFinishEpp(): void {
+    if (!this.eppBodyPending && !this.eppResponsePending) this.ex?.finish();
   }
 
   /** The EPP failed while it was relaying the streamed body. */
@@ -388,7 +397,8 @@ export class ProxyRequest {
         const pseudo = new Map<string, string>();
         for (const m of r.mutations) headers.apply(m, pseudo);
       }
-      ex.finish();
+      this.eppResponsePending = false;
+      this.maybeFinishEpp();
     }
     ures.on('error', () => this.upstreamBroke(ep));
     ures.on('aborted', () => this.upstreamBroke(ep));
@@ -458,6 +468,8 @@ export class ProxyRequest {
     }
     if (outcome === 'routed' || outcome === 'fallback' || outcome === 'immediate') this.ex?.finish();
     else this.ex?.cancel();
+    // A response can complete before its request did (an early answer): drop the rest.
+    if (this.upstream && !this.upstream.writableFinished) this.upstream.destroy();
     m.request(outcome, reason, status);
     const url = this.req.url ?? '';
     const line = {
