@@ -1,19 +1,28 @@
-// Fast encoding of the mock's answers: protobufjs `Type.encode` on the plain objects the
-// session builds, skipping the `fromObject` pass the proto-loader serializer makes on every
-// message (profiling: about half the serialize cost). Decoding stays with the proto loader
-// (core/proto.ts), whose options shape what the session reads. Same .proto files, same bytes
-// (mock-epp/ext-proc-codec.test.ts compares them).
+// Fast codec for the mock's hot path, on the same .proto files as core/proto.ts:
+// - answers: protobufjs `Type.encode` on the plain objects the session builds, skipping the
+//   `fromObject` pass the proto-loader serializer makes on every message (same bytes:
+//   mock-epp/ext-proc-codec.test.ts compares them);
+// - requests: `Type.decode` only, no `toObject` copy. The result reads like the proto loader's
+//   `defaults: false` objects where the session looks (oneof name in `request`, absent
+//   messages null, Struct values by their `kind`), with scalar defaults ('' / false / empty
+//   bytes) for unset scalars, which the session treats as absent.
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
-import { PROTO_DIR } from '../core/proto.ts';
+import { PROTO_DIR, type ProcessingRequest as ProcessingRequestMessage } from '../core/proto.ts';
 
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : join(PROTO_DIR, target));
 root.loadSync(['envoy/service/ext_proc/v3/external_processor.proto', 'grpc/health/v1/health.proto'], { keepCase: true });
 root.resolveAll();
 
+const ProcessingRequest = root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest');
 const ProcessingResponse = root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
 const HealthCheckResponse = root.lookupType('grpc.health.v1.HealthCheckResponse');
+
+/** Decodes a ProcessingRequest (throws on bytes that are not one). */
+export function decodeProcessingRequest(b: Buffer): ProcessingRequestMessage {
+  return ProcessingRequest.decode(b) as unknown as ProcessingRequestMessage;
+}
 
 /** Encodes a ProcessingResponse built as a plain object (Buffers for bytes, numbers for enums, camelCase Struct values). */
 export function encodeProcessingResponse(m: unknown): Buffer {

@@ -91,6 +91,14 @@ function summarizeBody(buf: Buffer, firstBytes: number, sha: string): JournalBod
   return { size: buf.length, sha256: sha, firstBytes: head.toString('utf8'), firstBytesBase64: head.toString('base64') };
 }
 
+const EMPTY = Buffer.alloc(0);
+/** A bytes field as a Buffer: decoded messages give an empty array for unset bytes. */
+function bytesOf(x: Uint8Array | readonly number[] | undefined | null): Buffer {
+  if (Buffer.isBuffer(x)) return x;
+  if (!x || x.length === 0) return EMPTY;
+  return Buffer.from(x as Uint8Array);
+}
+
 function sha256(buf: Buffer): string {
   // The one-shot form is much cheaper than createHash() for the small bodies of most requests.
   return oneShotHash('sha256', buf, 'hex');
@@ -442,7 +450,7 @@ export class ExtProcSession {
       }
       case 'request_body': {
         const b = m.request_body ?? {};
-        const body = b.body ?? Buffer.alloc(0);
+        const body = bytesOf(b.body);
         jp.endOfStream = b.end_of_stream === true || b.end_of_stream_without_message === true;
         if (!this.#gotRequestHeaders) return void this.#badInput('body-before-headers', 'request_body before request_headers');
         if (this.#reqBodyEnded) return void this.#badInput('body-after-end', 'request_body after the request body ended');
@@ -481,7 +489,7 @@ export class ExtProcSession {
       }
       case 'response_body': {
         const b = m.response_body ?? {};
-        const body = b.body ?? Buffer.alloc(0);
+        const body = bytesOf(b.body);
         jp.endOfStream = b.end_of_stream === true || b.end_of_stream_without_message === true;
         jp.body = this.#respDigest.add(body);
         if (this.#respDigest.size > this.#cfg.maxBodyBytes) return this.#tooLarge('response', tIn);
@@ -590,7 +598,7 @@ export class ExtProcSession {
       const eos = !byTrailers && last !== undefined && (last.end_of_stream === true || last.end_of_stream_without_message === true);
       steps.push(() => this.#answerBody('request_body', { end_of_stream: eos }, body ?? Buffer.alloc(0), tIn));
     } else {
-      for (const b of msgs) steps.push(() => this.#answerBody('request_body', b, b.body ?? Buffer.alloc(0), tIn));
+      for (const b of msgs) steps.push(() => this.#answerBody('request_body', b, bytesOf(b.body), tIn));
     }
     if (byTrailers) steps.push(() => this.#answerTrailers('request_trailers', tIn));
     return this.#runSteps(steps, 0);

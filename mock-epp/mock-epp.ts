@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { EppkitError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
 import { EXT_PROC_METHOD_PATH, EXT_PROC_SERVICE, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../core/proto.ts';
-import { encodeHealthCheckResponse, encodeProcessingResponse } from './ext-proc-codec.ts';
+import { decodeProcessingRequest, encodeHealthCheckResponse, encodeProcessingResponse } from './ext-proc-codec.ts';
 import { GrpcH2Server, type Codec, type GrpcCall, type MethodHandler } from './grpc-h2-server.ts';
 import { AdminServer } from './admin-server.ts';
 import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
@@ -116,6 +116,7 @@ function codec(req: string, res: string): AnyCodec {
 }
 const EXT_PROC_CODEC: AnyCodec = {
   ...codec('envoy.service.ext_proc.v3.ProcessingRequest', 'envoy.service.ext_proc.v3.ProcessingResponse'),
+  deserialize: decodeProcessingRequest,
   serializeRes: encodeProcessingResponse,
 };
 const HEALTH_CODEC: AnyCodec = { ...codec('grpc.health.v1.HealthCheckRequest', 'grpc.health.v1.HealthCheckResponse'), serializeRes: encodeHealthCheckResponse };

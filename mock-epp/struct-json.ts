@@ -49,6 +49,31 @@ type AnyStruct = { fields?: Record<string, AnyValue> };
 
 function fromValue(v: AnyValue | undefined): Json {
   if (!v) return null;
+  // Decoded messages name their set member in the `kind` oneof (protobufjs messages also carry
+  // defaults for the unset members on their prototype, so `??` alone would misread them).
+  const kind = (v as { kind?: string }).kind;
+  if (typeof kind === 'string') {
+    const x = (v as Record<string, unknown>)[kind];
+    switch (kind) {
+      case 'stringValue':
+      case 'string_value':
+        return x as string;
+      case 'numberValue':
+      case 'number_value':
+        return x as number;
+      case 'boolValue':
+      case 'bool_value':
+        return x as boolean;
+      case 'structValue':
+      case 'struct_value':
+        return structToJson(x as ProtoStruct);
+      case 'listValue':
+      case 'list_value':
+        return (((x as { values?: AnyValue[] }) ?? {}).values ?? []).map((e) => fromValue(e));
+      default:
+        return null;
+    }
+  }
   const s = v.stringValue ?? v.string_value;
   if (s !== undefined) return s;
   const n = v.numberValue ?? v.number_value;

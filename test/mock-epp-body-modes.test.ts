@@ -195,4 +195,20 @@ describe('mock EPP body modes', () => {
     expect(e?.requestBody?.size).toBe(body.length);
     expect(e?.requestBody?.firstBytes).toBe('A'.repeat(64));
   });
+
+  it('a body message without bytes (end_of_stream only) ends the body in every mode', async () => {
+    for (const mode of [BodySendMode.BUFFERED, BodySendMode.STREAMED, BodySendMode.FULL_DUPLEX_STREAMED]) {
+      const s = client.open();
+      s.send({ request_headers: { headers: { headers: envoyHeaders({}) } }, ...pc(mode, BodySendMode.NONE, true) });
+      s.send({ request_body: { body: Buffer.from('ab'), end_of_stream: false } });
+      s.send({ request_body: { end_of_stream: true } });
+      const kinds = [(await s.next())?.response, (await s.next())?.response];
+      expect(kinds[0]).toBe('request_headers');
+      expect(kinds[1]).toBe('request_body');
+      s.end();
+      expect((await s.outcome).code).toBe(0);
+      expect(epp.journal.at(-1)?.requestBody?.size).toBe(2);
+      expect(epp.journal.at(-1)?.problems).toEqual([]);
+    }
+  });
 });
