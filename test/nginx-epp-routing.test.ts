@@ -99,6 +99,22 @@ describe.skipIf(gate.skip)('nginx-epp routing', () => {
       expect(r.receivedHeaders?.['x-gateway-destination-endpoint']).toBe(a.address);
     });
 
+    it('refuses picks outside epp_allow and sends the subset hint', async () => {
+      await using plane = await new NginxDriver({ form }).start(
+        routeWithDefaults({ eppAddress: epp.address, timeoutMs: 1000, allow: [a.address], subsetHint: [a.address, b.address] }),
+        { workDir: workDir(`nginx-epp-allow-${form}`), runtime: 'local', host: '127.0.0.1' },
+      );
+      epp.clearJournal();
+      expect((await send(`${plane.url}/v1/completions`, { headers: { 'x-eppkit-endpoint': a.address } })).pod).toBe('a');
+      const [entry] = await epp.waitForJournal(1, 5000);
+      expect(entry?.subsetHint).toEqual([a.address, b.address]);
+      const refused = await send(`${plane.url}/v1/completions`, { headers: { 'x-eppkit-endpoint': b.address } });
+      expect(refused.status).toBe(500);
+      expect(refused.pod).toBeUndefined();
+      // The first allowed entry of the EPP's list is used.
+      expect((await send(`${plane.url}/v1/completions`, { headers: { 'x-eppkit-endpoint': `${b.address},${a.address}` } })).pod).toBe('a');
+    });
+
     it('relays an ImmediateResponse: status, headers and body', async () => {
       const r = await send(url(), { headers: { 'x-case': 'immediate' } });
       expect(r.status).toBe(503);

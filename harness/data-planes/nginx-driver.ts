@@ -31,8 +31,8 @@ export interface NginxDriverOptions {
   startTimeoutMs?: number;
 }
 
-// Not claimed: 'fallback-list' (proxy_pass gets the first valid entry only), 'allowlist',
-// 'subset-hint'.
+// Not claimed: 'fallback-list' (proxy_pass gets the first valid entry only; nginx cannot retry
+// the EPP's next entry without an upstream group).
 const NGINX_FEATURES: Feature[] = [
   'body-none',
   'body-buffered',
@@ -48,6 +48,8 @@ const NGINX_FEATURES: Feature[] = [
   'tls',
   'client-abort',
   'ipv6-endpoint',
+  'allowlist',
+  'subset-hint',
 ];
 
 async function freePort(host: string): Promise<number> {
@@ -113,12 +115,6 @@ export class NginxDriver implements DataPlaneDriver {
       return { ok: false, reason: `the EPP module is not built (${this.modulePath()} missing); run: eppkit build nginx (or set EPPKIT_NGINX_MODULE)` };
     }
     return { ok: true };
-  }
-
-  unsupportedRoute(route: RouteModel): string | undefined {
-    if (route.allow.length > 0) return 'the nginx module has no endpoint allowlist';
-    if (route.subsetHint) return 'the nginx module does not send the subset hint';
-    return undefined;
   }
 
   async start(route: RouteModel, ctx: DriverContext): Promise<StartedNginx> {

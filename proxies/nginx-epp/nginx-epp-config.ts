@@ -65,6 +65,8 @@ function eppDirectives(route: RouteModel, indent: string): string {
     if (route.eppTls.serverName) lines.push(`epp_tls_server_name ${quote(route.eppTls.serverName)};`);
   }
   if (route.responseProcessing) lines.push('epp_report_served on;');
+  if (route.allow.length > 0) lines.push(`epp_allow ${route.allow.map(quote).join(' ')};`);
+  if (route.subsetHint && route.subsetHint.length > 0) lines.push(`epp_subset_hint ${quote(route.subsetHint.join(','))};`);
   return lines.map((l) => `${indent}${l}`).join('\n');
 }
 

@@ -28,6 +28,9 @@ pub struct LocConf {
     pub tls_ca: ngx_str_t,
     pub tls_server_name: ngx_str_t,
     pub report_served: ngx_flag_t,
+    /// epp_allow, parsed; null = any endpoint. Owned by the config pool (dropped by its cleanup).
+    pub allow: *mut std::sync::Arc<epp_core::endpoint::Allowlist>,
+    pub subset_hint: *mut ngx_http_complex_value_t,
 }
 
 impl LocConf {
@@ -119,6 +122,12 @@ pub unsafe extern "C" fn merge_loc_conf(_cf: *mut ngx_conf_t, parent: *mut c_voi
         c.tls_server_name = p.tls_server_name;
     }
     merge_i(&mut c.report_served, p.report_served, 0);
+    if c.allow.is_null() {
+        c.allow = p.allow;
+    }
+    if c.subset_hint.is_null() {
+        c.subset_hint = p.subset_hint;
+    }
     NGX_CONF_OK
 }
 
@@ -247,6 +256,35 @@ pub unsafe extern "C" fn set_body_mode(cf: *mut ngx_conf_t, cmd: *mut ngx_comman
             CONF_ERROR
         }
     }
+}
+
+unsafe extern "C" fn drop_allowlist(data: *mut c_void) {
+    drop(Box::from_raw(data as *mut std::sync::Arc<epp_core::endpoint::Allowlist>));
+}
+
+/// `epp_allow cidr|ip|ip:port ...;`
+pub unsafe extern "C" fn set_allow(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    let f = field::<*mut std::sync::Arc<epp_core::endpoint::Allowlist>>(conf, cmd);
+    if !(*f).is_null() {
+        return conf_err(c"is duplicate");
+    }
+    let entries: Vec<String> = args(cf)[1..].iter().map(|a| String::from_utf8_lossy(util::str_bytes(a)).into_owned()).collect();
+    let list = match epp_core::endpoint::Allowlist::parse(entries.iter().flat_map(|e| e.split(','))) {
+        Ok(l) => l,
+        Err(e) => {
+            conf_log(NGX_LOG_EMERG, cf, &format!("epp_allow: {e}"));
+            return CONF_ERROR;
+        }
+    };
+    let cln = ngx_pool_cleanup_add((*cf).pool, 0);
+    if cln.is_null() {
+        return CONF_ERROR;
+    }
+    let b = Box::into_raw(Box::new(std::sync::Arc::new(list)));
+    (*cln).handler = Some(drop_allowlist);
+    (*cln).data = b as *mut c_void;
+    *f = b;
+    NGX_CONF_OK
 }
 
 /// `epp_get_endpoint on|off`: installs the content handler and resolves the NGF variables.

@@ -22,7 +22,7 @@ use std::ffi::c_void;
 use std::ptr;
 
 /// The `commands` array: terminated by an empty command.
-static mut COMMANDS: [ngx_command_t; 14] = [
+static mut COMMANDS: [ngx_command_t; 16] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_get_endpoint"),
         type_: (NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF | NGX_CONF_FLAG) as ngx_uint_t,
@@ -125,6 +125,22 @@ static mut COMMANDS: [ngx_command_t; 14] = [
         set: Some(set_flag),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, report_served),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_allow"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE) as ngx_uint_t,
+        set: Some(set_allow),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, allow),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_subset_hint"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(set_complex),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: std::mem::offset_of!(LocConf, subset_hint),
         post: ptr::null_mut(),
     },
     ngx_command_t::empty(),

@@ -219,12 +219,24 @@ unsafe fn prepare(r: *mut ngx_http_request_t, ctx: *mut ReqCtx, lcf: &LocConf) -
     } else {
         Vec::new()
     };
+    let subset_hint = if lcf.subset_hint.is_null() {
+        Vec::new()
+    } else {
+        let v = util::complex_value(r, lcf.subset_hint).unwrap_or_default();
+        String::from_utf8_lossy(&v)
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|e| epp_core::endpoint::is_valid_endpoint(e))
+            .map(str::to_owned)
+            .collect()
+    };
+    let allow = if lcf.allow.is_null() { std::sync::Arc::default() } else { (*lcf.allow).clone() };
     Ok(EppCall {
+        allow,
         target: EppTarget { host, port, tls: tls_settings(lcf) },
         timeout: Duration::from_millis(lcf.timeout_ms.max(1) as u64),
         mode,
         header_name: lcf.header_name(),
-        request: RequestData { headers: request_headers(r), body, has_body },
+        request: RequestData { headers: request_headers(r), body, has_body, subset_hint },
     })
 }
 

@@ -31,6 +31,8 @@ pub struct EppCall {
     pub mode: BodyMode,
     pub header_name: String,
     pub request: RequestData,
+    /// Empty = any valid endpoint.
+    pub allow: std::sync::Arc<crate::endpoint::Allowlist>,
 }
 
 pub struct EppClient {
@@ -160,7 +162,7 @@ async fn run<F>(
         .max_encoding_message_size(MAX_MESSAGE);
     let msgs = build_messages(&call.request, call.mode);
     let body_sent = msgs.len() > 1;
-    let mut coll = Collector::new(&call.header_name, call.mode, body_sent);
+    let mut coll = Collector::new(&call.header_name, call.mode, body_sent).with_allowlist((*call.allow).clone());
     let timeout_outcome = || Outcome::failed(EppStatus::Timeout, format!("no EPP answer within {} ms", call.timeout.as_millis()));
     let mut deadline = Instant::now() + call.timeout;
     // The request side is a channel: closed right after the body (half-close), or kept open

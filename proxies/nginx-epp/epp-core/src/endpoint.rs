@@ -95,3 +95,99 @@ mod tests {
         assert!(parse_target("a/b:1").is_err());
     }
 }
+
+/// `epp_allow`: the endpoints the EPP may pick — CIDRs (`10.0.0.0/8`, `fd00::/8`), bare IPs,
+/// or exact `ip:port` / `[ipv6]:port`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Allowlist {
+    nets: Vec<(std::net::IpAddr, u8)>,
+    exact: Vec<String>,
+}
+
+impl Allowlist {
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut a = Allowlist::default();
+        for e in entries {
+            let e = e.trim();
+            if e.is_empty() {
+                continue;
+            }
+            if is_valid_endpoint(e) {
+                a.exact.push(e.to_owned());
+                continue;
+            }
+            let (ip, bits) = match e.split_once('/') {
+                Some((ip, bits)) => (ip, Some(bits)),
+                None => (e, None),
+            };
+            let ip: std::net::IpAddr = ip.parse().map_err(|_| format!("invalid allow entry {e:?}: expected CIDR, IP or ip:port"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("invalid prefix length in {e:?}"))?,
+                None => max,
+            };
+            a.nets.push((ip, bits));
+        }
+        Ok(a)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty() && self.exact.is_empty()
+    }
+
+    /// `endpoint` must already be a valid `ip:port`.
+    pub fn allows(&self, endpoint: &str) -> bool {
+        if self.exact.iter().any(|x| x == endpoint) {
+            return true;
+        }
+        let host = match endpoint.strip_prefix('[') {
+            Some(rest) => rest.split_once("]:").map(|(h, _)| h),
+            None => endpoint.rsplit_once(':').map(|(h, _)| h),
+        };
+        let Some(ip) = host.and_then(|h| h.parse::<std::net::IpAddr>().ok()) else { return false };
+        self.nets.iter().any(|(net, bits)| in_net(ip, *net, *bits))
+    }
+}
+
+fn in_net(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
+    use std::net::IpAddr::*;
+    match (ip, net) {
+        (V4(a), V4(n)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits as u32) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (V6(a), V6(n)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits as u32) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The first valid entry the allowlist accepts (any valid one when the list is empty).
+pub fn first_allowed_endpoint(value: &str, allow: &Allowlist) -> Option<String> {
+    valid_endpoints(value).into_iter().find(|e| allow.is_empty() || allow.allows(e))
+}
+
+#[cfg(test)]
+mod allow_tests {
+    use super::*;
+
+    #[test]
+    fn allowlist() {
+        let a = Allowlist::parse(["10.0.0.0/8", "127.0.0.2:8000", "::1", "fd00::/8"]).unwrap();
+        assert!(a.allows("10.1.2.3:80"));
+        assert!(!a.allows("11.1.2.3:80"));
+        assert!(a.allows("127.0.0.2:8000"));
+        assert!(!a.allows("127.0.0.2:8001"));
+        assert!(a.allows("[::1]:9"));
+        assert!(a.allows("[fd12::1]:9"));
+        assert!(!a.allows("[fe80::1]:9"));
+        assert_eq!(first_allowed_endpoint("11.0.0.1:1,10.0.0.1:1", &a).as_deref(), Some("10.0.0.1:1"));
+        assert_eq!(first_allowed_endpoint("11.0.0.1:1", &a), None);
+        assert_eq!(first_allowed_endpoint("11.0.0.1:1", &Allowlist::default()).as_deref(), Some("11.0.0.1:1"));
+        assert!(Allowlist::parse(["10.0.0.0/33"]).is_err());
+        assert!(Allowlist::parse(["example.com"]).is_err());
+        assert!(Allowlist::parse(["0.0.0.0/0"]).unwrap().allows("1.2.3.4:5"));
+    }
+}

@@ -1,7 +1,7 @@
 //! One EPP exchange as data: the ProcessingRequest messages built from an HTTP request, and the
 //! interpretation of the ProcessingResponse messages into an [`Outcome`].
 
-use crate::endpoint::first_valid_endpoint;
+use crate::endpoint::{first_allowed_endpoint, Allowlist};
 use crate::pb::envoy::config::core::v3::{HeaderMap, HeaderValue, Metadata};
 use crate::pb::envoy::service::ext_proc::v3 as ep;
 use crate::settings::BodyMode;
@@ -12,6 +12,8 @@ pub const LB_NAMESPACE: &str = "envoy.lb";
 pub const SERVED_KEY: &str = "x-gateway-destination-endpoint-served";
 /// Streamed bodies go in chunks of this size.
 pub const STREAM_CHUNK: usize = 64 * 1024;
+pub const SUBSET_NAMESPACE: &str = "envoy.lb.subset_hint";
+pub const SUBSET_KEY: &str = "x-gateway-destination-endpoint-subset";
 
 /// The HTTP request as the EPP sees it.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +23,8 @@ pub struct RequestData {
     pub body: Vec<u8>,
     /// The HTTP request has a body (even when the body mode does not send it).
     pub has_body: bool,
+    /// Endpoints the EPP may pick from (metadata_context `envoy.lb.subset_hint`); empty = none sent.
+    pub subset_hint: Vec<String>,
 }
 
 /// `$epp_status` values.
@@ -101,6 +105,7 @@ pub fn build_messages(req: &RequestData, mode: BodyMode) -> Vec<ep::ProcessingRe
             // body has ended (what the reference EPP does to read the model name).
             send_body_without_waiting_for_header_response: send_body,
         }),
+        metadata_context: subset_metadata(&req.subset_hint),
         ..Default::default()
     });
     if send_body {
@@ -121,6 +126,18 @@ pub fn build_messages(req: &RequestData, mode: BodyMode) -> Vec<ep::ProcessingRe
         }
     }
     out
+}
+
+fn subset_metadata(hint: &[String]) -> Option<Metadata> {
+    if hint.is_empty() {
+        return None;
+    }
+    let list = prost_types::ListValue { values: hint.iter().map(|e| Value { kind: Some(Kind::StringValue(e.clone())) }).collect() };
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert(SUBSET_KEY.to_owned(), Value { kind: Some(Kind::ListValue(list)) });
+    let mut filter_metadata = std::collections::HashMap::new();
+    filter_metadata.insert(SUBSET_NAMESPACE.to_owned(), Struct { fields });
+    Some(Metadata { filter_metadata })
 }
 
 /// The served-endpoint report: a response_headers message whose metadata_context carries
@@ -175,6 +192,7 @@ pub struct Collector {
     body_done: bool,
     immediate: Option<Outcome>,
     protocol_error: Option<String>,
+    allow: Allowlist,
 }
 
 impl Collector {
@@ -188,7 +206,14 @@ impl Collector {
             body_done: !body_sent,
             immediate: None,
             protocol_error: None,
+            allow: Allowlist::default(),
         }
+    }
+
+    /// Picks outside `allow` are refused (the first allowed entry of the list is used).
+    pub fn with_allowlist(mut self, allow: Allowlist) -> Self {
+        self.allow = allow;
+        self
     }
 
     /// Takes one answer; true when nothing more is needed.
@@ -289,9 +314,12 @@ impl Collector {
         match self.headers_answer {
             None => Outcome::failed(EppStatus::Error, "EPP closed the stream without answering the request headers"),
             Some((None, _)) => Outcome::failed(EppStatus::Invalid, "EPP answer carries no destination endpoint"),
-            Some((Some(all), ops)) => match first_valid_endpoint(&all) {
+            Some((Some(all), ops)) => match first_allowed_endpoint(&all, &self.allow) {
                 Some(endpoint) => Outcome::Routed { endpoint, all, ops },
-                None => Outcome::failed(EppStatus::Invalid, format!("EPP picked no valid ip:port: {:?}", truncate(&all, 200))),
+                None if self.allow.is_empty() => {
+                    Outcome::failed(EppStatus::Invalid, format!("EPP picked no valid ip:port: {:?}", truncate(&all, 200)))
+                }
+                None => Outcome::failed(EppStatus::Invalid, format!("EPP picked no allowed ip:port: {:?}", truncate(&all, 200))),
             },
         }
     }
@@ -358,6 +386,7 @@ mod tests {
             headers: vec![(":method".into(), b"POST".to_vec()), ("content-type".into(), b"application/json".to_vec())],
             body: body.to_vec(),
             has_body: !body.is_empty(),
+            subset_hint: vec![],
         }
     }
 
@@ -502,6 +531,24 @@ mod tests {
             ..Default::default()
         }));
         assert!(matches!(c.outcome(), Outcome::Failed { status: EppStatus::Error, .. }));
+    }
+
+    #[test]
+    fn subset_hint_and_allowlist() {
+        let mut r = req(b"");
+        r.subset_hint = vec!["10.0.0.1:1".into(), "10.0.0.2:2".into()];
+        let m = build_messages(&r, BodyMode::Buffered);
+        let md = m[0].metadata_context.as_ref().unwrap();
+        let Some(Kind::ListValue(l)) = &md.filter_metadata[SUBSET_NAMESPACE].fields[SUBSET_KEY].kind else { panic!() };
+        assert_eq!(l.values.len(), 2);
+        assert!(build_messages(&req(b""), BodyMode::Buffered)[0].metadata_context.is_none());
+        let allow = Allowlist::parse(["10.0.0.2:2"]).unwrap();
+        let mut c = Collector::new(DEFAULT_ENDPOINT_HEADER, BodyMode::None, false).with_allowlist(allow.clone());
+        c.feed(headers_answer(vec![hv(DEFAULT_ENDPOINT_HEADER, "10.0.0.1:1,10.0.0.2:2")], vec![], None));
+        assert!(matches!(c.outcome(), Outcome::Routed { endpoint, .. } if endpoint == "10.0.0.2:2"));
+        let mut c = Collector::new(DEFAULT_ENDPOINT_HEADER, BodyMode::None, false).with_allowlist(allow);
+        c.feed(headers_answer(vec![hv(DEFAULT_ENDPOINT_HEADER, "10.0.0.1:1")], vec![], None));
+        assert!(matches!(c.outcome(), Outcome::Failed { status: EppStatus::Invalid, .. }));
     }
 
     #[test]

@@ -132,7 +132,9 @@ fn call(port: u16, timeout_ms: u64, body: &[u8]) -> EppCall {
             headers: vec![(":method".into(), b"POST".to_vec()), (":path".into(), b"/v1/completions".to_vec())],
             body: body.to_vec(),
             has_body: !body.is_empty(),
+            subset_hint: vec![],
         },
+        allow: Default::default(),
     }
 }
 
