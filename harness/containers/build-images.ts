@@ -354,8 +354,9 @@ async function buildLocked(opts: BuildImagesOptions, logDir: string, progress: (
       { ...process.env, DOCKER_BUILDKIT: '0' },
     );
     if (r.code !== 0) throw new EppkitError('EPPKIT_BUILD_FAILED', { what: spec.tag, reason: `docker build exited ${r.code} (log: ${logFile}):\n${r.tail}` });
-    // The image this build replaced is now untagged: drop it (intermediate stages stay as cache).
-    if (existing && existing.id !== (await inspectImage(spec.tag))?.id) await docker(['image', 'rm', existing.id]);
+    // Images this build (or an earlier one) replaced are untagged now: drop those no container
+    // uses. Only final images carry the label, so build stages stay as cache.
+    await docker(['image', 'prune', '-f', '--filter', `label=eppkit.image=${spec.name}`]);
     const built = await inspectImage(spec.tag);
     results.push({ name: spec.name, tag: spec.tag, status: 'built', hash, ms: Date.now() - t0, sizeBytes: built?.sizeBytes });
   }
