@@ -177,6 +177,16 @@ describe('programmatic API', () => {
     expect(epp.config.endpoints).toEqual(['127.0.0.2:8000']);
   });
 
+  it('serves on IPv6 loopback too ([::1]:port addresses)', async () => {
+    await using epp = await new MockEpp({ endpoints: ['[::1]:8000'] }).withHost('::1').start();
+    expect(epp.address).toMatch(/^\[::1\]:\d+$/);
+    expect(epp.adminUrl).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    const client = new ExtProcTestClient(epp.address);
+    expect(await pick(client)).toBe('[::1]:8000');
+    client.close();
+    expect((await fetch(`${epp.adminUrl}/healthz`)).status).toBe(200);
+  });
+
   it('a taken port is EPPKIT_PORT_IN_USE', async () => {
     await using a = await new MockEpp({}).withAdminPort(null).start();
     await expect(new MockEpp({}).withPort(a.port).withAdminPort(null).start()).rejects.toMatchObject({ code: 'EPPKIT_PORT_IN_USE' });
