@@ -124,6 +124,26 @@ describe('node-proxy EPP unreachable or gone', () => {
     await quiet(p);
   });
 
+  it('fail-close answers at once, without waiting for the rest of a buffered body', async () => {
+    await using p = await proxy('close', { eppAddress: await closedPort(), bodyMode: 'buffered' });
+    const u = new URL(p.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(Number(u.port), u.hostname, () => c.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789'));
+      let got = '';
+      c.on('data', (d) => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n\r\n')) {
+          c.destroy();
+          resolve(got);
+        }
+      });
+      c.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 500 /);
+    expect(answer).toMatch(/x-eppkit-reason: epp_unavailable/);
+    await quiet(p);
+  });
+
   it('fail-open: the fallback serves', async () => {
     await using p = await proxy('open', { eppAddress: await closedPort() });
     for (let i = 0; i < 3; i++) {

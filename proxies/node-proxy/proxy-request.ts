@@ -127,10 +127,14 @@ export class ProxyRequest {
       });
     }
 
-    Promise.all([ex.decision, bodyRead]).then(
-      ([d]) => this.onDecision(d, () => buffered),
-      (e: unknown) => this.internalError(e),
-    );
+    // An answer of the EPP's own (immediate, fail-close) goes out at once; proxying waits for
+    // the whole buffered body.
+    ex.decision
+      .then((d) => {
+        const proxies = d.kind === 'route' || (d.kind === 'fail' && route.failureMode === 'open');
+        return proxies ? bodyRead.then(() => this.onDecision(d, () => buffered)) : this.onDecision(d, () => buffered);
+      })
+      .catch((e: unknown) => this.internalError(e));
   }
 
   /** Counts request body bytes; answers 413 and returns false over the route's limit. */
