@@ -42,8 +42,9 @@ export interface ConfigState {
   config: MockEppConfig;
   rules: CompiledRule[];
   picker: Picker;
-  /** Whether a rule or the picker reads the `model` of a JSON body. */
+  /** Whether a rule or the picker reads the `model` of a JSON body / anything of the body. */
   needsModel: boolean;
+  needsBody: boolean;
   /** Streams opened under this config (rule ordinals count from here). */
   ordinal: number;
 }
@@ -240,7 +241,6 @@ export class ExtProcSession {
   #gotResponseHeaders = false;
   #headersAnswered = false;
   #holding = false;
-  #heldAt = 0;
   #requestHeaders: Record<string, string> = {};
   #reqBodyChunks: Buffer[] = [];
   #heldBodyMessages: HttpBody[] = [];
@@ -439,12 +439,13 @@ export class ExtProcSession {
         if (m.observability_mode) return;
         const bodyFollows = !jp.endOfStream && this.#reqMode !== BodySendMode.NONE;
         const hold = this.#cfg.holdHeaders;
-        this.#holding = bodyFollows && (hold === 'always' || (hold === 'auto' && !this.#waitsForHeadersAnswer));
+        this.#holding =
+          bodyFollows &&
+          (hold === 'always' ||
+            (hold === 'auto' && !this.#waitsForHeadersAnswer) ||
+            (hold === 'when-needed' && !this.#waitsForHeadersAnswer && this.#env.state.needsBody));
         if (!bodyFollows) this.#reqBodyEnded = true;
-        if (this.#holding) {
-          this.#heldAt = tIn;
-          return;
-        }
+        if (this.#holding) return;
         this.#decide(undefined);
         return this.#answerRequestHeaders(tIn);
       }

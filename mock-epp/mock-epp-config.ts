@@ -206,9 +206,11 @@ export const mockEppConfigSchema = z
     /**
      * When to hold the request-headers answer until the request body has ended:
      * `auto` holds when a body follows and the client does not wait for the headers answer
-     * (FULL_DUPLEX_STREAMED, send_body_without_waiting_for_header_response, or no protocol_config).
+     * (FULL_DUPLEX_STREAMED, send_body_without_waiting_for_header_response, or no protocol_config),
+     * like the reference EPP, which always reads the body; `when-needed` holds in those cases only
+     * if a rule or the picker reads the body; `always`; `never`.
      */
-    holdHeaders: z.enum(['auto', 'always', 'never']).default('auto'),
+    holdHeaders: z.enum(['auto', 'when-needed', 'always', 'never']).default('auto'),
     /** Request or response body bytes beyond which the stream is answered 413. */
     maxBodyBytes: z.number().int().positive().default(32 * 1024 * 1024),
     /** Also set `X-Echo-Set-Header: x-conformance-test-served-endpoint:<ip:port>` like the conformance EPP. */

@@ -155,7 +155,8 @@ export class StartedMockEpp implements AsyncDisposable {
   static #stateFor(config: MockEppConfig): ConfigState {
     const rules = compileRules(config.rules);
     const needsModel = rules.some((r) => r.needsModel) || (config.picker.type === 'consistent-hash' && config.picker.header === undefined);
-    return { config, rules, picker: createPicker(config.picker), needsModel, ordinal: 0 };
+    const needsBody = needsModel || rules.some((r) => r.needsBody);
+    return { config, rules, picker: createPicker(config.picker), needsModel, needsBody, ordinal: 0 };
   }
 
   /** gRPC address `host:port`. */

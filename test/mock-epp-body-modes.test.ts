@@ -211,4 +211,27 @@ describe('mock EPP body modes', () => {
       expect(epp.journal.at(-1)?.problems).toEqual([]);
     }
   });
+
+  it('holdHeaders when-needed: FULL_DUPLEX_STREAMED holds only when a rule or the picker reads the body', async () => {
+    try {
+      epp.setConfig({ endpoints: POOL, holdHeaders: 'when-needed' });
+      const s = client.open();
+      s.send({ request_headers: { headers: { headers: envoyHeaders({}) } }, ...pc(BodySendMode.FULL_DUPLEX_STREAMED) });
+      expect((await s.next())?.response).toBe('request_headers');
+      s.send({ request_body: { body: Buffer.from('{}'), end_of_stream: true } });
+      expect((await s.next())?.response).toBe('request_body');
+      s.end();
+      await s.outcome;
+      epp.setConfig({ endpoints: POOL, holdHeaders: 'when-needed', rules: [{ match: { model: 'm' }, action: { endpoint: '10.0.0.9:9' } }] });
+      const t = client.open();
+      t.send({ request_headers: { headers: { headers: envoyHeaders({}) } }, ...pc(BodySendMode.FULL_DUPLEX_STREAMED) });
+      t.send({ request_body: { body: Buffer.from('{"model":"m"}'), end_of_stream: true } });
+      const h = await t.next();
+      expect(setHeaderValue(h, 'x-gateway-destination-endpoint')).toBe('10.0.0.9:9');
+      t.end();
+      await t.outcome;
+    } finally {
+      epp.setConfig({ endpoints: POOL });
+    }
+  });
 });
