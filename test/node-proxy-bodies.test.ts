@@ -130,6 +130,21 @@ describe('node-proxy body replacement by the EPP', () => {
   });
 });
 
+describe('node-proxy streamed body when the EPP closes with OK mid-body', () => {
+  it('the rest of the body goes straight through (the EPP is ignored from then on)', async () => {
+    await using s = await startScriptedEpp((call, msg) => {
+      if (msg.request === 'request_headers') {
+        call.write({ request_headers: { response: { header_mutation: { set_headers: [setHeaderOption('x-gateway-destination-endpoint', backend.address)] } } } });
+      } else if (msg.request === 'request_body') {
+        call.write({ request_body: { response: {} } });
+        call.end();
+      }
+    });
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: s.address, bodyMode: 'streamed' }).withLogger(silentLogger).start();
+    expect(await sendSlowChunks(p.url, ['a-', 'b-', 'c'])).toBe('a-b-c');
+  });
+});
+
 async function sendSlowChunks(url: string, parts: string[]): Promise<string> {
   const http = await import('node:http');
   const u = new URL(url);

@@ -184,6 +184,7 @@ export class EppExchange {
   private readonly pending: Buffer[] = [];
   private clientEnded = false;
   private bypassed = false;
+  private passThrough = false;
   private duplex = false;
   private bodyDone = false;
   private sink: BodySink | undefined;
@@ -231,6 +232,12 @@ export class EppExchange {
   /** A body chunk (buffered: the whole body once, end=true; streamed: each chunk). */
   sendBody(chunk: Buffer, end: boolean): void {
     if (this.bypassed) return;
+    if (this.passThrough) {
+      // The EPP closed with OK mid-body: ignored from then on, the chunks go straight through.
+      this.emit(chunk);
+      if (end) this.endBody();
+      return;
+    }
     // Streamed mode keeps each chunk until the EPP answers for it (that is the one copy);
     // after a failure the chunks stay here for fail-open's bypass().
     if (this.opts.bodyMode === 'streamed' && !this.duplex) {
@@ -509,6 +516,7 @@ export class EppExchange {
     }
     for (const c of this.pending.splice(0)) this.emit(c);
     if (this.clientEnded) this.endBody();
+    else this.passThrough = true;
   }
 
   /** Streamed mode, fail-open: ignore the EPP for the rest of the body. */
