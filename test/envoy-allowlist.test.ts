@@ -25,7 +25,7 @@ describe.skipIf(gate.skip)('envoy: endpoint allowlist', () => {
   });
 
   async function outcomes(allow: string[]): Promise<Record<string, number | string>> {
-    await using envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address, allow }), { workDir: workDir('envoy-allow'), runtime: 'local', host: '127.0.0.1' });
+    await using envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address, allow, timeoutMs: 2000 }), { workDir: workDir('envoy-allow'), runtime: 'local', host: '127.0.0.1' });
     const out: Record<string, number | string> = {};
     for (const [name, pick] of [['a', a.address], ['b', b.address], ['garbage', 'not-an-endpoint']] as const) {
       const r = await send(`${envoy.url}/v1/completions`, { headers: { 'x-eppkit-endpoint': pick }, body: 'x' });

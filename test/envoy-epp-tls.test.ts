@@ -30,7 +30,7 @@ describe.skipIf(gate.skip)('envoy: TLS to the EPP', () => {
   });
 
   async function statusWith(eppTls: EppTls): Promise<{ status: number; pod?: string }> {
-    await using envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address, eppTls, failureMode: 'close' }), {
+    await using envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address, eppTls, failureMode: 'close', timeoutMs: 2000 }), {
       workDir: workDir('envoy-tls'),
       runtime: 'local',
       host: '127.0.0.1',

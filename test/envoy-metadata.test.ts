@@ -39,19 +39,20 @@ describe.skipIf(gate.skip)('envoy: metadata to and from the EPP', () => {
       const r = await send(`${envoy.url}/v1/completions`, { body: 'hi', headers: { 'test-epp-endpoint-selection': b.address } });
       expect(r.pod).toBe('b');
       const [entry] = await epp.waitForJournal(1, 5000);
-      expect(entry?.phases.map((p) => p.phase)).toContain('response_headers');
-      expect(entry?.servedEndpoint).toBe(b.address);
+      const why = `${JSON.stringify(entry)}\n${envoy.logs().slice(-1500)}`;
+      expect(entry?.phases.map((p) => p.phase), why).toContain('response_headers');
+      expect(entry?.servedEndpoint, why).toBe(b.address);
 
       epp.clearJournal();
       const refused = await send(`${envoy.url}/v1/completions`, { headers: { 'x-eppkit-endpoint': '127.0.0.1:1' } });
       expect(refused.status).toBe(503);
       const [failed] = await epp.waitForJournal(1, 5000);
-      expect(failed?.servedEndpoint).toBeUndefined();
+      expect(failed?.servedEndpoint, JSON.stringify(failed)).toBeUndefined();
     });
   }
 
   it('sends the subset hint and the EPP picks only from it', async () => {
-    await using envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address, subsetHint: [b.address, c.address] }), {
+    await using envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address, subsetHint: [b.address, c.address], timeoutMs: 2000 }), {
       workDir: workDir('envoy-subset'),
       runtime: 'local',
       host: '127.0.0.1',
@@ -66,7 +67,7 @@ describe.skipIf(gate.skip)('envoy: metadata to and from the EPP', () => {
 
   it("accepts the EPP's envoy.lb dynamic_metadata (visible to the access log)", async () => {
     const dir = workDir('envoy-lbmeta');
-    const envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address }), { workDir: dir, runtime: 'local', host: '127.0.0.1' });
+    const envoy = await driver.start(routeWithDefaults({ eppAddress: epp.address, timeoutMs: 2000 }), { workDir: dir, runtime: 'local', host: '127.0.0.1' });
     const r = await send(`${envoy.url}/v1/models`, { headers: { 'test-epp-endpoint-selection': c.address } });
     expect(r.pod).toBe('c');
     await envoy.stop();

@@ -142,7 +142,7 @@ describe.skipIf(gate.skip)('nginx-njs: NGF-style endpoint picking', () => {
     const eppAddress = gone.address;
     await gone.stop();
     for (const failureMode of ['close', 'open'] as FailureMode[]) {
-      await using plane = await driver.start(routeWithDefaults({ eppAddress, failureMode, fallbackEndpoints: [fallback.address] }), {
+      await using plane = await driver.start(routeWithDefaults({ eppAddress, failureMode, timeoutMs: 2000, fallbackEndpoints: [fallback.address] }), {
         workDir: workDir('nginx-njs-down'),
         runtime: 'local',
         host: '127.0.0.1',
@@ -154,7 +154,7 @@ describe.skipIf(gate.skip)('nginx-njs: NGF-style endpoint picking', () => {
   });
 
   it('stop() ends nginx and the shim: the port no longer answers', async () => {
-    const plane = await driver.start(routeWithDefaults({ eppAddress: epp.address, fallbackEndpoints: [fallback.address] }), {
+    const plane = await driver.start(routeWithDefaults({ eppAddress: epp.address, timeoutMs: 2000, fallbackEndpoints: [fallback.address] }), {
       workDir: workDir('nginx-njs-stop'),
       runtime: 'local',
       host: '127.0.0.1',
