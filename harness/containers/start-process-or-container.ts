@@ -154,7 +154,13 @@ let eppkitImageChecked: Promise<void> | undefined;
 export function ensureEppkitImageCurrent(): Promise<void> {
   eppkitImageChecked ??= (async () => {
     const { buildImages, formatImageResult } = await import('./build-images.ts');
-    const results = await buildImages({ only: ['node'] });
+    const results = await buildImages({ only: ['node'] }).catch((e: unknown) => {
+      const why = e instanceof EppkitError ? e.message : String(e);
+      throw new EppkitError('EPPKIT_BUILD_FAILED', {
+        what: IMAGES_BY_ROLE.eppkit,
+        reason: `refreshing it from this checkout failed (${why}); set EPPKIT_DOCKER_NO_REFRESH=1 to run the image as it is`,
+      });
+    });
     for (const r of results) if (r.status === 'built') process.stderr.write(`[eppkit] ${IMAGES_BY_ROLE.eppkit} was out of date: ${formatImageResult(r)}\n`);
   })();
   return eppkitImageChecked;
