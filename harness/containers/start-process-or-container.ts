@@ -52,7 +52,7 @@ export interface ProcessOrContainerOptions {
   readyPort?: number;
   /** Default 20 s (a container's first start can be slower than a process's). */
   readyTimeoutMs?: number;
-  /** Extra environment on top of the host's (local) or the image's (container). */
+  /** Extra environment on top of the host's (local) or the image's plus the host's EPPKIT_* variables (container). */
   env?: Record<string, string>;
   /** Host paths the command reads or writes besides ctx.workDir (always mounted), same path inside. */
   binds?: string[];
@@ -181,7 +181,9 @@ export async function startProcessOrContainer(ctx: DriverContext, opts: ProcessO
       .withWorkingDir(opts.cwd ?? ctx.workDir)
       .withStartupTimeout(timeoutMs);
     for (const b of opts.binds ?? []) c = c.withBind(b);
-    if (opts.env) c = c.withEnv(opts.env);
+    // As a local child inherits the environment, the container gets eppkit's own settings.
+    const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('EPPKIT_') && e[1] !== undefined));
+    c = c.withEnv({ ...inherited, ...opts.env });
     if (opts.logFile) c = c.withLogFile(opts.logFile);
     if (opts.readyPattern) c = c.withWaitForLog(opts.readyPattern);
     if (opts.readyUrl) c = c.withWaitForHttp(opts.readyUrl);
