@@ -130,3 +130,35 @@ describe('node-proxy many aborts leave nothing behind', () => {
     expect((await send(p.url)).status).toBe(200);
   });
 });
+
+describe('node-proxy under a mixed load leaves nothing behind', () => {
+  it.each(['grpc-js', 'http2'] as const)('%s client: 400 mixed requests (picks, errors, timeouts, immediates, aborts)', async (eppClient) => {
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, bodyMode: 'streamed', timeoutMs: 100, eppClient, responseProcessing: true })
+      .withLogger(silentLogger)
+      .start();
+    const kinds: Array<Record<string, string>> = [
+      {},
+      { 'x-eppkit-grpc-error': 'INTERNAL' },
+      { 'x-eppkit-hang': 'true' },
+      { 'x-eppkit-immediate': '503' },
+      { 'x-eppkit-endpoint': 'garbage' },
+      { 'x-eppkit-reset': 'true' },
+    ];
+    const work: Array<Promise<unknown>> = [];
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < 400; i++) {
+      if (i % 10 === 9) {
+        sockets.push(await rawClient(p.url, `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc`));
+        continue;
+      }
+      work.push(send(p.url, { headers: kinds[i % kinds.length] as Record<string, string>, body: `body-${i}` }).catch(() => undefined));
+    }
+    await Promise.all(work);
+    for (const s of sockets) s.destroy();
+    await nothingOpen(p);
+    const total = Object.values(p.metrics.data.requests).reduce((a, b) => a + b, 0);
+    expect(total, JSON.stringify(p.metrics.data.requests)).toBe(400);
+    expect((await send(p.url)).status).toBe(200);
+  });
+});
+

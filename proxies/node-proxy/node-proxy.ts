@@ -127,7 +127,13 @@ export class NodeProxy {
     };
     for (const r of config.routes) channels.warm(r.eppAddress, r.eppTls);
 
+    // Sockets with a request in progress: a parser error on one of them (the client vanished
+    // mid-body) belongs to that request, which records it as client_abort.
+    const inFlight = new WeakSet<Socket>();
     const server = http.createServer({ maxHeaderSize: config.maxHeaderBytes }, (req, res) => {
+      const sock = req.socket;
+      inFlight.add(sock);
+      res.once('close', () => inFlight.delete(sock));
       try {
         if (config.shim) {
           new ShimRequest(ctx, req, res).run();
@@ -148,7 +154,7 @@ export class NodeProxy {
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Resets and timeouts of idle keep-alive connections are not requests.
-      if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable || inFlight.has(socket)) {
         socket.destroy();
         return;
       }
