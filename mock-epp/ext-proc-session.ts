@@ -92,6 +92,18 @@ function summarizeBody(buf: Buffer, firstBytes: number, sha: string): JournalBod
   return { size: buf.length, sha256: sha, firstBytes: head.toString('utf8'), firstBytesBase64: head.toString('base64') };
 }
 
+// Streams started in the same millisecond share one timestamp string.
+let isoMs = 0;
+let isoText = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}
+
 const EMPTY = Buffer.alloc(0);
 /** A bytes field as a Buffer: decoded messages give an empty array for unset bytes. */
 function bytesOf(x: Uint8Array | readonly number[] | undefined | null): Buffer {
@@ -263,7 +275,7 @@ export class ExtProcSession {
     this.#respDigest = new BodyDigest(this.#cfg.journal.firstBytes);
     this.entry = {
       id: env.nextId(),
-      startedAt: new Date().toISOString(),
+      startedAt: isoNow(),
       peer: call.peer,
       bodyMode: { request: '', response: '' },
       phases: [],
@@ -374,7 +386,7 @@ export class ExtProcSession {
     this.#reqBodyChunks = [];
     this.#heldBodyMessages = [];
     const e = this.entry;
-    e.endedAt = new Date().toISOString();
+    e.endedAt = isoNow();
     e.durationMs = this.#ms();
     e.end = { how };
     if (grpcCode !== undefined) e.end.grpcCode = grpcCode;
@@ -726,7 +738,9 @@ export class ExtProcSession {
     if (this.#finished) return;
     const now = performance.now();
     const serviceTimeMs = Math.round((now - tIn) * 1000) / 1000;
-    const ans: JournalAnswer = { ...a, atMs: this.#ms(), serviceTimeMs };
+    const ans = a as JournalAnswer;
+    ans.atMs = this.#ms();
+    ans.serviceTimeMs = serviceTimeMs;
     this.entry.answers.push(ans);
     this.#env.metrics.answers.inc(a.kind);
     this.#env.metrics.observeServiceTime(serviceTimeMs);

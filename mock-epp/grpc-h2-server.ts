@@ -17,6 +17,21 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 
+// One peer string per HTTP/2 connection, not one per stream.
+const peers = new WeakMap<object, string>();
+function peerOf(stream: ServerHttp2Stream): string {
+  const session = stream.session;
+  if (!session) return 'unknown';
+  let p = peers.get(session);
+  if (p === undefined) {
+    const sock = session.socket;
+    const addr = sock?.remoteAddress ?? 'unknown';
+    p = `${addr.includes(':') ? `[${addr}]` : addr}:${sock?.remotePort ?? 0}`;
+    peers.set(session, p);
+  }
+  return p;
+}
+
 export interface Codec<T> {
   serialize: (m: T) => Buffer;
   deserialize: (b: Buffer) => T;
@@ -44,8 +59,7 @@ export class GrpcCall<Req, Res> extends EventEmitter {
     this.path = path;
     this.#codec = codec;
     this.#maxMessageBytes = maxMessageBytes;
-    const sock = stream.session?.socket;
-    this.peer = sock ? `${sock.remoteAddress?.includes(':') ? `[${sock.remoteAddress}]` : sock.remoteAddress}:${sock.remotePort}` : 'unknown';
+    this.peer = peerOf(stream);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => {
       if (!this.#ended) this.emit('halfClose');
