@@ -168,6 +168,15 @@ describe('node-proxy routing', () => {
     expect(h['keep-alive']).toBeUndefined();
   });
 
+  it('answers Expect: 100-continue itself and sends the body upstream without it', async () => {
+    await using p = await proxy();
+    const r = await send(p.url, { path: '/__echo-body', headers: { Expect: '100-continue' }, body: 'continued body' });
+    expect(r.status).toBe(200);
+    expect(r.text()).toBe('continued body');
+    const last = b1.received.concat(b2.received).find((x) => x.url === '/__echo-body' && x.bodyLength === 14);
+    expect(last && header(last, 'expect')).toEqual([]);
+  });
+
   it('forwards method, path and query byte for byte, and the Host header', async () => {
     await using p = await proxy();
     epp.clearJournal();
