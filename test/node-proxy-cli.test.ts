@@ -3,7 +3,7 @@
 // file (reporting every problem with path and line), and exits 0 on SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,7 +107,8 @@ describe('eppkit node-proxy (CLI)', () => {
   it('--workers 2 runs two processes on one port; the admin port sums their metrics', async () => {
     const cli = await startCli(['--listen', '127.0.0.1:0', '--epp', epp.address, '--admin', '127.0.0.1:0', '--workers', '2'], true);
     try {
-      const kids = execFileSync('pgrep', ['-P', String(cli.child.pid)]).toString().trim().split('\n');
+      const pid = cli.child.pid as number;
+      const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ');
       expect(kids.length).toBe(2);
       const n = 40;
       const rs = await Promise.all(Array.from({ length: n }, () => send(cli.url)));
