@@ -69,6 +69,8 @@ describe.skipIf(gate.skip)('nginx-epp routing', () => {
       expect(entry?.requestHeaders?.[':authority']).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(entry?.requestHeaders?.['x-mixed-case']).toBe('V');
       expect(entry?.protocolConfig?.requestBodyMode).toBe('BUFFERED');
+      // The module lets the EPP end the stream instead of resetting it (rapid-reset protections).
+      expect(entry?.end?.how).toBe('completed');
     });
 
     it('uses the first valid entry of a comma list and refuses a list without one', async () => {

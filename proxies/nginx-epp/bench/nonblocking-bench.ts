@@ -131,8 +131,12 @@ http { access_log off; server { listen 127.0.0.1:${pport} backlog=4096; location
   const proxyOnly = spawn('/usr/sbin/nginx', ['-p', `${pdir}/`, '-c', join(pdir, 'nginx.conf'), '-e', join(pdir, 'error.log'), '-g', 'daemon off;'], { stdio: 'ignore' });
   children.push(proxyOnly);
   await sleep(500);
+  const proxyWorkers = childPids(proxyOnly.pid!);
+  const baseCpu0 = proxyWorkers.reduce((t, p) => t + cpuSeconds(p), 0);
   const base = spawnSync('wrk', [`-t${a.threads}`, `-c${connections}`, '-d5s', '--timeout', '5s', `http://127.0.0.1:${pport}/v1/completions`], { encoding: 'utf8' });
   const baseRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(base.stdout)?.[1] ?? NaN);
+  const baseTotal = Number(/(\d+) requests in/.exec(base.stdout)?.[1] ?? NaN);
+  const baseCpuPerReq = ((proxyWorkers.reduce((t, p) => t + cpuSeconds(p), 0) - baseCpu0) / baseTotal) * 1e6;
   proxyOnly.kill('SIGTERM');
   // Warm-up: connections to the EPP and backend exist before the measurement.
   spawnSync('wrk', ['-t1', '-c20', '-d2s', '-H', `x-eppkit-delay-ms: ${delay}`, `${plane.url}/v1/completions`], { encoding: 'utf8' });
@@ -150,10 +154,10 @@ http { access_log off; server { listen 127.0.0.1:${pport} backlog=4096; location
   const lines = [
     `nginx-epp non-blocking bench: form ${a.form}, EPP ${a.epp}, delay ${delay} ms, ${connections} connections, ${duration} s, 1 nginx worker`,
     `requests ${total}, non-2xx ${non2xx}, ${rps.toFixed(0)} req/s = ${((100 * rps) / bound).toFixed(1)} % of the bound ${bound.toFixed(0)} req/s (a blocking worker: ${(1000 / delay).toFixed(0)} req/s)`,
-    `baseline, same nginx proxying WITHOUT the module or any EPP, same ${connections} connections: ${baseRps.toFixed(0)} req/s (the machine's ceiling for this path right now)`,
+    `baseline, same nginx proxying WITHOUT the module or any EPP, same ${connections} connections: ${baseRps.toFixed(0)} req/s (the machine's ceiling for this path right now), nginx worker CPU ${baseCpuPerReq.toFixed(0)} µs/request`,
     ...out.split('\n').filter((l) => /^\s+(50|90|99)%/.test(l)).map((l) => `latency ${l.trim()}`),
     `CPU seconds during the run (of ${duration} s wall, 2 cores shared):`,
-    ...Object.keys(procs).map((k) => `  ${k}: ${(after[k]! - before[k]!).toFixed(2)} s`),
+    ...Object.keys(procs).map((k) => `  ${k}: ${(after[k]! - before[k]!).toFixed(2)} s = ${(((after[k]! - before[k]!) / total) * 1e6).toFixed(0)} µs/request`),
     `load average at the end: ${load}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

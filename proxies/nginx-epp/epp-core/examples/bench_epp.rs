@@ -105,7 +105,13 @@ fn main() {
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args[1]).await.expect("bind");
         println!("grpc listening on {}", listener.local_addr().unwrap());
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // TCP_NODELAY: with Nagle, the pick's small frames can wait for a delayed ACK (~40 ms).
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+            if let Ok(s) = &s {
+                let _ = s.set_nodelay(true);
+            }
+            s
+        });
         // hyper's server default of 200 concurrent streams would cap 50 ms picks at 4,000/s per connection.
         tonic::transport::Server::builder()
             .max_concurrent_streams(Some(100_000))

@@ -201,8 +201,14 @@ async fn run<F>(
     if routed {
         if let (Some(rx), Some(tx)) = (report, more) {
             send_served(rx, tx, stream, call.timeout).await;
+            return;
         }
     }
+    // Let the EPP end the stream (its trailers follow the last answer): dropping it early would
+    // reset every stream, which HTTP/2 servers treat as abuse (rapid-reset protection answers
+    // ENHANCE_YOUR_CALM and closes the connection).
+    let until = Instant::now() + call.timeout;
+    while let Ok(Ok(Some(_))) = timeout_at(until, stream.message()).await {}
 }
 
 async fn send_served(
