@@ -397,7 +397,7 @@ export class ExtProcSession {
     m.streamsActive--;
     m.streamEnds.inc(how);
     if (this.#pickedEndpoint) this.#env.state.picker.release?.(this.#pickedEndpoint);
-    this.#env.journal.ended();
+    this.#env.journal.ended(e);
     this.#env.onClosed(this);
   }
 

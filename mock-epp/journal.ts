@@ -94,7 +94,10 @@ interface Waiter {
 
 export class Journal {
   #entries: JournalEntry[] = [];
-  #completedCount = 0;
+  // Ended entries among those held, and the id of the oldest held entry (ids only grow), so
+  // waiters are checked in O(1) per ended stream instead of a scan of the whole journal.
+  #endedHeld = 0;
+  #minId = Number.POSITIVE_INFINITY;
   #waiters = new Set<Waiter>();
   maxEntries: number;
 
@@ -109,25 +112,29 @@ export class Journal {
   }
 
   #trim(): void {
-    this.#entries.splice(0, this.#entries.length - this.maxEntries);
+    const removed = this.#entries.splice(0, this.#entries.length - this.maxEntries);
+    for (const e of removed) if (e.end !== undefined) this.#endedHeld--;
+    this.#minId = this.#entries[0]?.id ?? Number.POSITIVE_INFINITY;
   }
 
   /** Adds an open entry (visible at once; `end` is set when the stream ends). */
   open(entry: JournalEntry): void {
+    if (this.#entries.length === 0) this.#minId = entry.id;
     this.#entries.push(entry);
     // Trim in batches (a quarter of the bound) so a full journal costs O(1) per stream, not a shift each time.
     if (this.#entries.length > this.maxEntries + Math.max(1, this.maxEntries >> 2)) this.#trim();
   }
 
-  /** Called when an entry's stream has ended: wakes waiters counting ended entries. */
-  ended(): void {
-    this.#completedCount++;
+  /** Called once `entry.end` is set: wakes waiters counting ended entries. */
+  ended(entry: JournalEntry): void {
+    if (entry.id >= this.#minId) this.#endedHeld++;
     for (const w of this.#waiters) this.#check(w);
   }
 
   clear(): void {
     this.#entries = [];
-    this.#completedCount = 0;
+    this.#endedHeld = 0;
+    this.#minId = Number.POSITIVE_INFINITY;
   }
 
   #endedEntries(): JournalEntry[] {
@@ -135,6 +142,7 @@ export class Journal {
   }
 
   #check(w: Waiter): void {
+    if (this.#endedHeld < w.n) return;
     const done = this.#endedEntries();
     if (done.length >= w.n) {
       clearTimeout(w.timer);
