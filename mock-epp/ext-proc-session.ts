@@ -4,7 +4,7 @@
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
 import { constants as h2 } from 'node:http2';
 import type { Logger } from '../core/logger.ts';
-import { headerMapToObject, rawHeader, setHeaderOption } from '../core/headers.ts';
+import { headerMapToObject, setHeaderOption } from '../core/headers.ts';
 import type { Json } from '../core/proto-struct.ts';
 import { jsonToStruct, structToJson } from './struct-json.ts';
 import {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { EppkitError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
-import { EXT_PROC_METHOD_PATH, EXT_PROC_SERVICE, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../core/proto.ts';
+import { EXT_PROC_METHOD_PATH, EXT_PROC_SERVICE, messageTypes } from '../core/proto.ts';
 import { decodeProcessingRequest, encodeHealthCheckResponse, encodeProcessingResponse } from './ext-proc-codec.ts';
 import { GrpcH2Server, type Codec, type GrpcCall, type MethodHandler } from './grpc-h2-server.ts';
 import { AdminServer } from './admin-server.ts';
