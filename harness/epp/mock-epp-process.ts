@@ -4,7 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EppkitError } from '../../core/errors.ts';
-import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import type { Runtime } from '../data-planes/data-plane-driver.ts';
+import { eppkitInvocation, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
 
 /** One ext_proc stream as the mock EPP recorded it (shape owned by mock-epp/). */
 export type JournalEntry = Record<string, unknown>;
@@ -15,10 +16,13 @@ export interface MockEppProcessOptions {
   /** 0 = a free port (the default); a fixed port for the external data plane. */
   port?: number;
   config: unknown;
+  /** 'docker': run it in eppkit/node (host network, same ports). Default 'local'. */
+  runtime?: Runtime;
 }
 
 export class MockEppProcess implements AsyncDisposable {
-  private proc: ManagedProcess | undefined;
+  private proc: StartedProcessOrContainer | undefined;
+  private readonly runtime: Runtime;
   private readonly workDir: string;
   readonly host: string;
   port = 0;
@@ -34,6 +38,7 @@ export class MockEppProcess implements AsyncDisposable {
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port ?? 0;
     this.config = opts.config;
+    this.runtime = opts.runtime ?? 'local';
   }
 
   static async start(opts: MockEppProcessOptions): Promise<MockEppProcess> {
@@ -56,20 +61,22 @@ export class MockEppProcess implements AsyncDisposable {
     this.generation++;
     const configFile = join(this.workDir, `mock-epp-config.${this.generation}.json`);
     writeFileSync(configFile, JSON.stringify(this.config ?? {}, null, 2));
-    const { command, args } = eppkitCommand();
-    const proc = new ManagedProcess({
-      what: 'mock EPP',
-      command,
-      args: [...args, 'mock-epp', '--host', this.host, '--port', String(this.port), '--admin-port', String(this.adminPort), '--config', configFile],
-      logFile: join(this.workDir, 'mock-epp.log'),
-      env: { ...process.env, NO_COLOR: '1' },
-    });
+    const proc = await startProcessOrContainer(
+      { workDir: this.workDir, runtime: this.runtime, host: this.host },
+      {
+        what: 'mock EPP',
+        ...eppkitInvocation(['mock-epp', '--host', this.host, '--port', String(this.port), '--admin-port', String(this.adminPort), '--config', configFile]),
+        readyPattern: /admin listening on http:\/\/\S+:(\d+)/,
+        readyTimeoutMs: 15_000,
+        logFile: join(this.workDir, 'mock-epp.log'),
+        env: { NO_COLOR: '1' },
+      },
+    );
     this.proc = proc;
     try {
       const g = await proc.waitForLine(/grpc listening on \S+:(\d+)/, 15_000);
-      const a = await proc.waitForLine(/admin listening on http:\/\/\S+:(\d+)/, 15_000);
       this.port = Number(g[1]);
-      this.adminPort = Number(a[1]);
+      this.adminPort = Number(proc.readyMatch?.[1]);
     } catch (e) {
       await proc.kill();
       this.allLogs += proc.logs();

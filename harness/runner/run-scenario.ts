@@ -142,7 +142,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
   try {
     for (const [i, b] of s.setup.backends.entries()) await startBackend(b, i);
-    epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl) });
+    epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
     tpl.epp = epp.address;
     const route = buildRoute(s, epp.address, tpl);
     dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
