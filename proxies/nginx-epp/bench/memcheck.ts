@@ -84,7 +84,7 @@ const child = valgrind
       [
         '--tool=memcheck',
         '--leak-check=full',
-        '--show-leak-kinds=definite,indirect',
+        '--show-leak-kinds=definite,indirect,possible',
         '--errors-for-leak-kinds=definite',
         '--track-origins=no',
         `--suppressions=${fileURLToPath(new URL('./nginx.supp', import.meta.url))}`,
