@@ -82,7 +82,7 @@ describe.each(MODES)('node-proxy body mode %s', (mode) => {
   });
 
   it('answers 413 for a body over the limit (content-length and chunked) and keeps serving', async () => {
-    await using small = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, bodyMode: mode, maxBodyBytes: 1000 }).withLogger(silentLogger).start();
+    await using small = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: epp.address, bodyMode: mode, maxBodyBytes: 1000 }).withLogger(silentLogger).start();
     const a = await send(small.url, { path: '/__echo-body', body: pattern(1001) });
     expect(a.status).toBe(413);
     expect(a.headers['x-eppkit-reason']).toBe('body_too_large');
@@ -122,7 +122,7 @@ describe('node-proxy body replacement by the EPP', () => {
         else call.write({ request_body: { response: {} } });
       }
     });
-    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: s.address, bodyMode: 'streamed' }).withLogger(silentLogger).start();
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: s.address, bodyMode: 'streamed' }).withLogger(silentLogger).start();
     const parts = ['a-', 'secret', '-b'];
     // Separate writes with pauses so they arrive as separate chunks.
     const r = await sendSlowChunks(p.url, parts);
@@ -140,7 +140,7 @@ describe('node-proxy streamed body when the EPP closes with OK mid-body', () => 
         call.end();
       }
     });
-    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: s.address, bodyMode: 'streamed' }).withLogger(silentLogger).start();
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: s.address, bodyMode: 'streamed' }).withLogger(silentLogger).start();
     expect(await sendSlowChunks(p.url, ['a-', 'b-', 'c'])).toBe('a-b-c');
   });
 });

@@ -84,7 +84,7 @@ afterAll(async () => {
 
 describe('eppkit node-proxy (CLI)', () => {
   it('prints its addresses, serves, answers /healthz and /metrics, and exits 0 on SIGTERM', async () => {
-    const cli = await startCli(['--listen', '127.0.0.1:0', '--epp', epp.address, '--admin', '127.0.0.1:0', '--timeout-ms', '500'], true);
+    const cli = await startCli(['--listen', '127.0.0.1:0', '--epp', epp.address, '--admin', '127.0.0.1:0', '--timeout-ms', '5000'], true);
     try {
       expect(cli.stdout().split('\n').filter(Boolean)).toEqual([`listening on ${cli.url}`, `admin listening on ${cli.adminUrl}`]);
       for (let i = 0; i < 3; i++) expect((await send(cli.url, { body: 'x' })).status).toBe(200);
@@ -105,7 +105,7 @@ describe('eppkit node-proxy (CLI)', () => {
   });
 
   it('--workers 2 runs two processes on one port; the admin port sums their metrics', async () => {
-    const cli = await startCli(['--listen', '127.0.0.1:0', '--epp', epp.address, '--admin', '127.0.0.1:0', '--workers', '2'], true);
+    const cli = await startCli(['--listen', '127.0.0.1:0', '--epp', epp.address, '--admin', '127.0.0.1:0', '--workers', '2', '--timeout-ms', '5000'], true);
     try {
       const pid = cli.child.pid as number;
       const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ');
@@ -121,7 +121,7 @@ describe('eppkit node-proxy (CLI)', () => {
   });
 
   it('--shim needs no --epp', async () => {
-    const cli = await startCli(['--shim', '--listen', '127.0.0.1:0']);
+    const cli = await startCli(['--shim', '--listen', '127.0.0.1:0', '--timeout-ms', '5000']);
     try {
       expect((await send(cli.url)).status).toBe(400);
       const r = await send(cli.url, { headers: { 'X-EPP-Host': '127.0.0.1', 'X-EPP-Port': String(epp.port) } });
@@ -150,7 +150,7 @@ describe('eppkit node-proxy (CLI)', () => {
         '',
       ].join('\n'),
     );
-    const cli = await startCli(['--config', file, '--listen', '127.0.0.1:0']);
+    const cli = await startCli(['--config', file, '--listen', '127.0.0.1:0', '--timeout-ms', '5000']);
     try {
       epp.clearJournal();
       const api = await send(cli.url, { path: '/api/x' });

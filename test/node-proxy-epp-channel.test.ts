@@ -65,7 +65,7 @@ describe('node-proxy EPP channel', () => {
   it('carries every request on one connection, many streams at once', async () => {
     const relay = await startRelay(() => epp.port);
     try {
-      await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: relay.address }).withLogger(silentLogger).start();
+      await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: relay.address }).withLogger(silentLogger).start();
       epp.clearJournal();
       const rs = await Promise.all(Array.from({ length: 60 }, (_, i) => send(p.url, { body: `r${i}`, headers: { 'x-eppkit-delay-ms': '20' } })));
       expect(rs.every((r) => r.status === 200)).toBe(true);
@@ -80,7 +80,7 @@ describe('node-proxy EPP channel', () => {
   it('reconnects after the EPP comes back; fails per the failure mode while it is gone', async () => {
     const relay = await startRelay(() => epp.port);
     try {
-      await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: relay.address, failureMode: 'close' }).withLogger(silentLogger).start();
+      await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: relay.address, failureMode: 'close' }).withLogger(silentLogger).start();
       expect((await send(p.url)).status).toBe(200);
       relay.die();
       const down = await send(p.url);
@@ -145,6 +145,7 @@ describe('node-proxy TLS to the EPP', () => {
   it('verifies the EPP with the CA and the server name', async () => {
     await using p = await new NodeProxy({
       listen: '127.0.0.1:0',
+      timeoutMs: 5000,
       eppAddress: tlsEpp.address,
       eppTls: { caFile, serverName: 'epp.eppkit.test' },
     })
@@ -158,6 +159,7 @@ describe('node-proxy TLS to the EPP', () => {
   it('refuses an EPP whose name does not match (fail-close 500)', async () => {
     await using p = await new NodeProxy({
       listen: '127.0.0.1:0',
+      timeoutMs: 5000,
       eppAddress: tlsEpp.address,
       eppTls: { caFile, serverName: 'other.eppkit.test' },
     })
@@ -169,18 +171,18 @@ describe('node-proxy TLS to the EPP', () => {
   });
 
   it('refuses an EPP signed by an unknown CA unless skip-verify is set', async () => {
-    await using strict = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: tlsEpp.address, eppTls: { serverName: 'epp.eppkit.test' } })
+    await using strict = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: tlsEpp.address, eppTls: { serverName: 'epp.eppkit.test' } })
       .withLogger(silentLogger)
       .start();
     expect((await send(strict.url)).status).toBe(500);
-    await using lax = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: tlsEpp.address, eppTls: { insecureSkipVerify: true } })
+    await using lax = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: tlsEpp.address, eppTls: { insecureSkipVerify: true } })
       .withLogger(silentLogger)
       .start();
     expect((await send(lax.url)).status).toBe(200);
   });
 
   it('a plaintext proxy cannot talk to a TLS EPP (fail-close 500)', async () => {
-    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: tlsEpp.address, timeoutMs: 500 }).withLogger(silentLogger).start();
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: tlsEpp.address, timeoutMs: 2000 }).withLogger(silentLogger).start();
     expect([500, 504]).toContain((await send(p.url)).status);
   });
 });

@@ -45,7 +45,7 @@ function proxy(mode: FailureMode, extra: Partial<NodeProxyInput> = {}): Promise<
     eppAddress: epp.address,
     failureMode: mode,
     fallbackEndpoints: [fallback.address],
-    timeoutMs: 150,
+    timeoutMs: 1000,
     ...extra,
   })
     .withLogger(silentLogger)
@@ -71,7 +71,7 @@ const EPP_FAILURES: Array<[string, { path?: string; headers?: Record<string, str
   ['gRPC error UNAVAILABLE from the EPP', { headers: { 'x-eppkit-grpc-error': 'RESOURCE_EXHAUSTED' } }, 'epp_grpc_error', 500],
   ['stream reset', { headers: { 'x-eppkit-reset': 'true' } }, 'epp_grpc_error', 500],
   ['EPP hangs (timeout)', { headers: { 'x-eppkit-hang': 'true' } }, 'epp_timeout', 504],
-  ['EPP slower than the timeout', { headers: { 'x-eppkit-delay-ms': '1000' } }, 'epp_timeout', 504],
+  ['EPP slower than the timeout', { headers: { 'x-eppkit-delay-ms': '30000' } }, 'epp_timeout', 504],
   ['EPP closes the stream with OK first', { headers: { 'x-eppkit-close': 'true' } }, 'epp_closed', 500],
   ['garbage endpoint', { headers: { 'x-eppkit-endpoint': 'not-an-endpoint' } }, 'endpoint_invalid', 500],
   ['host name instead of an IP', { headers: { 'x-eppkit-endpoint': 'localhost:8080' } }, 'endpoint_invalid', 500],

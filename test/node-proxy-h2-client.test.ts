@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 function proxy(extra: Partial<NodeProxyInput> = {}): Promise<StartedNodeProxy> {
-  return new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, eppClient: 'http2', timeoutMs: 300, ...extra })
+  return new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, eppClient: 'http2', timeoutMs: 1000, ...extra })
     .withLogger(silentLogger)
     .start();
 }
@@ -182,7 +182,7 @@ describe('eppClient http2', () => {
   });
 
   it('shim mode returns the pick and maps failures', async () => {
-    await using shim = await new NodeProxy({ listen: '127.0.0.1:0', shim: true, eppClient: 'http2', timeoutMs: 200 }).withLogger(silentLogger).start();
+    await using shim = await new NodeProxy({ listen: '127.0.0.1:0', shim: true, eppClient: 'http2', timeoutMs: 1000 }).withLogger(silentLogger).start();
     const h = { 'X-EPP-Host': '127.0.0.1', 'X-EPP-Port': String(epp.port) };
     const ok = await send(shim.url, { headers: h, body: '{"model":"m"}' });
     expect(ok.status).toBe(200);

@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 function proxy(extra: Partial<NodeProxyInput> = {}) {
-  return new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, ...extra }).withLogger(silentLogger).start();
+  return new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: epp.address, ...extra }).withLogger(silentLogger).start();
 }
 
 function header(r: EchoRequest, name: string): string[] {
@@ -123,7 +123,7 @@ describe('node-proxy routing', () => {
       .withPort(0)
       .withAdminPort(null)
       .start();
-    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: e2.address }).withLogger(silentLogger).start();
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: e2.address }).withLogger(silentLogger).start();
     const r = await send(p.url, { path: '/mutate', headers: ['X-Remove-Me', '1', 'X-Replaced', 'old', 'X-Keep', 'k'] });
     const seen = r.json<EchoRequest>();
     expect(header(seen, 'x-added')).toEqual(['by-epp']);
@@ -196,6 +196,7 @@ describe('node-proxy routing', () => {
     await using eppB = await new MockEpp({ endpoints: [b2.address] }).withPort(0).withAdminPort(null).start();
     await using p = await new NodeProxy({
       listen: '127.0.0.1:0',
+      timeoutMs: 5000,
       routes: [
         { pathPrefix: '/', eppAddress: eppB.address },
         { pathPrefix: '/a', eppAddress: eppA.address },
@@ -212,7 +213,7 @@ describe('node-proxy routing', () => {
   });
 
   it('answers 404 when no route matches', async () => {
-    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, pathPrefix: '/only' }).withLogger(silentLogger).start();
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: epp.address, pathPrefix: '/only' }).withLogger(silentLogger).start();
     const r = await send(p.url, { path: '/other' });
     expect(r.status).toBe(404);
     expect(r.headers['x-eppkit-reason']).toBe('no_route');
@@ -248,13 +249,13 @@ describe('node-proxy endpoint sources (scripted EPP)', () => {
 
   it('takes the endpoint from envoy.lb metadata alone', async () => {
     await using s = await answer({ metadata: b2.address });
-    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: s.address, bodyMode: 'none' }).withLogger(silentLogger).start();
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: s.address, bodyMode: 'none' }).withLogger(silentLogger).start();
     expect((await send(p.url)).headers['x-echo-port']).toBe(String(b2.port));
   });
 
   it('takes the endpoint from the header mutation alone', async () => {
     await using s = await answer({ header: b1.address });
-    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: s.address, bodyMode: 'none' }).withLogger(silentLogger).start();
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: s.address, bodyMode: 'none' }).withLogger(silentLogger).start();
     expect((await send(p.url)).headers['x-echo-port']).toBe(String(b1.port));
   });
 
@@ -263,7 +264,7 @@ describe('node-proxy endpoint sources (scripted EPP)', () => {
     const lines: string[] = [];
     const { pino } = await import('pino');
     const log = pino({ level: 'info' }, { write: (l: string) => lines.push(l) });
-    await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: s.address, bodyMode: 'none' }).withLogger(log).start();
+    await using p = await new NodeProxy({ listen: '127.0.0.1:0', timeoutMs: 5000, eppAddress: s.address, bodyMode: 'none' }).withLogger(log).start();
     expect((await send(p.url)).headers['x-echo-port']).toBe(String(b2.port));
     expect(lines.some((l) => l.includes('endpoint_disagreement') && l.includes(b1.address) && l.includes(b2.address))).toBe(true);
   });

@@ -16,7 +16,7 @@ let eppHeaders: Record<string, string>;
 
 beforeAll(async () => {
   epp = await new MockEpp({ endpoints: POOL }).withPort(0).withAdminPort(null).start();
-  shim = await new NodeProxy({ listen: '127.0.0.1:0', shim: true, timeoutMs: 200 }).withLogger(silentLogger).start();
+  shim = await new NodeProxy({ listen: '127.0.0.1:0', shim: true, timeoutMs: 1000 }).withLogger(silentLogger).start();
   eppHeaders = { 'X-EPP-Host': '127.0.0.1', 'X-EPP-Port': String(epp.port) };
 });
 afterAll(async () => {
