@@ -137,6 +137,21 @@ describe.skipIf(gate.skip)('nginx-epp failure modes', () => {
     });
   });
 
+  it('a reload (SIGHUP) while EPP calls are in flight: the old worker finishes them', async () => {
+    await using plane = await new NginxDriver().start(routeWithDefaults({ eppAddress: epp.address, timeoutMs: 3000 }), {
+      workDir: workDir('nginx-epp-reload'),
+      runtime: 'local',
+      host: '127.0.0.1',
+    });
+    const inFlight = Array.from({ length: 5 }, () => send(`${plane.url}/v1/completions`, { headers: { 'x-eppkit-delay-ms': '1000' }, timeoutMs: 10_000 }));
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(plane.pid!, 'SIGHUP');
+    for (const r of await Promise.all(inFlight)) {
+      expect(r.status).toBe(200);
+      expect(r.pod).toBe('a');
+    }
+  });
+
   it('EPP down: fail-close 500 ($epp_status unavailable), fail-open the pool', async () => {
     const gone = await new MockEpp({ endpoints: [a.address] }).withHost('127.0.0.1').withPort(0).withAdminPort(null).start();
     const eppAddress = gone.address;

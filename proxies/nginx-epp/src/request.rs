@@ -54,6 +54,9 @@ pub struct ReqCtx {
     /// Non-zero while a call is in flight (key in the worker's pending table).
     id: u64,
     handle: Option<epp_core::client::CallHandle>,
+    /// Backstop timer while a call is in flight: fails the call if the runtime never answers,
+    /// and, being an nginx timer, keeps a gracefully exiting worker alive until calls end.
+    timer: ngx_event_t,
 }
 
 unsafe fn module() -> *const ngx_module_t {
@@ -83,6 +86,7 @@ unsafe extern "C" fn ctx_cleanup(data: *mut c_void) {
     if let Some(h) = (*ctx).handle.take() {
         h.cancel();
     }
+    stop_timer(ctx);
     ptr::drop_in_place(ctx);
 }
 
@@ -95,7 +99,7 @@ unsafe fn create_ctx(r: *mut ngx_http_request_t, mode: Mode) -> *mut ReqCtx {
     if ctx.is_null() {
         return ptr::null_mut();
     }
-    ptr::write(ctx, ReqCtx { r, lcf: lcf_of(r), mode, state: State::ReadingBody, id: 0, handle: None });
+    ptr::write(ctx, ReqCtx { r, lcf: lcf_of(r), mode, state: State::ReadingBody, id: 0, handle: None, timer: std::mem::zeroed() });
     (*cln).handler = Some(ctx_cleanup);
     (*cln).data = ctx as *mut c_void;
     *(*r).ctx.add((*module()).ctx_index) = ctx as *mut c_void;
@@ -180,6 +184,12 @@ unsafe fn begin(r: *mut ngx_http_request_t, ctx: *mut ReqCtx) {
     (*ctx).id = id;
     w.pending.insert(id, ctx);
     let lcf = &*(*ctx).lcf;
+    // The call's own timeout applies per EPP message; the backstop allows a few of them.
+    let ev = &raw mut (*ctx).timer;
+    (*ev).handler = Some(on_backstop);
+    (*ev).data = ctx as *mut c_void;
+    (*ev).log = (*(*r).connection).log;
+    ngx_add_timer(ev, (lcf.timeout_ms.max(1) as ngx_msec_t) * 4 + 1000);
     let call = match prepare(r, ctx, lcf) {
         Ok(call) => call,
         Err(c) => {
@@ -325,6 +335,30 @@ unsafe fn read_body(r: *mut ngx_http_request_t, max: usize) -> Result<Vec<u8>, C
     Ok(out)
 }
 
+unsafe fn stop_timer(ctx: *mut ReqCtx) {
+    let ev = &raw mut (*ctx).timer;
+    if (*ev).timer_set() != 0 {
+        ngx_del_timer(ev);
+    }
+    if (*ev).posted() != 0 {
+        ngx_delete_posted_event(ev);
+    }
+}
+
+/// The backstop fired: the runtime never reported. Fail the call as a timeout.
+unsafe extern "C" fn on_backstop(ev: *mut ngx_event_t) {
+    let ctx = (*ev).data as *mut ReqCtx;
+    let id = (*ctx).id;
+    if id == 0 {
+        return;
+    }
+    if let Some(h) = (*ctx).handle.take() {
+        h.cancel();
+    }
+    util::log(NGX_LOG_ERR, (*ev).log, "epp: no outcome from the gRPC runtime in time (backstop timer)");
+    on_complete(id, Completion::Epp(Outcome::failed(EppStatus::Timeout, "backstop timer")));
+}
+
 /// A call finished (worker thread, from the eventfd handler).
 pub unsafe fn on_complete(id: u64, completion: Completion) {
     let Some(w) = worker::get() else { return };
@@ -332,6 +366,7 @@ pub unsafe fn on_complete(id: u64, completion: Completion) {
     let Some(ctx) = w.pending.remove(&id) else { return };
     (*ctx).id = 0;
     (*ctx).handle = None;
+    stop_timer(ctx);
     let r = (*ctx).r;
     let c = (*r).connection;
     (*r).read_event_handler = Some(ngx_http_block_reading);
