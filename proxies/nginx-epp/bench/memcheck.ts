@@ -7,6 +7,7 @@
 //     prints the worker's RSS after each round.
 //
 //   node proxies/nginx-epp/bench/memcheck.ts --mode valgrind --requests 2000 --aborts 2000
+//   node proxies/nginx-epp/bench/memcheck.ts --mode valgrind --form direct --served --requests 1000 --aborts 2000
 //   node proxies/nginx-epp/bench/memcheck.ts --mode rss --rounds 10 --requests 5000 --aborts 1000
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,6 +32,8 @@ const { values: a } = parseArgs({
     aborts: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '20' },
+    /** Route with response processing (epp_report_served: the stream stays open until the log phase). */
+    served: { type: 'boolean', default: false },
   },
 });
 const valgrind = a.mode === 'valgrind';
@@ -63,6 +66,7 @@ const route = routeWithDefaults({
   failureMode: a.failure as FailureMode,
   timeoutMs: valgrind ? 3000 : 500,
   fallbackEndpoints: [fallback.address],
+  responseProcessing: a.served,
 });
 writeFileSync(
   join(dir, 'nginx.conf'),
