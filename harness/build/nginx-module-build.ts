@@ -16,7 +16,7 @@ export const MODULE_FILE = 'libngx_http_rust_epp_module.so';
 const CRATE_DIR = fileURLToPath(new URL('../../proxies/nginx-epp/', import.meta.url));
 
 export interface NginxModuleBuildOptions {
-  /** Default $EPPKIT_CACHE_DIR or ~/.cache/eppkit. */
+  /** Default $EPPKIT_HOME or ~/.cache/eppkit. */
   cacheDir?: string;
   /** Default $CARGO_TARGET_DIR or <cacheDir>/cargo-target. */
   targetDir?: string;
@@ -31,7 +31,7 @@ export interface NginxModuleBuildOptions {
 }
 
 export function eppkitCacheDir(): string {
-  return process.env.EPPKIT_CACHE_DIR ?? join(homedir(), '.cache', 'eppkit');
+  return process.env.EPPKIT_HOME ?? join(homedir(), '.cache', 'eppkit');
 }
 
 export function cargoTargetDir(cacheDir = eppkitCacheDir()): string {
