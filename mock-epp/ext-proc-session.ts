@@ -32,7 +32,7 @@ import {
   type Phase,
   type RuleAction,
 } from './mock-epp-config.ts';
-import type { GrpcCall } from './grpc-h2-server.ts';
+import type { GrpcServerCall } from './grpc-transport.ts';
 import type { MockEppMetrics } from './mock-epp-metrics.ts';
 import type { Picker } from './pickers.ts';
 import { firstMatch, modelOf, sampleDelayMs, type CompiledRule } from './rules.ts';
@@ -64,7 +64,7 @@ export interface Undecodable {
   size: number;
 }
 
-export type ExtProcCall = GrpcCall<ProcessingRequest | Undecodable, ProcessingResponse>;
+export type ExtProcCall = GrpcServerCall<ProcessingResponse>;
 
 const DIRECTIVE_PREFIX = 'x-eppkit-';
 const ECHO_SET_HEADER = 'x-echo-set-header';
@@ -291,8 +291,9 @@ export class ExtProcSession {
       this.#clientHalfClosed = true;
       if (!this.#busy) this.#maybeComplete();
     });
-    call.on('cancelled', (rstCode: number) => {
-      this.#finish('client-cancelled', undefined, `${this.#hung ? 'cancelled while hanging, ' : ''}RST_STREAM ${rstCode}`);
+    call.on('cancelled', (reason: number | string) => {
+      const why = typeof reason === 'number' ? `RST_STREAM ${reason}` : reason;
+      this.#finish('client-cancelled', undefined, `${this.#hung ? 'cancelled while hanging, ' : ''}${why}`);
     });
     call.on('refused', (reason: string) => {
       // The transport refused a frame (over the receive limit, or compressed) and ended the call itself.
@@ -715,8 +716,9 @@ export class ExtProcSession {
 
   #reset(): void {
     this.#env.metrics.answers.inc('reset');
-    this.#finish('reset', undefined, 'RST_STREAM INTERNAL_ERROR');
-    this.#call.reset(h2.NGHTTP2_INTERNAL_ERROR);
+    // The call is marked ended before it goes, so no 'cancelled' follows; the journal says what the transport did.
+    const what = this.#call.reset(h2.NGHTTP2_INTERNAL_ERROR);
+    this.#finish('reset', undefined, what);
   }
 
   #sendImmediate(f: Extract<Fault, { kind: 'immediate' }>, tIn: number): void {

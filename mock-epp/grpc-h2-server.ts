@@ -32,13 +32,12 @@ function peerOf(stream: ServerHttp2Stream): string {
   return p;
 }
 
-export interface Codec<T> {
-  serialize: (m: T) => Buffer;
-  deserialize: (b: Buffer) => T;
-}
+import type { Codec, GrpcServerCall, GrpcTransportServer, MethodHandler } from './grpc-transport.ts';
+
+export type { Codec, MethodHandler } from './grpc-transport.ts';
 
 /** What a handler sees of one gRPC call. Events: 'message' (decoded or Undecodable), 'halfClose', 'cancelled', 'refused'. */
-export class GrpcCall<Req, Res> extends EventEmitter {
+export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<Res> {
   readonly peer: string;
   readonly path: string;
   readonly #stream: ServerHttp2Stream;
@@ -169,17 +168,13 @@ export class GrpcCall<Req, Res> extends EventEmitter {
   }
 
   /** RST_STREAM with an HTTP/2 error code. */
-  reset(code: number = h2.NGHTTP2_INTERNAL_ERROR): void {
-    if (this.#ended) return;
+  reset(code: number = h2.NGHTTP2_INTERNAL_ERROR): string {
+    const what = `RST_STREAM ${code === h2.NGHTTP2_INTERNAL_ERROR ? 'INTERNAL_ERROR' : code}`;
+    if (this.#ended) return what;
     this.#ended = true;
     if (!this.#closed) this.#stream.close(code);
+    return what;
   }
-}
-
-export interface MethodHandler {
-  /** Decoders of the request and encoder of the response. */
-  codec: Codec<unknown> & { serializeRes: (m: unknown) => Buffer };
-  handle: (call: GrpcCall<unknown, unknown>) => void;
 }
 
 export interface GrpcH2ServerOptions {
@@ -188,7 +183,7 @@ export interface GrpcH2ServerOptions {
 }
 
 /** Routes gRPC methods by HTTP/2 path. */
-export class GrpcH2Server {
+export class GrpcH2Server implements GrpcTransportServer {
   readonly #methods = new Map<string, MethodHandler>();
   readonly #server: Http2Server | Http2SecureServer;
   readonly #sessions = new Set<Http2Session>();

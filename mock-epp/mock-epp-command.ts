@@ -3,6 +3,7 @@
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
+import { TRANSPORTS, type Transport } from './grpc-transport.ts';
 import { MockEpp } from './mock-epp.ts';
 import { isEndpoint, loadMockEppConfigFile, parseMockEppConfig } from './mock-epp-config.ts';
 
@@ -18,6 +19,7 @@ interface Args {
   'tls-key'?: string;
   directives: boolean;
   'grace-ms': number;
+  transport: Transport;
 }
 
 const command: CommandModule<object, Args> = {
@@ -35,7 +37,13 @@ const command: CommandModule<object, Args> = {
       .option('tls-cert', { type: 'string', describe: 'PEM certificate file (with --tls-key: serve gRPC over TLS)' })
       .option('tls-key', { type: 'string', describe: 'PEM private key file' })
       .option('directives', { type: 'boolean', default: true, describe: 'honour x-eppkit-* request header directives (--no-directives turns them off)' })
-      .option('grace-ms', { type: 'number', default: 2000, describe: 'on SIGTERM, how long open streams may finish' }),
+      .option('grace-ms', { type: 'number', default: 2000, describe: 'on SIGTERM, how long open streams may finish' })
+      .option('transport', {
+        type: 'string',
+        choices: TRANSPORTS,
+        default: 'h2' as Transport,
+        describe: 'gRPC transport: h2 (node:http2, the fast one that survives Envoy\'s RST_STREAMs) or grpc-js (@grpc/grpc-js Server)',
+      }),
   handler: async (args) => {
     if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) {
       throw new EppkitError('EPPKIT_USAGE', { reason: '--tls-cert and --tls-key go together' });
@@ -60,6 +68,7 @@ const command: CommandModule<object, Args> = {
       .withAdminToken(args['admin-token'] ?? process.env.EPPKIT_ADMIN_TOKEN)
       .withTls(args['tls-cert'] && args['tls-key'] ? { cert: args['tls-cert'], key: args['tls-key'] } : undefined)
       .withDirectives(args.directives)
+      .withTransport(args.transport)
       .withLogger(logger)
       .start();
     process.stdout.write(`grpc listening on ${epp.address}\nadmin listening on ${epp.adminUrl}\n`);

@@ -6,7 +6,9 @@ import { EppkitError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
 import { EXT_PROC_METHOD_PATH, EXT_PROC_SERVICE, messageTypes } from '../core/proto.ts';
 import { decodeProcessingRequest, encodeHealthCheckResponse, encodeProcessingResponse } from './ext-proc-codec.ts';
-import { GrpcH2Server, type Codec, type GrpcCall, type MethodHandler } from './grpc-h2-server.ts';
+import { GrpcH2Server } from './grpc-h2-server.ts';
+import { GrpcJsServer } from './grpc-js-transport.ts';
+import { TRANSPORTS, type Codec, type GrpcServerCall, type GrpcTransportServer, type MethodHandler, type Transport } from './grpc-transport.ts';
 import { AdminServer } from './admin-server.ts';
 import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
 import { Journal, type JournalEntry } from './journal.ts';
@@ -16,6 +18,7 @@ import { createPicker } from './pickers.ts';
 import { compileRules } from './rules.ts';
 
 export type { JournalAnswer, JournalBody, JournalEntry, JournalPhase, StreamEnd } from './journal.ts';
+export type { Transport } from './grpc-transport.ts';
 export type { MockEppConfig, MockEppConfigInput, PickerConfig, Rule, RuleAction, RuleMatch } from './mock-epp-config.ts';
 
 export interface MockEppTls {
@@ -41,6 +44,7 @@ export class MockEpp {
   #tls: MockEppTls | undefined;
   #logger: Logger = silentLogger;
   #directives: boolean | undefined;
+  #transport: Transport = 'h2';
 
   constructor(config?: MockEppConfigInput | MockEppConfig | unknown) {
     this.#config = config ?? {};
@@ -87,6 +91,18 @@ export class MockEpp {
     return this;
   }
 
+  /**
+   * The gRPC transport: `h2` (default; the mock's own on node:http2) or `grpc-js`
+   * (@grpc/grpc-js Server). docs/mock-epp.md#transports says why h2 is the default.
+   */
+  withTransport(transport: Transport): this {
+    if (!(TRANSPORTS as readonly string[]).includes(transport)) {
+      throw new EppkitError('EPPKIT_USAGE', { reason: `transport must be one of ${TRANSPORTS.join(', ')}, got '${String(transport)}'` });
+    }
+    this.#transport = transport;
+    return this;
+  }
+
   async start(): Promise<StartedMockEpp> {
     let config = parseMockEppConfig(this.#config);
     if (this.#directives !== undefined && config.directives !== this.#directives) {
@@ -100,7 +116,7 @@ export class MockEpp {
         throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: 'TLS certificate/key', reason: (e as Error).message });
       }
     }
-    const started = new StartedMockEpp(config, this.#logger, this.#directives, this.#tls !== undefined);
+    const started = new StartedMockEpp(config, this.#logger, this.#directives, this.#tls !== undefined, this.#transport);
     await started.listen(this.#host, this.#port, tls, this.#adminPort, this.#adminHost ?? this.#host, this.#adminToken);
     return started;
   }
@@ -130,26 +146,29 @@ function formatHostPort(host: string, port: number): string {
 export class StartedMockEpp implements AsyncDisposable {
   readonly metrics = new MockEppMetrics();
   readonly tls: boolean;
+  /** The gRPC transport serving this mock. */
+  readonly transport: Transport;
   #state: ConfigState;
   #journal: Journal;
-  #server: GrpcH2Server | undefined;
+  #server: GrpcTransportServer | undefined;
   #admin: AdminServer | undefined;
   #sessions = new Set<ExtProcSession>();
   #nextId = 0;
   #serving = true;
-  #healthWatchers = new Map<GrpcCall<unknown, unknown>, string>();
+  #healthWatchers = new Map<GrpcServerCall<unknown>, string>();
   #stopped: Promise<void> | undefined;
   #logger: Logger;
   #directivesOverride: boolean | undefined;
   #host = '';
   #port = 0;
 
-  constructor(config: MockEppConfig, logger: Logger, directivesOverride: boolean | undefined, tls: boolean) {
+  constructor(config: MockEppConfig, logger: Logger, directivesOverride: boolean | undefined, tls: boolean, transport: Transport = 'h2') {
     this.#state = StartedMockEpp.#stateFor(config);
     this.#journal = new Journal(config.journal.maxEntries);
     this.#logger = logger;
     this.#directivesOverride = directivesOverride;
     this.tls = tls;
+    this.transport = transport;
   }
 
   static #stateFor(config: MockEppConfig): ConfigState {
@@ -222,7 +241,8 @@ export class StartedMockEpp implements AsyncDisposable {
 
   async listen(host: string, port: number, tls: { cert: Buffer; key: Buffer } | undefined, adminPort: number | null, adminHost: string, token: string | undefined): Promise<void> {
     // Bodies are checked against maxBodyBytes by the session; a message a little over it still gets through to be answered 413.
-    const server = new GrpcH2Server({ maxMessageBytes: Math.min(this.#state.config.maxBodyBytes + 1024 * 1024, 2 ** 31 - 1), ...(tls ? { tls } : {}) });
+    const serverOpts = { maxMessageBytes: Math.min(this.#state.config.maxBodyBytes + 1024 * 1024, 2 ** 31 - 1), ...(tls ? { tls } : {}) };
+    const server: GrpcTransportServer = this.transport === 'grpc-js' ? new GrpcJsServer(serverOpts) : new GrpcH2Server(serverOpts);
     const extProc: MethodHandler = { codec: EXT_PROC_CODEC, handle: (call) => this.#onStream(call as unknown as ExtProcCall) };
     server.addMethod(EXT_PROC_METHOD_PATH, extProc);
     server.addMethod(HEALTH_CHECK_PATH, {
@@ -269,7 +289,7 @@ export class StartedMockEpp implements AsyncDisposable {
         throw e;
       }
     }
-    this.#logger.info({ address: this.address, admin: this.#admin?.url, tls: this.tls }, 'mock EPP listening');
+    this.#logger.info({ address: this.address, admin: this.#admin?.url, tls: this.tls, transport: this.transport }, 'mock EPP listening');
   }
 
   #healthStatus(service: string): number | undefined {
