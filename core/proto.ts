@@ -62,17 +62,22 @@ export interface HeaderMutation {
   set_headers?: HeaderValueOption[];
   remove_headers?: string[];
 }
-/** google.protobuf.Struct as proto-loader decodes it (not plain JSON). */
+/**
+ * google.protobuf.Struct as it crosses protobufjs. protobufjs always uses its bundled
+ * struct.proto, whose field names are camelCase whatever `keepCase` says: snake_case keys are
+ * silently dropped on encode. Build and read Structs through core/proto-struct.ts.
+ */
 export interface ProtoStruct {
   fields?: Record<string, ProtoValue>;
 }
 export interface ProtoValue {
-  null_value?: number;
-  number_value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  struct_value?: ProtoStruct;
-  list_value?: { values?: ProtoValue[] };
+  nullValue?: number;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: ProtoStruct;
+  listValue?: { values?: ProtoValue[] };
+  /** The member that is set, on decoded messages (oneofs: true). */
   kind?: string;
 }
 export interface Metadata {

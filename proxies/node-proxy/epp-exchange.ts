@@ -7,6 +7,7 @@
 // on every message from the EPP.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { headerValueText } from '../../core/headers.ts';
+import { fromProtoStruct, toProtoStruct } from '../../core/proto-struct.ts';
 import {
   BodySendMode,
   DESTINATION_ENDPOINT_HEADER,
@@ -93,34 +94,15 @@ function immediateFrom(ir: ImmediateResponse): ImmediateDecision {
   return d;
 }
 
-// protobufjs encodes/decodes google.protobuf.Struct with its bundled camelCase field names
-// (stringValue, structValue, listValue) whatever keepCase says: write camelCase, read both.
-type AnyValue = {
-  stringValue?: string;
-  string_value?: string;
-  structValue?: AnyStruct;
-  struct_value?: AnyStruct;
-  listValue?: { values?: AnyValue[] };
-  list_value?: { values?: AnyValue[] };
-};
-type AnyStruct = { fields?: Record<string, AnyValue> };
-
 function metadataEndpoint(md: ProtoStruct | undefined): string | undefined {
-  const nsv = (md as AnyStruct | undefined)?.fields?.[DESTINATION_ENDPOINT_NAMESPACE];
-  const ns = nsv?.structValue ?? nsv?.struct_value;
-  const v = ns?.fields?.[DESTINATION_ENDPOINT_HEADER];
-  if (!v) return undefined;
-  const s = v.stringValue ?? v.string_value;
-  if (s !== undefined) return s;
+  const ns = fromProtoStruct(md)[DESTINATION_ENDPOINT_NAMESPACE];
+  if (!ns || typeof ns !== 'object' || Array.isArray(ns)) return undefined;
+  const v = ns[DESTINATION_ENDPOINT_HEADER];
+  if (v === undefined) return undefined;
+  if (typeof v === 'string') return v;
   // Tolerate a list of strings (some EPPs send the fallbacks as a list).
-  const l = v.listValue ?? v.list_value;
-  if (l) return (l.values ?? []).map((x) => x.stringValue ?? x.string_value ?? '').join(',');
+  if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : '')).join(',');
   return '';
-}
-
-/** Struct of one namespace/key/value, in the field names protobufjs encodes. */
-function wireStruct(key: string, value: { stringValue: string } | { listValue: { values: Array<{ stringValue: string }> } }): ProtoStruct {
-  return { fields: { [key]: value } } as unknown as ProtoStruct;
 }
 
 function headerEndpoint(m: HeaderMutation | undefined): string | undefined {
@@ -219,9 +201,7 @@ export class EppExchange {
     if (this.opts.subsetHint && this.opts.subsetHint.length > 0) {
       msg.metadata_context = {
         filter_metadata: {
-          [SUBSET_HINT_NAMESPACE]: wireStruct(SUBSET_HINT_KEY, {
-            listValue: { values: this.opts.subsetHint.map((s) => ({ stringValue: s })) },
-          }),
+          [SUBSET_HINT_NAMESPACE]: toProtoStruct({ [SUBSET_HINT_KEY]: [...this.opts.subsetHint] }),
         },
       };
     }
@@ -274,7 +254,7 @@ export class EppExchange {
         },
         metadata_context: {
           filter_metadata: {
-            [DESTINATION_ENDPOINT_NAMESPACE]: wireStruct(SERVED_ENDPOINT_KEY, { stringValue: served }),
+            [DESTINATION_ENDPOINT_NAMESPACE]: toProtoStruct({ [SERVED_ENDPOINT_KEY]: served }),
           },
         },
       });
