@@ -233,39 +233,120 @@ describe('mock EPP bad input', () => {
     // nghttp2's default reset flood limit (burst 1000, 33/s) would end the session with a
     // protocol error after about a thousand resets; a data plane resetting each finished
     // ext_proc stream gets there in seconds.
-    const session = connect(`http://${epp.address}`);
-    await new Promise<void>((resolve, reject) => {
-      session.once('connect', () => resolve());
-      session.once('error', reject);
-    });
-    let sessionError: unknown;
-    session.on('error', (e) => (sessionError = e));
-    const codec = (await import('../core/proto.ts')).messageTypes as unknown as Record<string, { serialize: (m: object) => Buffer }>;
-    const req = (codec['envoy.service.ext_proc.v3.ProcessingRequest'] as { serialize: (m: object) => Buffer }).serialize({
-      request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true },
-    });
-    const one = () =>
-      new Promise<boolean>((resolve) => {
-        const st = session.request({ ':method': 'POST', ':path': EXT_PROC_METHOD_PATH, 'content-type': 'application/grpc', te: 'trailers' });
-        st.on('error', () => {});
-        let got = false;
-        st.on('data', () => {
-          if (got) return;
-          got = true;
-          st.close(h2.NGHTTP2_CANCEL);
-        });
-        st.on('close', () => resolve(got));
-        st.write(frame(req));
-      });
-    let answered = 0;
-    for (let batch = 0; batch < 25; batch++) {
-      const r = await Promise.all(Array.from({ length: 100 }, one));
-      answered += r.filter(Boolean).length;
-    }
-    expect(sessionError).toBeUndefined();
-    expect(session.destroyed).toBe(false);
-    expect(answered).toBe(2500);
-    session.close();
+    const r = await resetFlood(2500);
+    expect(r.sessionError).toBeUndefined();
+    expect(r.sessionAlive).toBe(true);
+    expect(r.answered).toBe(2500);
     await stillServes();
+  }, 60_000);
+});
+
+/** Opens streams on one HTTP/2 connection, 100 at a time, and RSTs each once it is answered (as Envoy does). */
+async function resetFlood(total: number): Promise<{ answered: number; sessionError: unknown; sessionAlive: boolean }> {
+  const session = connect(`http://${epp.address}`);
+  await new Promise<void>((resolve, reject) => {
+    session.once('connect', () => resolve());
+    session.once('error', reject);
+  });
+  let sessionError: unknown;
+  session.on('error', (e) => (sessionError = e));
+  const codec = (await import('../core/proto.ts')).messageTypes as unknown as Record<string, { serialize: (m: object) => Buffer }>;
+  const req = (codec['envoy.service.ext_proc.v3.ProcessingRequest'] as { serialize: (m: object) => Buffer }).serialize({
+    request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true },
+  });
+  const one = () =>
+    new Promise<boolean>((resolve) => {
+      if (session.destroyed || session.closed) return resolve(false);
+      let st: ReturnType<typeof session.request>;
+      try {
+        st = session.request({ ':method': 'POST', ':path': EXT_PROC_METHOD_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+      } catch {
+        return resolve(false);
+      }
+      st.on('error', () => {});
+      let got = false;
+      st.on('data', () => {
+        if (got) return;
+        got = true;
+        st.close(h2.NGHTTP2_CANCEL);
+      });
+      st.on('close', () => resolve(got));
+      st.write(frame(req));
+    });
+  let answered = 0;
+  for (let batch = 0; batch < total / 100; batch++) {
+    const r = await Promise.all(Array.from({ length: 100 }, one));
+    answered += r.filter(Boolean).length;
+  }
+  const sessionAlive = !session.destroyed && !session.closed;
+  session.close();
+  return { answered, sessionError, sessionAlive };
+}
+
+describe('mock EPP bad input on the grpc-js transport', () => {
+  let h2Epp: StartedMockEpp;
+  let h2Client: ExtProcTestClient;
+  beforeAll(async () => {
+    h2Epp = epp;
+    h2Client = client;
+    epp = await new MockEpp({ endpoints: POOL }).withPort(0).withAdminPort(null).withTransport('grpc-js').start();
+    client = new ExtProcTestClient(epp.address);
+  });
+  afterAll(async () => {
+    client.close();
+    await epp.stop();
+    epp = h2Epp;
+    client = h2Client;
+  });
+
+  it('an undecodable gRPC message: INVALID_ARGUMENT, counted, server keeps serving (as on h2)', async () => {
+    expect(epp.transport).toBe('grpc-js');
+    const before = badInputCount('undecodable-message');
+    const r = await rawGrpc([frame(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]))]);
+    expect(r.status).toBe('3');
+    expect(r.message).toMatch(/undecodable-message/);
+    expect(badInputCount('undecodable-message')).toBe(before + 1);
+    expect(epp.journal.at(-1)?.end?.how).toBe('bad-input');
+    await stillServes();
+  });
+
+  it('a body before headers and a message with no phase: INVALID_ARGUMENT', async () => {
+    const s = client.open();
+    s.send({ request_body: { body: Buffer.from('x'), end_of_stream: true } });
+    expect(await s.next()).toBeUndefined();
+    expect(await s.outcome).toMatchObject({ code: 3, details: expect.stringMatching(/body-before-headers/) });
+    const t = client.open();
+    t.send({ observability_mode: false, metadata_context: {} });
+    expect(await t.next()).toBeUndefined();
+    expect((await t.outcome).details).toMatch(/empty-request/);
+    await stillServes();
+  });
+
+  it('a client that cancels during a delay: journaled as cancelled, nothing left open', async () => {
+    epp.setConfig({ endpoints: POOL, rules: [{ action: { delay: { ms: 10_000 } } }] });
+    try {
+      epp.clearJournal();
+      const s = client.open();
+      s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true } });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(epp.openStreams).toBe(1);
+      s.cancel();
+      const [e] = await epp.waitForJournal(1, 2000);
+      expect(e?.end?.how).toBe('client-cancelled');
+      expect(e?.answers).toEqual([]);
+      expect(epp.openStreams).toBe(0);
+    } finally {
+      epp.setConfig({ endpoints: POOL });
+    }
+    await stillServes();
+  });
+
+  it("the caveat: a client that RSTs every finished stream loses its connection to Node's rapid-reset guard", async () => {
+    // Why h2 is the default: grpc-js creates the http2 server itself and offers no option for
+    // streamResetBurst/streamResetRate, so the guard closes the session after ~1,000 resets.
+    const r = await resetFlood(2500);
+    expect(r.sessionAlive && r.answered === 2500).toBe(false);
+    expect(r.answered).toBeLessThan(2500);
+    await stillServes(); // a new connection is served again
   }, 60_000);
 });

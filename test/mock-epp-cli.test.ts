@@ -96,6 +96,27 @@ describe('eppkit mock-epp', () => {
     }
   });
 
+  it('--transport grpc-js serves picks (plaintext and TLS) on @grpc/grpc-js, and drains on SIGTERM', async () => {
+    const cert = selfSignedCert();
+    try {
+      for (const tls of [[], ['--tls-cert', cert.certFile, '--tls-key', cert.keyFile]]) {
+        const p = await start(['--transport', 'grpc-js', '--endpoints', '127.0.0.2:8000', ...tls]);
+        const creds = tls.length ? grpc.credentials.createSsl(Buffer.from(cert.cert)) : grpc.credentials.createInsecure();
+        expect(setHeaderValue(await pick(p.grpc, {}, creds), 'x-gateway-destination-endpoint')).toBe('127.0.0.2:8000');
+        // The transport shows in how a reset ends: an INTERNAL status, not an RST_STREAM.
+        const client = new ExtProcTestClient(p.grpc, creds);
+        const s = client.open();
+        s.send({ request_headers: { headers: { headers: envoyHeaders({ 'x-eppkit-reset': 'true' }) }, end_of_stream: true } });
+        expect(await s.outcome).toEqual({ code: 13, details: 'mock EPP reset: RST_STREAM is not possible on the grpc-js transport' });
+        client.close();
+        p.child.kill('SIGTERM');
+        expect(await p.exit).toBe(0);
+      }
+    } finally {
+      cert.dispose();
+    }
+  });
+
   it('a bad config file exits 2 with every problem and its line, no stack trace', async () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'endpoints:\n  - nope\npicker: fastest\nrules:\n  - action: { delay: { ms: -5 } }\n');
@@ -127,5 +148,8 @@ describe('eppkit mock-epp', () => {
     const b = run(['--tls-cert', '/x']);
     expect(await b.exit).toBe(2);
     expect(b.out.stderr).toMatch(/--tls-cert and --tls-key go together/);
+    const c = run(['--transport', 'h3']);
+    expect(await c.exit).toBe(2);
+    expect(c.out.stderr).toMatch(/transport/);
   });
 });

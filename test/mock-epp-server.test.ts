@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXT_PROC_SERVICE, HealthClient } from '../core/proto.ts';
 import { EppkitError } from '../core/errors.ts';
 import { ExtProcTestClient, envoyHeaders, setHeaderValue } from '../mock-epp/ext-proc-client.ts';
+import { TRANSPORTS } from '../mock-epp/grpc-transport.ts';
 import { MockEpp, type StartedMockEpp } from '../mock-epp/mock-epp.ts';
 import type { JournalEntry } from '../mock-epp/journal.ts';
 import { selfSignedCert, type SelfSignedCert } from '../mock-epp/self-signed-cert.ts';
@@ -30,58 +31,65 @@ function healthCheck(address: string, service: string, creds = grpc.credentials.
   });
 }
 
-describe('TLS', () => {
-  let cert: SelfSignedCert;
-  beforeAll(() => {
-    cert = selfSignedCert();
-  });
-  afterAll(() => cert.dispose());
-
-  it('serves ext_proc and health over TLS with a self-signed pair (files or PEM text)', async () => {
-    for (const tls of [{ cert: cert.certFile, key: cert.keyFile }, { cert: cert.cert, key: cert.key }]) {
-      await using epp = await new MockEpp({ endpoints: ['127.0.0.2:8000'] }).withTls(tls).withAdminPort(null).start();
-      expect(epp.tls).toBe(true);
-      const creds = grpc.credentials.createSsl(Buffer.from(cert.cert));
-      const client = new ExtProcTestClient(epp.address, creds);
-      expect(await pick(client)).toBe('127.0.0.2:8000');
-      client.close();
-      expect(await healthCheck(epp.address, 'readiness', creds)).toEqual({ status: 1 });
-      // A plaintext client cannot talk to it.
-      const plain = new ExtProcTestClient(epp.address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 50 });
-      const s = plain.open({ deadline: Date.now() + 1500 });
-      s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true } });
-      expect((await s.outcome).code).not.toBe(0);
-      plain.close();
-    }
+describe.each(TRANSPORTS)('%s transport', (transport) => {
+  it('is the transport serving', async () => {
+    await using epp = await new MockEpp({}).withAdminPort(null).withTransport(transport).start();
+    expect(epp.transport).toBe(transport);
   });
 
-  it('an unreadable key file is a clear EppkitError', async () => {
-    await expect(new MockEpp({}).withTls({ cert: cert.certFile, key: '/nonexistent/key.pem' }).start()).rejects.toMatchObject({ code: 'EPPKIT_CONFIG_UNREADABLE' });
-  });
-});
-
-describe('gRPC health', () => {
-  it("answers SERVING for '', liveness, readiness and the ext_proc service; NOT_FOUND otherwise; NOT_SERVING while draining", async () => {
-    const epp = await new MockEpp({}).withAdminPort(null).start();
-    for (const svc of ['', 'liveness', 'readiness', EXT_PROC_SERVICE]) expect(await healthCheck(epp.address, svc)).toEqual({ status: 1 });
-    expect(await healthCheck(epp.address, 'nope')).toEqual({ code: grpc.status.NOT_FOUND });
-    // Watch sees NOT_SERVING when stop() begins.
-    const c = new HealthClient(epp.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-      Watch: (req: object) => grpc.ClientReadableStream<{ status?: number }>;
-    };
-    const seen: number[] = [];
-    const w = c.Watch({ service: 'readiness' });
-    const ended = new Promise<void>((resolve) => {
-      w.on('data', (m: { status?: number }) => {
-        seen.push(m.status ?? 0);
-        if (seen.length === 1) void epp.stop();
-      });
-      w.on('error', () => resolve());
-      w.on('end', () => resolve());
+  describe('TLS', () => {
+    let cert: SelfSignedCert;
+    beforeAll(() => {
+      cert = selfSignedCert();
     });
-    await ended;
-    c.close();
-    expect(seen).toEqual([1, 2]);
+    afterAll(() => cert.dispose());
+
+    it('serves ext_proc and health over TLS with a self-signed pair (files or PEM text)', async () => {
+      for (const tls of [{ cert: cert.certFile, key: cert.keyFile }, { cert: cert.cert, key: cert.key }]) {
+        await using epp = await new MockEpp({ endpoints: ['127.0.0.2:8000'] }).withTls(tls).withAdminPort(null).withTransport(transport).start();
+        expect(epp.tls).toBe(true);
+        const creds = grpc.credentials.createSsl(Buffer.from(cert.cert));
+        const client = new ExtProcTestClient(epp.address, creds);
+        expect(await pick(client)).toBe('127.0.0.2:8000');
+        client.close();
+        expect(await healthCheck(epp.address, 'readiness', creds)).toEqual({ status: 1 });
+        // A plaintext client cannot talk to it.
+        const plain = new ExtProcTestClient(epp.address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 50 });
+        const s = plain.open({ deadline: Date.now() + 1500 });
+        s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true } });
+        expect((await s.outcome).code).not.toBe(0);
+        plain.close();
+      }
+    });
+
+    it('an unreadable key file is a clear EppkitError', async () => {
+      await expect(new MockEpp({}).withTls({ cert: cert.certFile, key: '/nonexistent/key.pem' }).withTransport(transport).start()).rejects.toMatchObject({ code: 'EPPKIT_CONFIG_UNREADABLE' });
+    });
+  });
+
+  describe('gRPC health', () => {
+    it("answers SERVING for '', liveness, readiness and the ext_proc service; NOT_FOUND otherwise; NOT_SERVING while draining", async () => {
+      const epp = await new MockEpp({}).withAdminPort(null).withTransport(transport).start();
+      for (const svc of ['', 'liveness', 'readiness', EXT_PROC_SERVICE]) expect(await healthCheck(epp.address, svc)).toEqual({ status: 1 });
+      expect(await healthCheck(epp.address, 'nope')).toEqual({ code: grpc.status.NOT_FOUND });
+      // Watch sees NOT_SERVING when stop() begins.
+      const c = new HealthClient(epp.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+        Watch: (req: object) => grpc.ClientReadableStream<{ status?: number }>;
+      };
+      const seen: number[] = [];
+      const w = c.Watch({ service: 'readiness' });
+      const ended = new Promise<void>((resolve) => {
+        w.on('data', (m: { status?: number }) => {
+          seen.push(m.status ?? 0);
+          if (seen.length === 1) void epp.stop();
+        });
+        w.on('error', () => resolve());
+        w.on('end', () => resolve());
+      });
+      await ended;
+      c.close();
+      expect(seen).toEqual([1, 2]);
+    });
   });
 });
 
@@ -177,8 +185,8 @@ describe('programmatic API', () => {
     expect(epp.config.endpoints).toEqual(['127.0.0.2:8000']);
   });
 
-  it('serves on IPv6 loopback too ([::1]:port addresses)', async () => {
-    await using epp = await new MockEpp({ endpoints: ['[::1]:8000'] }).withHost('::1').start();
+  it.each(TRANSPORTS)('serves on IPv6 loopback too ([::1]:port addresses) (%s transport)', async (transport) => {
+    await using epp = await new MockEpp({ endpoints: ['[::1]:8000'] }).withHost('::1').withTransport(transport).start();
     expect(epp.address).toMatch(/^\[::1\]:\d+$/);
     expect(epp.adminUrl).toMatch(/^http:\/\/\[::1\]:\d+$/);
     const client = new ExtProcTestClient(epp.address);
@@ -187,13 +195,13 @@ describe('programmatic API', () => {
     expect((await fetch(`${epp.adminUrl}/healthz`)).status).toBe(200);
   });
 
-  it('a taken port is EPPKIT_PORT_IN_USE', async () => {
-    await using a = await new MockEpp({}).withAdminPort(null).start();
-    await expect(new MockEpp({}).withPort(a.port).withAdminPort(null).start()).rejects.toMatchObject({ code: 'EPPKIT_PORT_IN_USE' });
+  it.each(TRANSPORTS)('a taken port is EPPKIT_PORT_IN_USE (%s transport)', async (transport) => {
+    await using a = await new MockEpp({}).withAdminPort(null).withTransport(transport).start();
+    await expect(new MockEpp({}).withPort(a.port).withAdminPort(null).withTransport(transport).start()).rejects.toMatchObject({ code: 'EPPKIT_PORT_IN_USE' });
   });
 
-  it('stop() drains: an open stream may finish', async () => {
-    const epp = await new MockEpp({ endpoints: ['127.0.0.2:8000'] }).withAdminPort(null).start();
+  it.each(TRANSPORTS)('stop() drains: an open stream may finish (%s transport)', async (transport) => {
+    const epp = await new MockEpp({ endpoints: ['127.0.0.2:8000'] }).withAdminPort(null).withTransport(transport).start();
     const client = new ExtProcTestClient(epp.address);
     const s = client.open();
     s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true } });
@@ -206,5 +214,22 @@ describe('programmatic API', () => {
     await stopping;
     client.close();
     expect(epp.journal[0]?.end?.how).toBe('completed');
+  });
+
+  it('serves on the h2 transport unless told otherwise: a reset is a real RST_STREAM', async () => {
+    await using epp = await new MockEpp({ endpoints: ['127.0.0.2:8000'] }).withAdminPort(null).start();
+    expect(epp.transport).toBe('h2');
+    const client = new ExtProcTestClient(epp.address);
+    const s = client.open();
+    s.send({ request_headers: { headers: { headers: envoyHeaders({ 'x-eppkit-reset': 'true' }) }, end_of_stream: true } });
+    const o = await s.outcome;
+    client.close();
+    // grpc-js's client text for an RST_STREAM from the server; the grpc-js transport would send a status instead.
+    expect(o.details).toMatch(/^Received RST_STREAM with code 2/);
+    expect((await epp.waitForJournal(1, 2000))[0]?.end?.detail).toBe('RST_STREAM INTERNAL_ERROR');
+  });
+
+  it('withTransport rejects an unknown transport with EPPKIT_USAGE', () => {
+    expect(() => new MockEpp({}).withTransport('http3' as never)).toThrow(expect.objectContaining({ code: 'EPPKIT_USAGE' }));
   });
 });
