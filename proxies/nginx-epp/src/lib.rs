@@ -11,6 +11,9 @@
 //! runtime (own threads, created in init_process after fork); a finished call pushes its outcome
 //! to a queue and writes an eventfd that is registered as a read event in the worker's loop.
 
+// Statics are read through raw pointers (`*(&raw mut X)`), never `&mut X`: keep that form.
+#![allow(clippy::deref_addrof)]
+
 mod conf;
 mod request;
 mod util;

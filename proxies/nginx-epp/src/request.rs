@@ -527,7 +527,7 @@ unsafe fn rebuild_headers(r: *mut ngx_http_request_t, ops: &[HeaderOp]) -> Resul
     // The list header lives in the request; `last` must point into the new parts.
     let hl = &mut (*r).headers_in.headers;
     *hl = newl;
-    if hl.last == &mut newl.part as *mut ngx_list_part_t {
+    if std::ptr::eq(hl.last, &newl.part) {
         hl.last = &mut hl.part;
     }
     Ok(())

@@ -38,6 +38,7 @@ impl Waker {
     }
 }
 
+// Read through a raw pointer (not `&mut WORKER`): the static_mut_refs rule.
 static mut WORKER: Option<Worker> = None;
 
 /// The worker's state; None outside a worker or when the module is unused.

@@ -13,6 +13,9 @@ use tokio::time::{timeout_at, Instant};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
+/// One tonic Channel (one HTTP/2 connection) per EPP target and TLS settings.
+type Channels = Mutex<HashMap<(String, u16, Option<TlsSettings>), Channel>>;
+
 /// Largest gRPC message either way (a buffered body travels in one message).
 pub const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
@@ -37,7 +40,7 @@ pub struct EppCall {
 
 pub struct EppClient {
     rt: tokio::runtime::Runtime,
-    channels: Arc<Mutex<HashMap<(String, u16, Option<TlsSettings>), Channel>>>,
+    channels: Arc<Channels>,
 }
 
 /// Where the worker hands over the served endpoint (`$upstream_addr`) and response status.
@@ -108,7 +111,7 @@ impl EppClient {
 }
 
 fn channel_for(
-    channels: &Mutex<HashMap<(String, u16, Option<TlsSettings>), Channel>>,
+    channels: &Channels,
     t: &EppTarget,
 ) -> Result<Channel, String> {
     let key = (t.host.clone(), t.port, t.tls.clone());
@@ -146,7 +149,7 @@ fn from_status(s: tonic::Status) -> Outcome {
 }
 
 async fn run<F>(
-    channels: &Mutex<HashMap<(String, u16, Option<TlsSettings>), Channel>>,
+    channels: &Channels,
     call: EppCall,
     report: Option<tokio::sync::oneshot::Receiver<(String, u16)>>,
     done: F,

@@ -15,21 +15,20 @@ pub fn valid_endpoints(value: &str) -> Vec<String> {
 }
 
 pub fn is_valid_endpoint(entry: &str) -> bool {
-    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+    let port = if let Some(rest) = entry.strip_prefix('[') {
         let Some((h, p)) = rest.split_once("]:") else { return false };
         if h.parse::<Ipv6Addr>().is_err() {
             return false;
         }
-        (h, p)
+        p
     } else {
         let Some((h, p)) = entry.rsplit_once(':') else { return false };
         // Strict dotted quad: Ipv4Addr's parser already rejects shorthand forms like `1.2.3`.
         if h.parse::<Ipv4Addr>().is_err() {
             return false;
         }
-        (h, p)
+        p
     };
-    let _ = host;
     !port.is_empty()
         && port.len() <= 5
         && port.bytes().all(|b| b.is_ascii_digit())

@@ -252,7 +252,7 @@ impl Collector {
                             }
                             // append_action: APPEND_IF_EXISTS_OR_ADD(0) is the proto default, but
                             // Envoy honours the deprecated `append` (default false = overwrite).
-                            let append = o.append.map(|b| b).unwrap_or(false);
+                            let append = o.append.unwrap_or(false);
                             ops.push(if append { HeaderOp::Append(key, val) } else { HeaderOp::Set(key, val) });
                         }
                         for k in m.remove_headers {
