@@ -31,8 +31,9 @@ class GrpcJsCall extends EventEmitter implements GrpcServerCall<unknown> {
     events.on('cancelled', () => {
       if (this.#ended) return;
       this.#ended = true;
-      // grpc-js reports RST_STREAM, a closed connection and its own deadline alike; the code is not exposed.
-      this.emit('cancelled', 'cancelled (grpc-js: stream closed before a status was sent)');
+      // grpc-js reports alike a client's RST_STREAM, a lost connection, its own deadline and a message it
+      // refused itself (over the size limit, undecompressable); the RST_STREAM code is not exposed.
+      this.emit('cancelled', 'cancelled (grpc-js: client reset, lost connection, deadline, or a message grpc-js refused)');
     });
     events.on('error', () => {
       // A write after the client went away; 'cancelled' decides the outcome.
