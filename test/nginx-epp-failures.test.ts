@@ -116,7 +116,7 @@ describe.skipIf(gate.skip)('nginx-epp failure modes', () => {
       const sockets = Array.from({ length: N }, () => {
         const s = connect({ host: '127.0.0.1', port: Number(port) });
         s.on('error', () => undefined);
-        s.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\nx-eppkit-delay-ms: 250\r\n\r\n{"model":"m"}');
+        s.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\nx-eppkit-delay-ms: 900\r\n\r\n{"model":"m"}');
         return s;
       });
       const deadline = Date.now() + 5000;
