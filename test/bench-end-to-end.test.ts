@@ -42,7 +42,7 @@ describe.skipIf(skip)('eppkit bench end to end (node-proxy)', () => {
     expect(report).toMatchObject({ schema: 'eppkit-bench/1', mode: 'data-planes', ok: false });
     expect(report.command).toMatch(/^eppkit bench --data-plane node-proxy /);
     expect(report.machine).toMatchObject({ cores: expect.any(Number), node: process.version, cpuModel: expect.any(String) });
-    expect(report.loadClient).toMatchObject({ executor: 'constant-arrival-rate', rate: 40, connections: 4, workers: 1, method: 'GET' });
+    expect(report.loadClient).toMatchObject({ client: 'eppkit', executor: 'constant-arrival-rate', rate: 40, connections: 4, workers: 1, method: 'GET' });
 
     expect(report.results.map((x) => x.target)).toEqual(['direct', 'node-proxy']);
     for (const res of report.results) {
@@ -67,6 +67,43 @@ describe.skipIf(skip)('eppkit bench end to end (node-proxy)', () => {
     ]);
     // The data plane, mock and backend logs of each target are kept next to the report.
     expect(existsSync(join(dir, 'logs', 'node-proxy', 'mock-epp.log'))).toBe(true);
+  }, 120_000);
+
+  it('runs autocannon as the load client on request, into the same report shape', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-e2e-ac-'));
+    const args = [
+      BIN, 'bench',
+      '--data-plane', 'node-proxy', '--client', 'autocannon',
+      '--duration', '2s', '--warmup', '500ms',
+      '--connections', '4', '--workers', '2', '--body-bytes', '64',
+      '--epp-delay-ms', '1',
+      '--report-dir', dir,
+      '--json', '--quiet',
+    ];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 90_000, env: { ...process.env, NO_COLOR: '1' } });
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout) as BenchReport;
+    expect(report).toMatchObject({ schema: 'eppkit-bench/1', mode: 'data-planes', ok: true });
+    expect(report.loadClient).toMatchObject({ client: 'autocannon', kind: expect.stringMatching(/^autocannon \d+\.\d+\.\d+ /), executor: 'constant-vus', connections: 4, workers: 2, method: 'POST', bodyBytes: 64 });
+    expect(report.notes.some((n) => /autocannon: latencies are whole milliseconds/.test(n))).toBe(true);
+    expect(report.results.map((x) => x.target)).toEqual(['direct', 'node-proxy']);
+    for (const res of report.results) {
+      expect(res.failed).toBeUndefined();
+      const l = res.load!;
+      expect(l.requests).toBeGreaterThan(0);
+      expect(l.errors).toBe(0);
+      expect(l.non2xx).toBe(0);
+      expect(Object.keys(l.statusCodes)).toEqual(['200']);
+      for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'min', 'mean'] as const) expect(typeof l.latencyMs[k]).toBe('number');
+      // Whole milliseconds: autocannon's resolution, kept as it is.
+      for (const k of ['p50', 'p90', 'p99', 'max'] as const) expect(Number.isInteger(l.latencyMs[k])).toBe(true);
+      expect(l.latencyMs.count).toBe(l.requests);
+      expect(l).not.toHaveProperty('dropped');
+      expect(l.workerCpu).toHaveLength(1);
+    }
+    expect(typeof report.results[1]!.hopMs).toBe('number');
+    expect(readFileSync(join(dir, 'bench.md'), 'utf8')).toContain('Load client: autocannon');
   }, 120_000);
 
   it('refuses bad flags with every problem and no stack trace', () => {

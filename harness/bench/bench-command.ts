@@ -30,6 +30,7 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     direct: a.direct,
     eppDelayMs: a['epp-delay-ms'],
     executor: a.executor,
+    client: a.client,
     connections: a.connections,
     rate: a.rate,
     duration: a.duration,
@@ -70,6 +71,7 @@ const command: CommandModule<object, Args> = {
       .option('direct', { type: 'boolean', describe: 'also measure straight to the backend, the baseline of the hop cost (default true; --no-direct)' })
       .option('epp-delay-ms', { type: 'string', describe: 'EPP delay per request, comma-separated runs (default 0; nonblocking 50)' })
       .option('executor', { type: 'string', describe: 'constant-vus (closed loop) or constant-arrival-rate (default: arrival rate when --rate is given)' })
+      .option('client', { type: 'string', describe: 'load client: eppkit (default; µs latencies, true arrival rate) or autocannon (1 ms resolution; --rate is a closed-loop limit)' })
       .option('connections', { type: 'string', describe: 'connections, or most in flight at a fixed rate (default 32; nonblocking 500)' })
       .option('rate', { type: 'string', describe: 'requests per second, all workers together (arrival rate)' })
       .option('duration', { type: 'string', describe: 'measured time per target (default 10s)' })

@@ -108,4 +108,13 @@ describe('parseBenchOptions', () => {
     expect(e.problems).toEqual([expect.objectContaining({ path: 'warmup', line: 2 })]);
     expect(e.message).toContain(file);
   });
+  it('takes the load client from flags or the file: eppkit by default, autocannon on request, never in mock-epp', () => {
+    expect(parseBenchOptions({}).client).toBe('eppkit');
+    expect(parseBenchOptions({ client: 'autocannon', rate: '200' })).toMatchObject({ client: 'autocannon', executor: 'constant-arrival-rate', rate: 200 });
+    const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-opts-'));
+    writeFileSync(join(dir, 'b.yaml'), 'client: autocannon\nduration: 2s\n');
+    expect(parseBenchOptions({}, join(dir, 'b.yaml')).client).toBe('autocannon');
+    expect(problems(() => parseBenchOptions({ client: 'wrk' })).format()).toMatch(/client/);
+    expect(problems(() => parseBenchOptions({ mode: 'mock-epp', client: 'autocannon' })).format()).toMatch(/client: mock-epp speaks ext_proc/);
+  });
 });

@@ -10,6 +10,8 @@ export const BENCH_MODES = ['data-planes', 'nonblocking', 'mock-epp'] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
 export const EXECUTORS = ['constant-vus', 'constant-arrival-rate'] as const;
 export type Executor = (typeof EXECUTORS)[number];
+export const CLIENTS = ['eppkit', 'autocannon'] as const;
+export type LoadClientName = (typeof CLIENTS)[number];
 
 /** `10s`, `500ms`, `1m`, `1m30s`, or a number of seconds. */
 export function parseDuration(v: string | number): number | undefined {
@@ -57,6 +59,11 @@ export const BenchOptionsSchema = z
     direct: z.boolean().default(true),
     /** EPP delay per request (the mock's x-eppkit-delay-ms directive); each value is one run. */
     eppDelayMs: listOf(intFrom.pipe(z.number().int().min(0).max(60_000))).default([0]),
+    /**
+     * Load client: eppkit's own (µs latencies, true arrival rate) or autocannon (whole-ms
+     * latencies; a rate is a closed-loop limit). Not in mock-epp, which has its own ext_proc client.
+     */
+    client: z.enum(CLIENTS).default('eppkit'),
     /** constant-vus = closed loop, N connections as fast as they go; constant-arrival-rate = fixed req/s. */
     executor: z.enum(EXECUTORS).optional(),
     /**
@@ -94,6 +101,9 @@ export const BenchOptionsSchema = z
     }
     if (o.executor === 'constant-vus' && o.rate !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['executor'], message: 'constant-vus runs as fast as it can; drop rate or use constant-arrival-rate' });
+    }
+    if (o.mode === 'mock-epp' && o.client !== 'eppkit') {
+      ctx.addIssue({ code: 'custom', path: ['client'], message: 'mock-epp speaks ext_proc with its own load client; autocannon only runs in data-planes and nonblocking' });
     }
     if (o.duration < 100) ctx.addIssue({ code: 'custom', path: ['duration'], message: 'duration must be at least 100ms' });
     if (o.mode === 'nonblocking' && !o.eppDelayMs.some((d) => d > 0)) {

@@ -26,6 +26,7 @@ function report(results: TargetResult[], over: Partial<BenchReport> = {}): Bench
     finishedAt: '2026-01-01T00:01:00.000Z',
     machine: { cpuModel: 'Test CPU', cores: 2, memGiB: 8, os: 'Linux', node: 'v24.0.0', eppkit: '0.1.0', loadAvg1: 0.5, loadAvg1End: 3.25 },
     loadClient: {
+      client: 'eppkit',
       kind: 'eppkit load workers',
       workers: 2,
       executor: 'constant-vus',
@@ -113,5 +114,18 @@ describe('bench report rendering at a fixed arrival rate', () => {
     expect(row[header.indexOf('dropped')]).toBe('17');
     expect(new Set(table.map((l) => l.split(/(?<!\\)\|/).length)).size).toBe(1);
     expect(md).toContain('constant-arrival-rate 500 req/s (at most 32 in flight)');
+  });
+});
+
+describe('bench report rendering with autocannon as the client', () => {
+  it('says autocannon ran, calls its rate a closed-loop limit and has no dropped column', () => {
+    const r = report(results);
+    r.loadClient = { ...r.loadClient, client: 'autocannon', kind: 'autocannon 9.0.0 (worker threads, latency in whole ms)', executor: 'constant-arrival-rate', rate: 500 };
+    r.results = [{ target: 'envoy', dataPlane: 'envoy', eppDelayMs: 0, load: load(1, { dropped: undefined }), hopMs: 0 }];
+    const md = renderMarkdown(r);
+    const header = md.split('\n').find((l) => l.startsWith('| target'))!;
+    expect(header).not.toContain('dropped');
+    expect(md).toContain('Load client: autocannon 9.0.0 (worker threads, latency in whole ms): 2 worker threads, closed loop of 32 connections limited to 500 req/s (autocannon overallRate, not an arrival rate)');
+    expect(renderConsole(r)).toContain('load client: autocannon');
   });
 });

@@ -1,12 +1,18 @@
 // The report step of the bench pipeline: one BenchReport, rendered three ways — a console table,
 // JSON (the machine-readable record; its shape is what tests check) and a Markdown fragment
 // ready to paste into docs/BENCHMARKS.md with the exact command line and the machine's facts.
-import type { BenchMode, Executor } from './bench-options.ts';
+import type { BenchMode, Executor, LoadClientName } from './bench-options.ts';
 import type { LoadResult } from './load-client.ts';
 import type { MachineFacts } from './machine-facts.ts';
 import type { ThresholdResult } from './thresholds.ts';
 
 export const REPORT_SCHEMA = 'eppkit-bench/1';
+
+/** What the report says whenever autocannon was the client (`--client autocannon`). */
+export const AUTOCANNON_NOTES = {
+  resolution: 'load client autocannon: latencies are whole milliseconds (its histogram resolution), so sub-millisecond hops read as 0 or 1 ms; use --client eppkit (µs) for the hop cost.',
+  rate: 'load client autocannon: --rate ran as autocannon overallRate, a rate limit on a closed loop of --connections, not an open-loop arrival rate: each connection sends at most its share per second and a slow answer delays the next request, so a stalled server lowers the rate instead of showing in the latency (coordinated omission), and nothing is counted as dropped.',
+} as const;
 
 /** A worker above this share of a core may be what limits the numbers. */
 export const CLIENT_SATURATED = 0.9;
@@ -40,6 +46,8 @@ export interface TargetResult {
 }
 
 export interface LoadClientFacts {
+  /** Which load client ran: eppkit's own or autocannon (mock-epp: the mock's ext_proc client, reported as eppkit). */
+  client: LoadClientName;
   kind: string;
   workers: number;
   executor: Executor;
@@ -87,8 +95,9 @@ function errorCell(r: TargetResult): string {
 function rows(report: BenchReport): string[][] {
   const nonblocking = report.mode === 'nonblocking';
   const header = ['target', 'version', 'EPP delay', report.mode === 'mock-epp' ? 'streams/s' : 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'non-2xx'];
-  const rate = report.loadClient.executor === 'constant-arrival-rate';
-  // k6's dropped iterations: the arrival rate found every connection busy.
+  // k6's dropped iterations: the arrival rate found every connection busy. autocannon's rate is a
+  // closed-loop limit that never drops, so it has no such column.
+  const rate = report.loadClient.executor === 'constant-arrival-rate' && report.loadClient.client !== 'autocannon';
   if (rate) header.push('dropped');
   header.push(nonblocking ? '% of bound' : 'EPP hop ms');
   if (nonblocking) header.push('× blocking');
@@ -104,7 +113,7 @@ function rows(report: BenchReport): string[][] {
       continue;
     }
     row.push(int(l.rps), num(l.latencyMs.p50), num(l.latencyMs.p90), num(l.latencyMs.p99), num(l.latencyMs.max), errorCell(r), String(l.non2xx));
-    if (rate) row.push(String(l.dropped));
+    if (rate) row.push(l.dropped === undefined ? '—' : String(l.dropped));
     row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : r.hopMs === undefined ? '—' : num(r.hopMs));
     if (nonblocking) row.push(r.blockingX === undefined ? '—' : `${num(r.blockingX, 1)}× ${int(r.blockingRps ?? 0)}`);
     row.push(l.workerCpu.length ? l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/') : '—');
@@ -118,9 +127,16 @@ export function loadClientLine(c: LoadClientFacts): string {
     const exec = c.executor === 'constant-arrival-rate' ? `${int(c.rate ?? 0)} streams/s, at most ${c.streams} in flight` : `closed loop, ${c.streams} streams in flight`;
     return `${c.kind}: ${c.workers} worker thread${c.workers === 1 ? '' : 's'}, ${c.connections} HTTP/2 connections, ${exec}, ${c.durationMs / 1000} s after ${c.warmupMs / 1000} s warmup, request headers + ${c.bodyBytes} B body per stream (body mode ${c.bodyMode})`;
   }
-  const exec = c.executor === 'constant-arrival-rate' ? `constant-arrival-rate ${int(c.rate ?? 0)} req/s (at most ${c.connections} in flight)` : `constant-vus (closed loop) ${c.connections} connections`;
+  const ac = c.client === 'autocannon';
+  const exec =
+    c.executor !== 'constant-arrival-rate'
+      ? `constant-vus (closed loop) ${c.connections} connections`
+      : ac
+        ? `closed loop of ${c.connections} connections limited to ${int(c.rate ?? 0)} req/s (autocannon overallRate, not an arrival rate)`
+        : `constant-arrival-rate ${int(c.rate ?? 0)} req/s (at most ${c.connections} in flight)`;
   const body = c.bodyBytes > 0 ? `POST ${c.path} with ${c.bodyBytes} B body (EPP body mode ${c.bodyMode})` : `GET ${c.path} (EPP body mode ${c.bodyMode})`;
-  return `${c.kind}: ${c.workers} worker process${c.workers === 1 ? '' : 'es'}, ${exec}, ${c.durationMs / 1000} s per target after ${c.warmupMs / 1000} s warmup, ${body}`;
+  const unit = ac ? 'worker thread' : 'worker process';
+  return `${c.kind}: ${c.workers} ${unit}${c.workers === 1 ? '' : unit.endsWith('s') ? 'es' : 's'}, ${exec}, ${c.durationMs / 1000} s per target after ${c.warmupMs / 1000} s warmup, ${body}`;
 }
 
 export function machineLine(m: MachineFacts): string {

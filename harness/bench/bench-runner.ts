@@ -12,7 +12,8 @@ import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plan
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
 import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
 import type { BenchOptions } from './bench-options.ts';
-import { CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
+import { AUTOCANNON_NOTES, CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
+import { AUTOCANNON_VERSION, runAutocannon } from './autocannon-client.ts';
 import { runLoad } from './load-client.ts';
 import type { LoadSpec } from './load-worker.ts';
 import { currentLoadAvg, dataPlaneVersion, machineFacts } from './machine-facts.ts';
@@ -171,7 +172,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         };
         if (o.rate !== undefined) spec.rate = o.rate;
         progress(`${t.label}: measuring for ${o.duration / 1000} s`);
-        result.load = await runLoad(spec, o.workers);
+        result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
         progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
       } catch (e) {
         result.failed = e instanceof EppkitError ? e.format() : ((e as Error)?.message ?? String(e));
@@ -217,8 +218,16 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   const thresholds = evaluateThresholds(o.thresholds, subjects);
 
   const notes: string[] = [];
+  const clientWorkers = Math.max(1, Math.min(o.workers, o.connections));
+  if (o.client === 'autocannon') {
+    notes.push(AUTOCANNON_NOTES.resolution);
+    if (o.rate !== undefined) notes.push(AUTOCANNON_NOTES.rate);
+  }
   for (const r of results) {
-    const hot = r.load?.workerCpu.filter((c) => c >= CLIENT_SATURATED).length ?? 0;
+    // autocannon reports one figure for its whole process (every worker thread).
+    const hot = o.client === 'autocannon'
+      ? (r.load?.workerCpu[0] ?? 0) >= CLIENT_SATURATED * clientWorkers ? 1 : 0
+      : (r.load?.workerCpu.filter((c) => c >= CLIENT_SATURATED).length ?? 0);
     if (hot > 0) notes.push(`${r.target}: ${hot} load worker(s) used ≥${CLIENT_SATURATED * 100}% of a core, so the client may be the limit; raise --workers (the machine has ${machine.cores} cores).`);
   }
   if (results.length === 0) notes.push('nothing was measured: every data plane asked for was skipped (reasons above) and direct was off.');
@@ -227,8 +236,12 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   }
 
   const loadClient: LoadClientFacts = {
-    kind: 'eppkit load workers (Node child processes, node:http keep-alive, HDR histograms in µs)',
-    workers: Math.max(1, Math.min(o.workers, o.connections)),
+    client: o.client,
+    kind:
+      o.client === 'autocannon'
+        ? `autocannon ${AUTOCANNON_VERSION} (${clientWorkers > 1 ? 'worker threads' : 'in the bench process'}, latency in whole ms)`
+        : 'eppkit load workers (Node child processes, node:http keep-alive, HDR histograms in µs)',
+    workers: clientWorkers,
     executor: o.executor,
     connections: o.connections,
     durationMs: o.duration,

@@ -18,7 +18,8 @@ export interface LoadResult {
   non2xx: number;
   errors: number;
   errorKinds: Record<string, number>;
-  dropped: number;
+  /** Arrival rate, eppkit client only: requests not sent because every connection was busy. */
+  dropped?: number;
   bytes: number;
   elapsedMs: number;
   /** Per worker, fraction of one core used during the window. */

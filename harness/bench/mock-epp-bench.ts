@@ -73,6 +73,7 @@ export async function runMockEppBench(o: BenchOptions, run: BenchRunOptions): Pr
   if (machine.cores <= 4) notes.push(`this machine has ${machine.cores} cores shared by the load client and the mock EPP: absolute numbers are low and noisy.`);
 
   const loadClient: LoadClientFacts = {
+    client: 'eppkit',
     kind: 'mock-epp/load ext_proc client (worker threads, raw HTTP/2 gRPC framing, HDR histograms in µs)',
     workers: r.client.workers,
     executor: o.executor,
