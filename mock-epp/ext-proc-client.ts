@@ -2,7 +2,7 @@
 // send ProcessingRequests and await the answers one by one.
 import * as grpc from '@grpc/grpc-js';
 import { rawHeader } from '../core/headers.ts';
-import { structToJson } from './struct-json.ts';
+import { fromProtoStruct } from '../core/proto-struct.ts';
 import { ExternalProcessorClient, type HeaderValue, type ProcessingRequest, type ProcessingResponse } from '../core/proto.ts';
 
 export interface StreamOutcome {
@@ -95,7 +95,7 @@ export function setHeaderValue(r: ProcessingResponse | undefined, key: string): 
 
 /** The envoy.lb dynamic metadata value under `key`, if any. */
 export function lbMetadataValue(r: ProcessingResponse | undefined, key = 'x-gateway-destination-endpoint'): string | undefined {
-  const v = structToJson(r?.dynamic_metadata)['envoy.lb'];
+  const v = fromProtoStruct(r?.dynamic_metadata)['envoy.lb'];
   const x = v && typeof v === 'object' && !Array.isArray(v) ? v[key] : undefined;
   return typeof x === 'string' ? x : undefined;
 }

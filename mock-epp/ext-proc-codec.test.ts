@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { rawHeader, setHeaderOption } from '../core/headers.ts';
 import { messageTypes } from '../core/proto.ts';
 import { encodeHealthCheckResponse, encodeProcessingResponse } from './ext-proc-codec.ts';
-import { jsonToStruct } from './struct-json.ts';
+import { toProtoStruct } from '../core/proto-struct.ts';
 
 const types = messageTypes as unknown as Record<string, { serialize: (m: unknown) => Buffer }>;
 const loaderSerialize = (m: unknown) => (types['envoy.service.ext_proc.v3.ProcessingResponse'] as { serialize: (m: unknown) => Buffer }).serialize(m);
@@ -11,7 +11,7 @@ describe('fast ProcessingResponse encoder', () => {
   const samples: Record<string, object> = {
     pick: {
       request_headers: { response: { header_mutation: { set_headers: [setHeaderOption('x-gateway-destination-endpoint', '10.0.0.1:80'), setHeaderOption('x-echo-set-header', 'a:b')], remove_headers: ['x'] } } },
-      dynamic_metadata: jsonToStruct({ 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.1:80' } }),
+      dynamic_metadata: toProtoStruct({ 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.1:80' } }),
       mode_override: { response_header_mode: 2, response_body_mode: 0 },
     },
     'both value and raw_value': { request_headers: { response: { header_mutation: { set_headers: [{ header: { key: 'k', value: 'v', raw_value: Buffer.from('v') }, append: { value: false } }] } } } },

@@ -6,7 +6,7 @@ import { constants as h2 } from 'node:http2';
 import type { Logger } from '../core/logger.ts';
 import { headerMapToObject, setHeaderOption } from '../core/headers.ts';
 import type { Json } from '../core/proto-struct.ts';
-import { jsonToStruct, structToJson } from './struct-json.ts';
+import { toProtoStruct, fromProtoStruct } from '../core/proto-struct.ts';
 import {
   BodySendMode,
   CONFORMANCE_SELECTION_HEADER,
@@ -173,12 +173,12 @@ function metadataToJson(md: ProcessingRequest['metadata_context']): Record<strin
   const fm = md?.filter_metadata;
   if (!fm) return undefined;
   const out: Record<string, Json> = {};
-  for (const [ns, s] of Object.entries(fm)) out[ns] = structToJson(s);
+  for (const [ns, s] of Object.entries(fm)) out[ns] = fromProtoStruct(s);
   return out;
 }
 
 function lbMetadata(value: string): ProtoStruct {
-  return jsonToStruct({ [DESTINATION_ENDPOINT_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: value } });
+  return toProtoStruct({ [DESTINATION_ENDPOINT_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: value } });
 }
 
 /** The subset hint as a list of strings (a list value, or one comma-separated string). */
@@ -434,7 +434,7 @@ export class ExtProcSession {
     }
     if (m.attributes && Object.keys(m.attributes).length > 0) {
       jp.attributes = {};
-      for (const [k, s] of Object.entries(m.attributes)) jp.attributes[k] = structToJson(s);
+      for (const [k, s] of Object.entries(m.attributes)) jp.attributes[k] = fromProtoStruct(s);
     }
     if (m.observability_mode) jp.observabilityMode = true;
     this.entry.phases.push(jp);

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { messageTypes } from '../core/proto.ts';
-import { jsonToStruct } from './struct-json.ts';
+import { toProtoStruct } from '../core/proto-struct.ts';
 
 const require = createRequire(import.meta.url);
 // protobufjs is the encoder under @grpc/proto-loader; a CommonJS module.
@@ -104,8 +104,8 @@ function decodeOfficial(name: string, buf: Buffer): object {
 const h = (k: string, v: string) => ({ key: k, raw_value: Buffer.from(v) });
 const meta = {
   filter_metadata: {
-    'envoy.lb.subset_hint': jsonToStruct({ 'x-gateway-destination-endpoint-subset': ['10.0.0.1:8000', '10.0.0.2:8000'] }),
-    'envoy.lb': jsonToStruct({ 'x-gateway-destination-endpoint-served': '10.0.0.1:8000', n: 3, ok: true, z: null }),
+    'envoy.lb.subset_hint': toProtoStruct({ 'x-gateway-destination-endpoint-subset': ['10.0.0.1:8000', '10.0.0.2:8000'] }),
+    'envoy.lb': toProtoStruct({ 'x-gateway-destination-endpoint-served': '10.0.0.1:8000', n: 3, ok: true, z: null }),
   },
 };
 
@@ -113,7 +113,7 @@ const REQUESTS: Record<string, object> = {
   'request_headers + protocol_config FULL_DUPLEX_STREAMED + metadata + attributes': {
     request_headers: { headers: { headers: [h(':method', 'POST'), h(':path', '/v1/completions'), h('x-a', 'b')] }, end_of_stream: false },
     metadata_context: meta,
-    attributes: { 'envoy.filters.http.ext_proc': jsonToStruct({ 'request.path': '/v1' }) },
+    attributes: { 'envoy.filters.http.ext_proc': toProtoStruct({ 'request.path': '/v1' }) },
     observability_mode: true,
     protocol_config: { request_body_mode: 4, response_body_mode: 4, send_body_without_waiting_for_header_response: true },
   },
@@ -139,7 +139,7 @@ const pick = {
 const RESPONSES: Record<string, object> = {
   'request_headers with pick + envoy.lb + mode_override + timeout': {
     request_headers: { response: pick },
-    dynamic_metadata: jsonToStruct({ 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.1:8000' } }),
+    dynamic_metadata: toProtoStruct({ 'envoy.lb': { 'x-gateway-destination-endpoint': '10.0.0.1:8000' } }),
     mode_override: { request_header_mode: 1, response_header_mode: 2, request_body_mode: 4, response_body_mode: 3, request_trailer_mode: 1, response_trailer_mode: 2 },
     override_message_timeout: { seconds: '2', nanos: 500 },
   },

@@ -2,7 +2,7 @@
 // fallbacks, subset hint, conformance header, served endpoint, buffered holding, journal.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BodySendMode, type ProcessingResponse } from '../core/proto.ts';
-import { jsonToStruct as toProtoStruct } from '../mock-epp/struct-json.ts';
+import { toProtoStruct } from '../core/proto-struct.ts';
 import { ExtProcTestClient, envoyHeaders, lbMetadataValue, setHeaderValue } from '../mock-epp/ext-proc-client.ts';
 import { TRANSPORTS } from '../mock-epp/grpc-transport.ts';
 import { MockEpp, type StartedMockEpp } from '../mock-epp/mock-epp.ts';
