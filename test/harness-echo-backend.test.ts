@@ -2,7 +2,7 @@
 // injected latency/errors/resets, IPv6, and that stop() really closes the port.
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { EchoBackend } from '../harness/backends/echo-backend.ts';
 
@@ -93,9 +93,50 @@ describe('echo backend', () => {
     expect(await connectable('127.0.0.2', b.port)).toBe(false);
   });
 
+  it('keeps only the last N requests (withMaxReceived), oldest first, and counts them all', async () => {
+    await using b = await new EchoBackend('pod-a').withHost('127.0.0.2').withMaxReceived(3).start();
+    for (let i = 1; i <= 5; i++) await (await fetch(`http://${b.address}/v1/models?i=${i}`)).arrayBuffer();
+    await (await fetch(`http://${b.address}/health`)).arrayBuffer();
+    expect(b.received.map((r) => r.rawQuery)).toEqual(['i=3', 'i=4', 'i=5']);
+    expect(b.receivedTotal).toBe(5);
+    // A snapshot: what a test holds does not change under it.
+    const snap = b.received;
+    await (await fetch(`http://${b.address}/v1/models?i=6`)).arrayBuffer();
+    expect(snap.map((r) => r.rawQuery)).toEqual(['i=3', 'i=4', 'i=5']);
+    expect(b.received.map((r) => r.rawQuery)).toEqual(['i=4', 'i=5', 'i=6']);
+
+    await using none = await new EchoBackend('pod-b').withHost('127.0.0.2').withMaxReceived(0).start();
+    await (await fetch(`http://${none.address}/v1/models`)).arrayBuffer();
+    expect(none.received).toEqual([]);
+    expect(none.receivedTotal).toBe(1);
+    expect(() => new EchoBackend('x').withMaxReceived(-1)).toThrow(/non-negative integer/);
+    expect(() => new EchoBackend('x').withMaxReceived(1.5)).toThrow(/non-negative integer/);
+  });
+
+  it('caps received at 1,000 by default, however many requests come', async () => {
+    await using b = await new EchoBackend('pod-a').withHost('127.0.0.2').start();
+    const send = async (from: number, to: number): Promise<void> => {
+      for (let i = from; i < to; i++) await (await fetch(`http://${b.address}/v1/models?i=${i}`)).arrayBuffer();
+    };
+    // 1,010 requests over 10 keep-alive loops, each loop its own range of i.
+    await Promise.all(Array.from({ length: 10 }, (_, k) => send(k * 101, (k + 1) * 101)));
+    expect(b.receivedTotal).toBe(1010);
+    const kept = b.received;
+    expect(kept).toHaveLength(1000);
+    expect(new Set(kept.map((r) => r.rawQuery)).size).toBe(1000);
+  }, 60_000);
+
+  it('`eppkit backend` refuses a bad --max-received without a stack trace', () => {
+    const bin = new URL('../bin/eppkit.js', import.meta.url).pathname;
+    const r = spawnSync(process.execPath, [bin, 'backend', '--listen', '127.0.0.4:0', '--max-received', '-5'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('--max-received must be a non-negative integer');
+    expect(r.stderr).not.toMatch(/at .*\.ts:\d+/);
+  });
+
   it('`eppkit backend` runs one by hand and stops on SIGTERM', async () => {
     const bin = new URL('../bin/eppkit.js', import.meta.url).pathname;
-    const child = spawn(process.execPath, [bin, 'backend', '--listen', '127.0.0.4:0', '--name', 'by-hand'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'backend', '--listen', '127.0.0.4:0', '--name', 'by-hand', '--max-received', '10'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const url = await new Promise<string>((resolve, reject) => {
       let out = '';
       child.stdout.on('data', (d: Buffer) => {

@@ -4,6 +4,8 @@
 // It honours X-Echo-Set-Header (the conformance echo server's contract) and lets a test inject
 // latency and errors per request (x-echo-delay-ms, x-echo-status, x-echo-reset) or for every
 // request (withLatency / withErrorStatus). /health answers 200; /metrics vLLM-style gauges.
+// It keeps the last N requests (withMaxReceived, default 1,000) for tests to inspect: a ring,
+// so a long bench through it does not grow its memory.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -52,8 +54,13 @@ export interface StartedEchoBackend extends AsyncDisposable {
   readonly address: string;
   readonly port: number;
   readonly ip: string;
-  /** Every request it answered, oldest first. */
+  /**
+   * The last `withMaxReceived` (default 1,000) model requests, oldest first: a fresh copy on each
+   * read. /health and /metrics are not recorded.
+   */
   readonly received: readonly EchoRequest[];
+  /** Model requests since start, the ones dropped from `received` included. */
+  readonly receivedTotal: number;
   /** Closes the listening socket and every open connection: the port really is closed. */
   stop(): Promise<void>;
 }
@@ -79,11 +86,36 @@ function intHeader(req: IncomingMessage, name: string): number | undefined {
   return Number(v.trim());
 }
 
+/** How many requests `received` keeps by default. */
+export const DEFAULT_MAX_RECEIVED = 1000;
+
+/** A fixed-size ring of the last `capacity` items; capacity 0 keeps none. */
+class RecentRing<T> {
+  private readonly items: T[] = [];
+  private next = 0;
+  readonly capacity: number;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+  push(item: T): void {
+    if (this.capacity === 0) return;
+    if (this.items.length < this.capacity) this.items.push(item);
+    else this.items[this.next] = item;
+    this.next = (this.next + 1) % this.capacity;
+  }
+  /** Oldest first. */
+  toArray(): T[] {
+    return this.items.length < this.capacity ? [...this.items] : [...this.items.slice(this.next), ...this.items.slice(0, this.next)];
+  }
+}
+
 export class EchoBackend {
   private host = '127.0.0.2';
   private port = 0;
   private latencyMs = 0;
   private errorStatus: number | undefined;
+  private maxReceived = DEFAULT_MAX_RECEIVED;
   private readonly name: string;
 
   constructor(name: string) {
@@ -109,8 +141,15 @@ export class EchoBackend {
     return this;
   }
 
+  /** How many of the latest requests `received` keeps (default 1,000; 0 = none). */
+  withMaxReceived(n: number): this {
+    if (!Number.isInteger(n) || n < 0) throw new EppkitError('EPPKIT_USAGE', { reason: `the echo backend's max received must be a non-negative integer (got ${n})` });
+    this.maxReceived = n;
+    return this;
+  }
+
   async start(): Promise<StartedEchoBackend> {
-    const received: EchoRequest[] = [];
+    const received = new RecentRing<EchoRequest>(this.maxReceived);
     const sockets = new Set<Socket>();
     const pending = new Set<NodeJS.Timeout>();
     const { name, latencyMs, errorStatus } = this;
@@ -244,7 +283,12 @@ export class EchoBackend {
       address: identity.address,
       port,
       ip: this.host,
-      received,
+      get received() {
+        return received.toArray();
+      },
+      get receivedTotal() {
+        return requestsTotal;
+      },
       stop,
       [Symbol.asyncDispose]: stop,
     };
