@@ -1,9 +1,10 @@
 // Drives Debian's nginx with the native Rust EPP module (proxies/nginx-epp): renders nginx.conf
 // from the route model (NGF form by default, or the direct form), starts
 // `/usr/sbin/nginx -p <workDir> -c <conf> -g 'daemon off; master_process on;'` on a free
-// loopback port, with error log, access log ($epp_status) and pid file in workDir.
+// loopback port, with error log, access log ($epp_status) and pid file in workDir — as a local
+// process, or in the eppkit/nginx-epp image (`--runtime docker`, host network).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +12,7 @@ import { EppkitError } from '../../core/errors.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { renderNginxEppConfig, type NginxEppForm } from '../../proxies/nginx-epp/nginx-epp-config.ts';
 import { defaultNginxModulePath } from '../build/nginx-module-build.ts';
-import { ManagedProcess } from '../processes/managed-process.ts';
+import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
 export interface NginxDriverOptions {
@@ -83,7 +84,7 @@ function readTail(file: string, maxChars: number): string {
 
 export interface StartedNginx extends StartedDataPlane {
   readonly workDir: string;
-  /** Master pid. */
+  /** Master pid (local runtime; undefined in a container). */
   readonly pid: number | undefined;
 }
 
@@ -96,7 +97,7 @@ export class NginxDriver implements DataPlaneDriver {
   constructor(opts: NginxDriverOptions = {}) {
     this.opts = opts;
     this.name = opts.form === 'direct' ? 'nginx-direct' : 'nginx';
-    this.description = `NGINX 1.22 + native Rust EPP module (non-blocking, ${opts.form === 'direct' ? 'direct epp_endpoint form' : 'NGF epp_get_endpoint form'}), local process`;
+    this.description = `NGINX 1.22 + native Rust EPP module (non-blocking, ${opts.form === 'direct' ? 'direct epp_endpoint form' : 'NGF epp_get_endpoint form'}), a local process or the eppkit/nginx-epp image`;
   }
 
   nginxBin(): string {
@@ -108,7 +109,7 @@ export class NginxDriver implements DataPlaneDriver {
   }
 
   async available(runtime: Runtime): Promise<Availability> {
-    if (runtime !== 'local') return { ok: false, reason: 'the nginx data plane runs as a local process only (use --runtime local)' };
+    if (runtime === 'docker') return containerAvailable(IMAGES_BY_ROLE.nginxEpp);
     const v = spawnSync(this.nginxBin(), ['-v'], { encoding: 'utf8' });
     if (v.error || v.status !== 0) return { ok: false, reason: `nginx not found at ${this.nginxBin()}; run: bash scripts/setup-system.sh (apt nginx nginx-dev)` };
     if (!existsSync(this.modulePath())) {
@@ -120,7 +121,10 @@ export class NginxDriver implements DataPlaneDriver {
   async start(route: RouteModel, ctx: DriverContext): Promise<StartedNginx> {
     const workDir = resolve(ctx.workDir);
     mkdirSync(workDir, { recursive: true });
+    const docker = ctx.runtime === 'docker';
     const confFile = join(workDir, 'nginx.conf');
+    // Files the config names outside workDir, mounted at the same path in a container.
+    const binds = route.eppTls?.caFile ? [resolve(route.eppTls.caFile)] : [];
     let lastError: unknown;
     // nginx cannot listen on port 0 and tell us: a freshly freed port may be taken meanwhile.
     for (let attempt = 1; attempt <= 3; attempt++) {
@@ -131,20 +135,25 @@ export class NginxDriver implements DataPlaneDriver {
           workDir,
           listenHost: ctx.host,
           listenPort: port,
-          modulePath: this.modulePath(),
+          modulePath: docker ? CONTAINER_PATHS.nginxEppModule : this.modulePath(),
           form: this.opts.form,
-          runAsRoot: process.getuid?.() === 0,
+          // The image runs as root; locally only when eppkit does.
+          runAsRoot: docker || process.getuid?.() === 0,
           bodyBufferSize: this.opts.bodyBufferSize,
           clientMaxBodySize: this.opts.clientMaxBodySize,
           bufferedAccessLog: this.opts.bufferedAccessLog,
         }),
       );
-      const proc = new ManagedProcess({
+      rmSync(join(workDir, 'nginx.pid'), { force: true });
+      // -e: the error log before the config is read (the default is /var/log/nginx).
+      const args = ['-p', `${workDir}/`, '-c', confFile, '-e', join(workDir, 'error.log'), '-g', 'daemon off; master_process on;'];
+      const proc = await startProcessOrContainer(ctx, {
         what: 'nginx',
-        command: this.nginxBin(),
-        // -e: the error log before the config is read (the default is /var/log/nginx).
-        args: ['-p', `${workDir}/`, '-c', confFile, '-e', join(workDir, 'error.log'), '-g', 'daemon off; master_process on;'],
+        image: IMAGES_BY_ROLE.nginxEpp,
+        command: [CONTAINER_PATHS.nginx, ...args],
+        localCommand: [this.nginxBin(), ...args],
         logFile: join(workDir, 'nginx.log'),
+        binds,
       });
       try {
         await this.waitReady(proc, workDir, ctx.host, port);
@@ -179,7 +188,7 @@ export class NginxDriver implements DataPlaneDriver {
     throw lastError;
   }
 
-  private async waitReady(proc: ManagedProcess, workDir: string, host: string, port: number): Promise<void> {
+  private async waitReady(proc: StartedProcessOrContainer, workDir: string, host: string, port: number): Promise<void> {
     const timeoutMs = this.opts.startTimeoutMs ?? 15_000;
     const deadline = Date.now() + timeoutMs;
     const pidFile = join(workDir, 'nginx.pid');
@@ -190,7 +199,9 @@ export class NginxDriver implements DataPlaneDriver {
           reason: `exited before it was ready; output:\n${proc.tail(2000)}\nerror.log:\n${readTail(join(workDir, 'error.log'), 2000)}`,
         });
       }
-      if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(proc.pid) && (await canConnect(host, port))) return;
+      // nginx writes its pid file after binding; in a container the pid is of another namespace.
+      const pidOk = existsSync(pidFile) && (proc.pid === undefined || readFileSync(pidFile, 'utf8').trim() === String(proc.pid));
+      if (pidOk && (await canConnect(host, port))) return;
       await sleep(50);
     }
     throw new EppkitError('EPPKIT_START_FAILED', { what: 'nginx', reason: `not ready within ${timeoutMs} ms; error.log:\n${readTail(join(workDir, 'error.log'), 2000)}` });
