@@ -5,7 +5,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
-import { mergeHistograms, summarize, type LatencySummary } from './latency-histogram.ts';
+import { mergeHistograms, summarize, type LatencySummary } from '../../core/latency-histogram.ts';
 import type { LoadSpec, WorkerResult } from './load-worker.ts';
 
 const WORKER_FILE = fileURLToPath(new URL('./load-worker.ts', import.meta.url));

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { createHistogram, encodeHistogram, recordMicros } from './latency-histogram.ts';
+import { createHistogram, encodeHistogram, recordMicros } from '../../core/latency-histogram.ts';
 import type { Executor } from './bench-options.ts';
 
 export interface LoadSpec {

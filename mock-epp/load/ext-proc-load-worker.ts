@@ -4,7 +4,7 @@
 import { connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { parentPort, workerData } from 'node:worker_threads';
-import * as hdr from 'hdr-histogram-js';
+import { createHistogram, encodeHistogram, recordMicros } from '../../core/latency-histogram.ts';
 import { EXT_PROC_METHOD_PATH } from '../../core/proto.ts';
 
 export interface WorkerConfig {
@@ -33,8 +33,6 @@ export interface WorkerResult {
   elapsedMs: number;
 }
 
-const HIGHEST_US = 60_000_000;
-
 async function openSession(cfg: WorkerConfig): Promise<ClientHttp2Session> {
   const url = `${cfg.tlsCa ? 'https' : 'http'}://${cfg.target}`;
   const opts = cfg.tlsCa
@@ -53,7 +51,7 @@ async function openSession(cfg: WorkerConfig): Promise<ClientHttp2Session> {
 export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number) => void = () => {}): Promise<WorkerResult> {
   const sessions: ClientHttp2Session[] = [];
   for (let i = 0; i < cfg.connections; i++) sessions.push(await openSession(cfg));
-  const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST_US, numberOfSignificantValueDigits: 3 });
+  const hist = createHistogram();
   const errors: Record<string, number> = {};
   const err = (k: string) => (errors[k] = (errors[k] ?? 0) + 1);
   const payload = Buffer.from(cfg.payload);
@@ -123,7 +121,7 @@ export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number)
         if (intended >= recordFrom) measured++;
         if (status !== '0') err(status === undefined ? `closed rst=${req.rstCode}` : `grpc-status ${status}`);
         else if (doneAt === 0) err(`only ${answers} answers`);
-        else if (intended >= recordFrom) hist.recordValue(Math.min(HIGHEST_US, Math.max(1, Math.round((doneAt - intended) * 1000))));
+        else if (intended >= recordFrom) recordMicros(hist, (doneAt - intended) * 1000);
         resolve();
       });
       req.end(payload);
@@ -165,7 +163,7 @@ export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number)
   clearInterval(progress);
   const elapsedMs = Math.max(0, performance.now() - recordFrom);
   for (const s of sessions) s.close();
-  const out: WorkerResult = { streams, measured, errors, histogram: hdr.encodeIntoCompressedBase64(hist), elapsedMs };
+  const out: WorkerResult = { streams, measured, errors, histogram: encodeHistogram(hist), elapsedMs };
   hist.destroy();
   return out;
 }

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import * as hdr from 'hdr-histogram-js';
+import { encodeHistogram, mergeHistograms, summarize, type LatencySummary } from '../../core/latency-histogram.ts';
 import { z } from 'zod';
 import { validate } from '../../core/config-file.ts';
 import { EppkitError, isEppkitError } from '../../core/errors.ts';
@@ -82,7 +82,7 @@ export interface ExtProcLoadResult {
   rate: number;
   elapsedMs: number;
   /** Service time in ms (stream start, or intended start at a fixed rate, to the last expected answer). */
-  serviceTime: { p50: number; p90: number; p99: number; p999: number; max: number; min: number; mean: number; count: number };
+  serviceTime: LatencySummary;
   /** Compressed base64 HDR histogram (microseconds), mergeable. */
   histogram: string;
   /**
@@ -191,21 +191,6 @@ async function spawnMock(o: Parsed): Promise<{ child: ChildProcess; address: str
   return { child, address };
 }
 
-function summarize(h: hdr.Histogram): ExtProcLoadResult['serviceTime'] {
-  const ms = (us: number) => Math.round(us) / 1000;
-  if (h.totalCount === 0) return { p50: 0, p90: 0, p99: 0, p999: 0, max: 0, min: 0, mean: 0, count: 0 };
-  return {
-    p50: ms(h.getValueAtPercentile(50)),
-    p90: ms(h.getValueAtPercentile(90)),
-    p99: ms(h.getValueAtPercentile(99)),
-    p999: ms(h.getValueAtPercentile(99.9)),
-    max: ms(h.maxValue),
-    min: ms(h.minNonZeroValue),
-    mean: ms(h.mean),
-    count: h.totalCount,
-  };
-}
-
 export interface ExtProcLoadHooks {
   /** Called about once a second with streams done so far. */
   onProgress?(p: { streams: number; elapsedMs: number; rssMiB?: number }): void;
@@ -269,15 +254,12 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
         });
       }),
     );
-    const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+    const hist = mergeHistograms(results.map((r) => r.histogram));
     const errorsByKind: Record<string, number> = {};
     let streamsTotal = 0;
     let streams = 0;
     let elapsedMs = 0;
     for (const r of results) {
-      const h = hdr.decodeFromCompressedBase64(r.histogram);
-      hist.add(h);
-      h.destroy();
       streamsTotal += r.streams;
       streams += r.measured;
       elapsedMs = Math.max(elapsedMs, r.elapsedMs);
@@ -295,7 +277,7 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
       rate: elapsedMs > 0 ? Math.round((streams / elapsedMs) * 1000) : 0,
       elapsedMs: Math.round(elapsedMs),
       serviceTime: summarize(hist),
-      histogram: hdr.encodeIntoCompressedBase64(hist),
+      histogram: encodeHistogram(hist),
       client: { workers: o.workers, connections: o.connections, cpus: availableParallelism() },
     };
     hist.destroy();

@@ -1,6 +1,6 @@
-// The histogram step of the bench pipeline: latencies recorded in microseconds in an HDR
-// histogram (loopback hops are sub-millisecond, so whole milliseconds would hide them), sent
-// from each load worker as compressed base64, merged per target in the parent.
+// Latencies recorded in microseconds in an HDR histogram (loopback hops are sub-millisecond,
+// so whole milliseconds would hide them), sent from each load worker as compressed base64 and
+// merged in the parent. Shared by `eppkit bench` and the mock EPP's ext_proc load client.
 import * as hdr from 'hdr-histogram-js';
 
 /** 1 µs to 5 min at 3 significant digits: every latency a bench can see, at 0.1 % resolution. */
