@@ -18,6 +18,7 @@ APT_PACKAGES=(
   protobuf-compiler libprotobuf-dev       # prost/tonic code generation + well-known types
   python3-venv                            # the Envoy venv
   valgrind                                # memory proof of the nginx module
+  openssl                                 # self-signed certificates for the TLS tests
   chromium                                # report.html checked headless by a test
 )
 if [ -z "${EPPKIT_SKIP_DOCKER:-}" ]; then
