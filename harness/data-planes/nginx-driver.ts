@@ -22,6 +22,8 @@ export interface NginxDriverOptions {
   modulePath?: string;
   /** Config form. Default 'ngf'. */
   form?: NginxEppForm;
+  /** Proxy through `upstream { epp_balancer; }` so the EPP's fallback list is tried in order. Default true. */
+  balancer?: boolean;
   /** client_body_buffer_size (bodies above it go to temp files). Default 16k. */
   bodyBufferSize?: string;
   /** client_max_body_size override (default: the route's maxBodyBytes). */
@@ -32,9 +34,10 @@ export interface NginxDriverOptions {
   startTimeoutMs?: number;
 }
 
-// Not claimed: 'fallback-list' (proxy_pass gets the first valid entry only; nginx cannot retry
-// the EPP's next entry without an upstream group).
+// 'fallback-list' holds with the balancer form (the default): the module's `epp_balancer`
+// upstream hands nginx the EPP's whole list, and proxy_next_upstream tries it in order.
 const NGINX_FEATURES: Feature[] = [
+  'fallback-list',
   'body-none',
   'body-buffered',
   'body-streamed',
@@ -91,11 +94,12 @@ export interface StartedNginx extends StartedDataPlane {
 export class NginxDriver implements DataPlaneDriver {
   readonly name: string;
   readonly description: string;
-  readonly features: ReadonlySet<Feature> = new Set(NGINX_FEATURES);
+  readonly features: ReadonlySet<Feature>;
   private readonly opts: NginxDriverOptions;
 
   constructor(opts: NginxDriverOptions = {}) {
     this.opts = opts;
+    this.features = new Set(opts.balancer === false ? NGINX_FEATURES.filter((f) => f !== 'fallback-list') : NGINX_FEATURES);
     this.name = opts.form === 'direct' ? 'nginx-direct' : 'nginx';
     this.description = `NGINX 1.22 + native Rust EPP module (non-blocking, ${opts.form === 'direct' ? 'direct epp_endpoint form' : 'NGF epp_get_endpoint form'}), a local process or the eppkit/nginx-epp image`;
   }
@@ -137,6 +141,7 @@ export class NginxDriver implements DataPlaneDriver {
           listenPort: port,
           modulePath: docker ? CONTAINER_PATHS.nginxEppModule : this.modulePath(),
           form: this.opts.form,
+          balancer: this.opts.balancer ?? true,
           // The image runs as root; locally only when eppkit does.
           runAsRoot: docker || process.getuid?.() === 0,
           bodyBufferSize: this.opts.bodyBufferSize,

@@ -54,4 +54,18 @@ describe('renderNginxEppConfig', () => {
     expect(conf).toContain('epp_max_body_size 1024k;');
     expect(conf).toContain('user root;');
   });
+
+  it('balancer form: both forms proxy to the epp_balancer upstream; its servers are the pool, or the fail-close socket', () => {
+    const route = routeWithDefaults({ eppAddress: '127.0.0.1:9002', failureMode: 'open', fallbackEndpoints: ['127.0.0.5:80', '[::1]:81'] });
+    for (const form of ['ngf', 'direct'] as const) {
+      const conf = renderNginxEppConfig(route, { ...base, form, balancer: true });
+      expect(conf).toMatch(/upstream eppkit_pick \{\s+epp_balancer;\s+server 127\.0\.0\.5:80;\s+server \[::1\]:81;\s+\}/);
+      expect(conf).toContain('proxy_next_upstream error timeout;');
+      expect(conf).toContain(form === 'ngf' ? 'proxy_pass http://eppkit_pick$request_uri;' : 'proxy_pass http://eppkit_pick;');
+      expect(conf).not.toContain('$inference_backend');
+      expect(conf).not.toContain('epp_default_upstream');
+    }
+    const closed = renderNginxEppConfig(routeWithDefaults({ eppAddress: '127.0.0.1:9002' }), { ...base, balancer: true });
+    expect(closed).toMatch(/epp_balancer;\s+server unix:\/tmp\/w\/fail-close\.sock;/);
+  });
 });

@@ -4,6 +4,10 @@
 //   $epp_port, $epp_internal_path and runs `epp_get_endpoint on;`; the module redirects to the
 //   internal location, where a map turns an empty pick (FailOpen) into the pool's upstream.
 // - 'direct': `epp_endpoint` + `proxy_pass http://$inference_workload_endpoint` in one location.
+// With `balancer: true` both forms proxy to `upstream eppkit_pick { epp_balancer; ... }` instead:
+// the module hands nginx the EPP's whole list ($epp_endpoints) so `proxy_next_upstream` tries the
+// fallbacks in order, and a request without a list (fail-open) round-robins the upstream's
+// `server` lines — the pool, or the fail-close socket when there is no pool.
 import type { RouteModel } from '../../core/route-model.ts';
 
 export type NginxEppForm = 'ngf' | 'direct';
@@ -16,6 +20,8 @@ export interface NginxEppRenderOptions {
   /** Absolute path of ngx_http_rust_epp_module's .so. */
   modulePath: string;
   form?: NginxEppForm;
+  /** Proxy through `upstream { epp_balancer; }` (EPP fallback list honoured). Default false. */
+  balancer?: boolean;
   /** Emit `user root;` (only when the master runs as root, so workers can write workDir). */
   runAsRoot: boolean;
   /** client_body_buffer_size: bodies above it go to a temp file. Default 16k (nginx's default). */
@@ -80,6 +86,9 @@ export function renderNginxEppConfig(route: RouteModel, o: NginxEppRenderOptions
   const prefix = route.pathPrefix || '/';
   const listen = o.listenHost.includes(':') ? `[${o.listenHost}]:${o.listenPort}` : `${o.listenHost}:${o.listenPort}`;
   const indent = '            ';
+  const balancer = o.balancer ?? false;
+  // Connect errors and timeouts move on to the EPP's next entry (nginx's default, said aloud).
+  const nextUpstream = balancer ? `${indent}proxy_next_upstream error timeout;\n` : '';
 
   const clientLocation =
     form === 'ngf'
@@ -96,15 +105,15 @@ ${eppDirectives(route, indent)}
 ${route.responseProcessing ? `${indent}epp_report_served on;\n` : ''}            proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
-            proxy_pass http://$inference_backend$request_uri;
+${nextUpstream}            proxy_pass http://${balancer ? 'eppkit_pick' : '$inference_backend'}$request_uri;
         }`
       : `        location ${prefix} {
             epp_endpoint ${hostPort(route.eppAddress)};
-${failOpen ? `${indent}epp_default_upstream eppkit_pool;\n` : ''}${eppDirectives(route, indent)}
+${failOpen && !balancer ? `${indent}epp_default_upstream eppkit_pool;\n` : ''}${eppDirectives(route, indent)}
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
-            proxy_pass http://$inference_workload_endpoint;
+${nextUpstream}            proxy_pass http://${balancer ? 'eppkit_pick' : '$inference_workload_endpoint'};
         }`;
 
   return `# Rendered by eppkit (proxies/nginx-epp, form ${form}): endpoint picking by the native Rust module.
@@ -127,13 +136,22 @@ http {
     uwsgi_temp_path ${wd}/uwsgi_temp;
     scgi_temp_path ${wd}/scgi_temp;
 
-    # NGF's template: no endpoint from the EPP -> FailOpen: the pool; otherwise a 500.
+${
+  balancer
+    ? `    # The EPP's list in order ($epp_endpoints); without one (FailOpen) the servers below.
+    upstream eppkit_pick {
+        epp_balancer;
+${failOpen ? route.fallbackEndpoints.map((e) => `        server ${hostPort(e)};`).join('\n') : `        server unix:${failCloseSock};`}
+    }
+`
+    : `    # NGF's template: no endpoint from the EPP -> FailOpen: the pool; otherwise a 500.
     map $inference_workload_endpoint $inference_backend {
         ""      ${failOpen ? 'eppkit_pool' : `unix:${failCloseSock}:`};
         default $inference_workload_endpoint;
     }
-${
-  pool
+`
+}${
+  pool && !balancer
     ? `
     upstream eppkit_pool {
 ${route.fallbackEndpoints.map((e) => `        server ${hostPort(e)};`).join('\n')}

@@ -54,6 +54,8 @@ impl LocConf {
 // Variable indices, fixed at configuration time (same in every worker).
 pub static mut VAR_ENDPOINT: ngx_int_t = -1;
 pub static mut VAR_STATUS: ngx_int_t = -1;
+/// `$epp_endpoints`: every valid (and allowed) entry of the EPP's list, in order, for `epp_balancer`.
+pub static mut VAR_ENDPOINTS: ngx_int_t = -1;
 pub static mut VAR_EPP_HOST: ngx_int_t = -1;
 pub static mut VAR_EPP_PORT: ngx_int_t = -1;
 pub static mut VAR_EPP_PATH: ngx_int_t = -1;
@@ -322,7 +324,11 @@ unsafe extern "C" fn var_unset(_r: *mut ngx_http_request_t, v: *mut ngx_http_var
 }
 
 pub unsafe fn add_variables(cf: *mut ngx_conf_t) -> Result<(), ()> {
-    for (name, slot) in [("inference_workload_endpoint", &raw mut VAR_ENDPOINT), ("epp_status", &raw mut VAR_STATUS)] {
+    for (name, slot) in [
+        ("inference_workload_endpoint", &raw mut VAR_ENDPOINT),
+        ("epp_status", &raw mut VAR_STATUS),
+        ("epp_endpoints", &raw mut VAR_ENDPOINTS),
+    ] {
         let mut n = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
         let v = ngx_http_add_variable(cf, &mut n, NGX_HTTP_VAR_CHANGEABLE as ngx_uint_t);
         if v.is_null() {

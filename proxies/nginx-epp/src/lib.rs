@@ -7,6 +7,9 @@
 //! - Direct: `epp_endpoint host:port;` runs in the precontent phase, sets the variable and the
 //!   endpoint request header, then lets the same location's `proxy_pass` run.
 //!
+//! Either form may proxy to an `upstream { epp_balancer; ... }`, which tries the EPP's
+//! fallback list in order (`$epp_endpoints`) and round-robins the `server` lines without one.
+//!
 //! Threads: nginx APIs are only ever called on the worker thread. The gRPC client runs on a tokio
 //! runtime (own threads, created in init_process after fork); a finished call pushes its outcome
 //! to a queue and writes an eventfd that is registered as a read event in the worker's loop.
@@ -14,6 +17,7 @@
 // Statics are read through raw pointers (`*(&raw mut X)`), never `&mut X`: keep that form.
 #![allow(clippy::deref_addrof)]
 
+mod balancer;
 mod conf;
 mod request;
 mod util;
@@ -25,7 +29,7 @@ use std::ffi::c_void;
 use std::ptr;
 
 /// The `commands` array: terminated by an empty command.
-static mut COMMANDS: [ngx_command_t; 16] = [
+static mut COMMANDS: [ngx_command_t; 17] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_get_endpoint"),
         type_: (NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF | NGX_CONF_FLAG) as ngx_uint_t,
@@ -144,6 +148,14 @@ static mut COMMANDS: [ngx_command_t; 16] = [
         set: Some(set_complex),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, subset_hint),
+        post: ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("epp_balancer"),
+        type_: (NGX_HTTP_UPS_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
+        set: Some(balancer::set_balancer),
+        conf: 0,
+        offset: 0,
         post: ptr::null_mut(),
     },
     ngx_command_t::empty(),

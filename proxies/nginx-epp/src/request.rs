@@ -390,7 +390,21 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: *mut ReqCtx, completion: Compl
         Outcome::Routed { endpoint, all, ops } => {
             set_status(r, EppStatus::Ok);
             util::log(NGX_LOG_DEBUG, log, &format!("epp: picked {endpoint} (EPP answered {all:?})"));
-            if !util::set_indexed_var(r, conf::VAR_ENDPOINT, endpoint.as_bytes()) || apply_header_ops(r, &lcf.header_name(), &endpoint, &ops).is_err() {
+            // The fallbacks, for epp_balancer: valid and allowed entries in the EPP's order,
+            // the pick first (the collector already chose it by the same rule).
+            let allow = if lcf.allow.is_null() { None } else { Some(&**lcf.allow) };
+            let mut list: Vec<String> = epp_core::endpoint::valid_endpoints(&all)
+                .into_iter()
+                .filter(|e| allow.is_none_or(|a| a.is_empty() || a.allows(e)))
+                .collect();
+            if list.first() != Some(&endpoint) {
+                list.retain(|e| e != &endpoint);
+                list.insert(0, endpoint.clone());
+            }
+            if !util::set_indexed_var(r, conf::VAR_ENDPOINT, endpoint.as_bytes())
+                || !util::set_indexed_var(r, conf::VAR_ENDPOINTS, list.join(",").as_bytes())
+                || apply_header_ops(r, &lcf.header_name(), &endpoint, &ops).is_err()
+            {
                 ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
                 return;
             }
@@ -410,7 +424,11 @@ unsafe fn finish(r: *mut ngx_http_request_t, ctx: *mut ReqCtx, completion: Compl
                     fallback = util::complex_value(r, lcf.default_upstream).unwrap_or_default();
                 }
                 // NGF form: empty, and the config's map picks the pool's upstream.
-                if !util::set_indexed_var(r, conf::VAR_ENDPOINT, &fallback) || remove_spoofed_endpoint(r, &lcf.header_name()).is_err() {
+                // An empty $epp_endpoints: epp_balancer round-robins its own servers (the pool).
+                if !util::set_indexed_var(r, conf::VAR_ENDPOINT, &fallback)
+                    || !util::set_indexed_var(r, conf::VAR_ENDPOINTS, b"")
+                    || remove_spoofed_endpoint(r, &lcf.header_name()).is_err()
+                {
                     ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
                     return;
                 }
