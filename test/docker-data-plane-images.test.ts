@@ -5,7 +5,6 @@
 // `eppkit build nginx` has produced a real module.
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,21 +16,11 @@ import { buildImages, nginxModulePath, type ImageResult } from '../harness/conta
 import { dockerSkipReason } from '../harness/containers/docker-test-gate.ts';
 import { CONTAINER_PATHS, IMAGES_BY_ROLE, startProcessOrContainer } from '../harness/containers/start-process-or-container.ts';
 import type { DriverContext } from '../harness/data-planes/data-plane-driver.ts';
+import { freePort } from '../core/net.ts';
 
 const skip = await dockerSkipReason();
 
 /** A free port on loopback (picked by the caller, as containers share the host's network). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
 /** The common part of an nginx.conf living in `wd` (pid, temp paths, logs on stderr). */
 function nginxConf(wd: string, loadModules: string[], http: string): string {
   return `${loadModules.map((m) => `load_module ${m};`).join('\n')}

@@ -10,11 +10,11 @@
 //     .start();
 //   c.readyMatch?.[1]  // the URL the backend printed
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { connect } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { StartedTestContainer } from 'testcontainers';
 import { EppkitError } from '../../core/errors.ts';
 import { docker, inspectImage } from './docker-cli.ts';
+import { canConnect } from '../../core/net.ts';
 
 // Ryuk (the reaper) is an image from a registry; there is none here. Containers are removed by
 // stop()/dispose instead. Set before testcontainers is first loaded (it is imported lazily).
@@ -291,17 +291,6 @@ export class EppkitContainer {
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(t));
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host, port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
 }
 
 export async function waitForTcp(host: string, port: number, timeoutMs: number, exited: () => boolean): Promise<void> {

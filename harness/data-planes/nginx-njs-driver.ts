@@ -3,7 +3,6 @@
 // shim `eppkit node-proxy --shim` as a child process on a free port.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +18,7 @@ import {
   type StartedProcessOrContainer,
 } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+import { canConnect, freePort } from '../../core/net.ts';
 
 export interface NginxNjsDriverOptions {
   /** nginx binary. Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
@@ -38,29 +38,6 @@ const SHIM_MODULE = fileURLToPath(new URL('../../proxies/node-proxy/node-proxy-c
 // mutations, report the served endpoint, or skip the body (the shim always sends it, so
 // 'body-none' is not claimed). Garbage picks are refused by the shim, which validates them.
 const NGINX_NJS_FEATURES: Feature[] = ['body-buffered', 'fail-open', 'fail-close', 'timeout', 'endpoint-validation', 'ipv6-endpoint'];
-
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const sock = connect({ host, port });
-    sock.once('connect', () => {
-      sock.destroy();
-      res(true);
-    });
-    sock.once('error', () => res(false));
-  });
-}
 
 /**
  * One throw-away exchange against a closed port, so the shim's first real request does not pay
