@@ -4,16 +4,14 @@
 // loopback port, with error log, access log ($epp_status) and pid file in workDir — as a local
 // process, or in the eppkit/nginx-epp image (`--runtime docker`, host network).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { EppkitError } from '../../core/errors.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { renderNginxEppConfig, type NginxEppForm } from '../../proxies/nginx-epp/nginx-epp-config.ts';
 import { defaultNginxModulePath } from '../build/nginx-module-build.ts';
-import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
+import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+import { readTail, startNginx } from './start-nginx.ts';
 
 export interface NginxDriverOptions {
   /** Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
@@ -56,35 +54,6 @@ const NGINX_FEATURES: Feature[] = [
   'subset-hint',
 ];
 
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const sock = connect({ host, port });
-    sock.once('connect', () => {
-      sock.destroy();
-      res(true);
-    });
-    sock.once('error', () => res(false));
-  });
-}
-
-function readTail(file: string, maxChars: number): string {
-  if (!existsSync(file)) return '';
-  const t = readFileSync(file, 'utf8');
-  return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
-}
-
 export interface StartedNginx extends StartedDataPlane {
   readonly workDir: string;
   /** Master pid (local runtime; undefined in a container). */
@@ -126,19 +95,20 @@ export class NginxDriver implements DataPlaneDriver {
     const workDir = resolve(ctx.workDir);
     mkdirSync(workDir, { recursive: true });
     const docker = ctx.runtime === 'docker';
-    const confFile = join(workDir, 'nginx.conf');
     // Files the config names outside workDir, mounted at the same path in a container.
     const binds = route.eppTls?.caFile ? [resolve(route.eppTls.caFile)] : [];
-    let lastError: unknown;
-    // nginx cannot listen on port 0 and tell us: a freshly freed port may be taken meanwhile.
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      const port = await freePort(ctx.host);
-      writeFileSync(
-        confFile,
+    const { proc, port } = await startNginx(ctx, {
+      workDir,
+      image: IMAGES_BY_ROLE.nginxEpp,
+      nginxBin: this.nginxBin(),
+      masterProcess: true,
+      binds,
+      startTimeoutMs: this.opts.startTimeoutMs,
+      renderConfig: (listenPort) =>
         renderNginxEppConfig(route, {
           workDir,
           listenHost: ctx.host,
-          listenPort: port,
+          listenPort,
           modulePath: docker ? CONTAINER_PATHS.nginxEppModule : this.modulePath(),
           form: this.opts.form,
           balancer: this.opts.balancer ?? true,
@@ -148,68 +118,27 @@ export class NginxDriver implements DataPlaneDriver {
           clientMaxBodySize: this.opts.clientMaxBodySize,
           bufferedAccessLog: this.opts.bufferedAccessLog,
         }),
-      );
-      rmSync(join(workDir, 'nginx.pid'), { force: true });
-      // -e: the error log before the config is read (the default is /var/log/nginx).
-      const args = ['-p', `${workDir}/`, '-c', confFile, '-e', join(workDir, 'error.log'), '-g', 'daemon off; master_process on;'];
-      const proc = await startProcessOrContainer(ctx, {
-        what: 'nginx',
-        image: IMAGES_BY_ROLE.nginxEpp,
-        command: [CONTAINER_PATHS.nginx, ...args],
-        localCommand: [this.nginxBin(), ...args],
-        logFile: join(workDir, 'nginx.log'),
-        binds,
-      });
-      try {
-        await this.waitReady(proc, workDir, ctx.host, port);
-      } catch (e) {
-        lastError = e;
-        // SIGTERM, not SIGKILL: the master takes its workers down with it.
-        await proc.stop(2000);
-        if (/Address already in use/.test(readTail(join(workDir, 'error.log'), 4000) + proc.logs())) continue;
-        throw e;
-      }
-      const url = `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${port}`;
-      let stopped: Promise<void> | undefined;
-      const stop = (): Promise<void> => {
-        stopped ??= proc.stop(5000).then(() => undefined);
-        return stopped;
-      };
-      return {
-        name: this.name,
-        url,
-        workDir,
-        pid: proc.pid,
-        logs: () =>
-          [
-            `--- nginx ---\n${proc.logs()}`,
-            `--- nginx error.log ---\n${readTail(join(workDir, 'error.log'), 64 * 1024)}`,
-            `--- nginx access.log ---\n${readTail(join(workDir, 'access.log'), 32 * 1024)}`,
-          ].join('\n'),
-        stop,
-        [Symbol.asyncDispose]: stop,
-      };
-    }
-    throw lastError;
-  }
-
-  private async waitReady(proc: StartedProcessOrContainer, workDir: string, host: string, port: number): Promise<void> {
-    const timeoutMs = this.opts.startTimeoutMs ?? 15_000;
-    const deadline = Date.now() + timeoutMs;
-    const pidFile = join(workDir, 'nginx.pid');
-    while (Date.now() < deadline) {
-      if (!proc.running) {
-        throw new EppkitError('EPPKIT_START_FAILED', {
-          what: 'nginx',
-          reason: `exited before it was ready; output:\n${proc.tail(2000)}\nerror.log:\n${readTail(join(workDir, 'error.log'), 2000)}`,
-        });
-      }
-      // nginx writes its pid file after binding; in a container the pid is of another namespace.
-      const pidOk = existsSync(pidFile) && (proc.pid === undefined || readFileSync(pidFile, 'utf8').trim() === String(proc.pid));
-      if (pidOk && (await canConnect(host, port))) return;
-      await sleep(50);
-    }
-    throw new EppkitError('EPPKIT_START_FAILED', { what: 'nginx', reason: `not ready within ${timeoutMs} ms; error.log:\n${readTail(join(workDir, 'error.log'), 2000)}` });
+    });
+    const url = `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${port}`;
+    let stopped: Promise<void> | undefined;
+    const stop = (): Promise<void> => {
+      stopped ??= proc.stop(5000).then(() => undefined);
+      return stopped;
+    };
+    return {
+      name: this.name,
+      url,
+      workDir,
+      pid: proc.pid,
+      logs: () =>
+        [
+          `--- nginx ---\n${proc.logs()}`,
+          `--- nginx error.log ---\n${readTail(join(workDir, 'error.log'), 64 * 1024)}`,
+          `--- nginx access.log ---\n${readTail(join(workDir, 'access.log'), 32 * 1024)}`,
+        ].join('\n'),
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
   }
 }
 

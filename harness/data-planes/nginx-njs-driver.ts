@@ -2,10 +2,9 @@
 // nginx with ngx_http_js_module running proxies/nginx-njs/epp.js, plus the HTTP-to-ext_proc
 // shim `eppkit node-proxy --shim` as a child process on a free port.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { EppkitError } from '../../core/errors.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { renderNginxNjsConfig } from '../../proxies/nginx-njs/nginx-njs-config.ts';
@@ -18,7 +17,8 @@ import {
   type StartedProcessOrContainer,
 } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
-import { canConnect, freePort } from '../../core/net.ts';
+import { freePort } from '../../core/net.ts';
+import { readTail, startNginx } from './start-nginx.ts';
 
 export interface NginxNjsDriverOptions {
   /** nginx binary. Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
@@ -57,12 +57,6 @@ async function warmShim(shimUrl: string, host: string): Promise<void> {
   } catch {
     // A slow or failed warm-up only costs the first request its head start.
   }
-}
-
-function readTail(file: string, maxChars: number): string {
-  if (!existsSync(file)) return '';
-  const t = readFileSync(file, 'utf8');
-  return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
 }
 
 export class NginxNjsDriver implements DataPlaneDriver {
@@ -164,68 +158,23 @@ export class NginxNjsDriver implements DataPlaneDriver {
     }
   }
 
-  /** nginx cannot listen on port 0 and tell us; a freshly freed port may be taken meanwhile, so retry. */
-  private async startNginx(route: RouteModel, ctx: DriverContext, shimUrl: string): Promise<{ proc: StartedProcessOrContainer; port: number }> {
-    const { workDir, host } = ctx;
+  private startNginx(route: RouteModel, ctx: DriverContext, shimUrl: string): Promise<{ proc: StartedProcessOrContainer; port: number }> {
     const docker = ctx.runtime === 'docker';
-    const confFile = join(workDir, 'nginx.conf');
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      const port = await freePort(host);
-      writeFileSync(
-        confFile,
+    return startNginx(ctx, {
+      workDir: ctx.workDir,
+      image: IMAGES_BY_ROLE.nginxNjs,
+      nginxBin: this.nginxBin(),
+      startTimeoutMs: this.opts.startTimeoutMs,
+      renderConfig: (listenPort) =>
         renderNginxNjsConfig(route, {
-          workDir,
-          listenHost: host,
-          listenPort: port,
+          workDir: ctx.workDir,
+          listenHost: ctx.host,
+          listenPort,
           shimUrl,
           njsModule: docker ? CONTAINER_PATHS.nginxNjsModule : this.njsModule(),
           // The images run as root; locally only when eppkit does.
           runAsRoot: docker || process.getuid?.() === 0,
         }),
-      );
-      rmSync(join(workDir, 'nginx.pid'), { force: true });
-      // -e: the error log before the config is read (the default is /var/log/nginx).
-      const args = ['-p', `${workDir}/`, '-c', confFile, '-e', join(workDir, 'error.log'), '-g', 'daemon off;'];
-      const proc = await startProcessOrContainer(ctx, {
-        what: 'nginx',
-        image: IMAGES_BY_ROLE.nginxNjs,
-        command: [CONTAINER_PATHS.nginx, ...args],
-        localCommand: [this.nginxBin(), ...args],
-        logFile: join(workDir, 'nginx.log'),
-      });
-      try {
-        await this.waitReady(proc, workDir, host, port);
-        return { proc, port };
-      } catch (e) {
-        lastError = e;
-        await proc.kill();
-        if (!/Address already in use/.test(readTail(join(workDir, 'error.log'), 4000) + proc.logs())) break;
-      }
-    }
-    throw lastError;
-  }
-
-  private async waitReady(proc: StartedProcessOrContainer, workDir: string, host: string, port: number): Promise<void> {
-    const timeoutMs = this.opts.startTimeoutMs ?? 15_000;
-    const deadline = Date.now() + timeoutMs;
-    const pidFile = join(workDir, 'nginx.pid');
-    while (Date.now() < deadline) {
-      if (!proc.running) {
-        throw new EppkitError('EPPKIT_START_FAILED', {
-          what: 'nginx',
-          reason: `exited before it was ready; output:\n${proc.tail(2000)}\nerror.log:\n${readTail(join(workDir, 'error.log'), 2000)}`,
-        });
-      }
-      // nginx writes its pid file after it has bound its listeners.
-      // (In a container the pid is in another namespace: the file's presence is enough.)
-      const pidOk = existsSync(pidFile) && (proc.pid === undefined || readFileSync(pidFile, 'utf8').trim() === String(proc.pid));
-      if (pidOk && (await canConnect(host, port))) return;
-      await sleep(50);
-    }
-    throw new EppkitError('EPPKIT_START_FAILED', {
-      what: 'nginx',
-      reason: `not ready within ${timeoutMs} ms; error.log:\n${readTail(join(workDir, 'error.log'), 2000)}`,
     });
   }
 }
