@@ -11,7 +11,7 @@
 //   node proxies/nginx-epp/bench/memcheck.ts --mode rss --rounds 10 --requests 5000 --aborts 1000
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { EchoBackend } from '../../../harness/backends/echo-backend.ts';
 import { defaultNginxModulePath } from '../../../harness/build/nginx-module-build.ts';
 import { MockEpp } from '../../../mock-epp/mock-epp.ts';
 import { renderNginxEppConfig, type NginxEppForm } from '../nginx-epp-config.ts';
+import { canConnect, freePort } from '../../../core/net.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -37,16 +38,6 @@ const { values: a } = parseArgs({
   },
 });
 const valgrind = a.mode === 'valgrind';
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 const backend = await new EchoBackend('a').start();
 const fallback = await new EchoBackend('fallback').start();
@@ -105,12 +96,7 @@ const child = valgrind
 async function up(): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((res) => {
-      const s = connect({ host: '127.0.0.1', port });
-      s.once('connect', () => (s.destroy(), res(true)));
-      s.once('error', () => res(false));
-    });
-    if (ok) return;
+    if (await canConnect('127.0.0.1', port)) return;
     await sleep(200);
   }
   throw new Error('nginx did not come up');

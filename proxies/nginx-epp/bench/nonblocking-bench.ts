@@ -14,12 +14,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { routeWithDefaults } from '../../../core/route-model.ts';
 import { cargoTargetDir } from '../../../harness/build/nginx-module-build.ts';
 import { NginxDriver } from '../../../harness/data-planes/nginx-driver.ts';
+import { freePort } from '../../../core/net.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -34,16 +34,6 @@ const { values: a } = parseArgs({
 const connections = Number(a.connections);
 const delay = Number(a.delay);
 const duration = Number(a.duration);
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 function waitLine(child: ChildProcess, re: RegExp, ms = 20_000): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
