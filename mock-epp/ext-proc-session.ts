@@ -230,6 +230,28 @@ export function directivesToAction(headers: Readonly<Record<string, string>>): {
   return { action, seen, problems };
 }
 
+type AnswerKey = 'request_headers' | 'response_headers' | 'request_body' | 'response_body' | 'request_trailers' | 'response_trailers';
+
+/**
+ * Puts an answer under its own phase, or, when a rule asks for a malformed answer, under a
+ * wrong phase or under none (an empty oneof), and says so in the journal entry.
+ */
+function placeAnswer(
+  resp: ProcessingResponse,
+  ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'>,
+  malformed: MalformedKind | undefined,
+  right: [AnswerKey, object],
+  wrong: [AnswerKey, object],
+): void {
+  const [key, value] = malformed === 'wrong-phase' ? wrong : right;
+  if (malformed === 'empty-oneof') ans.kind = 'none';
+  else {
+    (resp as Record<string, unknown>)[key] = value;
+    ans.kind = key;
+  }
+  if (malformed) ans.malformed = malformed;
+}
+
 export class ExtProcSession {
   readonly entry: JournalEntry;
   readonly #call: ExtProcCall;
@@ -749,13 +771,18 @@ export class ExtProcSession {
     this.#call.write(resp);
   }
 
-  #answerRequestHeaders(tIn: number): void | Promise<void> {
-    const r = this.#applyFaults('request_headers', tIn);
+  /** Runs the phase's faults (delay, error, hang, ...), then `send` unless a fault ended the stream. */
+  #afterFaults(phase: Phase, tIn: number, send: () => void): void | Promise<void> {
+    const r = this.#applyFaults(phase, tIn);
     if (r === true) return;
-    if (r === false) return this.#sendRequestHeaders(tIn);
+    if (r === false) return send();
     return r.then((stop) => {
-      if (!stop) this.#sendRequestHeaders(tIn);
+      if (!stop) send();
     });
+  }
+
+  #answerRequestHeaders(tIn: number): void | Promise<void> {
+    return this.#afterFaults('request_headers', tIn, () => this.#sendRequestHeaders(tIn));
   }
 
   #sendRequestHeaders(tIn: number): void {
@@ -797,13 +824,7 @@ export class ExtProcSession {
     }
     const resp: ProcessingResponse = {};
     const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: 'request_headers' };
-    if (malformed === 'wrong-phase') {
-      resp.response_headers = { response: common };
-      ans.kind = 'response_headers';
-    } else if (malformed !== 'empty-oneof') {
-      resp.request_headers = { response: common };
-    } else ans.kind = 'none';
-    if (malformed) ans.malformed = malformed;
+    placeAnswer(resp, ans, malformed, ['request_headers', { response: common }], ['response_headers', { response: common }]);
     if (value !== undefined) {
       resp.dynamic_metadata = lbMetadata(value);
       ans.dynamicMetadata = { [DESTINATION_ENDPOINT_NAMESPACE]: { [DESTINATION_ENDPOINT_HEADER]: value } };
@@ -830,13 +851,7 @@ export class ExtProcSession {
   }
 
   #answerBody(phase: 'request_body' | 'response_body', b: HttpBody, body: Buffer, tIn: number): void | Promise<void> {
-    const send = () => this.#sendBody(phase, b, body, tIn);
-    const r = this.#applyFaults(phase, tIn);
-    if (r === true) return;
-    if (r === false) return send();
-    return r.then((stop) => {
-      if (!stop) send();
-    });
+    return this.#afterFaults(phase, tIn, () => this.#sendBody(phase, b, body, tIn));
   }
 
   #sendBody(phase: 'request_body' | 'response_body', b: HttpBody, body: Buffer, tIn: number): void {
@@ -859,54 +874,23 @@ export class ExtProcSession {
     }
     const malformed = this.#malformedFor(phase);
     const resp: ProcessingResponse = {};
-    if (malformed === 'wrong-phase') {
-      resp.request_headers = { response: {} };
-      ans.kind = 'request_headers';
-    } else if (malformed === 'empty-oneof') ans.kind = 'none';
-    else resp[phase] = { response: common };
-    if (malformed) ans.malformed = malformed;
+    placeAnswer(resp, ans, malformed, [phase, { response: common }], ['request_headers', { response: {} }]);
     this.#write(resp, tIn, ans);
   }
 
   #answerSimple(phase: 'response_headers', tIn: number): void | Promise<void> {
-    const send = () => {
-      const malformed = this.#malformedFor(phase);
-      const resp: ProcessingResponse = {};
-      const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: phase };
-      if (malformed === 'wrong-phase') {
-        resp.request_headers = { response: {} };
-        ans.kind = 'request_headers';
-      } else if (malformed === 'empty-oneof') ans.kind = 'none';
-      else resp.response_headers = { response: {} };
-      if (malformed) ans.malformed = malformed;
-      this.#write(resp, tIn, ans);
-    };
-    const r = this.#applyFaults(phase, tIn);
-    if (r === true) return;
-    if (r === false) return send();
-    return r.then((stop) => {
-      if (!stop) send();
-    });
+    return this.#afterFaults(phase, tIn, () => this.#writePlaced(phase, { response: {} }, tIn));
   }
 
   #answerTrailers(phase: 'request_trailers' | 'response_trailers', tIn: number): void | Promise<void> {
-    const send = () => {
-      const malformed = this.#malformedFor(phase);
-      const resp: ProcessingResponse = {};
-      const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: phase };
-      if (malformed === 'wrong-phase') {
-        resp.request_headers = { response: {} };
-        ans.kind = 'request_headers';
-      } else if (malformed === 'empty-oneof') ans.kind = 'none';
-      else resp[phase] = { header_mutation: {} };
-      if (malformed) ans.malformed = malformed;
-      this.#write(resp, tIn, ans);
-    };
-    const r = this.#applyFaults(phase, tIn);
-    if (r === true) return;
-    if (r === false) return send();
-    return r.then((stop) => {
-      if (!stop) send();
-    });
+    return this.#afterFaults(phase, tIn, () => this.#writePlaced(phase, { header_mutation: {} }, tIn));
+  }
+
+  /** Writes the answer of a phase that carries nothing but its own (possibly malformed) placement. */
+  #writePlaced(phase: 'response_headers' | 'request_trailers' | 'response_trailers', answer: object, tIn: number): void {
+    const resp: ProcessingResponse = {};
+    const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: phase };
+    placeAnswer(resp, ans, this.#malformedFor(phase), [phase, answer], ['request_headers', { response: {} }]);
+    this.#write(resp, tIn, ans);
   }
 }
