@@ -9,6 +9,7 @@
 // fallbacks in order, and a request without a list (fail-open) round-robins the upstream's
 // `server` lines — the pool, or the fail-close socket when there is no pool.
 import type { RouteModel } from '../../core/route-model.ts';
+import { failCloseServer, hostPort, quote, serverLines, sizeK, splitHostPort } from '../nginx-conf.ts';
 
 export type NginxEppForm = 'ngf' | 'direct';
 
@@ -37,25 +38,6 @@ export interface NginxEppRenderOptions {
 }
 
 export const INTERNAL_PATH = '/_eppkit_inference';
-
-function splitHostPort(addr: string): { host: string; port: string } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr.trim());
-  if (!m) throw new Error(`not a host:port address: ${addr}`);
-  return { host: m[1]!, port: m[2]! };
-}
-
-function hostPort(addr: string): string {
-  const { host, port } = splitHostPort(addr);
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function quote(s: string): string {
-  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
-
-function sizeK(bytes: number): string {
-  return `${Math.ceil(bytes / 1024)}k`;
-}
 
 /** Directives shared by both forms. */
 function eppDirectives(route: RouteModel, indent: string): string {
@@ -141,7 +123,7 @@ ${
     ? `    # The EPP's list in order ($epp_endpoints); without one (FailOpen) the servers below.
     upstream eppkit_pick {
         epp_balancer;
-${failOpen ? route.fallbackEndpoints.map((e) => `        server ${hostPort(e)};`).join('\n') : `        server unix:${failCloseSock};`}
+${failOpen ? serverLines(route.fallbackEndpoints) : `        server unix:${failCloseSock};`}
     }
 `
     : `    # NGF's template: no endpoint from the EPP -> FailOpen: the pool; otherwise a 500.
@@ -154,16 +136,12 @@ ${failOpen ? route.fallbackEndpoints.map((e) => `        server ${hostPort(e)};`
   pool && !balancer
     ? `
     upstream eppkit_pool {
-${route.fallbackEndpoints.map((e) => `        server ${hostPort(e)};`).join('\n')}
+${serverLines(route.fallbackEndpoints)}
     }
 `
     : ''
 }
-    server {
-        listen unix:${failCloseSock};
-        access_log off;
-        return 500 "eppkit nginx-epp: no endpoint picked\\n";
-    }
+${failCloseServer(failCloseSock, 'eppkit nginx-epp: no endpoint picked')}
 
     server {
         listen ${listen};

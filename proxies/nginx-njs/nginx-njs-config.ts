@@ -3,6 +3,7 @@
 // for an endpoint and redirects internally; a map turns an empty pick into the pool's
 // upstream (FailOpen) or a server that answers 500 (FailClose).
 import type { RouteModel } from '../../core/route-model.ts';
+import { failCloseServer, quote, serverLines, sizeK, splitHostPort } from '../nginx-conf.ts';
 
 export interface NginxNjsRenderOptions {
   /** Absolute directory: logs, pid, temp files, epp.js. nginx runs with `-p workDir`. */
@@ -19,26 +20,6 @@ export interface NginxNjsRenderOptions {
 }
 
 const INTERNAL_PATH = '/_eppkit_inference';
-
-function splitHostPort(addr: string): { host: string; port: string } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr.trim());
-  if (!m) throw new Error(`not an ip:port address: ${addr}`);
-  return { host: m[1]!, port: m[2]! };
-}
-
-function hostPort(addr: string): string {
-  const { host, port } = splitHostPort(addr);
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** nginx size literal, whole kibibytes. */
-function sizeK(bytes: number): string {
-  return `${Math.ceil(bytes / 1024)}k`;
-}
-
-function quote(s: string): string {
-  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
 
 export function renderNginxNjsConfig(route: RouteModel, o: NginxNjsRenderOptions): string {
   const wd = o.workDir.replace(/\/$/, '');
@@ -84,16 +65,12 @@ ${
   route.fallbackEndpoints.length > 0
     ? `
     upstream eppkit_pool {
-${route.fallbackEndpoints.map((e) => `        server ${hostPort(e)};`).join('\n')}
+${serverLines(route.fallbackEndpoints)}
     }
 `
     : ''
 }
-    server {
-        listen unix:${failCloseSock};
-        access_log off;
-        return 500 "eppkit nginx-njs: no endpoint picked (FailClose)\\n";
-    }
+${failCloseServer(failCloseSock, 'eppkit nginx-njs: no endpoint picked (FailClose)')}
 
     server {
         listen ${listen};
