@@ -208,6 +208,32 @@ impl Conn {
         }
     }
 
+    /// Length of the next CRLF-terminated line (without the CRLF); None at EOF.
+    async fn line(&mut self) -> io::Result<Option<usize>> {
+        loop {
+            if let Some(i) = find_crlf(&self.buf[self.lo..self.hi]) {
+                return Ok(Some(i));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Hashes and consumes `left` body bytes; false at EOF.
+    async fn take(&mut self, mut left: usize, ctx: &mut digest::Context) -> io::Result<bool> {
+        while left > 0 {
+            if self.lo == self.hi && !self.fill().await? {
+                return Ok(false);
+            }
+            let n = left.min(self.hi - self.lo);
+            ctx.update(&self.buf[self.lo..self.lo + n]);
+            self.lo += n;
+            left -= n;
+        }
+        Ok(true)
+    }
+
     /// Consumes the body; returns its size and sha256 (hex). None when the peer went away.
     async fn read_body(&mut self, head: &Head) -> io::Result<Option<(u64, String)>> {
         let mut ctx = digest::Context::new(&digest::SHA256);
@@ -215,14 +241,7 @@ impl Conn {
         if head.chunked {
             loop {
                 // chunk-size [; ext] CRLF
-                let line_end = loop {
-                    if let Some(i) = find_crlf(&self.buf[self.lo..self.hi]) {
-                        break i;
-                    }
-                    if !self.fill().await? {
-                        return Ok(None);
-                    }
-                };
+                let Some(line_end) = self.line().await? else { return Ok(None) };
                 let line = &self.buf[self.lo..self.lo + line_end];
                 let hex = line.split(|b| *b == b';').next().unwrap_or(b"");
                 let size = std::str::from_utf8(hex).ok().and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
@@ -231,14 +250,7 @@ impl Conn {
                 if size == 0 {
                     // Trailer lines until an empty one.
                     loop {
-                        let end = loop {
-                            if let Some(i) = find_crlf(&self.buf[self.lo..self.hi]) {
-                                break i;
-                            }
-                            if !self.fill().await? {
-                                return Ok(None);
-                            }
-                        };
+                        let Some(end) = self.line().await? else { return Ok(None) };
                         self.lo += end + 2;
                         if end == 0 {
                             break;
@@ -246,35 +258,19 @@ impl Conn {
                     }
                     break;
                 }
-                let mut left = size;
-                while left > 0 {
-                    if self.lo == self.hi && !self.fill().await? {
-                        return Ok(None);
-                    }
-                    let n = left.min(self.hi - self.lo);
-                    ctx.update(&self.buf[self.lo..self.lo + n]);
-                    self.lo += n;
-                    left -= n;
-                    total += n as u64;
-                }
-                while self.hi - self.lo < 2 {
-                    if !self.fill().await? {
-                        return Ok(None);
-                    }
-                }
-                self.lo += 2;
-            }
-        } else if let Some(mut left) = head.content_length {
-            while left > 0 {
-                if self.lo == self.hi && !self.fill().await? {
+                if !self.take(size, &mut ctx).await? {
                     return Ok(None);
                 }
-                let n = left.min(self.hi - self.lo);
-                ctx.update(&self.buf[self.lo..self.lo + n]);
-                self.lo += n;
-                left -= n;
-                total += n as u64;
+                total += size as u64;
+                // The CRLF after the chunk's data.
+                let Some(_) = self.line().await? else { return Ok(None) };
+                self.lo += 2;
             }
+        } else if let Some(len) = head.content_length {
+            if !self.take(len, &mut ctx).await? {
+                return Ok(None);
+            }
+            total = len as u64;
         }
         let d = ctx.finish();
         let mut hex = String::with_capacity(64);
