@@ -43,6 +43,8 @@ export interface ScenarioResult {
   status: ScenarioStatus;
   durationMs: number;
   reason?: string;
+  /** A plane's expected difference that made it skip the whole scenario, with its reason. */
+  override?: string;
   /** Skipped because the plane lacks these features (coverage: what the plane would need). */
   missingFeatures?: string[];
   file: string;
@@ -66,7 +68,7 @@ export interface RunSummary {
 export interface RunReport {
   startedAt: string;
   durationMs: number;
-  dataPlanes: Array<{ name: string; description: string; available: boolean; reason?: string; features: string[] }>;
+  dataPlanes: Array<{ name: string; description: string; available: boolean; reason?: string; features: string[]; version?: string; planeFile?: string }>;
   runtime: string;
   reportDir: string;
   scenarios: ScenarioResult[];

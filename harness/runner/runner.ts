@@ -109,6 +109,8 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
       available: a.ok,
       ...(a.reason ? { reason: a.reason } : {}),
       features: [...d.features],
+      ...(d.version?.() ? { version: d.version() as string } : {}),
+      ...('file' in d && typeof d.file === 'string' ? { planeFile: d.file } : {}),
     })),
     scenarios: results,
     summary: summarize(results),
