@@ -48,7 +48,11 @@ http {
             epp_max_body_size {{maxBodyKiB}}k;
 {{#allow.any}}            epp_allow{{#allow}} {{.}}{{/allow}};
 {{/allow.any}}{{#subsetHint.any}}            epp_subset_hint "{{subsetHint}}";
-{{/subsetHint.any}}{{#responseProcessing}}            epp_report_served on;
+{{/subsetHint.any}}{{#bbr}}            epp_bbr on;
+            epp_bbr_header "{{bbr.header}}";
+            epp_bbr_max_body_size {{bbr.maxBodyKiB}}k;
+{{#bbr.requireModel}}            epp_bbr_require_model on;
+{{/bbr.requireModel}}{{/bbr}}{{#responseProcessing}}            epp_report_served on;
 {{/responseProcessing}}{{#tls}}            epp_tls on;
             epp_tls_verify {{#tls.insecureSkipVerify}}off{{/tls.insecureSkipVerify}}{{^tls.insecureSkipVerify}}on{{/tls.insecureSkipVerify}};
 {{#tls.caFile}}            epp_tls_ca {{tls.caFile}};

@@ -1,5 +1,6 @@
 // What a run produces, scenario by data plane. results.json is this, minus nothing: its
 // required keys (name, dataPlane, status, durationMs, reason?) are read by other tools.
+import type { AppliedOverride, Coverage } from './coverage.ts';
 import type { Mismatch } from './expectations.ts';
 
 export type ScenarioStatus = 'passed' | 'failed' | 'skipped';
@@ -73,6 +74,10 @@ export interface RunReport {
   reportDir: string;
   scenarios: ScenarioResult[];
   summary: RunSummary;
+  /** Per data plane: how much of the catalogue ran, and why the rest did not (coverage.ts). */
+  coverage?: Coverage[];
+  /** Every expected difference applied, with its reason. */
+  overrides?: AppliedOverride[];
 }
 
 export function summarize(results: readonly ScenarioResult[]): RunSummary {

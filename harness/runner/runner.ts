@@ -8,6 +8,7 @@ import { relative } from 'node:path';
 import type { DataPlaneDriver, Runtime } from '../data-planes/data-plane-driver.ts';
 import type { Reporter } from '../reporters/reporter.ts';
 import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
+import { appliedOverrides, coverageOf } from './coverage.ts';
 import { summarize, type RunReport, type ScenarioResult } from './results.ts';
 import { runScenario, scenarioWorkDir } from './run-scenario.ts';
 
@@ -114,6 +115,8 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
     })),
     scenarios: results,
     summary: summarize(results),
+    coverage: opts.drivers.map((d) => coverageOf(d.name, results)),
+    overrides: appliedOverrides(results),
   };
   await emit(opts.reporters, 'onRunEnd', report);
   return report;
