@@ -5,7 +5,7 @@ import { binomialAcceptance, buildPlaneRoute, checkSplit, listenerNames } from '
 
 const SCENARIO = `name: s
 description: d
-features: [multi-pool]
+features: [multi-pool, fail-open]
 setup:
   backends: [{ name: a-0 }, { name: a-1 }, { name: b-0 }, { name: other }]
   pools:
@@ -32,7 +32,7 @@ describe('multi-pool run', () => {
 
   it('builds one route-model entry per (route, pool), with listener indexes and weights', () => {
     const backends = new Map(['a-0', 'a-1', 'b-0', 'other'].map((n, i) => [n, { ip: `127.0.0.${2 + i}`, port: 80, address: `127.0.0.${2 + i}:80` }]));
-    const plane = buildPlaneRoute(s, (p) => (p === 'a' ? '127.0.0.1:1' : '127.0.0.1:2'), { backends, epp: '' });
+    const plane = buildPlaneRoute(s, (p) => (p === 'a' ? '127.0.0.1:1' : '127.0.0.1:2'), { backends, epp: '' }, { bodyMode: 'buffered', failureMode: 'close' });
     expect(listenerNames(s)).toEqual(['default', 'other-gw']);
     expect(plane.routes?.map((r) => [r.routeName, r.poolName, r.pathPrefix, r.listener, r.weight, r.eppAddress])).toEqual([
       ['w', 'a', '/w', 0, 70, '127.0.0.1:1'],

@@ -4,7 +4,7 @@
 // check of a weighted split. run-scenario.ts calls these; single-route scenarios never do.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { routeWithDefaults, type RouteModel } from '../../core/route-model.ts';
+import { routeWithDefaults, type BodyMode, type FailureMode, type RouteModel } from '../../core/route-model.ts';
 import type { Runtime, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
 import type { ActionStep, EppExpect, PoolSpec, RequestStep, Scenario } from '../scenarios/scenario-schema.ts';
@@ -46,8 +46,16 @@ export async function startPoolEpps(s: Scenario, tpl: TemplateContext, workDir: 
   return epps;
 }
 
-/** The plane's route model: one entry per (route, pool), names resolved to addresses. */
-export function buildPlaneRoute(s: Scenario, eppAddress: (pool: string) => string, tpl: TemplateContext): RouteModel {
+/**
+ * The plane's route model: one entry per (route, pool), names resolved to addresses. What a pool
+ * leaves unset (body mode, failure mode) comes from the plane's settings for this scenario.
+ */
+export function buildPlaneRoute(
+  s: Scenario,
+  eppAddress: (pool: string) => string,
+  tpl: TemplateContext,
+  settings: { bodyMode: BodyMode; failureMode: FailureMode },
+): RouteModel {
   const addr = (x: string): string => tpl.backends.get(x)?.address ?? resolveString(x, tpl);
   const pools = new Map((s.setup.pools ?? []).map((p) => [p.name, p]));
   const listeners = listenerNames(s);
@@ -60,9 +68,9 @@ export function buildPlaneRoute(s: Scenario, eppAddress: (pool: string) => strin
       const e: Partial<RouteModel> & { eppAddress: string } = {
         eppAddress: eppAddress(name),
         pathPrefix: r.pathPrefix,
-        failureMode: p.failureMode,
+        failureMode: p.failureMode ?? settings.failureMode,
         timeoutMs: p.timeoutMs,
-        bodyMode: p.bodyMode,
+        bodyMode: p.bodyMode ?? settings.bodyMode,
         fallbackEndpoints: p.fallback.map(addr),
         responseProcessing: p.responseProcessing,
         allow: p.allow.map(addr),

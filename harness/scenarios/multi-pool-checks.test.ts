@@ -14,6 +14,7 @@ function problems(text: string): string[] {
 
 const GOOD = `name: s
 description: d
+features: [multi-pool, fail-open]
 setup:
   backends: [{ name: a-0 }, { name: b-0 }]
   pools:

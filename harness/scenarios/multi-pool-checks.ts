@@ -26,6 +26,12 @@ export function checkMultiPool(s: Scenario, issue: Issue, knownEndpoint: (x: str
     if (JSON.stringify(s.setup.route) !== JSON.stringify(defaultRoute))
       issue(['setup', 'route'], 'with pools, give each pool its route settings (failureMode, fallback, ...) instead of setup.route');
     if (Object.keys(s.setup.epp).length > 0) issue(['setup', 'epp'], "with pools, give each pool its EPP config (pools[].epp) instead of setup.epp");
+    // Features are stated, never implied: a plane without it must skip, not render one route.
+    if (!s.features.includes('multi-pool')) issue(['features'], 'pools and routes need the multi-pool feature: add multi-pool to features');
+    pools?.forEach((p, i) => {
+      if (p.bodyMode && !s.features.includes(`body-${p.bodyMode}`)) issue(['setup', 'pools', i, 'bodyMode'], `bodyMode ${p.bodyMode} needs feature body-${p.bodyMode} in features`);
+      if (p.failureMode && !s.features.includes(`fail-${p.failureMode}`)) issue(['setup', 'pools', i, 'failureMode'], `failureMode ${p.failureMode} needs feature fail-${p.failureMode} in features`);
+    });
   }
   const backendNames = new Set(s.setup.backends.map((b) => b.name));
   const poolNames = new Set<string>();
