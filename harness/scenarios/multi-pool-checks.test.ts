@@ -35,7 +35,8 @@ describe('multi-pool scenario checks', () => {
   it('accepts a valid multi-pool scenario and applies defaults', () => {
     const s = parseScenario(GOOD, 'good.yaml');
     expect(s.setup.routes?.[0]?.listener).toBe('default');
-    expect(s.setup.pools?.[0]?.failureMode).toBe('close');
+    expect(s.setup.pools?.[0]?.failureMode).toBeUndefined(); // follows the plane's settings
+    expect(s.setup.pools?.[0]?.timeoutMs).toBe(5000);
     expect(s.steps[1] && 'request' in s.steps[1] && s.steps[1].expect.split?.falseFailureProbability).toBe(1e-6);
   });
 

@@ -83,9 +83,12 @@ export function checkMultiPool(s: Scenario, issue: Issue, knownEndpoint: (x: str
       else if (!r) issue(['steps', i, 'request', 'route'], `unknown route "${rq.route}"`);
       else if (!underPrefix(rq.path, r.pathPrefix)) issue(['steps', i, 'request', 'path'], `${rq.path} is not under route "${r.name}"'s prefix ${r.pathPrefix}`);
     }
-    for (const name of Object.keys(st.epps ?? {})) {
+    for (const [name, w] of Object.entries(st.epps ?? {})) {
       if (!multi) issue(['steps', i, 'epps'], 'epps is for multi-pool scenarios; use epp');
       else if (!poolNames.has(name)) issue(['steps', i, 'epps', name], `unknown pool "${name}"`);
+      // As for epp: what of the body reached the EPP depends on a stated body mode.
+      else if ((w.bodySha256 !== undefined || w.bodyBytes !== undefined || w.phases !== undefined) && !pools?.find((p) => p.name === name)?.bodyMode)
+        issue(['steps', i, 'epps', name], `checks what of the body reached pool ${name}'s EPP: set that pool's bodyMode and list body-<mode> in features, or drop the check`);
     }
     const split = st.expect.split;
     if (split) {
