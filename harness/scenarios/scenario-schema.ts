@@ -207,7 +207,10 @@ const expectSchema = z
       .optional()
       .meta({ description: 'backend (name) that served it, or one of several; "none" = no backend answered' }),
     backendsSeen: z.array(z.string()).optional().meta({ description: 'over all repeats, each of these served at least once' }),
-    echo: echoExpectSchema.optional(),
+    echo: z
+      .union([echoExpectSchema, z.literal(false)])
+      .optional()
+      .meta({ description: 'what the backend received; false (in an override) = no backend answer is expected' }),
     bodySha256: z.string().optional().meta({ description: 'sha256 (hex) of the response body' }),
     bodyContains: z.string().optional(),
     maxLatencyMs: timingSchema.optional().meta({ description: 'gross upper bound per request (never a benchmark); ms or "{{timeoutMs*N}}"' }),
