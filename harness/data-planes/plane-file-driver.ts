@@ -270,7 +270,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
     }
     throw new EppkitError('EPPKIT_START_FAILED', {
       what: `plane ${this.name}`,
-      reason: `${this.file} start.ready: no ${what} within ${start.readyTimeoutMs} ms; make the plane listen on {{listen}} (rendered ${listen.host}:${listen.port}) or fix start.ready, or raise start.readyTimeoutMs; output:\n${proc.tail(1500)}`,
+      reason: `${this.file} start.ready: not ready within ${start.readyTimeoutMs} ms (waited for ${what}); make the plane listen on {{listen}} (rendered ${listen.host}:${listen.port}) or fix start.ready, or raise start.readyTimeoutMs; output:\n${proc.tail(1500)}`,
     });
   }
 
