@@ -228,7 +228,7 @@ const command: CommandModule<object, Args> = {
         'epp-ca': { type: 'string', describe: 'PEM CA file: use TLS to the EPP and verify with it' },
         'epp-server-name': { type: 'string', describe: 'TLS server name expected of the EPP' },
         'epp-insecure': { type: 'boolean', describe: 'TLS to the EPP without verifying its certificate (tests only)' },
-        'epp-client': { type: 'string', choices: ['grpc-js', 'http2'], describe: 'ext_proc client: grpc-js, or the lean node:http2 one [default: grpc-js]' },
+        'epp-client': { type: 'string', choices: ['grpc-js', 'http2'], describe: 'ext_proc client: the lean node:http2 one, or grpc-js [default: http2]' },
       })
       .example('$0 node-proxy --listen 127.0.0.1:0 --epp 127.0.0.1:9002 --fallback 127.0.0.1:8000', '')
       .example('$0 node-proxy --shim --listen 127.0.0.1:54800', 'the NGF sidecar') as unknown as Argv<Args>,
