@@ -10,6 +10,7 @@ import { GrpcH2Server } from './grpc-h2-server.ts';
 import { GrpcJsServer } from './grpc-js-transport.ts';
 import { TRANSPORTS, type Codec, type GrpcServerCall, type GrpcTransportServer, type MethodHandler, type Transport } from './grpc-transport.ts';
 import { AdminServer } from './admin-server.ts';
+import { BbrSession } from './bbr-session.ts';
 import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
 import { FuzzSession, type FuzzBook } from './fuzz-session.ts';
 import { FuzzScriptBook } from './fuzz-book.ts';
@@ -167,7 +168,7 @@ export class StartedMockEpp implements AsyncDisposable {
   #journal: Journal;
   #server: GrpcTransportServer | undefined;
   #admin: AdminServer | undefined;
-  #sessions = new Set<ExtProcSession | FuzzSession>();
+  #sessions = new Set<{ abort(): void }>();
   #fuzz: FuzzBook | undefined;
   #fuzzFromConfig = false;
   #nextId = 0;
@@ -339,7 +340,9 @@ export class StartedMockEpp implements AsyncDisposable {
       this.#sessions.add(new FuzzSession(call, ++this.#nextId, this.#fuzz, this.#logger, (s) => this.#sessions.delete(s)));
       return;
     }
-    const session = new ExtProcSession(call, {
+    // The BBR role answers in its own session type (mock-epp/bbr-session.ts).
+    const Session = this.#state.config.role === 'bbr' ? BbrSession : ExtProcSession;
+    const session = new Session(call, {
       state: this.#state,
       journal: this.#journal,
       metrics: this.metrics,

@@ -10,11 +10,13 @@ import { routeWithDefaults } from '../../core/route-model.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
-import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import type { ManagedProcess } from '../processes/managed-process.ts';
+import { planHelpers, startBenchBackend, startBenchEpp } from './bench-helpers.ts';
+import { checkHeadroom, headroomNotes, wrkAvailable, type HeadroomCheck } from './generator-headroom.ts';
 import type { BenchOptions } from './bench-options.ts';
 import { AUTOCANNON_NOTES, CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
 import { AUTOCANNON_VERSION, runAutocannon } from './autocannon-client.ts';
-import { runLoad } from './load-client.ts';
+import { runLoad, split } from './load-client.ts';
 import type { LoadSpec } from './load-worker.ts';
 import { currentLoadAvg, dataPlaneVersion, machineFacts } from './machine-facts.ts';
 import { evaluateThresholds, type ThresholdSubject } from './thresholds.ts';
@@ -28,26 +30,6 @@ export function resolveDataPlanes(names: readonly string[], registry: readonly D
     for (const d of list) if (!out.includes(d)) out.push(d);
   }
   return out;
-}
-
-/** Where a started helper process listens, from its ready line. */
-async function startChild(what: string, args: string[], ready: RegExp, logFile: string): Promise<{ proc: ManagedProcess; address: string }> {
-  const { command, args: pre } = eppkitCommand();
-  const proc = new ManagedProcess({
-    what,
-    command,
-    args: [...pre, ...args],
-    logFile,
-    // warn: per-request info logs would cost the mock CPU the bench is measuring.
-    env: { ...process.env, NO_COLOR: '1', EPPKIT_LOG_LEVEL: process.env.EPPKIT_BENCH_LOG_LEVEL ?? 'warn' },
-  });
-  try {
-    const m = await proc.waitForLine(ready, 20_000);
-    return { proc, address: m[1] ?? '' };
-  } catch (e) {
-    await proc.kill();
-    throw e;
-  }
 }
 
 async function smoke(url: string, headers: Record<string, string>, body: Buffer | undefined): Promise<string | undefined> {
@@ -79,7 +61,16 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   rmSync(logsDir, { recursive: true, force: true });
   mkdirSync(logsDir, { recursive: true });
 
-  const drivers = resolveDataPlanes(o.dataPlanes, run.drivers);
+  // Compiled backend and EPP when built (auto), so eppkit's own processes cost less than the plane.
+  const helpers = planHelpers({ backend: o.backend, epp: o.epp });
+  const headroomWanted = o.headroom && o.direct && !o.url && o.client === 'eppkit';
+  const wrk = headroomWanted ? wrkAvailable() : undefined;
+  let headroom: HeadroomCheck | undefined;
+  const headroomProblems: string[] = [];
+  if (wrk && !wrk.ok) headroomProblems.push(`generator headroom not checked: ${wrk.reason}`);
+
+  // --url measures a running plane: no data plane of eppkit's is started.
+  const drivers = o.url ? [] : resolveDataPlanes(o.dataPlanes, run.drivers);
   const skipped: BenchReport['skipped'] = [];
   const usable: Array<{ driver: DataPlaneDriver; version: string }> = [];
   for (const d of drivers) {
@@ -90,8 +81,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
 
   const body = o.bodyBytes > 0 ? Buffer.alloc(o.bodyBytes, 0x78) : undefined;
   const several = o.eppDelayMs.length > 1;
-  const targets: Array<{ label: string; driver?: DataPlaneDriver; version?: string; delay: number }> = [];
-  if (o.direct) targets.push({ label: 'direct', delay: 0 });
+  const targets: Array<{ label: string; driver?: DataPlaneDriver; version?: string; delay: number; url?: string }> = [];
+  if (o.url) {
+    if (o.directUrl) targets.push({ label: 'direct', delay: 0, url: o.directUrl });
+    targets.push({ label: 'url', delay: 0, url: o.url });
+  } else if (o.direct) targets.push({ label: 'direct', delay: 0 });
   for (const delay of o.eppDelayMs) {
     for (const u of usable) targets.push({ label: several ? `${u.driver.name}@${delay}ms` : u.driver.name, driver: u.driver, version: u.version, delay });
   }
@@ -111,7 +105,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     for (const t of targets) {
       const dir = join(logsDir, t.label.replace(/[^A-Za-z0-9@.-]/g, '_'));
       mkdirSync(dir, { recursive: true });
-      const result: TargetResult = { target: t.label, dataPlane: t.driver?.name ?? null, eppDelayMs: t.delay };
+      const result: TargetResult = { target: t.label, dataPlane: t.driver?.name ?? (t.url && t.label !== 'direct' ? t.url : null), eppDelayMs: t.delay };
       if (t.version) result.version = t.version;
       results.push(result);
       const headers: Record<string, string> = {};
@@ -123,16 +117,13 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
       let dp: StartedDataPlane | undefined;
       try {
         progress(`${t.label}: starting`);
-        const b = await startChild('echo backend', ['backend', '--listen', '127.0.0.2:0', '--name', 'bench'], /listening on http:\/\/(\S+)/, join(dir, 'backend.log'));
-        backend = b.proc;
-        live.add(() => b.proc.stop());
-        let url = `http://${b.address}${o.path}`;
-        if (t.driver) {
-          // The mock's journal is capped anyway; a small cap keeps its memory flat over a long run.
-          const cfgFile = join(dir, 'mock-epp.json');
-          writeFileSync(cfgFile, JSON.stringify({ endpoints: [b.address], journal: { maxEntries: 1000, firstBytes: 0 } }));
+        const b = t.url ? undefined : await startBenchBackend(helpers, join(dir, 'backend.log'));
+        backend = b?.proc;
+        if (b) live.add(() => b.proc.stop());
+        let url = t.url ?? `http://${b?.address}${o.path}`;
+        if (t.driver && b) {
           const port = t.driver.fixedEppPort?.() ?? 0;
-          const e = await startChild('mock EPP', ['mock-epp', '--host', '127.0.0.1', '--port', String(port), '--admin-port', '0', '--config', cfgFile], /grpc listening on (\S+)/, join(dir, 'mock-epp.log'));
+          const e = await startBenchEpp(helpers, b.address, port, dir);
           epp = e.proc;
           live.add(() => e.proc.stop());
           const route = routeWithDefaults({
@@ -165,15 +156,21 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           headers,
           bodyBytes: o.bodyBytes,
           executor: o.executor,
-          connections: o.connections,
+          connections: shareOf(o.connections, o.shard),
           warmupMs: o.warmup,
           durationMs: o.duration,
           timeoutMs: o.timeout,
         };
-        if (o.rate !== undefined) spec.rate = o.rate;
+        if (o.rate !== undefined) spec.rate = o.shard ? o.rate / o.shard.count : o.rate;
         progress(`${t.label}: measuring for ${o.duration / 1000} s`);
         result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
         progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
+        if (!t.driver && wrk?.ok) {
+          progress(`${t.label}: generator-headroom check with wrk`);
+          const h = await checkHeadroom({ url, headers, connections: o.connections, threads: o.workers, durationMs: Math.min(o.duration, 5000), clientRps: result.load.rps });
+          if ('failed' in h) headroomProblems.push(`generator headroom not checked: ${h.failed}`);
+          else headroom = h;
+        }
       } catch (e) {
         result.failed = e instanceof EppkitError ? e.format() : ((e as Error)?.message ?? String(e));
         progress(`${t.label}: failed: ${result.failed.split('\n')[0]}`);
@@ -217,7 +214,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   });
   const thresholds = evaluateThresholds(o.thresholds, subjects);
 
-  const notes: string[] = [];
+  const notes: string[] = [`helpers: ${helpers.backend.description}; ${helpers.epp.description}.`, ...headroomProblems];
+  if (headroom) {
+    const planes = results.filter((r) => r.dataPlane && r.load).map((r) => ({ target: r.target, rps: r.load!.rps }));
+    notes.push(...headroomNotes(headroom, planes, o.executor === 'constant-vus'));
+  }
   const clientWorkers = Math.max(1, Math.min(o.workers, o.connections));
   if (o.client === 'autocannon') {
     notes.push(AUTOCANNON_NOTES.resolution);
@@ -247,25 +248,36 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     durationMs: o.duration,
     warmupMs: o.warmup,
     method: body ? 'POST' : 'GET',
-    path: o.path,
+    path: o.url ? new URL(o.url).pathname : o.path,
     bodyBytes: o.bodyBytes,
     bodyMode: o.bodyMode,
     timeoutMs: o.timeout,
   };
   if (o.rate !== undefined) loadClient.rate = o.rate;
+  if (o.shard) {
+    notes.push(`shard ${o.shard.index}/${o.shard.count}: this process sent ${shareOf(o.connections, o.shard)} of ${o.connections} connections${o.rate !== undefined ? ` and ${Math.round((o.rate / o.shard.count) * 10) / 10} of ${o.rate} req/s` : ''}; join the shards with \`eppkit bench merge\`.`);
+  }
 
   return {
     schema: REPORT_SCHEMA,
     mode: o.mode,
+    ...(o.shard ? { shard: { index: o.shard.index, count: o.shard.count, connections: shareOf(o.connections, o.shard) } } : {}),
     command: run.command,
     startedAt,
     finishedAt: new Date().toISOString(),
     machine,
     loadClient,
+    helpers: { backend: helpers.backend.description, epp: helpers.epp.description },
+    ...(headroom ? { headroom } : {}),
     results,
     skipped,
     thresholds,
     notes,
     ok: results.length > 0 && results.every((r) => !r.failed) && thresholds.every((t) => t.ok),
   };
+}
+
+/** This shard's connections: the whole split as evenly as possible, shard i taking share i. */
+export function shareOf(connections: number, shard: { index: number; count: number } | undefined): number {
+  return shard ? (split(connections, shard.count)[shard.index] ?? 0) : connections;
 }
