@@ -52,6 +52,8 @@ export const routeInputSchema = z.strictObject({
   allow: z.array(allowEntry).optional(),
   subsetHint: z.array(endpoint).optional(),
   bbr: bbrInputSchema.optional(),
+  /** Routes that share a path prefix split its traffic by weight (each must set one). */
+  weight: z.number().int().min(1).max(1_000_000).optional(),
 });
 export type RouteInput = z.infer<typeof routeInputSchema>;
 
@@ -182,7 +184,10 @@ export function resolveNodeProxyConfig(input: NodeProxyInput): NodeProxyConfig {
       });
     }
     const prev = seen.get(route.pathPrefix);
-    if (prev !== undefined) problems.push({ path: path ? `${path}.pathPrefix` : 'pathPrefix', message: `path prefix ${route.pathPrefix} repeats ${prev || 'the top level'}` });
+    // A repeated prefix is a weighted split when every route of it has a weight.
+    const weighted = route.weight !== undefined && routes.filter((x) => x.pathPrefix === route.pathPrefix).every((x) => x.weight !== undefined);
+    if (prev !== undefined && !weighted)
+      problems.push({ path: path ? `${path}.pathPrefix` : 'pathPrefix', message: `path prefix ${route.pathPrefix} repeats ${prev || 'the top level'} (give every route of it a weight to split its traffic)` });
     seen.set(route.pathPrefix, path);
     routes.push(route);
   }
