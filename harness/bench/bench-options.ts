@@ -9,7 +9,7 @@ import { parseThreshold, type Threshold } from './thresholds.ts';
 
 export const BENCH_MODES = ['data-planes', 'nonblocking', 'mock-epp'] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
-export const EXECUTORS = ['constant-vus', 'constant-arrival-rate'] as const;
+export const EXECUTORS = ['constant-vus', 'constant-arrival-rate', 'burst'] as const;
 export type Executor = (typeof EXECUTORS)[number];
 export const CLIENTS = ['eppkit', 'autocannon'] as const;
 export type LoadClientName = (typeof CLIENTS)[number];
@@ -105,6 +105,11 @@ export const BenchOptionsSchema = z
      */
     backend: z.enum(BACKEND_KINDS).default('auto'),
     epp: z.enum(EPP_KINDS).default('auto'),
+    /**
+     * CPU hog processes (busy loops) started beside the bench for the whole run and stopped by
+     * PID at its end: proves behaviour under a loaded machine (load average ≈ hogs + bench).
+     */
+    cpuHog: intFrom.pipe(z.number().int().min(0).max(64)).default(0),
     /** Generator-headroom check: wrk against direct right after the client measured it. */
     headroom: z.boolean().default(true),
     /** mock-epp mode: concurrent ext_proc streams. */
@@ -132,6 +137,12 @@ export const BenchOptionsSchema = z
   .superRefine((o, ctx) => {
     if (o.executor === 'constant-arrival-rate' && o.rate === undefined) {
       ctx.addIssue({ code: 'custom', path: ['rate'], message: 'constant-arrival-rate needs a rate (requests per second)' });
+    }
+    if (o.executor === 'burst' && (o.client === 'autocannon' || o.mode === 'mock-epp')) {
+      ctx.addIssue({ code: 'custom', path: ['executor'], message: "burst runs with eppkit's own HTTP client (data-planes and nonblocking)" });
+    }
+    if (o.executor === 'burst' && o.rate !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['executor'], message: 'burst sends --connections requests at once every second; drop rate' });
     }
     if (o.executor === 'constant-vus' && o.rate !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['executor'], message: 'constant-vus runs as fast as it can; drop rate or use constant-arrival-rate' });

@@ -143,7 +143,9 @@ export function loadClientLine(c: LoadClientFacts): string {
   }
   const ac = c.client === 'autocannon';
   const exec =
-    c.executor !== 'constant-arrival-rate'
+    c.executor === 'burst'
+      ? `burst: ${c.connections} requests at once (one connection each), every second`
+      : c.executor !== 'constant-arrival-rate'
       ? `constant-vus (closed loop) ${c.connections} connections`
       : ac
         ? `closed loop of ${c.connections} connections limited to ${int(c.rate ?? 0)} req/s (autocannon overallRate, not an arrival rate)`

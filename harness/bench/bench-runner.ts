@@ -16,6 +16,7 @@ import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plan
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
 import type { ManagedProcess } from '../processes/managed-process.ts';
 import { planHelpers, startBenchBackend, startBenchEpp } from './bench-helpers.ts';
+import { CpuHogs } from './cpu-hog.ts';
 import { checkHeadroom, headroomNotes, wrkAvailable, type HeadroomCheck } from './generator-headroom.ts';
 import type { BenchOptions } from './bench-options.ts';
 import { AUTOCANNON_NOTES, CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
@@ -104,9 +105,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   // Interrupted (Ctrl-C, SIGTERM): stop this target's processes before exiting, so no mock,
   // backend or data plane outlives the bench. Load workers exit when their IPC channel closes.
   const live = new Set<() => Promise<void>>();
+  const hogs = CpuHogs.start(o.cpuHog);
+  if (o.cpuHog > 0) progress(`${o.cpuHog} CPU hog process(es) started beside the bench (pids ${hogs.pids.join(', ')})`);
   const onSignal = (sig: NodeJS.Signals): void => {
     progress(`${sig}: stopping the processes of the current target`);
-    void Promise.allSettled([...live].map((stop) => stop())).then(() => process.exit(130));
+    void Promise.allSettled([...live, () => hogs.stop()].map((stop) => stop())).then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -221,11 +224,13 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
       }
     }
   } finally {
+    // Load average before the hogs go, so the report shows what the targets ran under.
+    machine.loadAvg1End = currentLoadAvg();
+    await hogs.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 
-  machine.loadAvg1End = currentLoadAvg();
   const direct = results.find((r) => r.target === 'direct')?.load;
   for (const r of results) {
     if (!r.load) continue;
@@ -250,7 +255,9 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   });
   const thresholds = evaluateThresholds(o.thresholds, subjects);
 
-  const notes: string[] = [`helpers: ${helpers.backend.description}; ${helpers.epp.description}.`, ...headroomProblems];
+  const notes: string[] = [];
+  if (o.cpuHog > 0) notes.push(`${o.cpuHog} CPU hog process(es) (busy loops) ran beside every target and were stopped by PID at the end; 1-min load average ${machine.loadAvg1} at start, ${machine.loadAvg1End} at end.`);
+  notes.push(`helpers: ${helpers.backend.description}; ${helpers.epp.description}.`, ...headroomProblems);
   if (headroom) {
     const planes = results.filter((r) => r.dataPlane && r.load).map((r) => ({ target: r.target, rps: r.load!.rps }));
     notes.push(...headroomNotes(headroom, planes, o.executor === 'constant-vus'));

@@ -44,6 +44,9 @@ export interface WorkerResult {
   cpu: number;
 }
 
+/** The burst executor starts a burst this often (when the previous one is over). */
+export const BURST_INTERVAL_MS = 1000;
+
 type Outcome = { status: number; bytes: number } | { error: string };
 
 export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
@@ -121,7 +124,18 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
     recordMicros(hist, (end - intendedStart) * 1000);
   };
 
-  if (spec.executor === 'constant-vus') {
+  if (spec.executor === 'burst') {
+    // Every second (or as soon as the last one is over), `connections` requests at once, each on
+    // its own connection: what a plane must absorb when a crowd arrives together.
+    while (performance.now() < stopAt) {
+      const t = performance.now();
+      await Promise.all(Array.from({ length: spec.connections }, () => once().then((o) => account(t, o))));
+      // The next burst starts one interval after this one started, if that is still in the window.
+      if (t + BURST_INTERVAL_MS >= stopAt) break;
+      const wait = t + BURST_INTERVAL_MS - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  } else if (spec.executor === 'constant-vus') {
     const vu = async (): Promise<void> => {
       while (performance.now() < stopAt) {
         const t = performance.now();
