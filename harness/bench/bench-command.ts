@@ -38,6 +38,7 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     warmup: a.warmup,
     bodyBytes: a['body-bytes'],
     bodyMode: a['body-mode'],
+    bbr: a.bbr,
     workers: a.workers,
     timeout: a.timeout,
     path: a.path,
@@ -111,6 +112,7 @@ const command: CommandModule<object, Args> = {
       .option('duration', { type: 'string', describe: 'measured time per target (default 10s)' })
       .option('warmup', { type: 'string', describe: 'unmeasured time before it (default 2s)' })
       .option('body-bytes', { type: 'string', describe: 'request body size; 0 = GET without body (default 0)' })
+      .option('bbr', { type: 'boolean', describe: 'body-based routing cost: each data plane without and with BBR (<plane>+bbr) on a JSON chat body, with its CPU µs per request' })
       .option('body-mode', { type: 'string', describe: 'how data planes send the body to the EPP: none, buffered, streamed (default buffered)' })
       .option('workers', { type: 'string', describe: 'load worker processes (default 2, at most the cores)' })
       .option('timeout', { type: 'string', describe: 'per-request timeout (default 10s)' })

@@ -7,12 +7,15 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createHistogram, encodeHistogram, recordMicros } from '../../core/latency-histogram.ts';
 import type { Executor } from './bench-options.ts';
+import { chatBody } from '../runner/request-body.ts';
 
 export interface LoadSpec {
   url: string;
   method: 'GET' | 'POST';
   headers: Record<string, string>;
   bodyBytes: number;
+  /** Send an OpenAI chat body of bodyBytes with this model (last) instead of bodyBytes of 'x'. */
+  bodyModel?: string;
   executor: Executor;
   /** This worker's connections (closed loop) or most requests in flight (arrival rate). */
   connections: number;
@@ -49,7 +52,7 @@ type Outcome = { status: number; bytes: number } | { error: string };
 export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
   const target = new URL(spec.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.connections, maxFreeSockets: spec.connections, scheduling: 'fifo' });
-  const body = spec.bodyBytes > 0 ? Buffer.alloc(spec.bodyBytes, 0x78) : undefined;
+  const body = spec.bodyBytes <= 0 ? undefined : spec.bodyModel !== undefined ? chatBody(spec.bodyBytes, spec.bodyModel, true) : Buffer.alloc(spec.bodyBytes, 0x78);
   const headers: Record<string, string> = { ...spec.headers };
   if (body) {
     headers['content-length'] = String(body.length);
