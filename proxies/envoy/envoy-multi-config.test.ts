@@ -40,7 +40,7 @@ describe('envoy multi-pool config', () => {
     const names = clusters.map((x) => x.name);
     expect(names).toEqual(expect.arrayContaining(['eppkit_epp_pool_0', 'eppkit_epp_pool_1', 'eppkit_fallback_pool_pool_1', 'eppkit_picked_endpoint_pool_2', 'eppkit_to_pool_0']));
     expect(new Set(names).size).toBe(names.length);
-    const epp1 = clusters.find((x) => x.name === 'eppkit_epp_pool_1');
+    const epp1 = clusters.find((x) => x.name === 'eppkit_epp_pool_1')!;
     expect(epp1.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value).toBe(1002);
   });
 });
