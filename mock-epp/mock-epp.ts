@@ -12,7 +12,8 @@ import { TRANSPORTS, type Codec, type GrpcServerCall, type GrpcTransportServer, 
 import { AdminServer } from './admin-server.ts';
 import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
 import { Journal, type JournalEntry } from './journal.ts';
-import { parseMockEppConfig, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
+import { parseMockEppConfig, withProfile, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
+import type { ProfileName } from './fidelity-profiles.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
 import { createPicker } from './pickers.ts';
 import { compileRules } from './rules.ts';
@@ -36,6 +37,7 @@ function pem(v: string): Buffer {
 
 export class MockEpp {
   #config: unknown;
+  #profile: ProfileName | undefined;
   #host = '127.0.0.1';
   #port = 0;
   #adminHost: string | undefined;
@@ -91,6 +93,12 @@ export class MockEpp {
     return this;
   }
 
+  /** Answers like this real EPP (mock-epp/fidelity-profiles.ts); overrides the config's `profile`. */
+  withProfile(profile: ProfileName): this {
+    this.#profile = profile;
+    return this;
+  }
+
   /**
    * The gRPC transport: `h2` (default; the mock's own on node:http2) or `grpc-js`
    * (@grpc/grpc-js Server). docs/mock-epp.md#transports says why h2 is the default.
@@ -105,6 +113,7 @@ export class MockEpp {
 
   async start(): Promise<StartedMockEpp> {
     let config = parseMockEppConfig(this.#config);
+    if (this.#profile !== undefined && config.profile !== this.#profile) config = withProfile(config, this.#profile);
     if (this.#directives !== undefined && config.directives !== this.#directives) {
       config = parseMockEppConfig({ ...config, directives: this.#directives });
     }

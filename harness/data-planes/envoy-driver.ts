@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EppkitError } from '../../core/errors.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
-import { parseAllowList, renderEnvoyYaml } from '../../proxies/envoy/envoy-config.ts';
+import { parseAllowList, renderEnvoyYaml, type EnvoyBodyProcessing } from '../../proxies/envoy/envoy-config.ts';
 import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
@@ -23,6 +23,8 @@ export interface EnvoyDriverOptions {
   streamIdleTimeoutMs?: number;
   /** Milliseconds to wait for Envoy to be LIVE. Default 20000. */
   startTimeoutMs?: number;
+  /** 'epp-compatible' (default: works with the real EPPs) or 'envoy-native' (BUFFERED / FULL_DUPLEX_STREAMED). */
+  bodyProcessing?: EnvoyBodyProcessing;
 }
 
 export interface StartedEnvoy extends StartedDataPlane {
@@ -51,6 +53,7 @@ const ENVOY_FEATURES: Feature[] = [
   'ipv6-endpoint',
   // Both through small Lua filters and ext_proc metadata forwarding (proxies/envoy/README.md).
   'served-endpoint',
+  'response-header-mutation',
   'subset-hint',
   'allowlist',
 ];
@@ -109,6 +112,7 @@ export class EnvoyDriver implements DataPlaneDriver {
         adminPort: 0,
         accessLogPath: accessLog,
         ...(this.opts.streamIdleTimeoutMs !== undefined ? { streamIdleTimeoutMs: this.opts.streamIdleTimeoutMs } : {}),
+        ...(this.opts.bodyProcessing !== undefined ? { bodyProcessing: this.opts.bodyProcessing } : {}),
       }),
     );
     const logLevel = this.opts.logLevel ?? process.env.EPPKIT_ENVOY_LOG_LEVEL ?? 'info';
