@@ -45,7 +45,7 @@ describe('renderEnvoyConfig', () => {
     expect(extProc.failure_mode_allow).toBe(true);
     expect(extProc.message_timeout).toBe('1.500s');
     expect(extProc.route_cache_action).toBe('CLEAR');
-    expect(filters).toEqual(['eppkit.strip_client_endpoint', 'envoy.filters.http.ext_proc', 'eppkit.first_endpoint', 'envoy.filters.http.router']);
+    expect(filters).toEqual(['eppkit.strip_client_endpoint', 'envoy.filters.http.buffer', 'envoy.filters.http.ext_proc', 'eppkit.first_endpoint', 'envoy.filters.http.router']);
   });
 
   it('routes a picked endpoint to ORIGINAL_DST on the EPP header', () => {
