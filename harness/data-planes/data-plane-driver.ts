@@ -26,6 +26,11 @@ export const FEATURES = [
   'client-abort', // cancels the EPP call when the client goes away
   'subset-hint', // sends the envoy.lb.subset_hint metadata (endpoints the EPP may pick from)
   'ipv6-endpoint', // proxies to an endpoint written [v6]:port
+  'bbr', // body-based routing: the body's `model` into X-Gateway-Model-Name before the EPP call
+  // Several routes (path prefixes or listeners), each with its own EPP, pool, failure mode and
+  // weighted split across pools: the multi-pool conformance scenarios need it. A plane that can
+  // render only one route lacks it and those scenarios skip with that reason.
+  'multi-pool',
 ] as const;
 export type Feature = (typeof FEATURES)[number];
 
@@ -50,9 +55,36 @@ export interface StartedDataPlane extends AsyncDisposable {
   readonly name: string;
   /** Base URL clients send requests to, e.g. http://127.0.0.1:38211 */
   readonly url: string;
+  /**
+   * multi-pool: the base URL of each listener ("gateway"), by listener index; [0] is `url`.
+   * Absent = one listener.
+   */
+  readonly listenerUrls?: readonly string[];
   /** Everything the data plane logged so far (stdout, stderr, error/access logs). */
   logs(): string;
   stop(): Promise<void>;
+}
+
+/**
+ * Settings a plane runs with whatever a scenario prefers (a plane already running, by `url`).
+ * The route takes them; scenarios that need other values are skipped with the reason.
+ */
+export interface FixedSettings {
+  timeoutMs?: number;
+  failureMode?: 'open' | 'close';
+  bodyMode?: 'none' | 'buffered' | 'streamed';
+  /** Where they come from, for skip reasons ("my-plane.yaml settings"). */
+  source?: string;
+}
+
+/** An expected difference of a plane for one scenario, with its reason (plane files). */
+export interface PlaneOverrideSpec {
+  why: string;
+  skip?: true | undefined;
+  /** 1-based step index or step name; absent = every request step (or, with skip, the scenario). */
+  step?: number | string | undefined;
+  expect?: Record<string, unknown> | undefined;
+  epp?: Record<string, unknown> | undefined;
 }
 
 export interface DataPlaneDriver {
@@ -67,9 +99,21 @@ export interface DataPlaneDriver {
    * configuration is fixed by its user); undefined = it can. The scenario is then skipped.
    */
   unsupportedRoute?(route: RouteModel): string | undefined;
+  /** Optional: settings fixed by the plane (see FixedSettings). */
+  fixedSettings?(): FixedSettings;
+  /** Optional: expected differences for a scenario (plane files' `overrides`), shown in reports. */
+  overridesFor?(scenario: string): readonly PlaneOverrideSpec[];
+  /** Optional: what implementation this is (a plane file's `version` command output). */
+  version?(): string | undefined;
   /**
    * Optional: the mock EPP must listen on this port (the data plane is configured for it, e.g.
    * `external`). Scenarios on such a data plane then run one at a time.
    */
   fixedEppPort?(): number | undefined;
+  /**
+   * Optional: this plane does body-based routing by chaining a BBR ext_proc server before the
+   * EPP (Envoy: two ext_proc filters). The harness then starts a mock EPP in the BBR role and
+   * passes its address in `route.bbr.extProcAddress`.
+   */
+  readonly bbrViaExtProc?: boolean;
 }

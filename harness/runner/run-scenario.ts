@@ -5,15 +5,16 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isEppkitError } from '../../core/errors.ts';
-import { routeWithDefaults, type RouteModel } from '../../core/route-model.ts';
+import { BBR_DEFAULTS, routeWithDefaults, type BodyMode, type FailureMode, type RouteModel } from '../../core/route-model.ts';
 import { EchoBackend, type StartedEchoBackend } from '../backends/echo-backend.ts';
 import type { DataPlaneDriver, Feature, Runtime, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
 import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
 import { isRequestStep, type ActionStep, type BackendSpec, type RequestStep, type Scenario } from '../scenarios/scenario-schema.ts';
-import { resolveString, resolveTemplates, type TemplateContext } from '../scenarios/templates.ts';
+import { resolveString, resolveTemplates, timingMs, type TemplateContext } from '../scenarios/templates.ts';
 import { checkAggregate, checkJournalEntry, checkResponse, servedBy, type Mismatch } from './expectations.ts';
 import { exchange, type ExchangeResult } from './http-exchange.ts';
+import { actionEppConfig, buildPlaneRoute, checkPoolJournals, checkSplit, isMultiPool, journalMarks, requestBaseUrl, startPoolEpps } from './multi-pool-run.ts';
 import { prepareBody } from './request-body.ts';
 import { latencySummary, type FailureDetail, type ScenarioResult, type StepResult } from './results.ts';
 
@@ -29,13 +30,41 @@ export interface RunScenarioOptions {
 
 const LOG_EXCERPT = 4000;
 
-/** Features a scenario needs: what it declares plus what its route implies. */
+/**
+ * Features a scenario needs: exactly what it declares. Nothing is implied (the schema refuses a
+ * scenario whose route or checks use a feature it does not list), so a headers-only plane runs
+ * every scenario that never needs the body at the EPP.
+ */
 export function requiredFeatures(s: Scenario): Feature[] {
-  const f = new Set<Feature>(s.features);
-  f.add(`body-${s.setup.route.bodyMode}` as Feature);
-  if (s.setup.route.subsetHint) f.add('subset-hint');
-  if (s.setup.backends.some((b) => b.ip === '::1')) f.add('ipv6-endpoint');
-  return [...f];
+  return [...new Set<Feature>(s.features)];
+}
+
+/** The body mode a plane runs a scenario in that does not state one: buffered when it can. */
+export function preferredBodyMode(features: ReadonlySet<Feature>): BodyMode {
+  if (features.has('body-buffered')) return 'buffered';
+  if (features.has('body-streamed')) return 'streamed';
+  if (features.has('body-none')) return 'none';
+  return 'buffered';
+}
+
+/**
+ * Timeout, body mode and failure mode of this scenario on this plane: what the scenario states,
+ * else what the plane runs with (a plane with fixed settings), else the plane's preference.
+ * A plane whose fixed settings contradict what the scenario needs skips it, with the reason.
+ */
+export function routeSettings(s: Scenario, driver: DataPlaneDriver): { timeoutMs: number; bodyMode: BodyMode; failureMode: FailureMode } | { skip: string } {
+  const r = s.setup.route;
+  const fixed = driver.fixedSettings?.() ?? {};
+  const has = new Set<string>(s.features);
+  const needFm: FailureMode | undefined = r.failureMode ?? (has.has('fail-open') ? 'open' : has.has('fail-close') ? 'close' : undefined);
+  const where = fixed.source ? ` (${fixed.source})` : '';
+  if (r.bodyMode && fixed.bodyMode && r.bodyMode !== fixed.bodyMode) return { skip: `needs body mode ${r.bodyMode}; ${driver.name} runs with ${fixed.bodyMode}${where}` };
+  if (needFm && fixed.failureMode && needFm !== fixed.failureMode) return { skip: `needs failure mode ${needFm}; ${driver.name} runs with ${fixed.failureMode}${where}` };
+  return {
+    timeoutMs: fixed.timeoutMs ?? r.timeoutMs,
+    bodyMode: r.bodyMode ?? fixed.bodyMode ?? preferredBodyMode(driver.features),
+    failureMode: needFm ?? fixed.failureMode ?? 'close',
+  };
 }
 
 function defaultIp(backends: readonly BackendSpec[], i: number): string {
@@ -43,21 +72,22 @@ function defaultIp(backends: readonly BackendSpec[], i: number): string {
 }
 
 /** Builds the route from the scenario, with names resolved to addresses. */
-export function buildRoute(s: Scenario, eppAddress: string, tpl: TemplateContext): RouteModel {
+export function buildRoute(s: Scenario, eppAddress: string, tpl: TemplateContext, settings: { timeoutMs: number; bodyMode: BodyMode; failureMode: FailureMode }): RouteModel {
   const r = s.setup.route;
   const addr = (x: string): string => tpl.backends.get(x)?.address ?? resolveString(x, tpl);
   const route: Partial<RouteModel> & { eppAddress: string } = {
     eppAddress,
     pathPrefix: r.pathPrefix,
-    failureMode: r.failureMode,
-    timeoutMs: r.timeoutMs,
-    bodyMode: r.bodyMode,
+    failureMode: settings.failureMode,
+    timeoutMs: settings.timeoutMs,
+    bodyMode: settings.bodyMode,
     fallbackEndpoints: r.fallback.map(addr),
     responseProcessing: r.responseProcessing,
     allow: r.allow.map(addr),
   };
   if (r.maxBodyBytes !== undefined) route.maxBodyBytes = r.maxBodyBytes;
   if (r.subsetHint) route.subsetHint = r.subsetHint.map(addr);
+  if (r.bbr) route.bbr = { header: r.bbr.header, maxBodyBytes: r.bbr.maxBodyBytes ?? BBR_DEFAULTS.maxBodyBytes, requireModel: r.bbr.requireModel };
   return routeWithDefaults(route);
 }
 
@@ -67,6 +97,33 @@ function eppConfig(cfg: Record<string, unknown>, s: Scenario, tpl: TemplateConte
     resolved.endpoints = s.setup.backends.filter((b) => b.inPool).map((b) => tpl.backends.get(b.name)?.address);
   }
   return resolved;
+}
+
+/** The BBR-role mock for planes that chain a BBR ext_proc server, with the route's semantics. */
+export function bbrMockConfig(bbr: NonNullable<RouteModel['bbr']>): Record<string, unknown> {
+  return { role: 'bbr', bbr: { header: bbr.header, maxBodyBytes: bbr.maxBodyBytes, requireModel: bbr.requireModel, nonStringModel: 'skip' } };
+}
+
+/**
+ * The expected difference that applies to this step on this plane: the plane file's own
+ * (`overrides` of a plane file, by scenario and step) over the scenario's (`overrides.<plane>`).
+ */
+function stepOverride(step: RequestStep, index: number, name: string, driver: DataPlaneDriver, scenario: string): RequestStep['overrides'] extends Record<string, infer O> | undefined ? O | undefined : never {
+  type O = NonNullable<RequestStep['overrides']>[string];
+  const own = step.overrides?.[driver.name];
+  const fromPlane = driver.overridesFor?.(scenario).filter((o) => (o.step === undefined && !o.skip) || o.step === index + 1 || o.step === name);
+  if (!fromPlane || fromPlane.length === 0) return own;
+  let merged: O = own ? { ...own } : { why: '' };
+  for (const o of fromPlane) {
+    merged = {
+      ...merged,
+      why: [merged.why, o.why].filter(Boolean).join('; '),
+      ...(o.skip ? { skip: true } : {}),
+      ...(o.expect ? { expect: { ...(merged.expect ?? {}), ...(o.expect as O['expect']) } } : {}),
+      ...(o.epp ? { epp: { ...(merged.epp ?? {}), ...(o.epp as O['epp']) } } : {}),
+    };
+  }
+  return merged;
 }
 
 class StepFailure extends Error {
@@ -79,9 +136,9 @@ class StepFailure extends Error {
   }
 }
 
-function stepName(step: RequestStep | ActionStep, i: number): string {
+function stepName(step: RequestStep | ActionStep, i: number, tpl: TemplateContext): string {
   if (step.name) return step.name;
-  if ('action' in step) return `${step.action}${step.backend ? ` ${step.backend}` : ''}${step.ms !== undefined ? ` ${step.ms}ms` : ''}`;
+  if ('action' in step) return `${step.action}${step.backend ? ` ${step.backend}` : ''}${step.ms !== undefined ? ` ${timingMs(step.ms, tpl)}ms` : ''}`;
   return `${step.request.method} ${step.request.path}${step.request.repeat > 1 ? ` x${step.request.repeat}` : ''}` || `step ${i + 1}`;
 }
 
@@ -112,11 +169,16 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   });
 
   const missing = requiredFeatures(s).filter((f) => !driver.features.has(f));
-  if (missing.length > 0) return finish('skipped', { reason: `${driver.name} does not support: ${missing.join(', ')}` });
+  if (missing.length > 0) return finish('skipped', { reason: `${driver.name} does not support: ${missing.join(', ')}`, missingFeatures: missing });
+  const planeSkip = driver.overridesFor?.(s.name).find((o) => o.skip && o.step === undefined);
+  if (planeSkip) return finish('skipped', { reason: `skipped by ${driver.name}'s overrides: ${planeSkip.why}`, override: planeSkip.why });
+  const settings = routeSettings(s, driver);
+  if ('skip' in settings) return finish('skipped', { reason: settings.skip });
   // Ask the driver about the route before starting anything (placeholder addresses).
   if (driver.unsupportedRoute) {
     const probe = new Map(s.setup.backends.map((b, i) => [b.name, { ip: defaultIp(s.setup.backends, i), port: 1, address: `${defaultIp(s.setup.backends, i)}:1` }]));
-    const why = driver.unsupportedRoute(buildRoute(s, '127.0.0.1:1', { backends: probe, epp: '127.0.0.1:1' }));
+    const probeTpl = { backends: probe, epp: '127.0.0.1:1', timeoutMs: settings.timeoutMs };
+    const why = driver.unsupportedRoute(isMultiPool(s) ? buildPlaneRoute(s, () => '127.0.0.1:1', probeTpl, settings) : buildRoute(s, '127.0.0.1:1', probeTpl, settings));
     if (why) return finish('skipped', { reason: why });
   }
 
@@ -126,13 +188,16 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   const backends = new Map<string, StartedEchoBackend>();
   const backendAddrs = new Map<string, { ip: string; port: number; address: string }>();
   let epp: MockEppProcess | undefined;
+  // multi-pool: every pool's EPP by pool name (epp is the first pool's); empty otherwise.
+  let poolEpps = new Map<string, MockEppProcess>();
+  let bbrEpp: MockEppProcess | undefined;
   let dp: StartedDataPlane | undefined;
   const latencies: number[] = [];
   const steps: StepResult[] = [];
   let failure: FailureDetail | undefined;
   let failReason: string | undefined;
   let stepLabel = 'setup';
-  const tpl: TemplateContext = { backends: backendAddrs, epp: '' };
+  const tpl: TemplateContext = { backends: backendAddrs, epp: '', timeoutMs: settings.timeoutMs };
 
   const startBackend = async (b: BackendSpec, i: number, port = 0): Promise<void> => {
     const started = await new EchoBackend(b.name).withHost(defaultIp(s.setup.backends, i)).withPort(port).withLatency(b.latencyMs).withErrorStatus(b.errorStatus).start();
@@ -142,24 +207,46 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
   try {
     for (const [i, b] of s.setup.backends.entries()) await startBackend(b, i);
-    epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
-    tpl.epp = epp.address;
-    const route = buildRoute(s, epp.address, tpl);
+    let route: RouteModel;
+    if (isMultiPool(s)) {
+      poolEpps = await startPoolEpps(s, tpl, workDir, runtime);
+      epp = [...poolEpps.values()][0];
+      if (!epp) throw new Error('multi-pool scenario without pools');
+      tpl.epp = epp.address;
+      route = buildPlaneRoute(s, (pool) => poolEpps.get(pool)?.address ?? '', tpl, settings);
+    } else {
+      epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
+      tpl.epp = epp.address;
+      route = buildRoute(s, epp.address, tpl, settings);
+    }
+    if (route.bbr && driver.bbrViaExtProc) {
+      // A second mock in the BBR role, chained before the EPP by the plane itself.
+      mkdirSync(join(workDir, 'bbr'), { recursive: true });
+      bbrEpp = await MockEppProcess.start({ workDir: join(workDir, 'bbr'), port: 0, config: bbrMockConfig(route.bbr), runtime });
+      route.bbr = { ...route.bbr, extProcAddress: bbrEpp.address };
+    }
     dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
     // Whatever reached the EPP while the data plane started (probes) is not the scenario's.
     await epp.clearJournal();
+    for (const e of poolEpps.values()) if (e !== epp) await e.clearJournal();
 
     for (const [i, step] of s.steps.entries()) {
       if (ac.signal.aborted) throw new Error(`scenario timed out after ${s.timeoutMs} ms`);
-      const name = stepName(step, i);
+      const name = stepName(step, i, tpl);
       stepLabel = `step ${i + 1} (${name})`;
       const t0 = performance.now();
       if (!isRequestStep(step)) {
-        await runAction(step, { epp, backends, startBackend, s, tpl });
+        if (poolEpps.size > 0 && (step.action.endsWith('-epp') || step.action === 'clear-journal')) {
+          // multi-pool: the action is for its pool's EPP, or for every pool's.
+          for (const [pool, e] of poolEpps) {
+            if (step.pool && step.pool !== pool) continue;
+            await runAction(step.action === 'set-epp' ? { ...step, epp: actionEppConfig(s, step, tpl, pool) } : step, { epp: e, backends, startBackend, s, tpl, resolved: true });
+          }
+        } else await runAction(step, { epp, backends, startBackend, s, tpl });
         steps.push({ index: i, name, kind: 'action', status: 'passed', durationMs: Math.round(performance.now() - t0) });
         continue;
       }
-      const override = step.overrides?.[driver.name];
+      const override = stepOverride(step, i, name, driver, s.name);
       if (override?.skip) {
         steps.push({ index: i, name, kind: 'request', status: 'skipped', durationMs: 0, override: override.why, reason: override.why });
         continue;
@@ -171,7 +258,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       let out: RequestStepOutcome;
       for (;;) {
         attempts++;
-        out = await runRequestStep(step, expect, eppExpect, { dp, epp, tpl, dir: loaded.dir, signal: ac.signal });
+        out = await runRequestStep(step, expect, eppExpect, { dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps });
         if (out.mismatches.length === 0 || !step.eventually || performance.now() >= deadline || ac.signal.aborted) break;
         await new Promise((r) => setTimeout(r, step.eventually?.intervalMs ?? 100));
       }
@@ -205,7 +292,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     }
   } catch (e) {
     const dpLog = dp?.logs() ?? '';
-    const eppLog = epp?.logs() ?? '';
+    const eppLog = poolEpps.size > 0 ? [...poolEpps].map(([n, e]) => `--- EPP of pool ${n} ---\n${e.logs()}`).join('\n') : (epp?.logs() ?? '');
     const excerpt = (x: string): string => (x.length > LOG_EXCERPT ? `…${x.slice(-LOG_EXCERPT)}` : x);
     if (e instanceof StepFailure) {
       failReason = `${stepLabel}: ${e.mismatches.slice(0, 3).map((m) => m.what).join('; ')}${e.mismatches.length > 3 ? ` (+${e.mismatches.length - 3} more)` : ''}`;
@@ -222,11 +309,14 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   }
 
   // EPP service time over every stream of the scenario, before the mock goes away.
-  const journal = (await epp?.journal().catch(() => [] as JournalEntry[])) ?? [];
+  const journal: JournalEntry[] = [];
+  for (const e of poolEpps.size > 0 ? poolEpps.values() : [epp]) journal.push(...((await e?.journal().catch(() => [] as JournalEntry[])) ?? []));
   const service = journal.map(entryServiceTime).filter((x): x is number => x !== undefined);
   clearTimeout(timer);
   await dp?.stop().catch(() => {});
   await epp?.stop().catch(() => {});
+  await Promise.all([...poolEpps.values()].map((e) => e.stop().catch(() => {})));
+  await bbrEpp?.stop().catch(() => {});
   await Promise.all([...backends.values()].map((b) => b.stop()));
 
   const extra: Partial<ScenarioResult> = { steps };
@@ -251,6 +341,9 @@ interface RequestStepContext {
   tpl: TemplateContext;
   dir: string;
   signal: AbortSignal;
+  s: Scenario;
+  /** multi-pool: every pool's EPP (empty otherwise). */
+  poolEpps: ReadonlyMap<string, MockEppProcess>;
 }
 
 /** Sends a step's requests (repeat × concurrency) and judges responses and journal entries. */
@@ -265,9 +358,10 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
   if (typeof rq.query === 'string') query = resolveString(rq.query, tpl);
   else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
-  const url = `${c.dp.url}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
+  const url = `${requestBaseUrl(c.s, step, c.dp)}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
   // Always taken: a failing step's journal entries can name why it failed (a deadlock).
   const journalBefore = (await c.epp.journal()).length;
+  const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
 
   const results: ExchangeResult[] = [];
   let next = 0;
@@ -281,8 +375,8 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
           headers,
           ...(body ? { body: body.bytes } : {}),
           ...(rq.chunked ? { chunked: rq.chunked } : {}),
-          ...(rq.abortAfterMs !== undefined ? { abortAfterMs: rq.abortAfterMs } : {}),
-          timeoutMs: rq.timeoutMs,
+          ...(rq.abortAfterMs !== undefined ? { abortAfterMs: timingMs(rq.abortAfterMs, tpl) } : {}),
+          timeoutMs: timingMs(rq.timeoutMs, tpl),
           signal: c.signal,
         }),
       );
@@ -309,6 +403,12 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
     for (const [j, e] of stepEntries.entries()) mismatches.push(...checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : ''));
   }
+  if (step.epps) {
+    const pools = await checkPoolJournals(resolveTemplates(step.epps, tpl), c.poolEpps, poolMarks, results.length, sent);
+    mismatches.push(...pools.mismatches);
+    stepEntries = [...stepEntries, ...pools.entries];
+    if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results, pools.byPool).mismatches);
+  } else if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results).mismatches);
   if (mismatches.length > 0) {
     // The mock knows a deadlock the plane cannot tell apart from a slow EPP: say it first.
     const entries = stepEntries.length > 0 ? stepEntries : (await c.epp.journal().catch(() => [] as JournalEntry[])).slice(journalBefore);
@@ -333,6 +433,8 @@ interface ActionContext {
   startBackend: (b: BackendSpec, i: number, port?: number) => Promise<void>;
   s: Scenario;
   tpl: TemplateContext;
+  /** set-epp's config is already resolved (multi-pool). */
+  resolved?: boolean;
 }
 
 async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
@@ -346,11 +448,11 @@ async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
     case 'start-epp':
       return c.epp.startAgain();
     case 'set-epp':
-      return c.epp.setConfig(eppConfig(step.epp ?? {}, c.s, c.tpl));
+      return c.epp.setConfig(c.resolved ? (step.epp ?? {}) : eppConfig(step.epp ?? {}, c.s, c.tpl));
     case 'clear-journal':
       return c.epp.clearJournal();
     case 'sleep':
-      return new Promise((r) => setTimeout(r, step.ms ?? 0));
+      return new Promise((r) => setTimeout(r, timingMs(step.ms ?? 0, c.tpl)));
     case 'stop-backend': {
       const b = c.backends.get(step.backend ?? '');
       return b?.stop();

@@ -31,7 +31,7 @@ describe('resolveNodeProxyConfig', () => {
     expect(c.maxHeaderBytes).toBe(16384);
     expect(c.upstreamConnectTimeoutMs).toBe(1000);
     expect(c.upstreamTimeoutMs).toBe(0);
-    expect(c.eppClient).toBe('grpc-js');
+    expect(c.eppClient).toBe('http2');
     expect(c.routes).toEqual([{ ...ROUTE_DEFAULTS, eppAddress: '127.0.0.1:9002' }]);
     expect(Object.isFrozen(c.routes[0])).toBe(true);
   });
@@ -97,5 +97,18 @@ describe('resolveNodeProxyConfig', () => {
     const c = resolveNodeProxyConfig({ shim: true, timeoutMs: 99 });
     expect(c.routes).toEqual([]);
     expect(c.shimRoute.timeoutMs).toBe(99);
+  });
+
+  it('bbr: true takes the defaults, an object overrides them per route, absent is off', () => {
+    const c = resolveNodeProxyConfig({
+      eppAddress: '127.0.0.1:1',
+      bbr: true,
+      routes: [{ pathPrefix: '/a' }, { pathPrefix: '/b', bbr: { header: 'X-Model', requireModel: true } }, { pathPrefix: '/c', bbr: false }],
+    });
+    const by = (p: string) => c.routes.find((r) => r.pathPrefix === p);
+    expect(by('/a')?.bbr).toEqual({ header: 'X-Gateway-Model-Name', maxBodyBytes: 16 * 1024 * 1024, requireModel: false });
+    expect(by('/b')?.bbr).toEqual({ header: 'X-Model', maxBodyBytes: 16 * 1024 * 1024, requireModel: true });
+    expect(by('/c')?.bbr).toBeUndefined();
+    expect(problems(() => resolveNodeProxyConfig({ eppAddress: '127.0.0.1:1', bbr: { header: 'bad header' } as never }))[0]).toMatch(/bbr/);
   });
 });

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { deepFreeze, formatPath, loadConfigFile } from '../../core/config-file.ts';
 import { EppkitError, type Problem } from '../../core/errors.ts';
-import { ROUTE_DEFAULTS, type RouteModel } from '../../core/route-model.ts';
+import { BBR_DEFAULTS, ROUTE_DEFAULTS, type RouteModel } from '../../core/route-model.ts';
 import { parseAllowEntry, parseEndpoint } from './endpoint.ts';
 
 const hostPort = z.string().refine((s) => parseListen(s) !== undefined, {
@@ -28,6 +28,16 @@ export const eppTlsSchema = z.strictObject({
   insecureSkipVerify: z.boolean().optional(),
 });
 
+/** Body-based routing: `true` for the defaults, or the options (each defaulted). */
+export const bbrInputSchema = z.union([
+  z.boolean(),
+  z.strictObject({
+    header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header name').optional(),
+    maxBodyBytes: z.number().int().min(1).optional(),
+    requireModel: z.boolean().optional(),
+  }),
+]);
+
 /** Every RouteModel key, all optional (defaults are applied after merging). */
 export const routeInputSchema = z.strictObject({
   pathPrefix: z.string().startsWith('/', 'a path prefix starts with /').optional(),
@@ -41,6 +51,9 @@ export const routeInputSchema = z.strictObject({
   maxBodyBytes: z.number().int().min(0).optional(),
   allow: z.array(allowEntry).optional(),
   subsetHint: z.array(endpoint).optional(),
+  bbr: bbrInputSchema.optional(),
+  /** Routes that share a path prefix split its traffic by weight (each must set one). */
+  weight: z.number().int().min(1).max(1_000_000).optional(),
 });
 export type RouteInput = z.infer<typeof routeInputSchema>;
 
@@ -59,7 +72,7 @@ const serverKeys = {
   upstreamConnectTimeoutMs: z.number().int().min(1).max(60_000).optional(),
   /** Time from sending a request upstream to its response headers, ms; more = 504. 0 = no limit (default). */
   upstreamTimeoutMs: z.number().int().min(0).max(3_600_000).optional(),
-  /** ext_proc client: grpc-js (default) or the lean node:http2 one. */
+  /** ext_proc client: the lean node:http2 one (default) or grpc-js. */
   eppClient: z.enum(['grpc-js', 'http2']).optional(),
 };
 
@@ -99,7 +112,9 @@ export const SERVER_DEFAULTS = Object.freeze({
   maxHeaderBytes: 16384,
   upstreamConnectTimeoutMs: 1000,
   upstreamTimeoutMs: 0,
-  eppClient: 'grpc-js' as 'grpc-js' | 'http2',
+  // The lean client: about a third of grpc-js's CPU per stream (docs/BENCHMARKS.md), which is
+  // what lets the embedded default keep up when the machine is busy.
+  eppClient: 'http2' as 'grpc-js' | 'http2',
 });
 
 export function parseListen(s: string): { host: string; port: number } | undefined {
@@ -160,6 +175,8 @@ export function resolveNodeProxyConfig(input: NodeProxyInput): NodeProxyConfig {
     } as RouteModel;
     if (r.subsetHint) route.subsetHint = [...r.subsetHint];
     else delete route.subsetHint;
+    if (r.bbr === undefined || r.bbr === false) delete route.bbr;
+    else route.bbr = { ...BBR_DEFAULTS, ...(r.bbr === true ? {} : r.bbr) };
     if (!server.shim && !route.eppAddress) {
       problems.push({
         path: path ? `${path}.eppAddress` : 'eppAddress',
@@ -167,7 +184,10 @@ export function resolveNodeProxyConfig(input: NodeProxyInput): NodeProxyConfig {
       });
     }
     const prev = seen.get(route.pathPrefix);
-    if (prev !== undefined) problems.push({ path: path ? `${path}.pathPrefix` : 'pathPrefix', message: `path prefix ${route.pathPrefix} repeats ${prev || 'the top level'}` });
+    // A repeated prefix is a weighted split when every route of it has a weight.
+    const weighted = route.weight !== undefined && routes.filter((x) => x.pathPrefix === route.pathPrefix).every((x) => x.weight !== undefined);
+    if (prev !== undefined && !weighted)
+      problems.push({ path: path ? `${path}.pathPrefix` : 'pathPrefix', message: `path prefix ${route.pathPrefix} repeats ${prev || 'the top level'} (give every route of it a weight to split its traffic)` });
     seen.set(route.pathPrefix, path);
     routes.push(route);
   }
