@@ -104,6 +104,28 @@ export function bbrMockConfig(bbr: NonNullable<RouteModel['bbr']>): Record<strin
   return { role: 'bbr', bbr: { header: bbr.header, maxBodyBytes: bbr.maxBodyBytes, requireModel: bbr.requireModel, nonStringModel: 'skip' } };
 }
 
+/**
+ * The expected difference that applies to this step on this plane: the plane file's own
+ * (`overrides` of a plane file, by scenario and step) over the scenario's (`overrides.<plane>`).
+ */
+function stepOverride(step: RequestStep, index: number, name: string, driver: DataPlaneDriver, scenario: string): RequestStep['overrides'] extends Record<string, infer O> | undefined ? O | undefined : never {
+  type O = NonNullable<RequestStep['overrides']>[string];
+  const own = step.overrides?.[driver.name];
+  const fromPlane = driver.overridesFor?.(scenario).filter((o) => (o.step === undefined && !o.skip) || o.step === index + 1 || o.step === name);
+  if (!fromPlane || fromPlane.length === 0) return own;
+  let merged: O = own ? { ...own } : { why: '' };
+  for (const o of fromPlane) {
+    merged = {
+      ...merged,
+      why: [merged.why, o.why].filter(Boolean).join('; '),
+      ...(o.skip ? { skip: true } : {}),
+      ...(o.expect ? { expect: { ...(merged.expect ?? {}), ...(o.expect as O['expect']) } } : {}),
+      ...(o.epp ? { epp: { ...(merged.epp ?? {}), ...(o.epp as O['epp']) } } : {}),
+    };
+  }
+  return merged;
+}
+
 class StepFailure extends Error {
   readonly mismatches: Mismatch[];
   readonly journalEntry: JournalEntry | undefined;
@@ -148,6 +170,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
   const missing = requiredFeatures(s).filter((f) => !driver.features.has(f));
   if (missing.length > 0) return finish('skipped', { reason: `${driver.name} does not support: ${missing.join(', ')}`, missingFeatures: missing });
+  const planeSkip = driver.overridesFor?.(s.name).find((o) => o.skip && o.step === undefined);
+  if (planeSkip) return finish('skipped', { reason: `skipped by ${driver.name}'s overrides: ${planeSkip.why}`, override: planeSkip.why });
   const settings = routeSettings(s, driver);
   if ('skip' in settings) return finish('skipped', { reason: settings.skip });
   // Ask the driver about the route before starting anything (placeholder addresses).
@@ -222,7 +246,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         steps.push({ index: i, name, kind: 'action', status: 'passed', durationMs: Math.round(performance.now() - t0) });
         continue;
       }
-      const override = step.overrides?.[driver.name];
+      const override = stepOverride(step, i, name, driver, s.name);
       if (override?.skip) {
         steps.push({ index: i, name, kind: 'request', status: 'skipped', durationMs: 0, override: override.why, reason: override.why });
         continue;
