@@ -95,6 +95,8 @@ export class PlaneFileDriver implements DataPlaneDriver {
   readonly file: string;
   readonly plane: PlaneFile;
   private readonly templates: ReadonlyMap<string, string>;
+  /** bbrExtProc: the harness starts a BBR ext_proc mock and passes it as {{bbr.extProc}}. */
+  readonly bbrViaExtProc: boolean;
   private versionText: string | undefined;
 
   constructor(file: string, loaded = loadPlaneFile(file)) {
@@ -102,6 +104,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
     this.plane = loaded.plane;
     this.templates = loaded.templates;
     this.name = loaded.plane.name;
+    this.bbrViaExtProc = loaded.plane.bbrExtProc;
     this.features = new Set(loaded.plane.features);
     this.description = loaded.plane.description ?? `plane file ${file} (${loaded.plane.url ? `running at ${loaded.plane.url}` : 'started per scenario'})`;
   }
