@@ -359,7 +359,8 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
   else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   const url = `${requestBaseUrl(c.s, step, c.dp)}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
-  const journalBefore = eppExpect ? (await c.epp.journal()).length : 0;
+  // Always taken: a failing step's journal entries can name why it failed (a deadlock).
+  const journalBefore = (await c.epp.journal()).length;
   const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
 
   const results: ExchangeResult[] = [];
@@ -408,8 +409,23 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     stepEntries = [...stepEntries, ...pools.entries];
     if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results, pools.byPool).mismatches);
   } else if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results).mismatches);
+  if (mismatches.length > 0) {
+    // The mock knows a deadlock the plane cannot tell apart from a slow EPP: say it first.
+    const entries = stepEntries.length > 0 ? stepEntries : (await c.epp.journal().catch(() => [] as JournalEntry[])).slice(journalBefore);
+    const deadlock = entries.flatMap((e) => (Array.isArray(e.problems) ? (e.problems as string[]) : []).filter((p) => p.startsWith(DEADLOCK_PROBLEM)))[0];
+    if (deadlock !== undefined) {
+      mismatches.unshift({
+        what: deadlock.slice(DEADLOCK_PROBLEM.length + 2),
+        expected: 'the data plane sends the request body without waiting for the request-headers answer',
+        received: 'it waited for the request-headers answer (the EPP journal recorded it)',
+      });
+    }
+  }
   return { results, mismatches, stepEntries };
 }
+
+/** The problem the mock records for a plane that waits for the headers answer before sending the body. */
+const DEADLOCK_PROBLEM = 'headers-answer-deadlock';
 
 interface ActionContext {
   epp: MockEppProcess;
