@@ -8,10 +8,15 @@
 //   EPPKIT_EXTERNAL_FAILURE_MODE   open|close as configured (default close)
 //   EPPKIT_EXTERNAL_BODY_MODE      none|buffered|streamed as configured (default buffered)
 //   EPPKIT_EXTERNAL_TIMEOUT_MS     its EPP message timeout as configured (default: not checked)
-//   EPPKIT_EXTERNAL_LOG_FILE       a log file of the data plane to excerpt on failure (optional)
+//   EPPKIT_EXTERNAL_LOG_FILE       a log file of the data plane to excerpt on failure and to scan for
+//                                  crash/alert lines (nginx, Envoy and Node patterns) (optional)
+//   EPPKIT_EXTERNAL_CRASH_PATTERN  one more regular expression that marks a crash line in that log (optional)
+//   EPPKIT_EXTERNAL_PID_FILE       its pid file (e.g. nginx.pid): its process tree is sampled, and the
+//                                  process going away or changing pid fails the run (optional)
 // `eppkit run --external-url ... --external-epp-port ...` sets the first two.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { RouteModel } from '../../core/route-model.ts';
+import { ENVOY_CRASH_PATTERNS, NGINX_CRASH_PATTERNS, NODE_CRASH_PATTERNS, PlaneHealthMonitor, readPidFile, userCrashPatterns } from './plane-health.ts';
 import { FEATURES, type Availability, type DataPlaneDriver, type Feature, type StartedDataPlane } from './data-plane-driver.ts';
 
 const DEFAULT_FEATURES: Feature[] = ['body-buffered', 'fail-close', 'immediate-response'];
@@ -95,8 +100,17 @@ export const externalDriver: DataPlaneDriver = {
       if (!logFile || !existsSync(logFile)) return '';
       return readFileSync(logFile).subarray(from).toString('utf8');
     };
+    // We cannot tell which plane it is: every built-in family's patterns apply to its log.
+    const patterns = [...NGINX_CRASH_PATTERNS, ...ENVOY_CRASH_PATTERNS, ...NODE_CRASH_PATTERNS];
+    const extra = env('EPPKIT_EXTERNAL_CRASH_PATTERN');
+    if (extra) patterns.unshift(...userCrashPatterns([extra]));
+    const monitor = new PlaneHealthMonitor('external');
+    if (logFile) monitor.withLogFile('external log', logFile, patterns, from);
+    const pidFile = env('EPPKIT_EXTERNAL_PID_FILE');
+    if (pidFile) monitor.withForeignProcess('external data plane', () => readPidFile(pidFile));
     await warmUp(url);
     // Nothing to start or stop: the user owns this process.
-    return { name: 'external', url, logs, stop: async () => {}, [Symbol.asyncDispose]: async () => {} };
+    const stop = (): Promise<void> => monitor.stopping(async () => {});
+    return { name: 'external', url, logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
   },
 };

@@ -97,7 +97,7 @@ export class NginxDriver implements DataPlaneDriver {
     const docker = ctx.runtime === 'docker';
     // Files the config names outside workDir, mounted at the same path in a container.
     const binds = route.eppTls?.caFile ? [resolve(route.eppTls.caFile)] : [];
-    const { proc, port } = await startNginx(ctx, {
+    const { proc, port, monitor } = await startNginx(ctx, {
       workDir,
       image: IMAGES_BY_ROLE.nginxEpp,
       nginxBin: this.nginxBin(),
@@ -122,7 +122,7 @@ export class NginxDriver implements DataPlaneDriver {
     const url = `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${port}`;
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => {
-      stopped ??= proc.stop(5000).then(() => undefined);
+      stopped ??= monitor.stopping(() => proc.stop(5000));
       return stopped;
     };
     return {
@@ -130,6 +130,8 @@ export class NginxDriver implements DataPlaneDriver {
       url,
       workDir,
       pid: proc.pid,
+      pids: () => monitor.pids(),
+      health: () => monitor.health(),
       logs: () =>
         [
           `--- nginx ---\n${proc.logs()}`,

@@ -73,6 +73,11 @@ export class ManagedProcess implements AsyncDisposable {
     return this.exitInfo === undefined;
   }
 
+  /** How it ended (exit code or signal), once it has. */
+  get exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | undefined {
+    return this.exitInfo;
+  }
+
   logs(): string {
     return this.buf;
   }

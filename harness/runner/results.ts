@@ -1,6 +1,14 @@
 // What a run produces, scenario by data plane. results.json is this, minus nothing: its
 // required keys (name, dataPlane, status, durationMs, reason?) are read by other tools.
+import type { PlaneProblem } from '../data-planes/plane-health.ts';
 import type { Mismatch } from './expectations.ts';
+
+/** RSS and open fds summed over a data plane's processes at one moment. */
+export interface PlaneFootprint {
+  rssBytes: number;
+  fds: number;
+  processes: number;
+}
 
 export type ScenarioStatus = 'passed' | 'failed' | 'skipped';
 
@@ -53,6 +61,10 @@ export interface ScenarioResult {
   failure?: FailureDetail;
   /** Where this scenario's logs were kept (relative to the report directory). */
   logDir?: string;
+  /** Crashes, alerts, unexpected exits of the data plane (plane health); present only when there were any. */
+  planeProblems?: PlaneProblem[];
+  /** The plane's processes right after start and after the last step (leak check). */
+  planeFootprint?: { before: PlaneFootprint; after: PlaneFootprint };
 }
 
 export interface RunSummary {

@@ -12,10 +12,12 @@ import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
 import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
 import { isRequestStep, type ActionStep, type BackendSpec, type RequestStep, type Scenario } from '../scenarios/scenario-schema.ts';
 import { resolveString, resolveTemplates, type TemplateContext } from '../scenarios/templates.ts';
+import { footprint, sampleProcesses } from '../../core/proc-sampler.ts';
+import { healthReason, type PlaneHealth } from '../data-planes/plane-health.ts';
 import { checkAggregate, checkJournalEntry, checkResponse, servedBy, type Mismatch } from './expectations.ts';
 import { exchange, type ExchangeResult } from './http-exchange.ts';
 import { prepareBody } from './request-body.ts';
-import { latencySummary, type FailureDetail, type ScenarioResult, type StepResult } from './results.ts';
+import { latencySummary, type FailureDetail, type PlaneFootprint, type ScenarioResult, type StepResult } from './results.ts';
 
 export interface RunScenarioOptions {
   loaded: LoadedScenario;
@@ -67,6 +69,21 @@ function eppConfig(cfg: Record<string, unknown>, s: Scenario, tpl: TemplateConte
     resolved.endpoints = s.setup.backends.filter((b) => b.inPool).map((b) => tpl.backends.get(b.name)?.address);
   }
   return resolved;
+}
+
+/** The data plane crashed, alerted or exited: fails the scenario whatever the statuses said. */
+class PlaneFailure extends Error {
+  readonly health: PlaneHealth;
+  constructor(health: PlaneHealth) {
+    super(healthReason(health) ?? 'data plane unhealthy');
+    this.health = health;
+  }
+}
+
+/** Throws PlaneFailure when the plane reports a problem. */
+function assertHealthy(dp: StartedDataPlane): void {
+  const h = dp.health();
+  if (!h.ok) throw new PlaneFailure(h);
 }
 
 class StepFailure extends Error {
@@ -133,6 +150,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   let failReason: string | undefined;
   let stepLabel = 'setup';
   const tpl: TemplateContext = { backends: backendAddrs, epp: '' };
+  let footprintBefore: PlaneFootprint | undefined;
+  let footprintAfter: PlaneFootprint | undefined;
 
   const startBackend = async (b: BackendSpec, i: number, port = 0): Promise<void> => {
     const started = await new EchoBackend(b.name).withHost(defaultIp(s.setup.backends, i)).withPort(port).withLatency(b.latencyMs).withErrorStatus(b.errorStatus).start();
@@ -146,6 +165,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     tpl.epp = epp.address;
     const route = buildRoute(s, epp.address, tpl);
     dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
+    footprintBefore = planeFootprint(dp);
     // Whatever reached the EPP while the data plane started (probes) is not the scenario's.
     await epp.clearJournal();
 
@@ -157,6 +177,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       if (!isRequestStep(step)) {
         await runAction(step, { epp, backends, startBackend, s, tpl });
         steps.push({ index: i, name, kind: 'action', status: 'passed', durationMs: Math.round(performance.now() - t0) });
+        assertHealthy(dp);
         continue;
       }
       const override = step.overrides?.[driver.name];
@@ -198,6 +219,12 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       if (override) res.override = override.why;
       if (mismatches.length) res.mismatches = mismatches.slice(0, 20);
       steps.push(res);
+      // A crash explains the mismatches better than they explain themselves: it goes first.
+      const h = dp.health();
+      if (!h.ok) {
+        res.status = 'failed';
+        throw new PlaneFailure(h);
+      }
       if (mismatches.length) {
         const entry = stepEntries[stepEntries.length - 1] ?? (await epp.journal().catch(() => [])).at(-1);
         throw new StepFailure(mismatches, entry);
@@ -207,7 +234,10 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     const dpLog = dp?.logs() ?? '';
     const eppLog = epp?.logs() ?? '';
     const excerpt = (x: string): string => (x.length > LOG_EXCERPT ? `…${x.slice(-LOG_EXCERPT)}` : x);
-    if (e instanceof StepFailure) {
+    if (e instanceof PlaneFailure) {
+      failReason = `${stepLabel}: ${e.message}`;
+      failure = { step: stepLabel, mismatches: planeMismatches(e.health), dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
+    } else if (e instanceof StepFailure) {
       failReason = `${stepLabel}: ${e.mismatches.slice(0, 3).map((m) => m.what).join('; ')}${e.mismatches.length > 3 ? ` (+${e.mismatches.length - 3} more)` : ''}`;
       failure = { step: stepLabel, mismatches: e.mismatches, dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
       if (e.journalEntry) failure.journalEntry = e.journalEntry;
@@ -225,11 +255,29 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   const journal = (await epp?.journal().catch(() => [] as JournalEntry[])) ?? [];
   const service = journal.map(entryServiceTime).filter((x): x is number => x !== undefined);
   clearTimeout(timer);
+  footprintAfter = dp ? planeFootprint(dp) : undefined;
   await dp?.stop().catch(() => {});
+  // After stop every log is flushed: a crash the last step caused (the master logs a worker's
+  // signal a moment after the client saw the reset) is found here if not before.
+  const finalHealth = dp?.health();
+  if (finalHealth && !finalHealth.ok && !(failure && failure.mismatches.some((m) => m.what.startsWith('data plane ')))) {
+    const why = healthReason(finalHealth) ?? 'data plane unhealthy';
+    const excerpt = (x: string): string => (x.length > LOG_EXCERPT ? `…${x.slice(-LOG_EXCERPT)}` : x);
+    if (failure) {
+      failReason = `${why}; then ${failReason ?? ''}`;
+      failure.mismatches.unshift(...planeMismatches(finalHealth));
+      failure.dataPlaneLog = excerpt(dp?.logs() ?? '');
+    } else {
+      failReason = `at scenario end: ${why}`;
+      failure = { step: 'scenario end', mismatches: planeMismatches(finalHealth), dataPlaneLog: excerpt(dp?.logs() ?? ''), eppLog: excerpt(epp?.logs() ?? '') };
+    }
+  }
   await epp?.stop().catch(() => {});
   await Promise.all([...backends.values()].map((b) => b.stop()));
 
   const extra: Partial<ScenarioResult> = { steps };
+  if (finalHealth && !finalHealth.ok) extra.planeProblems = finalHealth.problems;
+  if (footprintBefore && footprintAfter) extra.planeFootprint = { before: footprintBefore, after: footprintAfter };
   const lat = latencySummary(latencies);
   if (lat) extra.latencyMs = lat;
   const svc = latencySummary(service);
@@ -347,6 +395,18 @@ async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
       return c.startBackend(spec, i, prev?.port ?? 0);
     }
   }
+}
+
+/** Plane problems as mismatches (what the report shows for a failed step). */
+function planeMismatches(h: PlaneHealth): Mismatch[] {
+  return h.problems.slice(0, 10).map((p) => ({ what: `data plane ${p.kind} (${p.source})`, expected: 'no crash, alert or exit', received: p.line }));
+}
+
+/** RSS and fds summed over the plane's processes now (leak checks compare two of these). */
+export function planeFootprint(dp: StartedDataPlane): PlaneFootprint | undefined {
+  const samples = sampleProcesses(dp.pids());
+  if (samples.length === 0) return undefined;
+  return footprint(samples);
 }
 
 export function scenarioWorkDir(reportDir: string, scenario: string, dataPlane: string): string {
