@@ -28,6 +28,10 @@ export const FEATURES = [
   'client-abort', // cancels the EPP call when the client goes away
   'subset-hint', // sends the envoy.lb.subset_hint metadata (endpoints the EPP may pick from)
   'ipv6-endpoint', // proxies to an endpoint written [v6]:port
+  // Several routes (path prefixes or listeners), each with its own EPP, pool, failure mode and
+  // weighted split across pools: the multi-pool conformance scenarios need it. A plane that can
+  // render only one route lacks it and those scenarios skip with that reason.
+  'multi-pool',
 ] as const;
 export type Feature = (typeof FEATURES)[number];
 
