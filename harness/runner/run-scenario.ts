@@ -15,9 +15,9 @@ import { resolveString, resolveTemplates, type TemplateContext } from '../scenar
 import { footprint, sampleProcesses } from '../../core/proc-sampler.ts';
 import { healthReason, type PlaneHealth } from '../data-planes/plane-health.ts';
 import { checkAggregate, checkJournalEntry, checkResponse, servedBy, type Mismatch } from './expectations.ts';
-import { exchange, type ExchangeResult } from './http-exchange.ts';
+import { NO_ANSWER, exchange, type ExchangeResult } from './http-exchange.ts';
 import { prepareBody } from './request-body.ts';
-import { latencySummary, type FailureDetail, type PlaneFootprint, type ScenarioResult, type StepResult } from './results.ts';
+import { RUN_LEAK_BOUNDS, latencySummary, leakFinding, type FailureDetail, type PlaneFootprint, type ScenarioResult, type StepResult } from './results.ts';
 
 export interface RunScenarioOptions {
   loaded: LoadedScenario;
@@ -27,6 +27,8 @@ export interface RunScenarioOptions {
   workDir: string;
   /** Relative form of workDir for the report. */
   logDir?: string;
+  /** A leak over its bound fails the scenario (default: a warning). */
+  strict?: boolean;
 }
 
 const LOG_EXCERPT = 4000;
@@ -206,7 +208,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       let out: RequestStepOutcome;
       for (;;) {
         attempts++;
-        out = await runRequestStep(step, expect, eppExpect, { dp, epp, tpl, dir: loaded.dir, signal: ac.signal });
+        out = await runRequestStep(step, expect, eppExpect, { ...requestDeadline(s), dp, epp, tpl, dir: loaded.dir, signal: ac.signal });
         if (out.mismatches.length === 0 || !step.eventually || performance.now() >= deadline || ac.signal.aborted) break;
         await new Promise((r) => setTimeout(r, step.eventually?.intervalMs ?? 100));
       }
@@ -292,12 +294,21 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
   const extra: Partial<ScenarioResult> = { steps };
   if (finalHealth && !finalHealth.ok) extra.planeProblems = finalHealth.problems;
-  if (footprintBefore && footprintAfter) extra.planeFootprint = { before: footprintBefore, after: footprintAfter };
+  let leak: string | undefined;
+  if (footprintBefore && footprintAfter) {
+    extra.planeFootprint = { before: footprintBefore, after: footprintAfter };
+    leak = leakFinding(footprintBefore, footprintAfter, RUN_LEAK_BOUNDS);
+    if (leak && !opts.strict) extra.warnings = [`${leak} over this scenario (a failure with --strict)`];
+  }
   const lat = latencySummary(latencies);
   if (lat) extra.latencyMs = lat;
   const svc = latencySummary(service);
   if (svc) extra.eppServiceTimeMs = svc;
   if (opts.logDir) extra.logDir = opts.logDir;
+  if (leak && opts.strict && !failure) {
+    failReason = `at scenario end: ${leak} (--strict)`;
+    failure = { step: 'scenario end', mismatches: [{ what: 'data plane leak', expected: `growth within +${RUN_LEAK_BOUNDS.fds} fds and +${RUN_LEAK_BOUNDS.rssBytes / 1048576} MiB RSS`, received: leak }], dataPlaneLog: '', eppLog: '' };
+  }
   if (failure) return finish('failed', { ...extra, reason: failReason, failure });
   return finish('passed', extra);
 }
@@ -309,6 +320,9 @@ interface RequestStepOutcome {
 }
 
 interface RequestStepContext {
+  /** A request's deadline when its step sets none (from the route), and how it was derived. */
+  defaultDeadlineMs: number;
+  deadlineWhy: string;
   dp: StartedDataPlane;
   epp: MockEppProcess;
   tpl: TemplateContext;
@@ -329,25 +343,28 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
   else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   const url = `${c.dp.url}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
+  const deadline = rq.timeoutMs ?? c.defaultDeadlineMs;
+  let hung = false;
   const journalBefore = eppExpect ? (await c.epp.journal()).length : 0;
 
   const results: ExchangeResult[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < rq.repeat && !c.signal.aborted) {
+    // A plane that left one request unanswered is hung: the rest of the step would only wait too.
+    while (next < rq.repeat && !c.signal.aborted && !hung) {
       next++;
-      results.push(
-        await exchange({
+      const r = await exchange({
           url,
           method: rq.method,
           headers,
           ...(body ? { body: body.bytes } : {}),
           ...(rq.chunked ? { chunked: rq.chunked } : {}),
           ...(rq.abortAfterMs !== undefined ? { abortAfterMs: rq.abortAfterMs } : {}),
-          timeoutMs: rq.timeoutMs,
+          timeoutMs: deadline,
           signal: c.signal,
-        }),
-      );
+        });
+      if (r.error?.startsWith(NO_ANSWER)) hung = true;
+      results.push(r);
     }
   };
   await Promise.all(Array.from({ length: Math.min(rq.concurrency, rq.repeat) }, worker));
@@ -362,6 +379,10 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
       mismatches.push(rq.repeat > 1 ? { ...m, what: `request ${j + 1}/${rq.repeat}: ${m.what}` } : m);
     }
   }
+  if (hung) {
+    const why = rq.timeoutMs !== undefined ? "the step's timeoutMs" : c.deadlineWhy;
+    mismatches.unshift({ what: `hang: no answer within ${deadline} ms (${why})`, expected: 'an HTTP response', received: `${results.filter((r) => r.error?.startsWith(NO_ANSWER)).length} of ${results.length} requests unanswered` });
+  }
   mismatches.push(...checkAggregate(expect, results));
   let stepEntries: JournalEntry[] = [];
   if (eppExpect) {
@@ -369,7 +390,9 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     const all = await c.epp.waitForJournal(journalBefore + want, 5000);
     stepEntries = all.slice(journalBefore);
     if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
+    if (eppExpect.endsWithinMs !== undefined) stepEntries = await waitForStreamsToEnd(c.epp, journalBefore, stepEntries, results, eppExpect.endsWithinMs);
     for (const [j, e] of stepEntries.entries()) mismatches.push(...checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : ''));
+    if (eppExpect.endsWithinMs !== undefined) mismatches.push(...checkStreamsEnded(stepEntries, results, eppExpect.endsWithinMs));
   }
   return { results, mismatches, stepEntries };
 }
@@ -410,6 +433,50 @@ async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
       return c.startBackend(spec, i, prev?.port ?? 0);
     }
   }
+}
+
+/** Margin over the EPP timeout and the backend's latency before a request counts as hung. */
+export const DEADLINE_MARGIN_MS = 3000;
+
+/**
+ * A request's default deadline: the plane must have answered (a route, its failure mode's
+ * status, or the EPP's) once the EPP's message timeout has passed and the backend has answered;
+ * a generic 30 s would let a hung plane eat the scenario's whole budget.
+ */
+export function requestDeadline(s: Scenario): { defaultDeadlineMs: number; deadlineWhy: string } {
+  const backendMs = Math.max(0, ...s.setup.backends.map((b) => b.latencyMs ?? 0));
+  const epp = s.setup.route.timeoutMs;
+  return {
+    defaultDeadlineMs: epp + backendMs + DEADLINE_MARGIN_MS,
+    deadlineWhy: `EPP timeout ${epp} ms${backendMs ? ` + backend latency ${backendMs} ms` : ''} + ${DEADLINE_MARGIN_MS} ms margin`,
+  };
+}
+
+/** Waits (at most until the bound has passed) for the step's streams to end, then re-reads them. */
+async function waitForStreamsToEnd(epp: MockEppProcess, from: number, entries: JournalEntry[], results: ExchangeResult[], boundMs: number): Promise<JournalEntry[]> {
+  const clientEnd = Math.max(0, ...results.map((r) => r.endedAt));
+  let now = entries;
+  while (now.some((e) => !e.endedAt) && Date.now() < clientEnd + boundMs + 500) {
+    await new Promise((r) => setTimeout(r, 50));
+    now = (await epp.journal()).slice(from, from + entries.length);
+  }
+  return now;
+}
+
+/** Each stream ended within `boundMs` of the client's end (journal timestamps, same clock). */
+function checkStreamsEnded(entries: JournalEntry[], results: ExchangeResult[], boundMs: number): Mismatch[] {
+  const clientEnd = Math.max(0, ...results.map((r) => r.endedAt));
+  const out: Mismatch[] = [];
+  for (const [j, e] of entries.entries()) {
+    const label = entries.length > 1 ? `entry ${j + 1}: ` : '';
+    if (!e.endedAt) {
+      out.push({ what: `${label}EPP stream still open ${Math.round(Date.now() - clientEnd)} ms after the client left (bound ${boundMs} ms)`, expected: `ended within ${boundMs} ms`, received: 'still open' });
+      continue;
+    }
+    const lag = Date.parse(String(e.endedAt)) - clientEnd;
+    if (lag > boundMs) out.push({ what: `${label}EPP stream ended ${lag} ms after the client left (bound ${boundMs} ms)`, expected: `<= ${boundMs} ms`, received: `${lag} ms` });
+  }
+  return out;
 }
 
 /** Plane problems as mismatches (what the report shows for a failed step). */
