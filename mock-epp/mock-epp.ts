@@ -10,6 +10,7 @@ import { GrpcH2Server } from './grpc-h2-server.ts';
 import { GrpcJsServer } from './grpc-js-transport.ts';
 import { TRANSPORTS, type Codec, type GrpcServerCall, type GrpcTransportServer, type MethodHandler, type Transport } from './grpc-transport.ts';
 import { AdminServer } from './admin-server.ts';
+import { BbrSession } from './bbr-session.ts';
 import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { parseMockEppConfig, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
@@ -152,7 +153,7 @@ export class StartedMockEpp implements AsyncDisposable {
   #journal: Journal;
   #server: GrpcTransportServer | undefined;
   #admin: AdminServer | undefined;
-  #sessions = new Set<ExtProcSession>();
+  #sessions = new Set<{ abort(): void }>();
   #nextId = 0;
   #serving = true;
   #healthWatchers = new Map<GrpcServerCall<unknown>, string>();
@@ -302,7 +303,9 @@ export class StartedMockEpp implements AsyncDisposable {
       call.end(14, 'mock EPP is draining');
       return;
     }
-    const session = new ExtProcSession(call, {
+    // The BBR role answers in its own session type (mock-epp/bbr-session.ts).
+    const Session = this.#state.config.role === 'bbr' ? BbrSession : ExtProcSession;
+    const session = new Session(call, {
       state: this.#state,
       journal: this.#journal,
       metrics: this.metrics,

@@ -76,7 +76,7 @@ const mergeCommand: CommandModule<object, MergeArgs> = {
       .option('json', { type: 'boolean', describe: 'print the merged JSON report on stdout instead of the table' })
       .option('report-dir', { type: 'string', describe: 'where bench-merged.json and bench-merged.md go (default reports/bench)' })
       .example('eppkit bench merge shard-0.json shard-1.json', 'one report from two load generators')
-      .example('kubectl logs -n eppkit -l job-name=eppkit-bench --tail=-1 | eppkit bench merge -', 'the pods of the Indexed Job in deploy/bench') as never,
+      .example('kubectl logs -n eppkit -l job-name=eppkit-bench --tail=-1 --max-log-requests=64 | eppkit bench merge -', 'the pods of the Indexed Job in deploy/bench') as never,
   handler: (argv) => {
     // yargs drops a lone `-`: no file at all means standard input too.
     const report = mergeBenchReports(readMergeInputs(argv.files?.length ? argv.files : ['-']), commandLine());

