@@ -64,6 +64,34 @@ export function sampleProcess(pid: number): ProcSample | undefined {
   return { pid, ppid: Number(f[1]), comm, state: f[0] ?? '?', cpuUs, rssBytes: rssKb * 1024, fds, at: performance.now() };
 }
 
+/**
+ * A readable name for a process: nginx's own title ("nginx: worker process"), the eppkit
+ * subcommand of a Node process ("node mock-epp"), else the executable's name; comm as a fallback
+ * (Node names its main thread "MainThread", which says nothing).
+ */
+export function processLabel(pid: number): string | undefined {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return undefined;
+  }
+  const first = argv[0] ?? '';
+  if (first.startsWith('nginx: ')) return first.replace(/^nginx: (\w+) process.*/, 'nginx $1');
+  const exe = first.split('/').pop() ?? first;
+  if (exe === 'node' || exe.startsWith('node')) {
+    const script = argv.slice(1).find((a) => !a.startsWith('-'));
+    const scriptName = script?.split('/').pop() ?? '';
+    if (scriptName === 'eppkit.js') {
+      const sub = argv.slice(argv.indexOf(script!) + 1).find((a) => !a.startsWith('-'));
+      const shim = argv.includes('--shim') ? ' --shim' : '';
+      return `node ${sub ?? 'eppkit'}${shim}`;
+    }
+    return `node ${scriptName.replace(/\.(ts|js)$/, '') || ''}`.trim();
+  }
+  return exe || undefined;
+}
+
 /** Direct children of a process (every thread's children file), [] when it is gone. */
 export function childPids(pid: number): number[] {
   const out = new Set<number>();
