@@ -241,6 +241,31 @@ export const mockEppConfigSchema = z
     /** Also set `X-Echo-Set-Header: x-conformance-test-served-endpoint:<ip:port>` like the conformance EPP. */
     conformanceEchoHeader: z.boolean().default(true),
     rules: z.array(ruleSchema).default([]),
+    /**
+     * Fuzz mode (docs/fuzz.md): every stream is answered by the script of the case its
+     * `x-eppkit-fuzz` request header names (a case exported by `eppkit fuzz`); streams that
+     * name none get the strict real EPP's answers with the first endpoint. Rules are not used.
+     */
+    fuzz: z
+      .object({
+        cases: z.record(
+          z.string(),
+          z
+            .object({
+              pick: endpointSchema,
+              script: z
+                .object({
+                  turns: z.array(z.array(z.looseObject({ do: z.enum(['answer', 'immediate', 'raw', 'delay', 'end', 'reset', 'hang']) }))),
+                  rest: z.enum(['valid', 'hang', 'close', 'reset']).default('valid'),
+                  restAppend: z.enum(['absent', 'true', 'false', 'empty']).optional(),
+                })
+                .strict(),
+            })
+            .strict(),
+        ),
+      })
+      .strict()
+      .optional(),
     journal: z
       .object({
         /** Oldest entries are dropped beyond this many. */

@@ -38,6 +38,7 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     warmup: a.warmup,
     bodyBytes: a['body-bytes'],
     bodyMode: a['body-mode'],
+    bbr: a.bbr,
     workers: a.workers,
     timeout: a.timeout,
     maxErrorRatio: a['max-error-ratio'],
@@ -53,6 +54,7 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     backend: a.backend,
     epp: a.epp,
     headroom: a.headroom,
+    cpuHog: a['cpu-hog'],
   };
 }
 
@@ -103,13 +105,14 @@ const command: CommandModule<object, Args> = {
       .option('data-plane', { type: 'string', describe: 'comma-separated data planes, or all (default all)' })
       .option('direct', { type: 'boolean', describe: 'also measure straight to the backend, the baseline of the hop cost (default true; --no-direct)' })
       .option('epp-delay-ms', { type: 'string', describe: 'EPP delay per request, comma-separated runs (default 0; nonblocking 50)' })
-      .option('executor', { type: 'string', describe: 'constant-vus (closed loop) or constant-arrival-rate (default: arrival rate when --rate is given)' })
+      .option('executor', { type: 'string', describe: 'constant-vus (closed loop), constant-arrival-rate (default when --rate is given) or burst (--connections requests at once, every second)' })
       .option('client', { type: 'string', describe: 'load client: eppkit (default; µs latencies, true arrival rate) or autocannon (1 ms resolution; --rate is a closed-loop limit)' })
       .option('connections', { type: 'string', describe: 'connections, or most in flight at a fixed rate (default 32; nonblocking 500)' })
       .option('rate', { type: 'string', describe: 'requests per second, all workers together (arrival rate)' })
       .option('duration', { type: 'string', describe: 'measured time per target (default 10s)' })
       .option('warmup', { type: 'string', describe: 'unmeasured time before it (default 2s)' })
       .option('body-bytes', { type: 'string', describe: 'request body size; 0 = GET without body (default 0)' })
+      .option('bbr', { type: 'boolean', describe: 'body-based routing cost: each data plane without and with BBR (<plane>+bbr) on a JSON chat body, with its CPU µs per request' })
       .option('body-mode', { type: 'string', describe: 'how data planes send the body to the EPP: none, buffered, streamed (default buffered)' })
       .option('workers', { type: 'string', describe: 'load worker processes (default 2, at most the cores)' })
       .option('timeout', { type: 'string', describe: 'per-request timeout (default 10s)' })
@@ -121,6 +124,7 @@ const command: CommandModule<object, Args> = {
       .option('runtime', { type: 'string', describe: 'local or docker (default local)' })
       .option('backend', { type: 'string', describe: 'echo backend: auto (default: the compiled one when `eppkit build bench` has run), native or node' })
       .option('epp', { type: 'string', describe: 'EPP of each data plane: auto (default: the compiled bench EPP when built), native or mock (the Node mock EPP)' })
+      .option('cpu-hog', { type: 'string', describe: 'start N busy-loop processes beside the bench (stopped by PID at its end): behaviour on a loaded machine' })
       .option('headroom', { type: 'boolean', describe: 'check the load generator against wrk on direct in the same run (default true; --no-headroom)' })
       .option('streams', { type: 'string', describe: 'mock-epp: concurrent ext_proc streams (default 32)' })
       .option('url', { type: 'string', describe: 'measure a plane that is already running (e.g. a gateway): the full URL; nothing is started' })

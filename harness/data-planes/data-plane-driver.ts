@@ -77,6 +77,11 @@ export interface StartedDataPlane extends AsyncDisposable {
   readonly name: string;
   /** Base URL clients send requests to, e.g. http://127.0.0.1:38211 */
   readonly url: string;
+  /**
+   * multi-pool: the base URL of each listener ("gateway"), by listener index; [0] is `url`.
+   * Absent = one listener.
+   */
+  readonly listenerUrls?: readonly string[];
   /** Everything the data plane logged so far (stdout, stderr, error/access logs). */
   logs(): string;
   /** Every process of the plane now (host pids); [] when unknown. */

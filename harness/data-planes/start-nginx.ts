@@ -17,8 +17,10 @@ export interface StartNginxOptions {
   image: string;
   /** The local nginx binary. */
   nginxBin: string;
-  /** nginx.conf for the given listen port. */
-  renderConfig: (port: number) => string;
+  /** nginx.conf for the given listen port (and the extra listeners' ports, multi-pool). */
+  renderConfig: (port: number, extraPorts: number[]) => string;
+  /** multi-pool: more listeners, each on its own free port. Default 0. */
+  extraPorts?: number;
   /** `master_process on` (workers, as in production). Default false. */
   masterProcess?: boolean;
   /** Files outside workDir the config names (mounted in a container). */
@@ -34,7 +36,7 @@ export function readTail(file: string, maxChars: number): string {
   return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
 }
 
-export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Promise<{ proc: StartedProcessOrContainer; port: number; monitor: PlaneHealthMonitor }> {
+export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Promise<{ proc: StartedProcessOrContainer; port: number; extraPorts: number[]; monitor: PlaneHealthMonitor }> {
   const { workDir } = o;
   const confFile = join(workDir, 'nginx.conf');
   const errorLog = join(workDir, 'error.log');
@@ -42,7 +44,12 @@ export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Prom
   // nginx cannot listen on port 0 and tell us: a freshly freed port may be taken meanwhile.
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort(ctx.host);
-    writeFileSync(confFile, o.renderConfig(port));
+    const extraPorts: number[] = [];
+    while (extraPorts.length < (o.extraPorts ?? 0)) {
+      const p = await freePort(ctx.host);
+      if (p !== port && !extraPorts.includes(p)) extraPorts.push(p);
+    }
+    writeFileSync(confFile, o.renderConfig(port, extraPorts));
     rmSync(join(workDir, 'nginx.pid'), { force: true });
     // Plane health scans error.log from here: an earlier attempt's bind() [emerg] is not this plane's.
     const errorLogFrom = existsSync(errorLog) ? statSync(errorLog).size : 0;
@@ -60,13 +67,14 @@ export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Prom
     });
     try {
       await waitReady(proc, workDir, ctx.host, port, o.startTimeoutMs ?? 15_000);
+      for (const p of extraPorts) if (!(await canConnect(ctx.host, p))) throw new EppkitError('EPPKIT_START_FAILED', { what: 'nginx', reason: `listener port ${p} does not accept connections` });
       // The master is the handle; workers are its children (pids()), and a worker's crash is
       // only visible in error.log ("worker process N exited on signal 11"), the master respawns it.
       const monitor = new PlaneHealthMonitor('nginx')
         .withProcess('nginx master', proc)
         .withLogFile('nginx error.log', errorLog, NGINX_CRASH_PATTERNS, errorLogFrom)
         .withLogFile('nginx', stdoutLog, NGINX_CRASH_PATTERNS, stdoutFrom);
-      return { proc, port, monitor };
+      return { proc, port, extraPorts, monitor };
     } catch (e) {
       lastError = e;
       // SIGTERM, not SIGKILL: the master takes its workers down with it.

@@ -53,6 +53,10 @@ export class MockEppProcess implements AsyncDisposable {
   get adminUrl(): string {
     return `http://${this.host}:${this.adminPort}`;
   }
+  /** The mock's process id (local runtime), for CPU accounting. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
   get running(): boolean {
     return this.proc?.running ?? false;
   }

@@ -1,8 +1,8 @@
 // Human output of `eppkit run`. On a terminal: a live line per running scenario and a progress
 // bar, redrawn in place; in CI (CI set, or stdout not a TTY): one plain line per scenario.
-// Colours through chalk, which honours NO_COLOR / FORCE_COLOR. Failures print expected
+// Colours through cli/output.ts's chalk (NO_COLOR, --no-color, FORCE_COLOR). Failures print expected
 // against received, the EPP journal entry and the data plane's log excerpt.
-import chalk from 'chalk';
+import { chalk } from '../../cli/output.ts';
 import type { RunReport, ScenarioResult } from '../runner/results.ts';
 import type { Reporter, RunStartInfo, ScenarioStartInfo } from './reporter.ts';
 

@@ -16,6 +16,7 @@ import { footprint, sampleProcesses } from '../../core/proc-sampler.ts';
 import { healthReason, type PlaneHealth } from '../data-planes/plane-health.ts';
 import { checkAggregate, checkJournalEntry, checkResponse, servedBy, type Mismatch } from './expectations.ts';
 import { NO_ANSWER, exchange, type ExchangeResult } from './http-exchange.ts';
+import { actionEppConfig, buildPlaneRoute, checkPoolJournals, checkSplit, isMultiPool, journalMarks, requestBaseUrl, startPoolEpps } from './multi-pool-run.ts';
 import { prepareBody } from './request-body.ts';
 import { RUN_LEAK_BOUNDS, latencySummary, leakFinding, type FailureDetail, type PlaneFootprint, type ScenarioResult, type StepResult } from './results.ts';
 
@@ -171,7 +172,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   // Ask the driver about the route before starting anything (placeholder addresses).
   if (driver.unsupportedRoute) {
     const probe = new Map(s.setup.backends.map((b, i) => [b.name, { ip: defaultIp(s.setup.backends, i), port: 1, address: `${defaultIp(s.setup.backends, i)}:1` }]));
-    const why = driver.unsupportedRoute(buildRoute(s, '127.0.0.1:1', { backends: probe, epp: '127.0.0.1:1', timeoutMs: settings.timeoutMs }, settings));
+    const probeTpl = { backends: probe, epp: '127.0.0.1:1', timeoutMs: settings.timeoutMs };
+    const why = driver.unsupportedRoute(isMultiPool(s) ? buildPlaneRoute(s, () => '127.0.0.1:1', probeTpl, settings) : buildRoute(s, '127.0.0.1:1', probeTpl, settings));
     if (why) return finish('skipped', { reason: why });
   }
 
@@ -181,6 +183,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   const backends = new Map<string, StartedEchoBackend>();
   const backendAddrs = new Map<string, { ip: string; port: number; address: string }>();
   let epp: MockEppProcess | undefined;
+  // multi-pool: every pool's EPP by pool name (epp is the first pool's); empty otherwise.
+  let poolEpps = new Map<string, MockEppProcess>();
   let bbrEpp: MockEppProcess | undefined;
   let dp: StartedDataPlane | undefined;
   const latencies: number[] = [];
@@ -200,9 +204,18 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
   try {
     for (const [i, b] of s.setup.backends.entries()) await startBackend(b, i);
-    epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
-    tpl.epp = epp.address;
-    const route = buildRoute(s, epp.address, tpl, settings);
+    let route: RouteModel;
+    if (isMultiPool(s)) {
+      poolEpps = await startPoolEpps(s, tpl, workDir, runtime);
+      epp = [...poolEpps.values()][0];
+      if (!epp) throw new Error('multi-pool scenario without pools');
+      tpl.epp = epp.address;
+      route = buildPlaneRoute(s, (pool) => poolEpps.get(pool)?.address ?? '', tpl, settings);
+    } else {
+      epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
+      tpl.epp = epp.address;
+      route = buildRoute(s, epp.address, tpl, settings);
+    }
     if (route.bbr && driver.bbrViaExtProc) {
       // A second mock in the BBR role, chained before the EPP by the plane itself.
       mkdirSync(join(workDir, 'bbr'), { recursive: true });
@@ -213,6 +226,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     footprintBefore = planeFootprint(dp);
     // Whatever reached the EPP while the data plane started (probes) is not the scenario's.
     await epp.clearJournal();
+    for (const e of poolEpps.values()) if (e !== epp) await e.clearJournal();
 
     for (const [i, step] of s.steps.entries()) {
       if (ac.signal.aborted) throw new Error(`scenario timed out after ${s.timeoutMs} ms`);
@@ -220,7 +234,13 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       stepLabel = `step ${i + 1} (${name})`;
       const t0 = performance.now();
       if (!isRequestStep(step)) {
-        await runAction(step, { epp, backends, startBackend, s, tpl });
+        if (poolEpps.size > 0 && (step.action.endsWith('-epp') || step.action === 'clear-journal')) {
+          // multi-pool: the action is for its pool's EPP, or for every pool's.
+          for (const [pool, e] of poolEpps) {
+            if (step.pool && step.pool !== pool) continue;
+            await runAction(step.action === 'set-epp' ? { ...step, epp: actionEppConfig(s, step, tpl, pool) } : step, { epp: e, backends, startBackend, s, tpl, resolved: true });
+          }
+        } else await runAction(step, { epp, backends, startBackend, s, tpl });
         steps.push({ index: i, name, kind: 'action', status: 'passed', durationMs: Math.round(performance.now() - t0) });
         assertHealthy(dp);
         continue;
@@ -237,7 +257,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       let out: RequestStepOutcome;
       for (;;) {
         attempts++;
-        out = await runRequestStep(step, expect, eppExpect, { ...requestDeadline(s, settings.timeoutMs), dp, epp, tpl, dir: loaded.dir, signal: ac.signal });
+        out = await runRequestStep(step, expect, eppExpect, { ...requestDeadline(s, settings.timeoutMs), dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps });
         if (out.mismatches.length === 0 || !step.eventually || performance.now() >= deadline || ac.signal.aborted) break;
         await new Promise((r) => setTimeout(r, step.eventually?.intervalMs ?? 100));
       }
@@ -277,7 +297,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     }
   } catch (e) {
     const dpLog = dp?.logs() ?? '';
-    const eppLog = epp?.logs() ?? '';
+    const eppLog = poolEpps.size > 0 ? [...poolEpps].map(([n, e]) => `--- EPP of pool ${n} ---\n${e.logs()}`).join('\n') : (epp?.logs() ?? '');
     const excerpt = (x: string): string => (x.length > LOG_EXCERPT ? `…${x.slice(-LOG_EXCERPT)}` : x);
     if (e instanceof PlaneFailure) {
       failReason = `${stepLabel}: ${e.message}`;
@@ -297,7 +317,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   }
 
   // EPP service time over every stream of the scenario, before the mock goes away.
-  const journal = (await epp?.journal().catch(() => [] as JournalEntry[])) ?? [];
+  const journal: JournalEntry[] = [];
+  for (const e of poolEpps.size > 0 ? poolEpps.values() : [epp]) journal.push(...((await e?.journal().catch(() => [] as JournalEntry[])) ?? []));
   const service = journal.map(entryServiceTime).filter((x): x is number => x !== undefined);
   clearTimeout(timer);
   footprintAfter = dp ? planeFootprint(dp) : undefined;
@@ -318,6 +339,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     }
   }
   await epp?.stop().catch(() => {});
+  await Promise.all([...poolEpps.values()].map((e) => e.stop().catch(() => {})));
   await bbrEpp?.stop().catch(() => {});
   await Promise.all([...backends.values()].map((b) => b.stop()));
 
@@ -357,6 +379,9 @@ interface RequestStepContext {
   tpl: TemplateContext;
   dir: string;
   signal: AbortSignal;
+  s: Scenario;
+  /** multi-pool: every pool's EPP (empty otherwise). */
+  poolEpps: ReadonlyMap<string, MockEppProcess>;
 }
 
 /** Sends a step's requests (repeat × concurrency) and judges responses and journal entries. */
@@ -371,10 +396,11 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
   if (typeof rq.query === 'string') query = resolveString(rq.query, tpl);
   else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
-  const url = `${c.dp.url}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
+  const url = `${requestBaseUrl(c.s, step, c.dp)}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
   const deadline = rq.timeoutMs !== undefined ? timingMs(rq.timeoutMs, tpl) : c.defaultDeadlineMs;
   let hung = false;
   const journalBefore = eppExpect ? (await c.epp.journal()).length : 0;
+  const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
 
   const results: ExchangeResult[] = [];
   let next = 0;
@@ -423,6 +449,12 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     for (const [j, e] of stepEntries.entries()) mismatches.push(...checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : ''));
     if (eppExpect.endsWithinMs !== undefined) mismatches.push(...checkStreamsEnded(stepEntries, results, eppExpect.endsWithinMs));
   }
+  if (step.epps) {
+    const pools = await checkPoolJournals(resolveTemplates(step.epps, tpl), c.poolEpps, poolMarks, results.length, sent);
+    mismatches.push(...pools.mismatches);
+    stepEntries = [...stepEntries, ...pools.entries];
+    if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results, pools.byPool).mismatches);
+  } else if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results).mismatches);
   return { results, mismatches, stepEntries };
 }
 
@@ -432,6 +464,8 @@ interface ActionContext {
   startBackend: (b: BackendSpec, i: number, port?: number) => Promise<void>;
   s: Scenario;
   tpl: TemplateContext;
+  /** set-epp's config is already resolved (multi-pool). */
+  resolved?: boolean;
 }
 
 async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
@@ -445,7 +479,7 @@ async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
     case 'start-epp':
       return c.epp.startAgain();
     case 'set-epp':
-      return c.epp.setConfig(eppConfig(step.epp ?? {}, c.s, c.tpl));
+      return c.epp.setConfig(c.resolved ? (step.epp ?? {}) : eppConfig(step.epp ?? {}, c.s, c.tpl));
     case 'clear-journal':
       return c.epp.clearJournal();
     case 'sleep':

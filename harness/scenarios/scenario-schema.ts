@@ -4,6 +4,7 @@
 // {{pod-a}} (ip:port of backend pod-a), {{pod-a.ip}}, {{pod-a.port}}, {{epp}} (mock EPP ip:port).
 import { z } from 'zod';
 import { FEATURES } from '../data-planes/data-plane-driver.ts';
+import { checkMultiPool } from './multi-pool-checks.ts';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 const nameSchema = z.string().regex(NAME, { message: 'must be lower-case letters, digits and dashes (kebab-case)' });
@@ -85,13 +86,45 @@ const routeSchema = z
   })
   .meta({ description: 'the route every data plane renders (core/route-model.ts)' });
 
+// ---- several pools, routes and EPPs (multi-pool; harness/scenarios/multi-pool-checks.ts) ----
+
+const poolSchema = routeSchema
+  .omit({ pathPrefix: true, bbr: true })
+  .extend({
+    name: nameSchema.meta({ description: 'referenced by routes[].pools, epps, split weights and EPP actions' }),
+    backends: z.array(z.string()).min(1).meta({ description: "the pool's members (backend names): its EPP's endpoints by default" }),
+    epp: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .meta({ description: "mock EPP config of this pool's own EPP; endpoints default to the pool's backends" }),
+  })
+  .meta({ description: 'an InferencePool: members, its own mock EPP, and the route settings of traffic sent to it' });
+
+const poolRefSchema = z.union([
+  nameSchema,
+  z.strictObject({ pool: nameSchema, weight: posInt.max(1_000_000).default(1).meta({ description: 'relative share of the rule\'s traffic' }) }),
+]);
+
+const multiRouteSchema = z
+  .strictObject({
+    name: nameSchema.meta({ description: 'what request.route names' }),
+    pathPrefix: z.string().startsWith('/').default('/'),
+    listener: nameSchema.default('default').meta({ description: 'the listener ("gateway") serving it; each name is its own port, in order of first use' }),
+    pools: z.array(poolRefSchema).min(1).meta({ description: 'pool names, or {pool, weight} to split the traffic across pools' }),
+  })
+  .meta({ description: 'an HTTPRoute rule: a path prefix on a listener, sent to one pool or split across pools by weight' });
+
+const DEFAULT_ROUTE = routeSchema.parse({});
+
 const setupSchema = z.strictObject({
   backends: z.array(backendSchema).min(1).meta({ description: 'the pool of echo backends' }),
   epp: z
     .record(z.string(), z.unknown())
     .default({})
     .meta({ description: 'mock EPP config (mock-epp/mock-epp-config.ts); endpoints default to every backend with inPool' }),
-  route: routeSchema.default(routeSchema.parse({})),
+  route: routeSchema.default(DEFAULT_ROUTE),
+  pools: z.array(poolSchema).min(1).optional().meta({ description: 'multi-pool: the pools, each with its own mock EPP (instead of route and epp)' }),
+  routes: z.array(multiRouteSchema).min(1).optional().meta({ description: 'multi-pool: the routes (rules and listeners) over the pools' }),
 });
 
 // ---- requests --------------------------------------------------------------------------------
@@ -131,6 +164,7 @@ const requestSchema = z.strictObject({
   /** Abort (destroy) the client request after this long: a client that goes away. */
   abortAfterMs: timingSchema.optional(),
   timeoutMs: timingSchema.optional().meta({ description: "client deadline per request (ms or \"{{timeoutMs*N}}\"); default: the EPP timeout + the slowest backend's latency + 3000 ms margin (a hang fails as 'no answer within N ms')" }),
+  route: nameSchema.optional().meta({ description: "multi-pool: the route (by name) this request is for: sent to its listener; the path must be under its prefix" }),
 });
 
 const textMatch = z.union([
@@ -181,6 +215,13 @@ const expectSchema = z
     bodyContains: z.string().optional(),
     maxLatencyMs: timingSchema.optional().meta({ description: 'gross upper bound per request (never a benchmark); ms or "{{timeoutMs*N}}"' }),
     aborted: z.boolean().optional().meta({ description: 'the client aborted (abortAfterMs) before an answer came' }),
+    split: z
+      .strictObject({
+        weights: z.record(z.string(), posInt).meta({ description: 'pool name -> weight; each response counts for the pool whose backend served it' }),
+        falseFailureProbability: z.number().positive().max(0.01).default(1e-6).meta({ description: 'chance that a correct plane fails the check (sets the tolerance: an exact binomial bound)' }),
+      })
+      .optional()
+      .meta({ description: 'multi-pool: the share of responses served by each pool matches its weight, within a binomial tolerance' }),
   })
   .meta({ description: 'expectations on every response of the step' });
 
@@ -211,6 +252,10 @@ const requestStepSchema = z.strictObject({
   request: requestSchema,
   expect: expectSchema.default({}),
   epp: eppExpectSchema.optional(),
+  epps: z
+    .record(z.string(), eppExpectSchema)
+    .optional()
+    .meta({ description: "multi-pool: expectations on a pool's own EPP journal, by pool name (entries: 0 = that EPP saw none of this step)" }),
   eventually: z
     .strictObject({ withinMs: posInt.max(120_000), intervalMs: posInt.default(100) })
     .optional()
@@ -229,6 +274,7 @@ const actionStepSchema = z.strictObject({
   backend: z.string().optional().meta({ description: 'stop-backend / start-backend: its name' }),
   epp: z.record(z.string(), z.unknown()).optional().meta({ description: 'set-epp: the new mock EPP config (endpoints default as in setup)' }),
   ms: timingSchema.optional().meta({ description: 'sleep: how long (ms or "{{timeoutMs*N}}")' }),
+  pool: nameSchema.optional().meta({ description: "multi-pool: the pool whose EPP the action is for; default every pool's EPP" }),
 });
 
 export const stepSchema = z.union([requestStepSchema, actionStepSchema]);
@@ -275,6 +321,7 @@ export const scenarioSchema = z
       for (const [dp, o] of Object.entries(st.overrides ?? {})) checkBackends(o.expect?.backend, ['steps', i, 'overrides', dp, 'expect', 'backend']);
       if (st.request.body === undefined && st.request.chunked) ctx.addIssue({ code: 'custom', path: ['steps', i, 'request', 'chunked'], message: 'chunked needs a body' });
     });
+    checkMultiPool(s, (path, message) => ctx.addIssue({ code: 'custom', path, message }), known, DEFAULT_ROUTE);
   });
 
 type ParsedScenario = z.output<typeof scenarioSchema>;
@@ -352,3 +399,5 @@ export type BackendSpec = Scenario['setup']['backends'][number];
 export function isRequestStep(s: Step): s is RequestStep {
   return 'request' in s;
 }
+export type PoolSpec = NonNullable<Scenario['setup']['pools']>[number];
+export type MultiRouteSpec = NonNullable<Scenario['setup']['routes']>[number];

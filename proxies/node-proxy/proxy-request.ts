@@ -282,6 +282,9 @@ export class ProxyRequest {
       bodyKind = 'epp';
       headers.remove('content-length');
     } else bodyKind = 'pipe';
+    // A streamed body of unknown length must be framed as chunked: node chunks by default only
+    // for methods that usually carry a body, and would send a GET's body unframed (found by eppkit fuzz).
+    if ((bodyKind === 'pipe' || bodyKind === 'epp') && headers.get('content-length') === undefined) headers.set('transfer-encoding', 'chunked');
     this.attempt(endpoints, 0, outcome, headers.flat(), path, payload, bodyKind, false);
   }
 
