@@ -79,6 +79,7 @@ export const nodeProxyDriver: DataPlaneDriver = {
     'immediate-response',
     'header-mutation',
     'served-endpoint',
+  'response-header-mutation',
     'timeout',
     'endpoint-validation',
     'allowlist',

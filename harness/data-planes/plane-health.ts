@@ -69,6 +69,19 @@ export const NODE_CRASH_PATTERNS: readonly CrashPattern[] = [
   { re: /Segmentation fault|core dumped/, kind: 'crash' },
 ];
 
+/** A plane of unknown make: only what every crash says (a plane file of kind `plain`). */
+export const PLAIN_CRASH_PATTERNS: readonly CrashPattern[] = [
+  { re: /exited on signal \d+|core dumped|Segmentation fault/, kind: 'crash' },
+];
+
+/** The default patterns of a plane file's `kind` (and of each of its logs' `kind`). */
+export const CRASH_PATTERNS_BY_KIND: Readonly<Record<'nginx' | 'envoy' | 'node' | 'plain', readonly CrashPattern[]>> = {
+  nginx: NGINX_CRASH_PATTERNS,
+  envoy: ENVOY_CRASH_PATTERNS,
+  node: NODE_CRASH_PATTERNS,
+  plain: PLAIN_CRASH_PATTERNS,
+};
+
 /** What the monitor needs from a process handle (StartedProcessOrContainer fits). */
 export interface WatchedProcess {
   readonly running: boolean;
