@@ -20,6 +20,7 @@ import {
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 import { freePort } from '../../core/net.ts';
 import { readTail, startNginx } from './start-nginx.ts';
+import { NODE_CRASH_PATTERNS } from './plane-health.ts';
 
 export interface NginxNjsDriverOptions {
   /** nginx binary. Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
@@ -143,16 +144,20 @@ export class NginxNjsDriver implements DataPlaneDriver {
       const started = await this.startNginx(route, { ...ctx, workDir }, shimUrl);
       nginx = started.proc;
       const nginxProc = started.proc;
+      // The shim is part of this plane: its crash is the plane's crash.
+      const monitor = started.monitor.withProcess('node-proxy shim', shim).withLogFile('node-proxy shim', join(workDir, 'shim.log'), NODE_CRASH_PATTERNS, 0);
       const urlOf = (p: number): string => `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${p}`;
       const url = urlOf(started.port);
       let stopped: Promise<void> | undefined;
       const stop = (): Promise<void> => {
-        stopped ??= Promise.all([nginxProc.stop(5000), shim.stop(5000)]).then(() => undefined);
+        stopped ??= monitor.stopping(() => Promise.all([nginxProc.stop(5000), shim.stop(5000)])).then(() => undefined);
         return stopped;
       };
       return {
         name: this.name,
         url,
+        pids: () => monitor.pids(),
+        health: () => monitor.health(),
         ...(isMultiRoute(route) ? { listenerUrls: [url, ...started.extraPorts.map(urlOf)] } : {}),
         logs: () =>
           [
@@ -170,7 +175,7 @@ export class NginxNjsDriver implements DataPlaneDriver {
     }
   }
 
-  private startNginx(route: RouteModel, ctx: DriverContext, shimUrl: string): Promise<{ proc: StartedProcessOrContainer; port: number; extraPorts: number[] }> {
+  private startNginx(route: RouteModel, ctx: DriverContext, shimUrl: string): ReturnType<typeof startNginx> {
     const docker = ctx.runtime === 'docker';
     const multi = isMultiRoute(route);
     return startNginx(ctx, {
