@@ -20,6 +20,7 @@ export type TemplateVars = Readonly<Record<string, TemplateValue>>;
 /** Every variable a plane template may use, with what it is (the documented table). */
 export const PLANE_VARIABLES: ReadonlyArray<readonly [name: string, meaning: string]> = [
   ['dir', 'this scenario\'s directory for the plane (absolute): config, logs, pid and temp files go here'],
+  ['runDir', 'a short directory for unix sockets (/tmp/epk-…; a socket path over 107 bytes fails), removed when the plane stops'],
   ['listen', 'host:port the plane must listen on (a free loopback port eppkit chose)'],
   ['listen.host', 'its host (127.0.0.1)'],
   ['listen.port', 'its port'],
@@ -177,12 +178,13 @@ export interface PlaneTools {
 }
 
 /** The variables of one scenario's route (the documented table). */
-export function planeVariables(route: RouteModel, dir: string, listen: { host: string; port: number }, tools: PlaneTools): TemplateVars {
+export function planeVariables(route: RouteModel, dir: string, listen: { host: string; port: number }, tools: PlaneTools, runDir = dir): TemplateVars {
   const epp = endpoint(route.eppAddress);
   const list = (xs: readonly string[]): Endpoint[] => xs.map(endpoint);
   const hostPort = listen.host.includes(':') ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
   return {
     dir,
+    runDir,
     listen: hostPort,
     'listen.host': listen.host,
     'listen.port': String(listen.port),
