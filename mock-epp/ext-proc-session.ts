@@ -816,6 +816,10 @@ export class ExtProcSession {
       set.push(setHeaderOption(k, v));
       setLog[k.toLowerCase()] = v;
     }
+    for (const [k, v] of Object.entries(a.appendHeaders ?? {})) {
+      set.push({ ...setHeaderOption(k, v), append: { value: true } });
+      setLog[`+${k.toLowerCase()}`] = v;
+    }
     const common: CommonResponse = {};
     if (set.length > 0 || a.removeHeaders?.length) {
       common.header_mutation = {};

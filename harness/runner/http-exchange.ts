@@ -25,6 +25,10 @@ export interface ExchangeResult {
   /** Set when no complete answer came: 'aborted' (by the client on purpose), 'timeout', or the socket error. */
   error?: string;
   aborted: boolean;
+  /** Raw HTTP/1.1 connections: sent over a connection that had already carried an answer. */
+  reused?: boolean;
+  /** Expect: 100-continue: the plane answered 100 Continue first. */
+  continued?: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -92,6 +92,12 @@ const requestSchema = z.strictObject({
   /** Abort (destroy) the client request after this long: a client that goes away. */
   abortAfterMs: nonNegInt.optional(),
   timeoutMs: posInt.default(15_000).meta({ description: 'client timeout per request' }),
+  connection: nameSchema
+    .optional()
+    .meta({ description: 'send over the named keep-alive connection (opened on first use, kept across steps); absent = a fresh connection per request' }),
+  expectContinue: z.boolean().optional().meta({ description: 'send Expect: 100-continue and hold the body until 100 Continue comes (at most 1 s, as curl does)' }),
+  trailers: z.record(z.string(), z.string()).optional().meta({ description: 'chunked request trailers (needs chunked)' }),
+  startAfterMs: nonNegInt.optional().meta({ description: 'in a parallel group: start this long after the group' }),
 });
 
 const textMatch = z.union([
@@ -102,6 +108,7 @@ const textMatch = z.union([
     matches: z.string().optional().meta({ description: 'regular expression' }),
     absent: z.literal(true).optional(),
     present: z.literal(true).optional(),
+    excludes: z.string().optional().meta({ description: 'absent, or present without this text' }),
   }),
 ]);
 export type TextMatch = z.output<typeof textMatch>;
@@ -139,6 +146,8 @@ const expectSchema = z
     bodyContains: z.string().optional(),
     maxLatencyMs: posInt.optional().meta({ description: 'gross upper bound per request (never a benchmark)' }),
     aborted: z.boolean().optional().meta({ description: 'the client aborted (abortAfterMs) before an answer came' }),
+    reused: z.boolean().optional().meta({ description: 'named connection: the request went over a connection already used (the previous answer kept it alive)' }),
+    continued: z.boolean().optional().meta({ description: 'expectContinue: 100 Continue came before the final answer' }),
   })
   .meta({ description: 'expectations on every response of the step' });
 
@@ -153,6 +162,7 @@ const eppExpectSchema = z
     servedEndpoint: z.string().optional(),
     subsetHint: z.array(z.string()).optional(),
     rule: z.string().optional(),
+    connections: posInt.optional().meta({ description: "at most this many distinct TCP connections (the journal's peer) carried the step's streams: 1 = the plane reuses one HTTP/2 connection" }),
   })
   .meta({ description: 'expectations on each EPP journal entry this step produced' });
 
@@ -188,7 +198,27 @@ const actionStepSchema = z.strictObject({
   ms: nonNegInt.optional().meta({ description: 'sleep: how long' }),
 });
 
-export const stepSchema = z.union([requestStepSchema, actionStepSchema]);
+// Two schemas, each with its list required, so a malformed request step is reported as a
+// request step (zod's union keeps the one member that did not abort), not as "Invalid input".
+const parallelStepSchema = z
+  .strictObject({
+    name: z.string().optional(),
+    parallel: z.array(requestStepSchema).min(1).meta({ description: 'request steps run at the same time (startAfterMs staggers them), each judged; no epp or eventually inside' }),
+  })
+  .meta({ description: 'several request steps at once' });
+
+const pipelinedStepSchema = z
+  .strictObject({
+    name: z.string().optional(),
+    pipelined: z
+      .array(requestStepSchema)
+      .min(1)
+      .meta({ description: 'request steps written back to back on one connection before any answer is read (HTTP/1.1 pipelining), answers judged in order; no epp or eventually inside' }),
+    connection: nameSchema.optional().meta({ description: 'the named keep-alive connection to use (default a fresh one)' }),
+  })
+  .meta({ description: 'HTTP/1.1 pipelining' });
+
+export const stepSchema = z.union([requestStepSchema, actionStepSchema, parallelStepSchema, pipelinedStepSchema]);
 
 export const scenarioSchema = z
   .strictObject({
@@ -214,33 +244,55 @@ export const scenarioSchema = z
     s.setup.route.subsetHint?.forEach((f, i) => {
       if (!known(f)) ctx.addIssue({ code: 'custom', path: ['setup', 'route', 'subsetHint', i], message: `"${f}" is neither a backend name nor ip:port` });
     });
+    const subSteps = (st: Step, i: number): Array<[RequestStep, PropertyKey[]]> => {
+      if ('request' in st) return [[st, ['steps', i]]];
+      if ('action' in st) return [];
+      const pipelined = 'pipelined' in st;
+      return (pipelined ? st.pipelined : st.parallel).map((x, j): [RequestStep, PropertyKey[]] => {
+        const at = ['steps', i, pipelined ? 'pipelined' : 'parallel', j];
+        if (x.epp) ctx.addIssue({ code: 'custom', path: [...at, 'epp'], message: 'epp expectations are not allowed inside a group (streams would interleave)' });
+        if (x.eventually) ctx.addIssue({ code: 'custom', path: [...at, 'eventually'], message: 'eventually is not allowed inside a group' });
+        if (pipelined && (x.request.connection || x.request.concurrency > 1 || x.request.expectContinue || x.request.abortAfterMs !== undefined))
+          ctx.addIssue({ code: 'custom', path: [...at, 'request'], message: 'pipelined requests take no connection, concurrency, expectContinue or abortAfterMs of their own' });
+        return [x, at];
+      });
+    };
     s.steps.forEach((st, i) => {
-      if ('action' in st) {
-        if ((st.action === 'stop-backend' || st.action === 'start-backend') && (!st.backend || !names.has(st.backend)))
-          ctx.addIssue({ code: 'custom', path: ['steps', i, 'backend'], message: `${st.action} needs backend: one of ${[...names].join(', ')}` });
-        if (st.action === 'set-epp' && !st.epp) ctx.addIssue({ code: 'custom', path: ['steps', i, 'epp'], message: 'set-epp needs epp: <mock EPP config>' });
-        if (st.action === 'sleep' && st.ms === undefined) ctx.addIssue({ code: 'custom', path: ['steps', i, 'ms'], message: 'sleep needs ms' });
-        return;
-      }
+      for (const [rs, at] of subSteps(st, i)) checkRequestStep(rs, at);
+      if (!('action' in st)) return;
+      if ((st.action === 'stop-backend' || st.action === 'start-backend') && (!st.backend || !names.has(st.backend)))
+        ctx.addIssue({ code: 'custom', path: ['steps', i, 'backend'], message: `${st.action} needs backend: one of ${[...names].join(', ')}` });
+      if (st.action === 'set-epp' && !st.epp) ctx.addIssue({ code: 'custom', path: ['steps', i, 'epp'], message: 'set-epp needs epp: <mock EPP config>' });
+      if (st.action === 'sleep' && st.ms === undefined) ctx.addIssue({ code: 'custom', path: ['steps', i, 'ms'], message: 'sleep needs ms' });
+    });
+    function checkRequestStep(st: RequestStep, at: PropertyKey[]): void {
       const checkBackends = (list: string | string[] | undefined, path: PropertyKey[]): void => {
         for (const [j, b] of (list === undefined ? [] : Array.isArray(list) ? list : [list]).entries())
           if (b !== 'none' && !names.has(b)) ctx.addIssue({ code: 'custom', path: Array.isArray(list) ? [...path, j] : path, message: `unknown backend "${b}"` });
       };
-      checkBackends(st.expect.backend, ['steps', i, 'expect', 'backend']);
-      checkBackends(st.expect.backendsSeen, ['steps', i, 'expect', 'backendsSeen']);
-      for (const [dp, o] of Object.entries(st.overrides ?? {})) checkBackends(o.expect?.backend, ['steps', i, 'overrides', dp, 'expect', 'backend']);
-      if (st.request.body === undefined && st.request.chunked) ctx.addIssue({ code: 'custom', path: ['steps', i, 'request', 'chunked'], message: 'chunked needs a body' });
-    });
+      checkBackends(st.expect.backend, [...at, 'expect', 'backend']);
+      checkBackends(st.expect.backendsSeen, [...at, 'expect', 'backendsSeen']);
+      for (const [dp, o] of Object.entries(st.overrides ?? {})) checkBackends(o.expect?.backend, [...at, 'overrides', dp, 'expect', 'backend']);
+      if (st.request.body === undefined && st.request.chunked) ctx.addIssue({ code: 'custom', path: [...at, 'request', 'chunked'], message: 'chunked needs a body' });
+      if (st.request.trailers && !st.request.chunked) ctx.addIssue({ code: 'custom', path: [...at, 'request', 'trailers'], message: 'trailers need chunked' });
+      if (st.request.connection && st.request.concurrency > 1)
+        ctx.addIssue({ code: 'custom', path: [...at, 'request', 'concurrency'], message: 'one keep-alive connection carries one request at a time (use pipelined to write several at once)' });
+    }
   });
 
 export type Scenario = z.output<typeof scenarioSchema>;
 export type Step = Scenario['steps'][number];
 export type RequestStep = Extract<Step, { request: unknown }>;
 export type ActionStep = Extract<Step, { action: unknown }>;
+export type GroupStep = Exclude<Step, RequestStep | ActionStep>;
 export type Expect = RequestStep['expect'];
 export type EppExpect = NonNullable<RequestStep['epp']>;
 export type BackendSpec = Scenario['setup']['backends'][number];
 
 export function isRequestStep(s: Step): s is RequestStep {
   return 'request' in s;
+}
+
+export function isGroupStep(s: Step): s is GroupStep {
+  return !('request' in s) && !('action' in s);
 }
