@@ -14,6 +14,26 @@ export interface EppTls {
   insecureSkipVerify?: boolean;
 }
 
+/**
+ * Body-based routing (BBR): the top-level `model` string of a JSON request body is written into
+ * a request header before the EPP is asked, so the EPP and the backend both see it.
+ */
+export interface BbrOptions {
+  /** Header the model goes into (a client's own copy is replaced). Default X-Gateway-Model-Name. */
+  header: string;
+  /** How many body bytes are scanned for the model at most. Default 16 MiB. */
+  maxBodyBytes: number;
+  /** No usable model in a body: answer 400 (413 when not within maxBodyBytes) instead of passing on without the header. Default false. */
+  requireModel: boolean;
+  /**
+   * Planes that chain a BBR ext_proc server in front of the EPP (Envoy with two ext_proc
+   * filters): its gRPC host:port. The harness starts a mock EPP in the BBR role and sets it.
+   */
+  extProcAddress?: string;
+}
+
+export const BBR_DEFAULTS: BbrOptions = Object.freeze({ header: 'X-Gateway-Model-Name', maxBodyBytes: 16 * 1024 * 1024, requireModel: false });
+
 export interface RouteModel {
   /** Path prefix this route serves. Default '/'. */
   pathPrefix: string;
@@ -40,6 +60,8 @@ export interface RouteModel {
    * (metadata_context envoy.lb.subset_hint / x-gateway-destination-endpoint-subset). Absent = none sent.
    */
   subsetHint?: string[];
+  /** Body-based routing before the EPP call; absent = off. */
+  bbr?: BbrOptions;
 }
 
 export const ROUTE_DEFAULTS: Omit<RouteModel, 'eppAddress'> = Object.freeze({

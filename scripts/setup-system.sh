@@ -20,6 +20,8 @@ APT_PACKAGES=(
   valgrind                                # memory proof of the nginx module
   openssl                                 # self-signed certificates for the TLS tests
   chromium                                # report.html checked headless by a test
+  wrk                                     # bench: generator-headroom check on direct, nginx non-blocking bench
+  linux-perf                              # bench profiles of the compiled components (perf record/report)
 )
 if [ -z "${EPPKIT_SKIP_DOCKER:-}" ]; then
   APT_PACKAGES+=(docker.io debootstrap)

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { nodeProxyDriver } from '../harness/data-planes/node-proxy-driver.ts';
 import type { BenchReport } from '../harness/bench/bench-report.ts';
+import { wrkAvailable } from '../harness/bench/generator-headroom.ts';
+import { BENCH_TOOLS, builtBenchTool } from '../harness/build/bench-tools-build.ts';
 
 const BIN = fileURLToPath(new URL('../bin/eppkit.js', import.meta.url));
 const avail = await nodeProxyDriver.available('local');
@@ -24,6 +26,8 @@ describe.skipIf(skip)('eppkit bench end to end (node-proxy)', () => {
       '--duration', '2s', '--warmup', '500ms',
       '--rate', '40', '--connections', '4', '--workers', '1',
       '--epp-delay-ms', '1',
+      // eppkit's own Node echo backend and mock EPP (the compiled ones are covered below).
+      '--backend', 'node', '--epp', 'mock',
       '--report-dir', dir,
       // One threshold that cannot pass and one that must: exit code 1, both reported.
       '--threshold', 'requests<0', '--threshold', 'direct:errors>=0',
@@ -67,6 +71,10 @@ describe.skipIf(skip)('eppkit bench end to end (node-proxy)', () => {
     ]);
     // The data plane, mock and backend logs of each target are kept next to the report.
     expect(existsSync(join(dir, 'logs', 'node-proxy', 'mock-epp.log'))).toBe(true);
+    expect(report.helpers).toEqual({ backend: expect.stringMatching(/^Node echo backend/), epp: expect.stringMatching(/^Node mock EPP/) });
+    // The generator-headroom check ran wrk on direct in the same run (setup-system.sh installs wrk).
+    if (wrkAvailable().ok) expect(report.headroom).toMatchObject({ wrkRps: expect.any(Number), clientRps: report.results[0]!.load!.rps, connections: 4 });
+    else expect(report.notes.some((n) => n.includes('generator headroom not checked'))).toBe(true);
   }, 120_000);
 
   it('runs autocannon as the load client on request, into the same report shape', () => {
@@ -104,6 +112,9 @@ describe.skipIf(skip)('eppkit bench end to end (node-proxy)', () => {
     }
     expect(typeof report.results[1]!.hopMs).toBe('number');
     expect(readFileSync(join(dir, 'bench.md'), 'utf8')).toContain('Load client: autocannon');
+    // The default (auto) takes the compiled helpers whenever `eppkit build bench` has run (CI does).
+    const built = builtBenchTool(BENCH_TOOLS.echoBackend) && builtBenchTool(BENCH_TOOLS.benchEpp);
+    expect(report.helpers).toEqual(built ? { backend: expect.stringMatching(/^compiled echo backend/), epp: expect.stringMatching(/^compiled bench EPP/) } : { backend: expect.stringMatching(/^Node/), epp: expect.stringMatching(/^Node/) });
   }, 120_000);
 
   it('refuses bad flags with every problem and no stack trace', () => {

@@ -44,6 +44,9 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     thresholds: a.threshold,
     runtime: a.runtime,
     streams: a.streams,
+    backend: a.backend,
+    epp: a.epp,
+    headroom: a.headroom,
   };
 }
 
@@ -84,6 +87,9 @@ const command: CommandModule<object, Args> = {
       .option('report-dir', { type: 'string', describe: 'where bench.json, bench.md and logs/ go (default reports/bench)' })
       .option('threshold', { type: 'string', array: true, describe: 'k6-style pass/fail, repeatable: p99<5, rps>=5000, errors<0.1%, nginx:hop<1' })
       .option('runtime', { type: 'string', describe: 'local or docker (default local)' })
+      .option('backend', { type: 'string', describe: 'echo backend: auto (default: the compiled one when `eppkit build bench` has run), native or node' })
+      .option('epp', { type: 'string', describe: 'EPP of each data plane: auto (default: the compiled bench EPP when built), native or mock (the Node mock EPP)' })
+      .option('headroom', { type: 'boolean', describe: 'check the load generator against wrk on direct in the same run (default true; --no-headroom)' })
       .option('streams', { type: 'string', describe: 'mock-epp: concurrent ext_proc streams (default 32)' })
       .option('json', { type: 'boolean', describe: 'print the JSON report on stdout instead of the table' })
       .option('quiet', { type: 'boolean', describe: 'no progress lines on stderr' }) as never,

@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseText, readTextFile, validate } from '../../core/config-file.ts';
+import { BACKEND_KINDS, EPP_KINDS } from './bench-helpers.ts';
 import { parseThreshold, type Threshold } from './thresholds.ts';
 
 export const BENCH_MODES = ['data-planes', 'nonblocking', 'mock-epp'] as const;
@@ -92,6 +93,14 @@ export const BenchOptionsSchema = z
       }),
     ).default([]),
     runtime: z.enum(['local', 'docker']).default('local'),
+    /**
+     * The echo backend and the EPP of each target: compiled (`native`, built by `eppkit build
+     * bench`), eppkit's Node ones (`node`, `mock`), or `auto` (compiled when built).
+     */
+    backend: z.enum(BACKEND_KINDS).default('auto'),
+    epp: z.enum(EPP_KINDS).default('auto'),
+    /** Generator-headroom check: wrk against direct right after the client measured it. */
+    headroom: z.boolean().default(true),
     /** mock-epp mode: concurrent ext_proc streams. */
     streams: intFrom.pipe(z.number().int().min(1).max(10_000)).default(32),
   })

@@ -2,6 +2,7 @@
 // JSON (the machine-readable record; its shape is what tests check) and a Markdown fragment
 // ready to paste into docs/BENCHMARKS.md with the exact command line and the machine's facts.
 import type { BenchMode, Executor, LoadClientName } from './bench-options.ts';
+import type { HeadroomCheck } from './generator-headroom.ts';
 import type { LoadResult } from './load-client.ts';
 import type { MachineFacts } from './machine-facts.ts';
 import type { ThresholdResult } from './thresholds.ts';
@@ -76,6 +77,10 @@ export interface BenchReport {
   results: TargetResult[];
   skipped: Array<{ target: string; reason: string }>;
   thresholds: ThresholdResult[];
+  /** Which echo backend and EPP ran beside the data planes (compiled or Node). */
+  helpers?: { backend: string; epp: string };
+  /** wrk against direct in the same run (generator-headroom check). */
+  headroom?: HeadroomCheck;
   /** Notes worth reading next to the numbers (client saturation, shared machine). */
   notes: string[];
   /** No failed target and no failed threshold. */
@@ -139,6 +144,10 @@ export function loadClientLine(c: LoadClientFacts): string {
   return `${c.kind}: ${c.workers} ${unit}${c.workers === 1 ? '' : unit.endsWith('s') ? 'es' : 's'}, ${exec}, ${c.durationMs / 1000} s per target after ${c.warmupMs / 1000} s warmup, ${body}`;
 }
 
+export function helpersLine(h: NonNullable<BenchReport['helpers']>): string {
+  return `backend: ${h.backend}; EPP: ${h.epp}`;
+}
+
 export function machineLine(m: MachineFacts): string {
   const end = m.loadAvg1End === undefined ? '' : `, ${m.loadAvg1End} at end`;
   return `${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, ${m.os}, Node ${m.node}, eppkit ${m.eppkit}; 1-min load average ${m.loadAvg1} at start${end}`;
@@ -157,6 +166,7 @@ export function renderConsole(report: BenchReport): string {
   for (const n of report.notes) out.push(`note: ${n}`);
   out.push(`machine: ${machineLine(report.machine)}`);
   out.push(`load client: ${loadClientLine(report.loadClient)}`);
+  if (report.helpers) out.push(`helpers: ${helpersLine(report.helpers)}`);
   return `${out.join('\n')}\n`;
 }
 
@@ -176,6 +186,7 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     `Load client: ${loadClientLine(report.loadClient)}.`,
     '',
+    ...(report.helpers ? [`Helpers: ${helpersLine(report.helpers)}.`, ''] : []),
     `| ${table[0]!.map(cell).join(' | ')} |`,
     `|${table[0]!.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`,
     ...table.slice(1).map((r) => `| ${r.map(cell).join(' | ')} |`),

@@ -10,7 +10,9 @@ import { routeWithDefaults } from '../../core/route-model.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
-import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import type { ManagedProcess } from '../processes/managed-process.ts';
+import { planHelpers, startBenchBackend, startBenchEpp } from './bench-helpers.ts';
+import { checkHeadroom, headroomNotes, wrkAvailable, type HeadroomCheck } from './generator-headroom.ts';
 import type { BenchOptions } from './bench-options.ts';
 import { AUTOCANNON_NOTES, CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
 import { AUTOCANNON_VERSION, runAutocannon } from './autocannon-client.ts';
@@ -28,26 +30,6 @@ export function resolveDataPlanes(names: readonly string[], registry: readonly D
     for (const d of list) if (!out.includes(d)) out.push(d);
   }
   return out;
-}
-
-/** Where a started helper process listens, from its ready line. */
-async function startChild(what: string, args: string[], ready: RegExp, logFile: string): Promise<{ proc: ManagedProcess; address: string }> {
-  const { command, args: pre } = eppkitCommand();
-  const proc = new ManagedProcess({
-    what,
-    command,
-    args: [...pre, ...args],
-    logFile,
-    // warn: per-request info logs would cost the mock CPU the bench is measuring.
-    env: { ...process.env, NO_COLOR: '1', EPPKIT_LOG_LEVEL: process.env.EPPKIT_BENCH_LOG_LEVEL ?? 'warn' },
-  });
-  try {
-    const m = await proc.waitForLine(ready, 20_000);
-    return { proc, address: m[1] ?? '' };
-  } catch (e) {
-    await proc.kill();
-    throw e;
-  }
 }
 
 async function smoke(url: string, headers: Record<string, string>, body: Buffer | undefined): Promise<string | undefined> {
@@ -78,6 +60,14 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   const logsDir = join(reportDir, 'logs');
   rmSync(logsDir, { recursive: true, force: true });
   mkdirSync(logsDir, { recursive: true });
+
+  // Compiled backend and EPP when built (auto), so eppkit's own processes cost less than the plane.
+  const helpers = planHelpers({ backend: o.backend, epp: o.epp });
+  const headroomWanted = o.headroom && o.direct && o.client === 'eppkit';
+  const wrk = headroomWanted ? wrkAvailable() : undefined;
+  let headroom: HeadroomCheck | undefined;
+  const headroomProblems: string[] = [];
+  if (wrk && !wrk.ok) headroomProblems.push(`generator headroom not checked: ${wrk.reason}`);
 
   const drivers = resolveDataPlanes(o.dataPlanes, run.drivers);
   const skipped: BenchReport['skipped'] = [];
@@ -123,16 +113,13 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
       let dp: StartedDataPlane | undefined;
       try {
         progress(`${t.label}: starting`);
-        const b = await startChild('echo backend', ['backend', '--listen', '127.0.0.2:0', '--name', 'bench'], /listening on http:\/\/(\S+)/, join(dir, 'backend.log'));
+        const b = await startBenchBackend(helpers, join(dir, 'backend.log'));
         backend = b.proc;
         live.add(() => b.proc.stop());
         let url = `http://${b.address}${o.path}`;
         if (t.driver) {
-          // The mock's journal is capped anyway; a small cap keeps its memory flat over a long run.
-          const cfgFile = join(dir, 'mock-epp.json');
-          writeFileSync(cfgFile, JSON.stringify({ endpoints: [b.address], journal: { maxEntries: 1000, firstBytes: 0 } }));
           const port = t.driver.fixedEppPort?.() ?? 0;
-          const e = await startChild('mock EPP', ['mock-epp', '--host', '127.0.0.1', '--port', String(port), '--admin-port', '0', '--config', cfgFile], /grpc listening on (\S+)/, join(dir, 'mock-epp.log'));
+          const e = await startBenchEpp(helpers, b.address, port, dir);
           epp = e.proc;
           live.add(() => e.proc.stop());
           const route = routeWithDefaults({
@@ -174,6 +161,12 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         progress(`${t.label}: measuring for ${o.duration / 1000} s`);
         result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
         progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
+        if (!t.driver && wrk?.ok) {
+          progress(`${t.label}: generator-headroom check with wrk`);
+          const h = await checkHeadroom({ url, headers, connections: o.connections, threads: o.workers, durationMs: Math.min(o.duration, 5000), clientRps: result.load.rps });
+          if ('failed' in h) headroomProblems.push(`generator headroom not checked: ${h.failed}`);
+          else headroom = h;
+        }
       } catch (e) {
         result.failed = e instanceof EppkitError ? e.format() : ((e as Error)?.message ?? String(e));
         progress(`${t.label}: failed: ${result.failed.split('\n')[0]}`);
@@ -217,7 +210,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   });
   const thresholds = evaluateThresholds(o.thresholds, subjects);
 
-  const notes: string[] = [];
+  const notes: string[] = [`helpers: ${helpers.backend.description}; ${helpers.epp.description}.`, ...headroomProblems];
+  if (headroom) {
+    const planes = results.filter((r) => r.dataPlane && r.load).map((r) => ({ target: r.target, rps: r.load!.rps }));
+    notes.push(...headroomNotes(headroom, planes, o.executor === 'constant-vus'));
+  }
   const clientWorkers = Math.max(1, Math.min(o.workers, o.connections));
   if (o.client === 'autocannon') {
     notes.push(AUTOCANNON_NOTES.resolution);
@@ -262,6 +259,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     finishedAt: new Date().toISOString(),
     machine,
     loadClient,
+    helpers: { backend: helpers.backend.description, epp: helpers.epp.description },
+    ...(headroom ? { headroom } : {}),
     results,
     skipped,
     thresholds,

@@ -1,6 +1,7 @@
 // `eppkit build <what>`: builds artifacts the data planes need. Subcommands live in this folder,
 // one entry each in SUBCOMMANDS (`nginx` here; `images` is added next to it).
 import type { Argv, CommandModule } from 'yargs';
+import { buildBenchTools } from './bench-tools-build.ts';
 import { buildNginxModule } from './nginx-module-build.ts';
 
 interface NginxArgs {
@@ -21,12 +22,22 @@ const nginx: CommandModule<object, NginxArgs> = {
   },
 };
 
-export const SUBCOMMANDS: CommandModule<object, never>[] = [nginx as unknown as CommandModule<object, never>];
+const bench: CommandModule<object, NginxArgs> = {
+  command: 'bench',
+  describe: "Build eppkit bench's compiled echo backend and ext_proc EPP (used by `eppkit bench` when built); prints their paths",
+  builder: nginx.builder as never,
+  handler: async (argv) => {
+    const paths = await buildBenchTools({ jobs: argv.jobs, onOutput: argv.quiet ? undefined : (s) => process.stderr.write(s) });
+    process.stdout.write(`${paths.join('\n')}\n`);
+  },
+};
+
+export const SUBCOMMANDS: CommandModule<object, never>[] = [nginx as unknown as CommandModule<object, never>, bench as unknown as CommandModule<object, never>];
 SUBCOMMANDS.push((await import('../containers/build-images.ts')).buildImagesCommand as unknown as CommandModule<object, never>);
 
 const command: CommandModule = {
   command: 'build',
-  describe: 'Build what a data plane needs (nginx: the native EPP module)',
+  describe: 'Build what a data plane or the bench needs (nginx: the native EPP module; bench: the compiled echo backend and EPP)',
   builder: (y: Argv) => {
     let b = y;
     for (const s of SUBCOMMANDS) b = b.command(s);

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
 
 export const MODULE_FILE = 'libngx_http_rust_epp_module.so';
-const CRATE_DIR = fileURLToPath(new URL('../../proxies/nginx-epp/', import.meta.url));
+export const CRATE_DIR = fileURLToPath(new URL('../../proxies/nginx-epp/', import.meta.url));
 
 export interface NginxModuleBuildOptions {
   /** Default $EPPKIT_HOME or ~/.cache/eppkit. */
@@ -56,7 +56,7 @@ function tail(s: string, n = 4000): string {
   return s.length > n ? `…${s.slice(-n)}` : s;
 }
 
-function run(what: string, command: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; onOutput?: (s: string) => void }): Promise<void> {
+export function runBuildStep(what: string, command: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; onOutput?: (s: string) => void }): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = '';
     const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -96,18 +96,23 @@ export async function ensureNginxTree(o: NginxModuleBuildOptions = {}): Promise<
   rmSync(tmp, { recursive: true, force: true });
   cpSync(devDir, tmp, { recursive: true });
   // Configure only (no make): headers + objs/ngx_auto_config.h are what bindgen needs.
-  await run('nginx (configure)', 'bash', ['-c', '. ./conf_flags && ./configure "${NGX_CONF_FLAGS[@]}" --with-cc-opt=-fPIC --with-ld-opt=-fPIC'], { cwd: tmp, onOutput: o.onOutput });
+  await runBuildStep('nginx (configure)', 'bash', ['-c', '. ./conf_flags && ./configure "${NGX_CONF_FLAGS[@]}" --with-cc-opt=-fPIC --with-ld-opt=-fPIC'], { cwd: tmp, onOutput: o.onOutput });
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
   return dir;
 }
 
-/** Builds (or finds up to date) the module; returns the absolute path of the .so. */
-export async function buildNginxModule(o: NginxModuleBuildOptions = {}): Promise<string> {
+/** Fails with a clear message when cargo is not installed. */
+export function requireCargo(forWhat: string): void {
   const cargo = spawnSync('cargo', ['--version'], { encoding: 'utf8' });
   if (cargo.error || cargo.status !== 0) {
-    throw new EppkitError('EPPKIT_TOOL_MISSING', { tool: 'cargo', reason: 'the Rust toolchain is needed to build the nginx module (rustup, or apt-get install cargo)' });
+    throw new EppkitError('EPPKIT_TOOL_MISSING', { tool: 'cargo', reason: `the Rust toolchain is needed to build ${forWhat} (rustup, or apt-get install cargo)` });
   }
+}
+
+/** Builds (or finds up to date) the module; returns the absolute path of the .so. */
+export async function buildNginxModule(o: NginxModuleBuildOptions = {}): Promise<string> {
+  requireCargo('the nginx module');
   const nginxDir = await ensureNginxTree(o);
   const targetDir = o.targetDir ?? cargoTargetDir(o.cacheDir ?? eppkitCacheDir());
   const env: NodeJS.ProcessEnv = {
@@ -117,7 +122,7 @@ export async function buildNginxModule(o: NginxModuleBuildOptions = {}): Promise
     NGINX_BUILD_DIR: join(nginxDir, 'objs'),
     PROTOC: process.env.PROTOC ?? '/usr/bin/protoc',
   };
-  await run('ngx_http_rust_epp_module (cargo build)', 'cargo', ['build', '--release', '--locked', '-j', String(o.jobs ?? 2), '--manifest-path', join(CRATE_DIR, 'Cargo.toml')], {
+  await runBuildStep('ngx_http_rust_epp_module (cargo build)', 'cargo', ['build', '--release', '--locked', '-j', String(o.jobs ?? 2), '--manifest-path', join(CRATE_DIR, 'Cargo.toml')], {
     env,
     onOutput: o.onOutput,
   });

@@ -25,6 +25,11 @@ export const FEATURES = [
   'client-abort', // cancels the EPP call when the client goes away
   'subset-hint', // sends the envoy.lb.subset_hint metadata (endpoints the EPP may pick from)
   'ipv6-endpoint', // proxies to an endpoint written [v6]:port
+  'bbr', // body-based routing: the body's `model` into X-Gateway-Model-Name before the EPP call
+  // Several routes (path prefixes or listeners), each with its own EPP, pool, failure mode and
+  // weighted split across pools: the multi-pool conformance scenarios need it. A plane that can
+  // render only one route lacks it and those scenarios skip with that reason.
+  'multi-pool',
 ] as const;
 export type Feature = (typeof FEATURES)[number];
 
@@ -71,4 +76,10 @@ export interface DataPlaneDriver {
    * `external`). Scenarios on such a data plane then run one at a time.
    */
   fixedEppPort?(): number | undefined;
+  /**
+   * Optional: this plane does body-based routing by chaining a BBR ext_proc server before the
+   * EPP (Envoy: two ext_proc filters). The harness then starts a mock EPP in the BBR role and
+   * passes its address in `route.bbr.extProcAddress`.
+   */
+  readonly bbrViaExtProc?: boolean;
 }

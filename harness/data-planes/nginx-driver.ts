@@ -52,6 +52,7 @@ const NGINX_FEATURES: Feature[] = [
   'ipv6-endpoint',
   'allowlist',
   'subset-hint',
+  'bbr',
 ];
 
 export interface StartedNginx extends StartedDataPlane {

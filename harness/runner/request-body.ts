@@ -36,6 +36,20 @@ export function sha256Hex(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
+/**
+ * An OpenAI chat completion body of exactly `size` bytes (at least its skeleton): one user
+ * message padded with text, `model` first or last (as SDKs that serialize `messages` first do),
+ * or absent. For body-based routing over large bodies (nginx temp files).
+ */
+export function chatBody(size: number, model: string | undefined, modelLast: boolean): Buffer {
+  const m = model === undefined ? '' : JSON.stringify(model);
+  const head = m && !modelLast ? `{"model":${m},"messages":[{"role":"user","content":"` : '{"messages":[{"role":"user","content":"';
+  const tail = m && modelLast ? `"}],"model":${m}}` : '"}]}';
+  const pad = Math.max(0, size - Buffer.byteLength(head) - Buffer.byteLength(tail));
+  const words = 'the quick brown fox jumps over the lazy dog ';
+  return Buffer.from(head + words.repeat(Math.ceil(pad / words.length)).slice(0, pad) + tail, 'utf8');
+}
+
 export function prepareBody(body: RequestStep['request']['body'], scenarioDir: string, resolveTpl: (s: string) => string): PreparedBody | undefined {
   if (body === undefined) return undefined;
   let bytes: Buffer;
@@ -53,6 +67,9 @@ export function prepareBody(body: RequestStep['request']['body'], scenarioDir: s
     } catch (e) {
       throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: f, reason: (e as NodeJS.ErrnoException).code ?? String(e) });
     }
+  } else if ('chat' in body) {
+    bytes = chatBody(body.chat.size, body.chat.model, body.chat.modelLast);
+    contentType = 'application/json';
   } else {
     bytes = seededBytes(body.random.size, body.random.seed);
     contentType = 'application/octet-stream';

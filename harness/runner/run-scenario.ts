@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isEppkitError } from '../../core/errors.ts';
-import { routeWithDefaults, type RouteModel } from '../../core/route-model.ts';
+import { BBR_DEFAULTS, routeWithDefaults, type RouteModel } from '../../core/route-model.ts';
 import { EchoBackend, type StartedEchoBackend } from '../backends/echo-backend.ts';
 import type { DataPlaneDriver, Feature, Runtime, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
@@ -35,6 +35,7 @@ export function requiredFeatures(s: Scenario): Feature[] {
   const f = new Set<Feature>(s.features);
   f.add(`body-${s.setup.route.bodyMode}` as Feature);
   if (s.setup.route.subsetHint) f.add('subset-hint');
+  if (s.setup.route.bbr) f.add('bbr');
   if (s.setup.backends.some((b) => b.ip === '::1')) f.add('ipv6-endpoint');
   return [...f];
 }
@@ -59,6 +60,7 @@ export function buildRoute(s: Scenario, eppAddress: string, tpl: TemplateContext
   };
   if (r.maxBodyBytes !== undefined) route.maxBodyBytes = r.maxBodyBytes;
   if (r.subsetHint) route.subsetHint = r.subsetHint.map(addr);
+  if (r.bbr) route.bbr = { header: r.bbr.header, maxBodyBytes: r.bbr.maxBodyBytes ?? BBR_DEFAULTS.maxBodyBytes, requireModel: r.bbr.requireModel };
   return routeWithDefaults(route);
 }
 
@@ -68,6 +70,11 @@ function eppConfig(cfg: Record<string, unknown>, s: Scenario, tpl: TemplateConte
     resolved.endpoints = s.setup.backends.filter((b) => b.inPool).map((b) => tpl.backends.get(b.name)?.address);
   }
   return resolved;
+}
+
+/** The BBR-role mock for planes that chain a BBR ext_proc server, with the route's semantics. */
+export function bbrMockConfig(bbr: NonNullable<RouteModel['bbr']>): Record<string, unknown> {
+  return { role: 'bbr', bbr: { header: bbr.header, maxBodyBytes: bbr.maxBodyBytes, requireModel: bbr.requireModel, nonStringModel: 'skip' } };
 }
 
 class StepFailure extends Error {
@@ -128,6 +135,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   const backends = new Map<string, StartedEchoBackend>();
   const backendAddrs = new Map<string, { ip: string; port: number; address: string }>();
   let epp: MockEppProcess | undefined;
+  let bbrEpp: MockEppProcess | undefined;
   let dp: StartedDataPlane | undefined;
   const latencies: number[] = [];
   const steps: StepResult[] = [];
@@ -148,6 +156,12 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
     tpl.epp = epp.address;
     const route = buildRoute(s, epp.address, tpl);
+    if (route.bbr && driver.bbrViaExtProc) {
+      // A second mock in the BBR role, chained before the EPP by the plane itself.
+      mkdirSync(join(workDir, 'bbr'), { recursive: true });
+      bbrEpp = await MockEppProcess.start({ workDir: join(workDir, 'bbr'), port: 0, config: bbrMockConfig(route.bbr), runtime });
+      route.bbr = { ...route.bbr, extProcAddress: bbrEpp.address };
+    }
     dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
     // Whatever reached the EPP while the data plane started (probes) is not the scenario's.
     await epp.clearJournal();
@@ -240,6 +254,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   for (const c of conns.values()) c.close();
   await dp?.stop().catch(() => {});
   await epp?.stop().catch(() => {});
+  await bbrEpp?.stop().catch(() => {});
   await Promise.all([...backends.values()].map((b) => b.stop()));
 
   const extra: Partial<ScenarioResult> = { steps };

@@ -52,6 +52,14 @@ const routeSchema = z
     allow: z.array(z.string()).default([]),
     subsetHint: z.array(z.string()).optional().meta({ description: 'backend names or ip:port sent as the subset hint' }),
     pathPrefix: z.string().startsWith('/').default('/'),
+    bbr: z
+      .strictObject({
+        header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'must be a header name' }).default('X-Gateway-Model-Name'),
+        maxBodyBytes: sizeSchema.optional().meta({ description: 'body bytes scanned for the model at most (default 16MiB)' }),
+        requireModel: z.boolean().default(false).meta({ description: 'no usable model: 400 (413 beyond maxBodyBytes) instead of passing on without the header' }),
+      })
+      .optional()
+      .meta({ description: 'body-based routing: the body\'s top-level `model` into a request header before the EPP call (needs feature bbr)' }),
   })
   .meta({ description: 'the route every data plane renders (core/route-model.ts)' });
 
@@ -71,6 +79,15 @@ const bodySchema = z.union([
   z.strictObject({ json: z.unknown() }),
   z.strictObject({ file: z.string().meta({ description: 'path relative to the scenario file' }) }),
   z.strictObject({ random: z.strictObject({ size: sizeSchema, seed: z.number().int().default(1) }) }),
+  z.strictObject({
+    chat: z
+      .strictObject({
+        size: sizeSchema,
+        model: z.string().optional().meta({ description: 'absent = a body without model' }),
+        modelLast: z.boolean().default(true).meta({ description: 'model after the (large) messages, as SDKs serialize it' }),
+      })
+      .meta({ description: 'an OpenAI chat completion body padded to size bytes (application/json)' }),
+  }),
 ]);
 
 const requestSchema = z.strictObject({

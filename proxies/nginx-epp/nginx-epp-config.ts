@@ -55,6 +55,10 @@ function eppDirectives(route: RouteModel, indent: string): string {
   if (route.responseProcessing) lines.push('epp_report_served on;');
   if (route.allow.length > 0) lines.push(`epp_allow ${route.allow.map(quote).join(' ')};`);
   if (route.subsetHint && route.subsetHint.length > 0) lines.push(`epp_subset_hint ${quote(route.subsetHint.join(','))};`);
+  if (route.bbr) {
+    lines.push('epp_bbr on;', `epp_bbr_header ${quote(route.bbr.header)};`, `epp_bbr_max_body_size ${sizeK(route.bbr.maxBodyBytes)};`);
+    if (route.bbr.requireModel) lines.push('epp_bbr_require_model on;');
+  }
   return lines.map((l) => `${indent}${l}`).join('\n');
 }
 
@@ -110,7 +114,8 @@ events {
 
 http {
     log_format eppkit '$remote_addr "$request" $status $body_bytes_sent epp=$epp_status '
-                      'endpoint="$inference_workload_endpoint" upstream="$upstream_addr" rt=$request_time';
+                      'endpoint="$inference_workload_endpoint" upstream="$upstream_addr" rt=$request_time '
+                      'bbr=$epp_bbr_status model="$epp_model"';
     access_log ${wd}/access.log eppkit${o.bufferedAccessLog ? ' buffer=32k flush=200ms' : ''};
     client_body_temp_path ${wd}/client_body_temp;
     proxy_temp_path ${wd}/proxy_temp;

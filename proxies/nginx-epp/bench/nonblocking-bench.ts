@@ -7,8 +7,8 @@
 //   node proxies/nginx-epp/bench/nonblocking-bench.ts [--epp rust|mock] [--connections 500]
 //        [--delay 50] [--duration 10] [--form ngf|direct]
 //
-// `--epp rust` uses the compiled bench EPP (epp-core/examples/bench_epp.rs: built by
-// `cargo build --release --example bench_epp -p epp-core`); `--epp mock` the eppkit MockEpp
+// `--epp rust` uses the compiled bench EPP (bench-tools' eppkit-bench-epp, built by `eppkit
+// build bench`; `eppkit bench --epp native` runs the same one); `--epp mock` the eppkit MockEpp
 // (Node, one process). The backend is a plain nginx answering 200 (no Node in the data path).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { routeWithDefaults } from '../../../core/route-model.ts';
-import { cargoTargetDir } from '../../../harness/build/nginx-module-build.ts';
+import { BENCH_TOOLS, benchToolPath } from '../../../harness/build/bench-tools-build.ts';
 import { NginxDriver } from '../../../harness/data-planes/nginx-driver.ts';
 import { freePort } from '../../../core/net.ts';
 
@@ -89,8 +89,7 @@ http { access_log off; server { listen 127.0.0.1:${bport} backlog=4096; keepaliv
     children.push(epp);
     eppAddress = (await waitLine(epp, /grpc listening on (\S+)/))[1]!;
   } else {
-    const bin = join(cargoTargetDir(), 'release', 'examples', 'bench_epp');
-    epp = spawn(bin, ['127.0.0.1:0', backendAddr, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    epp = spawn(benchToolPath(BENCH_TOOLS.benchEpp), ['--listen', '127.0.0.1:0', '--endpoints', backendAddr], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(epp);
     eppAddress = (await waitLine(epp, /grpc listening on (\S+)/))[1]!;
   }

@@ -10,6 +10,8 @@ pub const UNSET: isize = -1;
 pub const UNSET_SIZE: usize = usize::MAX;
 pub const DEFAULT_TIMEOUT_MS: isize = 200;
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
+/// epp_bbr_max_body_size default: the same as the EPP's body limit.
+pub const DEFAULT_BBR_MAX_BODY: usize = 16 * 1024 * 1024;
 
 #[repr(C)]
 pub struct LocConf {
@@ -31,6 +33,14 @@ pub struct LocConf {
     /// epp_allow, parsed; null = any endpoint. Owned by the config pool (dropped by its cleanup).
     pub allow: *mut std::sync::Arc<epp_core::endpoint::Allowlist>,
     pub subset_hint: *mut ngx_http_complex_value_t,
+    /// epp_bbr: body-based routing (the model of a JSON body into a request header).
+    pub bbr: ngx_flag_t,
+    /// Lower-case; empty = x-gateway-model-name.
+    pub bbr_header: ngx_str_t,
+    /// How many body bytes BBR scans for the model at most.
+    pub bbr_max_body: usize,
+    /// epp_bbr_require_model: no usable model -> 400 (413 over the scan limit).
+    pub bbr_require_model: ngx_flag_t,
 }
 
 impl LocConf {
@@ -39,6 +49,14 @@ impl LocConf {
             0 => BodyMode::None,
             2 => BodyMode::Streamed,
             _ => BodyMode::Buffered,
+        }
+    }
+    pub fn bbr_header(&self) -> String {
+        let b = unsafe { util::str_bytes(&self.bbr_header) };
+        if b.is_empty() {
+            epp_core::bbr::DEFAULT_MODEL_HEADER.to_owned()
+        } else {
+            String::from_utf8_lossy(b).into_owned()
         }
     }
     pub fn header_name(&self) -> String {
@@ -60,6 +78,11 @@ pub static mut VAR_EPP_HOST: ngx_int_t = -1;
 pub static mut VAR_EPP_PORT: ngx_int_t = -1;
 pub static mut VAR_EPP_PATH: ngx_int_t = -1;
 pub static mut VAR_UPSTREAM_ADDR: ngx_int_t = -1;
+/// `$epp_model`: the model BBR found in the body (not found otherwise).
+pub static mut VAR_MODEL: ngx_int_t = -1;
+/// `$epp_bbr_status`: what BBR concluded (ok, no_body, no_model, not_json, ...); also marks a
+/// request BBR has already handled (it survives the NGF form's internal redirect).
+pub static mut VAR_BBR_STATUS: ngx_int_t = -1;
 /// Some location uses the module: workers then start the gRPC runtime.
 pub static mut MODULE_USED: bool = false;
 
@@ -83,6 +106,9 @@ pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     (*c).tls = UNSET;
     (*c).tls_verify = UNSET;
     (*c).report_served = UNSET;
+    (*c).bbr = UNSET;
+    (*c).bbr_max_body = UNSET_SIZE;
+    (*c).bbr_require_model = UNSET;
     // endpoint/default_upstream null, strings empty: unset.
     c as *mut c_void
 }
@@ -130,6 +156,14 @@ pub unsafe extern "C" fn merge_loc_conf(_cf: *mut ngx_conf_t, parent: *mut c_voi
     if c.subset_hint.is_null() {
         c.subset_hint = p.subset_hint;
     }
+    merge_i(&mut c.bbr, p.bbr, 0);
+    if c.bbr_header.data.is_null() {
+        c.bbr_header = p.bbr_header;
+    }
+    if c.bbr_max_body == UNSET_SIZE {
+        c.bbr_max_body = if p.bbr_max_body == UNSET_SIZE { DEFAULT_BBR_MAX_BODY } else { p.bbr_max_body };
+    }
+    merge_i(&mut c.bbr_require_model, p.bbr_require_model, 0);
     NGX_CONF_OK
 }
 
@@ -232,7 +266,8 @@ pub unsafe extern "C" fn set_header_name(cf: *mut ngx_conf_t, cmd: *mut ngx_comm
             None => CONF_ERROR,
         },
         Err(e) => {
-            conf_log(NGX_LOG_EMERG, cf, &format!("epp_header_name: {e}"));
+            let name = String::from_utf8_lossy(util::str_bytes(&(*cmd).name)).into_owned();
+            conf_log(NGX_LOG_EMERG, cf, &format!("{name}: {e}"));
             CONF_ERROR
         }
     }
@@ -328,6 +363,8 @@ pub unsafe fn add_variables(cf: *mut ngx_conf_t) -> Result<(), ()> {
         ("inference_workload_endpoint", &raw mut VAR_ENDPOINT),
         ("epp_status", &raw mut VAR_STATUS),
         ("epp_endpoints", &raw mut VAR_ENDPOINTS),
+        ("epp_model", &raw mut VAR_MODEL),
+        ("epp_bbr_status", &raw mut VAR_BBR_STATUS),
     ] {
         let mut n = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
         let v = ngx_http_add_variable(cf, &mut n, NGX_HTTP_VAR_CHANGEABLE as ngx_uint_t);

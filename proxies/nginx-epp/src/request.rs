@@ -51,6 +51,8 @@ pub struct ReqCtx {
     lcf: *mut LocConf,
     mode: Mode,
     state: State,
+    /// An EPP call follows the body read (false: BBR alone, the phases resume after it).
+    epp: bool,
     /// Non-zero while a call is in flight (key in the worker's pending table).
     id: u64,
     handle: Option<epp_core::client::CallHandle>,
@@ -99,7 +101,7 @@ unsafe fn create_ctx(r: *mut ngx_http_request_t, mode: Mode) -> *mut ReqCtx {
     if ctx.is_null() {
         return ptr::null_mut();
     }
-    ptr::write(ctx, ReqCtx { r, lcf: lcf_of(r), mode, state: State::ReadingBody, id: 0, handle: None, timer: std::mem::zeroed() });
+    ptr::write(ctx, ReqCtx { r, lcf: lcf_of(r), mode, state: State::ReadingBody, epp: true, id: 0, handle: None, timer: std::mem::zeroed() });
     (*cln).handler = Some(ctx_cleanup);
     (*cln).data = ctx as *mut c_void;
     *(*r).ctx.add((*module()).ctx_index) = ctx as *mut c_void;
@@ -113,7 +115,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     }
     let lcf = &*(*ctx).lcf;
-    if lcf.body_mode() != BodyMode::None {
+    if bbr_pending(r, lcf) || lcf.body_mode() != BodyMode::None {
         let rc = ngx_http_read_client_request_body(r, Some(body_handler));
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             return rc;
@@ -127,10 +129,11 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
     DONE
 }
 
-/// Direct form (`epp_endpoint`): precontent phase, before proxy_pass's content handler.
+/// Direct form (`epp_endpoint`), and BBR alone (`epp_bbr on` without an EPP): precontent
+/// phase, before proxy_pass's content handler.
 pub unsafe extern "C" fn precontent_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     let lcf = &*lcf_of(r);
-    if lcf.endpoint.is_null() || lcf.get_endpoint == 1 || r != (*r).main {
+    if lcf.get_endpoint == 1 || r != (*r).main {
         return DECLINED;
     }
     let ctx = ctx_of(r);
@@ -141,11 +144,17 @@ pub unsafe extern "C" fn precontent_handler(r: *mut ngx_http_request_t) -> ngx_i
             _ => DONE,
         };
     }
+    let epp = !lcf.endpoint.is_null();
+    let bbr = bbr_pending(r, lcf);
+    if !epp && !bbr {
+        return DECLINED;
+    }
     let ctx = create_ctx(r, Mode::Resume);
     if ctx.is_null() {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     }
-    if lcf.body_mode() != BodyMode::None {
+    (*ctx).epp = epp;
+    if bbr || lcf.body_mode() != BodyMode::None {
         let rc = ngx_http_read_client_request_body(r, Some(body_handler));
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             return rc;
@@ -165,7 +174,114 @@ unsafe extern "C" fn body_handler(r: *mut ngx_http_request_t) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
         return;
     }
-    begin(r, ctx);
+    let lcf = &*(*ctx).lcf;
+    if bbr_pending(r, lcf) {
+        if let Err(status) = run_bbr(r, lcf) {
+            (*ctx).state = State::Done;
+            ngx_http_finalize_request(r, status);
+            return;
+        }
+    }
+    if (*ctx).epp {
+        begin(r, ctx);
+        return;
+    }
+    // BBR alone: the phases resume from the event loop (this handler may be running inside the
+    // precontent handler), through the connection's write event.
+    (*ctx).state = State::Done;
+    (*r).write_event_handler = Some(ngx_http_core_run_phases);
+    ngx_post_event((*(*r).connection).write, &raw mut ngx_posted_events);
+}
+
+/// BBR is on here and has not run for this request yet (its status survives a redirect).
+unsafe fn bbr_pending(r: *mut ngx_http_request_t, lcf: &LocConf) -> bool {
+    lcf.bbr == 1 && util::indexed_var(r, conf::VAR_BBR_STATUS).is_none()
+}
+
+/// Body-based routing, on the body already read: the top-level `model` of a JSON body becomes
+/// the BBR header (replacing a client's own) and `$epp_model`, before any EPP call, so the EPP
+/// sees it too. Err(status) when the request is refused (epp_bbr_require_model) or broken.
+unsafe fn run_bbr(r: *mut ngx_http_request_t, lcf: &LocConf) -> Result<(), ngx_int_t> {
+    use epp_core::bbr::ScanOutcome;
+    let log = (*(*r).connection).log;
+    let header = lcf.bbr_header();
+    let outcome = match scan_body(r, lcf.bbr_max_body as u64) {
+        Ok(o) => o,
+        Err(e) => {
+            util::log(NGX_LOG_ERR, log, &format!("epp_bbr: {e}"));
+            util::set_indexed_var(r, conf::VAR_BBR_STATUS, b"error");
+            return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+        }
+    };
+    if !util::set_indexed_var(r, conf::VAR_BBR_STATUS, outcome.status().as_bytes()) {
+        return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+    }
+    let why = match &outcome {
+        ScanOutcome::Model(m) => {
+            if !util::set_indexed_var(r, conf::VAR_MODEL, m.as_bytes())
+                || rebuild_headers(r, &[HeaderOp::Set(header.clone(), m.as_bytes().to_vec())]).is_err()
+            {
+                return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+            }
+            util::log(NGX_LOG_DEBUG, log, &format!("epp_bbr: model {m:?} -> {header}"));
+            return Ok(());
+        }
+        // A request without a body (GET /v1/models) is never refused for it.
+        ScanOutcome::NoBody => return Ok(()),
+        ScanOutcome::NoModel => "the JSON body has no top-level \"model\"".to_owned(),
+        ScanOutcome::NotJson(at) => format!("the body is not a JSON object (byte {at})"),
+        ScanOutcome::NotString => "\"model\" is not a string".to_owned(),
+        ScanOutcome::BadModel(why) => format!("\"model\" cannot be a header value ({why})"),
+        ScanOutcome::TooLarge => format!("no \"model\" within the first {} bytes (epp_bbr_max_body_size)", lcf.bbr_max_body),
+    };
+    if lcf.bbr_require_model == 1 {
+        util::log(NGX_LOG_INFO, log, &format!("epp_bbr: {why}; refused (epp_bbr_require_model)"));
+        let code = if outcome == ScanOutcome::TooLarge { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE } else { NGX_HTTP_BAD_REQUEST };
+        return Err(code as ngx_int_t);
+    }
+    util::log(NGX_LOG_INFO, log, &format!("epp_bbr: {why}; {header} not set"));
+    Ok(())
+}
+
+/// Feeds the scanner from the body's memory buffers and temp file, stopping as soon as the
+/// outcome is known (the rest of the body is not read again).
+unsafe fn scan_body(r: *mut ngx_http_request_t, limit: u64) -> Result<epp_core::bbr::ScanOutcome, String> {
+    let mut scanner = epp_core::bbr::ModelScanner::new(limit);
+    let rb = (*r).request_body;
+    let mut cl = if rb.is_null() { ptr::null_mut() } else { (*rb).bufs };
+    let mut chunk: Vec<u8> = Vec::new();
+    while !cl.is_null() {
+        let b = (*cl).buf;
+        if (*b).temporary() != 0 || (*b).memory() != 0 || (*b).mmap() != 0 {
+            let n = (*b).last.offset_from((*b).pos) as usize;
+            if n > 0 && scanner.feed(std::slice::from_raw_parts((*b).pos, n)) {
+                break;
+            }
+        } else if (*b).in_file() != 0 && !(*b).file.is_null() {
+            if chunk.is_empty() {
+                chunk.resize(64 * 1024, 0);
+            }
+            let mut pos = (*b).file_pos;
+            let mut concluded = false;
+            while pos < (*b).file_last {
+                let want = ((*b).file_last - pos).min(chunk.len() as i64) as usize;
+                let got = libc::pread((*(*b).file).fd, chunk.as_mut_ptr() as *mut libc::c_void, want, pos);
+                if got <= 0 {
+                    return Err(format!("cannot read the request body temp file: {}", std::io::Error::last_os_error()));
+                }
+                pos += got as i64;
+                if scanner.feed(&chunk[..got as usize]) {
+                    concluded = true;
+                    break;
+                }
+            }
+            if concluded {
+                break;
+            }
+        }
+        cl = (*cl).next;
+    }
+    Ok(scanner.finish())
 }
 
 /// Starts the call; every outcome, even an immediate failure, arrives through the worker's

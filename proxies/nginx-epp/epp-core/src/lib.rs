@@ -2,6 +2,7 @@
 //! config value validation, and the gRPC client that runs on a tokio runtime of its own.
 //! Nothing here touches nginx, so `cargo test -p epp-core` needs no nginx symbols.
 
+pub mod bbr;
 pub mod client;
 pub mod endpoint;
 pub mod exchange;
