@@ -3,6 +3,7 @@
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
+import { DnsPool } from './dns-pool.ts';
 import { TRANSPORTS, type Transport } from './grpc-transport.ts';
 import { MockEpp } from './mock-epp.ts';
 import { isEndpoint, loadMockEppConfigFile, parseMockEppConfig } from './mock-epp-config.ts';
@@ -14,6 +15,8 @@ interface Args {
   'admin-host'?: string;
   'admin-token'?: string;
   endpoints?: string;
+  'endpoints-dns'?: string;
+  'endpoints-dns-refresh-ms': number;
   config?: string;
   'tls-cert'?: string;
   'tls-key'?: string;
@@ -33,6 +36,11 @@ const command: CommandModule<object, Args> = {
       .option('admin-host', { type: 'string', describe: 'address for the admin API (default: --host)' })
       .option('admin-token', { type: 'string', describe: 'require Authorization: Bearer <token> on the admin API (also EPPKIT_ADMIN_TOKEN)' })
       .option('endpoints', { type: 'string', describe: 'the pool, ip:port,ip:port (overrides the config file\'s endpoints)' })
+      .option('endpoints-dns', {
+        type: 'string',
+        describe: 'the pool from DNS: name:port, re-resolved every refresh (in Kubernetes: a headless Service over the model-server pods)',
+      })
+      .option('endpoints-dns-refresh-ms', { type: 'number', default: 2000, describe: 'how often --endpoints-dns is resolved again' })
       .option('config', { type: 'string', describe: 'config file, YAML or JSON (docs/mock-epp.md)' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate file (with --tls-key: serve gRPC over TLS)' })
       .option('tls-key', { type: 'string', describe: 'PEM private key file' })
@@ -51,6 +59,12 @@ const command: CommandModule<object, Args> = {
     for (const [name, v] of [['--port', args.port], ['--admin-port', args['admin-port']]] as const) {
       if (!Number.isInteger(v) || v < 0 || v > 65535) throw new EppkitError('EPPKIT_USAGE', { reason: `${name} must be a port number 0-65535, got ${v}` });
     }
+    if (args.endpoints !== undefined && args['endpoints-dns'] !== undefined) {
+      throw new EppkitError('EPPKIT_USAGE', { reason: '--endpoints and --endpoints-dns both set the pool: give one' });
+    }
+    const refresh = args['endpoints-dns-refresh-ms'];
+    if (!Number.isInteger(refresh) || refresh < 100) throw new EppkitError('EPPKIT_USAGE', { reason: `--endpoints-dns-refresh-ms must be an integer >= 100, got ${refresh}` });
+    const dnsPool = args['endpoints-dns'] !== undefined ? new DnsPool(args['endpoints-dns'], refresh) : undefined;
     const base = args.config ? loadMockEppConfigFile(args.config) : parseMockEppConfig({});
     let config = base;
     if (args.endpoints !== undefined) {
@@ -71,10 +85,12 @@ const command: CommandModule<object, Args> = {
       .withTransport(args.transport)
       .withLogger(logger)
       .start();
+    await dnsPool?.start(epp, logger);
     process.stdout.write(`grpc listening on ${epp.address}\nadmin listening on ${epp.adminUrl}\n`);
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         logger.info({ signal: sig }, 'draining');
+        dnsPool?.stop();
         epp.stop(args['grace-ms']).then(resolve, resolve);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));

@@ -57,6 +57,16 @@ if [ ! -x "$ENVOY_VENV/bin/envoy" ] && [ ! -x "$(find "$ENVOY_VENV" -name envoy 
 fi
 log "envoy: $(find "$ENVOY_VENV" -name envoy -type f -perm -u+x | head -n1)"
 
+# kustomize (the real one, from the Go module proxy): test/deploy renders deploy/ with it.
+# v5.7.1 is the newest that builds with Debian 12's Go toolchain here (5.8 wants Go 1.27).
+KUSTOMIZE="$EPPKIT_HOME/bin/kustomize"
+if [ ! -x "$KUSTOMIZE" ]; then
+  command -v go >/dev/null || { echo "go is missing: it builds kustomize for the deploy/ tests" >&2; exit 1; }
+  log "building kustomize into $EPPKIT_HOME/bin"
+  GOBIN="$EPPKIT_HOME/bin" GOTOOLCHAIN=local go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
+fi
+log "kustomize: $("$KUSTOMIZE" version)"
+
 # Docker: Debian's engine, started by hand (no systemd here).
 if [ -z "${EPPKIT_SKIP_DOCKER:-}" ]; then
   if ! /usr/bin/docker info >/dev/null 2>&1; then

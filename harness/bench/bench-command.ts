@@ -8,6 +8,7 @@ import type { CommandModule } from 'yargs';
 import { chalk } from '../../cli/output.ts';
 import { parseBenchOptions } from './bench-options.ts';
 import { renderConsole, renderJson, renderMarkdown, type BenchReport } from './bench-report.ts';
+import { mergeBenchReports, readMergeInputs } from './bench-merge.ts';
 import { runBench } from './bench-runner.ts';
 import { runMockEppBench } from './mock-epp-bench.ts';
 
@@ -44,6 +45,9 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     thresholds: a.threshold,
     runtime: a.runtime,
     streams: a.streams,
+    url: a.url,
+    directUrl: a['direct-url'],
+    shard: a.shard,
     backend: a.backend,
     epp: a.epp,
     headroom: a.headroom,
@@ -53,18 +57,42 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
 export function writeReports(report: BenchReport, reportDir: string): { json: string; md: string } {
   const dir = resolve(reportDir);
   mkdirSync(dir, { recursive: true });
-  const json = join(dir, report.mode === 'data-planes' ? 'bench.json' : `bench-${report.mode}.json`);
+  const base = report.merged ? 'bench-merged' : report.mode === 'data-planes' ? 'bench' : `bench-${report.mode}`;
+  const json = join(dir, `${base}.json`);
   const md = json.replace(/\.json$/, '.md');
   writeFileSync(json, renderJson(report));
   writeFileSync(md, renderMarkdown(report));
   return { json, md };
 }
 
+type MergeArgs = { files: string[]; json?: boolean; 'report-dir'?: string };
+
+const mergeCommand: CommandModule<object, MergeArgs> = {
+  command: 'merge [files..]',
+  describe: 'Join the reports of bench --shard i/n runs into one (counters added, percentiles from the merged histograms)',
+  builder: (y) =>
+    y
+      .positional('files', { type: 'string', array: true, describe: 'bench.json files of the shards; none or - reads standard input (several reports in one stream, e.g. kubectl logs, are fine)' })
+      .option('json', { type: 'boolean', describe: 'print the merged JSON report on stdout instead of the table' })
+      .option('report-dir', { type: 'string', describe: 'where bench-merged.json and bench-merged.md go (default reports/bench)' })
+      .example('eppkit bench merge shard-0.json shard-1.json', 'one report from two load generators')
+      .example('kubectl logs -n eppkit -l job-name=eppkit-bench --tail=-1 | eppkit bench merge -', 'the pods of the Indexed Job in deploy/bench') as never,
+  handler: (argv) => {
+    // yargs drops a lone `-`: no file at all means standard input too.
+    const report = mergeBenchReports(readMergeInputs(argv.files?.length ? argv.files : ['-']), commandLine());
+    const files = writeReports(report, argv['report-dir'] ?? 'reports/bench');
+    process.stdout.write(argv.json ? renderJson(report) : renderConsole(report));
+    process.stderr.write(`${chalk.dim('bench')} wrote ${files.json} and ${files.md}\n`);
+    if (!report.ok) process.exitCode = 1;
+  },
+};
+
 const command: CommandModule<object, Args> = {
   command: 'bench [kind]',
   describe: 'Measure latency and throughput through each data plane and the mock EPP (the EPP hop cost)',
   builder: (y) =>
     y
+      .command(mergeCommand)
       .positional('kind', {
         choices: ['data-planes', 'nonblocking', 'mock-epp'],
         describe: 'data-planes (default): every data plane plus direct; nonblocking: one data plane at connections / delay; mock-epp: the mock EPP alone over ext_proc',
@@ -91,6 +119,9 @@ const command: CommandModule<object, Args> = {
       .option('epp', { type: 'string', describe: 'EPP of each data plane: auto (default: the compiled bench EPP when built), native or mock (the Node mock EPP)' })
       .option('headroom', { type: 'boolean', describe: 'check the load generator against wrk on direct in the same run (default true; --no-headroom)' })
       .option('streams', { type: 'string', describe: 'mock-epp: concurrent ext_proc streams (default 32)' })
+      .option('url', { type: 'string', describe: 'measure a plane that is already running (e.g. a gateway): the full URL; nothing is started' })
+      .option('direct-url', { type: 'string', describe: 'with --url: the same request straight to a model server, the hop-cost baseline' })
+      .option('shard', { type: 'string', describe: 'i/n: be load generator i (0-based) of n against --url; join them with `eppkit bench merge`' })
       .option('json', { type: 'boolean', describe: 'print the JSON report on stdout instead of the table' })
       .option('quiet', { type: 'boolean', describe: 'no progress lines on stderr' }) as never,
   handler: async (argv) => {

@@ -103,6 +103,25 @@ export const BenchOptionsSchema = z
     headroom: z.boolean().default(true),
     /** mock-epp mode: concurrent ext_proc streams. */
     streams: intFrom.pipe(z.number().int().min(1).max(10_000)).default(32),
+    /**
+     * Measure a plane that is already running (a gateway in a cluster, a plane you started):
+     * the full URL requests go to. Nothing is started; data planes are not run.
+     */
+    url: z.url({ protocol: /^https?$/, error: 'url must be an http:// or https:// URL' }).optional(),
+    /** With url: the same request straight to a model server, the baseline of the hop cost. */
+    directUrl: z.url({ protocol: /^https?$/, error: 'directUrl must be an http:// or https:// URL' }).optional(),
+    /**
+     * `i/n`: this process is shard i (0-based) of n load generators against one url; it sends
+     * its share of the connections and rate and records raw histograms for `eppkit bench merge`.
+     */
+    shard: z
+      .string()
+      .regex(/^\d+\/\d+$/, 'shard is i/n, e.g. 0/4 (i from 0 to n-1)')
+      .transform((v) => {
+        const [i, n] = v.split('/').map(Number) as [number, number];
+        return { index: i, count: n };
+      })
+      .optional(),
   })
   .superRefine((o, ctx) => {
     if (o.executor === 'constant-arrival-rate' && o.rate === undefined) {
@@ -115,6 +134,20 @@ export const BenchOptionsSchema = z
       ctx.addIssue({ code: 'custom', path: ['client'], message: 'mock-epp speaks ext_proc with its own load client; autocannon only runs in data-planes and nonblocking' });
     }
     if (o.duration < 100) ctx.addIssue({ code: 'custom', path: ['duration'], message: 'duration must be at least 100ms' });
+    if (o.shard && (o.shard.count < 1 || o.shard.index >= o.shard.count)) {
+      ctx.addIssue({ code: 'custom', path: ['shard'], message: `shard ${o.shard.index}/${o.shard.count}: i must be 0 to n-1` });
+    }
+    if (o.shard && !o.url) {
+      ctx.addIssue({ code: 'custom', path: ['shard'], message: 'shards only make sense against one running target: give url (the gateway every shard loads)' });
+    }
+    if (o.shard && o.client !== 'eppkit') {
+      ctx.addIssue({ code: 'custom', path: ['client'], message: 'shards need the eppkit client (its µs HDR histograms are what bench merge adds up)' });
+    }
+    if (o.shard && o.connections !== undefined && o.connections < o.shard.count) {
+      ctx.addIssue({ code: 'custom', path: ['connections'], message: `${o.shard.count} shards need at least ${o.shard.count} connections (one each)` });
+    }
+    if (o.directUrl && !o.url) ctx.addIssue({ code: 'custom', path: ['directUrl'], message: 'directUrl is the baseline of url: give url too' });
+    if (o.url && o.mode !== 'data-planes') ctx.addIssue({ code: 'custom', path: ['url'], message: `url measures a running plane; it does not combine with ${o.mode}` });
     if (o.mode === 'nonblocking' && !o.eppDelayMs.some((d) => d > 0)) {
       ctx.addIssue({ code: 'custom', path: ['eppDelayMs'], message: 'nonblocking needs an EPP delay > 0 (the bound is connections / delay)' });
     }

@@ -68,6 +68,10 @@ export interface LoadClientFacts {
 export interface BenchReport {
   schema: typeof REPORT_SCHEMA;
   mode: BenchMode;
+  /** Set when this run was shard `index` of `count` (`--shard i/n`): its own share of connections. */
+  shard?: { index: number; count: number; connections: number };
+  /** Set on a report that `eppkit bench merge` made: how many shard reports it joined, and their files. */
+  merged?: { shards: number; sources: string[] };
   /** The exact command line, to re-run it. */
   command: string;
   startedAt: string;

@@ -16,7 +16,7 @@ import { checkHeadroom, headroomNotes, wrkAvailable, type HeadroomCheck } from '
 import type { BenchOptions } from './bench-options.ts';
 import { AUTOCANNON_NOTES, CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
 import { AUTOCANNON_VERSION, runAutocannon } from './autocannon-client.ts';
-import { runLoad } from './load-client.ts';
+import { runLoad, split } from './load-client.ts';
 import type { LoadSpec } from './load-worker.ts';
 import { currentLoadAvg, dataPlaneVersion, machineFacts } from './machine-facts.ts';
 import { evaluateThresholds, type ThresholdSubject } from './thresholds.ts';
@@ -63,13 +63,14 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
 
   // Compiled backend and EPP when built (auto), so eppkit's own processes cost less than the plane.
   const helpers = planHelpers({ backend: o.backend, epp: o.epp });
-  const headroomWanted = o.headroom && o.direct && o.client === 'eppkit';
+  const headroomWanted = o.headroom && o.direct && !o.url && o.client === 'eppkit';
   const wrk = headroomWanted ? wrkAvailable() : undefined;
   let headroom: HeadroomCheck | undefined;
   const headroomProblems: string[] = [];
   if (wrk && !wrk.ok) headroomProblems.push(`generator headroom not checked: ${wrk.reason}`);
 
-  const drivers = resolveDataPlanes(o.dataPlanes, run.drivers);
+  // --url measures a running plane: no data plane of eppkit's is started.
+  const drivers = o.url ? [] : resolveDataPlanes(o.dataPlanes, run.drivers);
   const skipped: BenchReport['skipped'] = [];
   const usable: Array<{ driver: DataPlaneDriver; version: string }> = [];
   for (const d of drivers) {
@@ -80,8 +81,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
 
   const body = o.bodyBytes > 0 ? Buffer.alloc(o.bodyBytes, 0x78) : undefined;
   const several = o.eppDelayMs.length > 1;
-  const targets: Array<{ label: string; driver?: DataPlaneDriver; version?: string; delay: number }> = [];
-  if (o.direct) targets.push({ label: 'direct', delay: 0 });
+  const targets: Array<{ label: string; driver?: DataPlaneDriver; version?: string; delay: number; url?: string }> = [];
+  if (o.url) {
+    if (o.directUrl) targets.push({ label: 'direct', delay: 0, url: o.directUrl });
+    targets.push({ label: 'url', delay: 0, url: o.url });
+  } else if (o.direct) targets.push({ label: 'direct', delay: 0 });
   for (const delay of o.eppDelayMs) {
     for (const u of usable) targets.push({ label: several ? `${u.driver.name}@${delay}ms` : u.driver.name, driver: u.driver, version: u.version, delay });
   }
@@ -101,7 +105,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     for (const t of targets) {
       const dir = join(logsDir, t.label.replace(/[^A-Za-z0-9@.-]/g, '_'));
       mkdirSync(dir, { recursive: true });
-      const result: TargetResult = { target: t.label, dataPlane: t.driver?.name ?? null, eppDelayMs: t.delay };
+      const result: TargetResult = { target: t.label, dataPlane: t.driver?.name ?? (t.url && t.label !== 'direct' ? t.url : null), eppDelayMs: t.delay };
       if (t.version) result.version = t.version;
       results.push(result);
       const headers: Record<string, string> = {};
@@ -113,11 +117,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
       let dp: StartedDataPlane | undefined;
       try {
         progress(`${t.label}: starting`);
-        const b = await startBenchBackend(helpers, join(dir, 'backend.log'));
-        backend = b.proc;
-        live.add(() => b.proc.stop());
-        let url = `http://${b.address}${o.path}`;
-        if (t.driver) {
+        const b = t.url ? undefined : await startBenchBackend(helpers, join(dir, 'backend.log'));
+        backend = b?.proc;
+        if (b) live.add(() => b.proc.stop());
+        let url = t.url ?? `http://${b?.address}${o.path}`;
+        if (t.driver && b) {
           const port = t.driver.fixedEppPort?.() ?? 0;
           const e = await startBenchEpp(helpers, b.address, port, dir);
           epp = e.proc;
@@ -152,12 +156,12 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           headers,
           bodyBytes: o.bodyBytes,
           executor: o.executor,
-          connections: o.connections,
+          connections: shareOf(o.connections, o.shard),
           warmupMs: o.warmup,
           durationMs: o.duration,
           timeoutMs: o.timeout,
         };
-        if (o.rate !== undefined) spec.rate = o.rate;
+        if (o.rate !== undefined) spec.rate = o.shard ? o.rate / o.shard.count : o.rate;
         progress(`${t.label}: measuring for ${o.duration / 1000} s`);
         result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
         progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
@@ -244,16 +248,20 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     durationMs: o.duration,
     warmupMs: o.warmup,
     method: body ? 'POST' : 'GET',
-    path: o.path,
+    path: o.url ? new URL(o.url).pathname : o.path,
     bodyBytes: o.bodyBytes,
     bodyMode: o.bodyMode,
     timeoutMs: o.timeout,
   };
   if (o.rate !== undefined) loadClient.rate = o.rate;
+  if (o.shard) {
+    notes.push(`shard ${o.shard.index}/${o.shard.count}: this process sent ${shareOf(o.connections, o.shard)} of ${o.connections} connections${o.rate !== undefined ? ` and ${Math.round((o.rate / o.shard.count) * 10) / 10} of ${o.rate} req/s` : ''}; join the shards with \`eppkit bench merge\`.`);
+  }
 
   return {
     schema: REPORT_SCHEMA,
     mode: o.mode,
+    ...(o.shard ? { shard: { index: o.shard.index, count: o.shard.count, connections: shareOf(o.connections, o.shard) } } : {}),
     command: run.command,
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -267,4 +275,9 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     notes,
     ok: results.length > 0 && results.every((r) => !r.failed) && thresholds.every((t) => t.ok),
   };
+}
+
+/** This shard's connections: the whole split as evenly as possible, shard i taking share i. */
+export function shareOf(connections: number, shard: { index: number; count: number } | undefined): number {
+  return shard ? (split(connections, shard.count)[shard.index] ?? 0) : connections;
 }

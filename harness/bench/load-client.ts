@@ -5,7 +5,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
-import { mergeHistograms, summarize, type LatencySummary } from '../../core/latency-histogram.ts';
+import { encodeHistogram, mergeHistograms, summarize, type LatencySummary } from '../../core/latency-histogram.ts';
 import type { LoadSpec, WorkerResult } from './load-worker.ts';
 
 const WORKER_FILE = fileURLToPath(new URL('./load-worker.ts', import.meta.url));
@@ -24,6 +24,12 @@ export interface LoadResult {
   elapsedMs: number;
   /** Per worker, fraction of one core used during the window. */
   workerCpu: number[];
+  /**
+   * Every latency of the window as a compressed base64 HDR histogram in µs (eppkit client only):
+   * what `eppkit bench merge` adds up, so percentiles of several shards come from one histogram,
+   * never from averaged percentiles.
+   */
+  histogram?: string;
 }
 
 /** Splits `total` into `n` integer shares that differ by at most one. */
@@ -64,6 +70,7 @@ export async function runLoad(spec: LoadSpec, workers: number): Promise<LoadResu
 
   const hist = mergeHistograms(results.map((r) => r.histogram));
   const latencyMs = summarize(hist);
+  const histogram = encodeHistogram(hist);
   hist.destroy();
   const statusCodes: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
@@ -86,5 +93,6 @@ export async function runLoad(spec: LoadSpec, workers: number): Promise<LoadResu
     bytes: sum((r) => r.bytes),
     elapsedMs: Math.round(elapsedMs),
     workerCpu: results.map((r) => Math.round(r.cpu * 100) / 100),
+    histogram,
   };
 }

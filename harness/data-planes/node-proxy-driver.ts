@@ -20,6 +20,7 @@ export function nodeProxyConfig(route: RouteModel): Record<string, unknown> {
   };
   if (route.subsetHint) cfg.subsetHint = [...route.subsetHint];
   if (route.eppTls) cfg.eppTls = { ...route.eppTls };
+  if (route.bbr) cfg.bbr = { header: route.bbr.header, maxBodyBytes: route.bbr.maxBodyBytes, requireModel: route.bbr.requireModel };
   return cfg;
 }
 
@@ -59,6 +60,7 @@ export const nodeProxyDriver: DataPlaneDriver = {
     'client-abort',
     'ipv6-endpoint',
     'subset-hint',
+    'bbr',
   ]),
 
   async available(runtime: Runtime): Promise<Availability> {

@@ -30,6 +30,9 @@ interface Args {
   'epp-server-name'?: string;
   'epp-insecure'?: boolean;
   'epp-client'?: string;
+  bbr?: boolean;
+  'bbr-header'?: string;
+  'bbr-require-model'?: boolean;
 }
 
 const list = (s: string | undefined): string[] | undefined =>
@@ -61,6 +64,12 @@ export function argsToInput(a: Args): NodeProxyInput {
     if (a['epp-server-name'] !== undefined) tls.serverName = a['epp-server-name'];
     if (a['epp-insecure'] !== undefined) tls.insecureSkipVerify = a['epp-insecure'];
     input.eppTls = tls;
+  }
+  if (a.bbr !== undefined || a['bbr-header'] !== undefined || a['bbr-require-model'] !== undefined) {
+    const bbr: Record<string, unknown> = {};
+    if (a['bbr-header'] !== undefined) bbr.header = a['bbr-header'];
+    if (a['bbr-require-model'] !== undefined) bbr.requireModel = a['bbr-require-model'];
+    input.bbr = a.bbr === false ? false : bbr;
   }
   for (const k of Object.keys(input)) if (input[k] === undefined) delete input[k];
   return input as NodeProxyInput;
@@ -229,6 +238,9 @@ const command: CommandModule<object, Args> = {
         'epp-server-name': { type: 'string', describe: 'TLS server name expected of the EPP' },
         'epp-insecure': { type: 'boolean', describe: 'TLS to the EPP without verifying its certificate (tests only)' },
         'epp-client': { type: 'string', choices: ['grpc-js', 'http2'], describe: 'ext_proc client: grpc-js, or the lean node:http2 one [default: grpc-js]' },
+        bbr: { type: 'boolean', describe: "body-based routing: the JSON body's top-level model into X-Gateway-Model-Name before the EPP call [default: off]" },
+        'bbr-header': { type: 'string', describe: 'header BBR writes the model into (implies --bbr) [default: X-Gateway-Model-Name]' },
+        'bbr-require-model': { type: 'boolean', describe: 'BBR: answer 400 when a body has no usable model (implies --bbr) [default: false]' },
       })
       .example('$0 node-proxy --listen 127.0.0.1:0 --epp 127.0.0.1:9002 --fallback 127.0.0.1:8000', '')
       .example('$0 node-proxy --shim --listen 127.0.0.1:54800', 'the NGF sidecar') as unknown as Argv<Args>,

@@ -98,4 +98,17 @@ describe('resolveNodeProxyConfig', () => {
     expect(c.routes).toEqual([]);
     expect(c.shimRoute.timeoutMs).toBe(99);
   });
+
+  it('bbr: true takes the defaults, an object overrides them per route, absent is off', () => {
+    const c = resolveNodeProxyConfig({
+      eppAddress: '127.0.0.1:1',
+      bbr: true,
+      routes: [{ pathPrefix: '/a' }, { pathPrefix: '/b', bbr: { header: 'X-Model', requireModel: true } }, { pathPrefix: '/c', bbr: false }],
+    });
+    const by = (p: string) => c.routes.find((r) => r.pathPrefix === p);
+    expect(by('/a')?.bbr).toEqual({ header: 'X-Gateway-Model-Name', maxBodyBytes: 16 * 1024 * 1024, requireModel: false });
+    expect(by('/b')?.bbr).toEqual({ header: 'X-Model', maxBodyBytes: 16 * 1024 * 1024, requireModel: true });
+    expect(by('/c')?.bbr).toBeUndefined();
+    expect(problems(() => resolveNodeProxyConfig({ eppAddress: '127.0.0.1:1', bbr: { header: 'bad header' } as never }))[0]).toMatch(/bbr/);
+  });
 });

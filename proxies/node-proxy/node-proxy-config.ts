@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { deepFreeze, formatPath, loadConfigFile } from '../../core/config-file.ts';
 import { EppkitError, type Problem } from '../../core/errors.ts';
-import { ROUTE_DEFAULTS, type RouteModel } from '../../core/route-model.ts';
+import { BBR_DEFAULTS, ROUTE_DEFAULTS, type RouteModel } from '../../core/route-model.ts';
 import { parseAllowEntry, parseEndpoint } from './endpoint.ts';
 
 const hostPort = z.string().refine((s) => parseListen(s) !== undefined, {
@@ -28,6 +28,16 @@ export const eppTlsSchema = z.strictObject({
   insecureSkipVerify: z.boolean().optional(),
 });
 
+/** Body-based routing: `true` for the defaults, or the options (each defaulted). */
+export const bbrInputSchema = z.union([
+  z.boolean(),
+  z.strictObject({
+    header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header name').optional(),
+    maxBodyBytes: z.number().int().min(1).optional(),
+    requireModel: z.boolean().optional(),
+  }),
+]);
+
 /** Every RouteModel key, all optional (defaults are applied after merging). */
 export const routeInputSchema = z.strictObject({
   pathPrefix: z.string().startsWith('/', 'a path prefix starts with /').optional(),
@@ -41,6 +51,7 @@ export const routeInputSchema = z.strictObject({
   maxBodyBytes: z.number().int().min(0).optional(),
   allow: z.array(allowEntry).optional(),
   subsetHint: z.array(endpoint).optional(),
+  bbr: bbrInputSchema.optional(),
 });
 export type RouteInput = z.infer<typeof routeInputSchema>;
 
@@ -160,6 +171,8 @@ export function resolveNodeProxyConfig(input: NodeProxyInput): NodeProxyConfig {
     } as RouteModel;
     if (r.subsetHint) route.subsetHint = [...r.subsetHint];
     else delete route.subsetHint;
+    if (r.bbr === undefined || r.bbr === false) delete route.bbr;
+    else route.bbr = { ...BBR_DEFAULTS, ...(r.bbr === true ? {} : r.bbr) };
     if (!server.shim && !route.eppAddress) {
       problems.push({
         path: path ? `${path}.eppAddress` : 'eppAddress',

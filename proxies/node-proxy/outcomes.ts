@@ -38,6 +38,7 @@ export type ReasonCode =
   | 'body_too_large'
   | 'headers_too_large'
   | 'bad_request'
+  | 'bbr_no_model' // body-based routing with requireModel: no usable model in the body
   | 'no_route'
   | 'no_fallback'
   | 'upstream_connect_failed'

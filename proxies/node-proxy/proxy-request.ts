@@ -4,6 +4,8 @@
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { HeaderMutation } from '../../core/proto.ts';
+import type { BbrOptions } from '../../core/route-model.ts';
+import { describeOutcome, scanModel } from './bbr-model.ts';
 import type { Endpoint } from './endpoint.ts';
 import { EppExchange, type Decision, type FailDecision, type ImmediateDecision } from './epp-exchange.ts';
 import { failCloseStatus, type Outcome, type ReasonCode } from './outcomes.ts';
@@ -42,6 +44,16 @@ export function sendLocal(res: http.ServerResponse, status: number, headers: Arr
   }
 }
 
+/** Sets a request header in place (every copy of it replaced), before headers are read. */
+function setHeader(req: http.IncomingMessage, name: string, value: string): void {
+  const lower = name.toLowerCase();
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() !== lower) out.push(raw[i] as string, raw[i + 1] as string);
+  out.push(name, value);
+  req.rawHeaders = out;
+}
+
 export class ProxyRequest {
   private readonly ctx: ProxyContext;
   private readonly cr: CompiledRoute;
@@ -60,6 +72,8 @@ export class ProxyRequest {
   private endpoint: string | undefined;
   private eppMs: number | undefined;
   private readonly hasBody: boolean;
+  /** The whole client body, read before the EPP call for body-based routing. */
+  private preread: Buffer | undefined;
 
   constructor(ctx: ProxyContext, cr: CompiledRoute, req: http.IncomingMessage, res: http.ServerResponse) {
     this.ctx = ctx;
@@ -84,7 +98,44 @@ export class ProxyRequest {
       this.reject(413, 'body_too_large', `content-length ${cl} > ${route.maxBodyBytes}`);
       return;
     }
+    if (route.bbr && this.hasBody) this.readForBbr(route.bbr);
+    else this.startEpp(undefined);
+  }
 
+  /**
+   * Body-based routing: the whole body first, its top-level `model` into the BBR header (a
+   * client's own copy replaced), then the EPP call with that header and the same bytes.
+   */
+  private readForBbr(bbr: BbrOptions): void {
+    const { req } = this;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      if (this.countBody(c)) chunks.push(c);
+    });
+    req.on('end', () => {
+      if (this.finished) return;
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      chunks.length = 0;
+      const o = scanModel(body, bbr.maxBodyBytes);
+      // Header strings travel as latin1: the model's UTF-8 bytes go out unchanged.
+      if (o.status === 'ok') setHeader(req, bbr.header, Buffer.from(o.model, 'utf8').toString('latin1'));
+      else if (o.status !== 'no_body') {
+        const detail = describeOutcome(o, bbr.maxBodyBytes);
+        if (bbr.requireModel) {
+          this.reject(o.status === 'too_large' ? 413 : 400, 'bbr_no_model', detail);
+          return;
+        }
+        this.ctx.log.info({ event: 'bbr_no_model', status: o.status, detail, header: bbr.header });
+      }
+      this.preread = body;
+      this.startEpp(body);
+    });
+  }
+
+  /** The EPP exchange; `preread` = the body, already read whole (BBR). */
+  private startEpp(preread: Buffer | undefined): void {
+    const { req, cr } = this;
+    const route = cr.route;
     const ex = new EppExchange(this.ctx.channels.client(route.eppAddress, route.eppTls), {
       timeoutMs: route.timeoutMs,
       bodyMode: route.bodyMode,
@@ -100,7 +151,11 @@ export class ProxyRequest {
 
     let buffered: Buffer | undefined;
     let bodyRead: Promise<void> = Promise.resolve();
-    if (sendsBody && route.bodyMode === 'buffered') {
+    if (preread !== undefined) {
+      // Both body modes: the same bytes in one message (streamed: the EPP relays them back).
+      buffered = preread;
+      if (sendsBody) ex.sendBody(preread, true);
+    } else if (sendsBody && route.bodyMode === 'buffered') {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => {
         if (!this.countBody(c)) return;
@@ -202,6 +257,8 @@ export class ProxyRequest {
   private forward(endpoints: Endpoint[], outcome: Outcome, mutations: HeaderMutation[], payload: Buffer | undefined): void {
     const { req } = this;
     const route = this.cr.route;
+    // The client body was read for BBR: send those bytes wherever the socket would be piped.
+    if (payload === undefined && this.preread !== undefined && !(route.bodyMode === 'streamed' && outcome === 'routed')) payload = this.preread;
     const headers = new HeaderList(endToEnd(req.rawHeaders));
     const pseudo = new Map<string, string>();
     for (const m of mutations) headers.apply(m, pseudo);
