@@ -11,12 +11,15 @@ import { freePort } from '../core/net.ts';
 
 const BIN = new URL('../bin/eppkit.js', import.meta.url).pathname;
 
-const SCENARIO = (name: string, route = '') => `name: ${name}
+const SCENARIO = (name: string, route = '', features = 'body-buffered') => `name: ${name}
 description: routed by an external data plane
+features: [${features}]
 setup:
   backends:
     - name: pod-a
     - name: pod-b
+  route:
+    bodyMode: buffered
 ${route}steps:
   - request:
       method: POST
@@ -49,11 +52,11 @@ describe('external data plane', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'eppkit-external-'));
     writeFileSync(join(cwd, 'a.yaml'), SCENARIO('external-routing'));
     writeFileSync(join(cwd, 'b.yaml'), SCENARIO('external-routing-again'));
-    writeFileSync(join(cwd, 'c.yaml'), SCENARIO('needs-fail-open', '  route:\n    failureMode: open\n'));
+    writeFileSync(join(cwd, 'c.yaml'), SCENARIO('needs-fail-open', '    failureMode: open\n', 'body-buffered, fail-open'));
     const r = spawnSync(process.execPath, [BIN, 'run', '.', '--data-plane', 'external', '--external-url', url, '--external-epp-port', String(eppPort), '--report-dir', 'out'], {
       cwd,
       encoding: 'utf8',
-      env: { ...process.env, NO_COLOR: '1', CI: '1', EPPKIT_EXTERNAL_FEATURES: 'body-buffered,fail-close' },
+      env: { ...process.env, NO_COLOR: '1', CI: '1', EPPKIT_EXTERNAL_FEATURES: 'body-buffered,fail-close,fail-open' },
       timeout: 120_000,
     });
     expect(r.stderr).toBe('');

@@ -28,8 +28,8 @@ steps:
       path: /v1/completions
       headers: { test-epp-endpoint-selection: "{{pod-b}}" }
       body: { json: { prompt: hi } }
-    expect: { status: 200, backend: pod-b }
-    epp: { bodySha256: request }
+    expect: { status: 200, backend: pod-b, echo: { bodyIntact: true } }
+    epp: { headers: { ":path": /v1/completions } }
 `;
 
 describe('eppkit run (child process)', () => {
@@ -94,7 +94,7 @@ describe('eppkit run (child process)', () => {
 
   it('exits 2 on a broken scenario file, naming the file, the line and the path, without a stack trace', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'eppkit-run-'));
-    const broken = PASSING.replace('expect: { status: 200, backend: pod-b }', 'expect: { status: 999, backend: pod-z }').replace('method: POST', 'method: post');
+    const broken = PASSING.replace('expect: { status: 200, backend: pod-b,', 'expect: { status: 999, backend: pod-z,').replace('method: POST', 'method: post');
     writeFileSync(join(cwd, 'broken.yaml'), broken);
     const r = eppkit(['run', 'broken.yaml'], cwd);
     expect(r.code).toBe(2);

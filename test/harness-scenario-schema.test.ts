@@ -42,8 +42,51 @@ describe('scenario schema', () => {
     const step = s.steps[0] as { request: { body: { random: { size: number; seed: number } }; repeat: number } };
     expect(step.request.body.random).toEqual({ size: 8 * 1024 * 1024, seed: 1 });
     expect(step.request.repeat).toBe(1);
-    expect(s.setup.route.failureMode).toBe('close');
-    expect(s.setup.route.bodyMode).toBe('buffered');
+    // Unset: the scenario works in any mode (the plane's own); nothing implicit.
+    expect(s.setup.route.failureMode).toBeUndefined();
+    expect(s.setup.route.bodyMode).toBeUndefined();
+  });
+
+  it('refuses a scenario that uses a feature it does not list (no implicit body-buffered), naming the feature to add', () => {
+    const text = `name: implicit
+description: d
+features: [timeout]
+setup:
+  backends:
+    - name: pod-a
+    - name: pod-6
+      ip: "::1"
+  route:
+    bodyMode: buffered
+    failureMode: open
+    subsetHint: [pod-a]
+steps:
+  - request:
+      headers: { x-eppkit-delay-ms: "4000" }
+      abortAfterMs: 100
+    expect: { maxLatencyMs: 3000, headers: { x-conformance-test-served-endpoint: "{{pod-a}}" } }
+  - request: { method: POST, body: { text: x } }
+    epp: { phases: [request_headers, request_body] }
+`;
+    const e = problemsOf(text.replace('    bodyMode: buffered\n', ''));
+    const byPath = new Map(e.problems.map((p) => [p.path, p.message]));
+    expect(byPath.get('setup.route.failureMode')).toContain('add fail-open to features');
+    expect(byPath.get('setup.route.subsetHint')).toContain('add subset-hint');
+    expect(byPath.get('setup.backends[1].ip')).toContain('add ipv6-endpoint');
+    expect(byPath.get('steps[0].expect.headers.x-conformance-test-served-endpoint')).toContain('add header-mutation');
+    expect(byPath.get('steps[0].expect.maxLatencyMs')).toContain('{{timeoutMs');
+    expect(byPath.get('steps[0].request.abortAfterMs')).toContain('{{timeoutMs');
+    expect(byPath.get('steps[0].request.headers.x-eppkit-delay-ms')).toContain('{{timeoutMs*4}}');
+    expect(byPath.get('steps[1].epp')).toContain('set route.bodyMode');
+    const e2 = problemsOf(text);
+    expect(new Map(e2.problems.map((p) => [p.path, p.message])).get('setup.route.bodyMode')).toContain('add body-buffered');
+  });
+
+  it('accepts timings relative to the plane timeout and refuses other templates there', () => {
+    const ok = parseScenario(BASE.replace('request: { method: GET, path: /v1/models }', 'request: { abortAfterMs: "{{timeoutMs/10}}" }'), 'x.yaml');
+    expect((ok.steps[0] as { request: { abortAfterMs: string } }).request.abortAfterMs).toBe('{{timeoutMs/10}}');
+    const e = problemsOf(BASE.replace('request: { method: GET, path: /v1/models }', 'request: { abortAfterMs: "{{timeout*2}}" }'));
+    expect(e.problems[0]?.path).toBe('steps[0].request.abortAfterMs');
   });
 
   it('reports every problem with its line and path: unknown keys, bad values, unknown backends, bad templates, bad mock EPP config', () => {

@@ -59,6 +59,18 @@ export interface StartedDataPlane extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+/**
+ * Settings a plane runs with whatever a scenario prefers (a plane already running, by `url`).
+ * The route takes them; scenarios that need other values are skipped with the reason.
+ */
+export interface FixedSettings {
+  timeoutMs?: number;
+  failureMode?: 'open' | 'close';
+  bodyMode?: 'none' | 'buffered' | 'streamed';
+  /** Where they come from, for skip reasons ("my-plane.yaml settings"). */
+  source?: string;
+}
+
 export interface DataPlaneDriver {
   readonly name: string;
   readonly description: string;
@@ -71,6 +83,8 @@ export interface DataPlaneDriver {
    * configuration is fixed by its user); undefined = it can. The scenario is then skipped.
    */
   unsupportedRoute?(route: RouteModel): string | undefined;
+  /** Optional: settings fixed by the plane (see FixedSettings). */
+  fixedSettings?(): FixedSettings;
   /**
    * Optional: the mock EPP must listen on this port (the data plane is configured for it, e.g.
    * `external`). Scenarios on such a data plane then run one at a time.

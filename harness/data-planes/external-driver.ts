@@ -12,7 +12,7 @@
 // `eppkit run --external-url ... --external-epp-port ...` sets the first two.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { RouteModel } from '../../core/route-model.ts';
-import { FEATURES, type Availability, type DataPlaneDriver, type Feature, type StartedDataPlane } from './data-plane-driver.ts';
+import { FEATURES, type Availability, type DataPlaneDriver, type Feature, type FixedSettings, type StartedDataPlane } from './data-plane-driver.ts';
 
 const DEFAULT_FEATURES: Feature[] = ['body-buffered', 'fail-close', 'immediate-response'];
 
@@ -74,13 +74,20 @@ export const externalDriver: DataPlaneDriver = {
     return port ? Number(port) : undefined;
   },
 
-  unsupportedRoute(route: RouteModel): string | undefined {
+  // What it was configured with; scenarios adapt (timings relative to the timeout) or skip.
+  fixedSettings(): FixedSettings {
     const fm = env('EPPKIT_EXTERNAL_FAILURE_MODE') ?? 'close';
     const bm = env('EPPKIT_EXTERNAL_BODY_MODE') ?? 'buffered';
     const to = env('EPPKIT_EXTERNAL_TIMEOUT_MS');
-    if (route.failureMode !== fm) return `needs failure mode ${route.failureMode}; the external data plane is configured for ${fm} (EPPKIT_EXTERNAL_FAILURE_MODE)`;
-    if (route.bodyMode !== bm) return `needs body mode ${route.bodyMode}; the external data plane is configured for ${bm} (EPPKIT_EXTERNAL_BODY_MODE)`;
-    if (to && Number(to) !== route.timeoutMs) return `needs an EPP timeout of ${route.timeoutMs} ms; the external data plane has ${to} ms (EPPKIT_EXTERNAL_TIMEOUT_MS)`;
+    return {
+      failureMode: fm === 'open' ? 'open' : 'close',
+      bodyMode: bm === 'none' || bm === 'streamed' ? bm : 'buffered',
+      ...(to && /^\d+$/.test(to) ? { timeoutMs: Number(to) } : {}),
+      source: 'EPPKIT_EXTERNAL_FAILURE_MODE / _BODY_MODE / _TIMEOUT_MS',
+    };
+  },
+
+  unsupportedRoute(route: RouteModel): string | undefined {
     if (route.fallbackEndpoints.length > 0) return 'needs a fallback pool made of eppkit backends, which an external data plane cannot know';
     if (route.subsetHint) return 'needs a subset hint, which an external data plane cannot be told';
     if (route.responseProcessing) return 'needs response processing switched on per route';

@@ -43,6 +43,8 @@ export interface ScenarioResult {
   status: ScenarioStatus;
   durationMs: number;
   reason?: string;
+  /** Skipped because the plane lacks these features (coverage: what the plane would need). */
+  missingFeatures?: string[];
   file: string;
   description: string;
   tags: string[];

@@ -5,13 +5,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isEppkitError } from '../../core/errors.ts';
-import { BBR_DEFAULTS, routeWithDefaults, type RouteModel } from '../../core/route-model.ts';
+import { BBR_DEFAULTS, routeWithDefaults, type BodyMode, type FailureMode, type RouteModel } from '../../core/route-model.ts';
 import { EchoBackend, type StartedEchoBackend } from '../backends/echo-backend.ts';
 import type { DataPlaneDriver, Feature, Runtime, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
 import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
 import { isGroupStep, isRequestStep, type ActionStep, type BackendSpec, type GroupStep, type RequestStep, type Scenario, type Step } from '../scenarios/scenario-schema.ts';
-import { resolveString, resolveTemplates, type TemplateContext } from '../scenarios/templates.ts';
+import { resolveString, resolveTemplates, timingMs, type TemplateContext } from '../scenarios/templates.ts';
 import { checkAggregate, checkJournalConnections, checkJournalEntry, checkResponse, servedBy, type Mismatch, type SentRequest } from './expectations.ts';
 import { Http1Connection, type Http1Request } from './http1-connection.ts';
 import { exchange, type ExchangeResult } from './http-exchange.ts';
@@ -30,14 +30,41 @@ export interface RunScenarioOptions {
 
 const LOG_EXCERPT = 4000;
 
-/** Features a scenario needs: what it declares plus what its route implies. */
+/**
+ * Features a scenario needs: exactly what it declares. Nothing is implied (the schema refuses a
+ * scenario whose route or checks use a feature it does not list), so a headers-only plane runs
+ * every scenario that never needs the body at the EPP.
+ */
 export function requiredFeatures(s: Scenario): Feature[] {
-  const f = new Set<Feature>(s.features);
-  f.add(`body-${s.setup.route.bodyMode}` as Feature);
-  if (s.setup.route.subsetHint) f.add('subset-hint');
-  if (s.setup.route.bbr) f.add('bbr');
-  if (s.setup.backends.some((b) => b.ip === '::1')) f.add('ipv6-endpoint');
-  return [...f];
+  return [...new Set<Feature>(s.features)];
+}
+
+/** The body mode a plane runs a scenario in that does not state one: buffered when it can. */
+export function preferredBodyMode(features: ReadonlySet<Feature>): BodyMode {
+  if (features.has('body-buffered')) return 'buffered';
+  if (features.has('body-streamed')) return 'streamed';
+  if (features.has('body-none')) return 'none';
+  return 'buffered';
+}
+
+/**
+ * Timeout, body mode and failure mode of this scenario on this plane: what the scenario states,
+ * else what the plane runs with (a plane with fixed settings), else the plane's preference.
+ * A plane whose fixed settings contradict what the scenario needs skips it, with the reason.
+ */
+export function routeSettings(s: Scenario, driver: DataPlaneDriver): { timeoutMs: number; bodyMode: BodyMode; failureMode: FailureMode } | { skip: string } {
+  const r = s.setup.route;
+  const fixed = driver.fixedSettings?.() ?? {};
+  const has = new Set<string>(s.features);
+  const needFm: FailureMode | undefined = r.failureMode ?? (has.has('fail-open') ? 'open' : has.has('fail-close') ? 'close' : undefined);
+  const where = fixed.source ? ` (${fixed.source})` : '';
+  if (r.bodyMode && fixed.bodyMode && r.bodyMode !== fixed.bodyMode) return { skip: `needs body mode ${r.bodyMode}; ${driver.name} runs with ${fixed.bodyMode}${where}` };
+  if (needFm && fixed.failureMode && needFm !== fixed.failureMode) return { skip: `needs failure mode ${needFm}; ${driver.name} runs with ${fixed.failureMode}${where}` };
+  return {
+    timeoutMs: fixed.timeoutMs ?? r.timeoutMs,
+    bodyMode: r.bodyMode ?? fixed.bodyMode ?? preferredBodyMode(driver.features),
+    failureMode: needFm ?? fixed.failureMode ?? 'close',
+  };
 }
 
 function defaultIp(backends: readonly BackendSpec[], i: number): string {
@@ -45,15 +72,15 @@ function defaultIp(backends: readonly BackendSpec[], i: number): string {
 }
 
 /** Builds the route from the scenario, with names resolved to addresses. */
-export function buildRoute(s: Scenario, eppAddress: string, tpl: TemplateContext): RouteModel {
+export function buildRoute(s: Scenario, eppAddress: string, tpl: TemplateContext, settings: { timeoutMs: number; bodyMode: BodyMode; failureMode: FailureMode }): RouteModel {
   const r = s.setup.route;
   const addr = (x: string): string => tpl.backends.get(x)?.address ?? resolveString(x, tpl);
   const route: Partial<RouteModel> & { eppAddress: string } = {
     eppAddress,
     pathPrefix: r.pathPrefix,
-    failureMode: r.failureMode,
-    timeoutMs: r.timeoutMs,
-    bodyMode: r.bodyMode,
+    failureMode: settings.failureMode,
+    timeoutMs: settings.timeoutMs,
+    bodyMode: settings.bodyMode,
     fallbackEndpoints: r.fallback.map(addr),
     responseProcessing: r.responseProcessing,
     allow: r.allow.map(addr),
@@ -87,10 +114,10 @@ class StepFailure extends Error {
   }
 }
 
-function stepName(step: Step, i: number): string {
+function stepName(step: Step, i: number, tpl: TemplateContext): string {
   if (step.name) return step.name;
   if (isGroupStep(step)) return 'pipelined' in step ? `pipelined: ${step.pipelined.length} requests` : `parallel: ${step.parallel.length} steps`;
-  if ('action' in step) return `${step.action}${step.backend ? ` ${step.backend}` : ''}${step.ms !== undefined ? ` ${step.ms}ms` : ''}`;
+  if ('action' in step) return `${step.action}${step.backend ? ` ${step.backend}` : ''}${step.ms !== undefined ? ` ${timingMs(step.ms, tpl)}ms` : ''}`;
   return `${step.request.method} ${step.request.path}${step.request.repeat > 1 ? ` x${step.request.repeat}` : ''}` || `step ${i + 1}`;
 }
 
@@ -121,11 +148,13 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   });
 
   const missing = requiredFeatures(s).filter((f) => !driver.features.has(f));
-  if (missing.length > 0) return finish('skipped', { reason: `${driver.name} does not support: ${missing.join(', ')}` });
+  if (missing.length > 0) return finish('skipped', { reason: `${driver.name} does not support: ${missing.join(', ')}`, missingFeatures: missing });
+  const settings = routeSettings(s, driver);
+  if ('skip' in settings) return finish('skipped', { reason: settings.skip });
   // Ask the driver about the route before starting anything (placeholder addresses).
   if (driver.unsupportedRoute) {
     const probe = new Map(s.setup.backends.map((b, i) => [b.name, { ip: defaultIp(s.setup.backends, i), port: 1, address: `${defaultIp(s.setup.backends, i)}:1` }]));
-    const why = driver.unsupportedRoute(buildRoute(s, '127.0.0.1:1', { backends: probe, epp: '127.0.0.1:1' }));
+    const why = driver.unsupportedRoute(buildRoute(s, '127.0.0.1:1', { backends: probe, epp: '127.0.0.1:1', timeoutMs: settings.timeoutMs }, settings));
     if (why) return finish('skipped', { reason: why });
   }
 
@@ -142,7 +171,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   let failure: FailureDetail | undefined;
   let failReason: string | undefined;
   let stepLabel = 'setup';
-  const tpl: TemplateContext = { backends: backendAddrs, epp: '' };
+  const tpl: TemplateContext = { backends: backendAddrs, epp: '', timeoutMs: settings.timeoutMs };
   const conns = new Map<string, Http1Connection>();
 
   const startBackend = async (b: BackendSpec, i: number, port = 0): Promise<void> => {
@@ -155,7 +184,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     for (const [i, b] of s.setup.backends.entries()) await startBackend(b, i);
     epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
     tpl.epp = epp.address;
-    const route = buildRoute(s, epp.address, tpl);
+    const route = buildRoute(s, epp.address, tpl, settings);
     if (route.bbr && driver.bbrViaExtProc) {
       // A second mock in the BBR role, chained before the EPP by the plane itself.
       mkdirSync(join(workDir, 'bbr'), { recursive: true });
@@ -168,7 +197,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
     for (const [i, step] of s.steps.entries()) {
       if (ac.signal.aborted) throw new Error(`scenario timed out after ${s.timeoutMs} ms`);
-      const name = stepName(step, i);
+      const name = stepName(step, i, tpl);
       stepLabel = `step ${i + 1} (${name})`;
       const t0 = performance.now();
       if (!isRequestStep(step) && !isGroupStep(step)) {
@@ -319,8 +348,8 @@ function http1Request(rq: RequestStep['request'], p: PreparedRequest, c: Request
     ...(rq.chunked ? { chunked: rq.chunked } : {}),
     ...(trailers ? { trailers } : {}),
     ...(rq.expectContinue ? { expectContinue: true } : {}),
-    ...(rq.abortAfterMs !== undefined ? { abortAfterMs: rq.abortAfterMs } : {}),
-    timeoutMs: rq.timeoutMs,
+    ...(rq.abortAfterMs !== undefined ? { abortAfterMs: timingMs(rq.abortAfterMs, c.tpl) } : {}),
+    timeoutMs: timingMs(rq.timeoutMs, c.tpl),
   };
 }
 
@@ -357,8 +386,8 @@ async function sendOne(rq: RequestStep['request'], p: PreparedRequest, c: Reques
     headers: p.headers,
     ...(p.body ? { body: p.body.bytes } : {}),
     ...(rq.chunked ? { chunked: rq.chunked } : {}),
-    ...(rq.abortAfterMs !== undefined ? { abortAfterMs: rq.abortAfterMs } : {}),
-    timeoutMs: rq.timeoutMs,
+    ...(rq.abortAfterMs !== undefined ? { abortAfterMs: timingMs(rq.abortAfterMs, c.tpl) } : {}),
+    timeoutMs: timingMs(rq.timeoutMs, c.tpl),
     signal: c.signal,
   });
 }
@@ -432,7 +461,8 @@ async function runGroupStep(step: GroupStep, planeName: string, c: RequestStepCo
     perSub = await Promise.all(
       active.map(async (x) => {
         const rq = x.sub.request;
-        if (rq.startAfterMs) await new Promise((r) => setTimeout(r, rq.startAfterMs));
+        const after = rq.startAfterMs;
+        if (after !== undefined) await new Promise((r) => setTimeout(r, timingMs(after, c.tpl)));
         const out: ExchangeResult[] = [];
         let next = 0;
         const worker = async (): Promise<void> => {
@@ -473,7 +503,7 @@ async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
     case 'clear-journal':
       return c.epp.clearJournal();
     case 'sleep':
-      return new Promise((r) => setTimeout(r, step.ms ?? 0));
+      return new Promise((r) => setTimeout(r, timingMs(step.ms ?? 0, c.tpl)));
     case 'stop-backend': {
       const b = c.backends.get(step.backend ?? '');
       return b?.stop();

@@ -23,6 +23,16 @@ export const sizeSchema = z
 
 const featureSchema = z.enum(FEATURES);
 
+/**
+ * A duration that may depend on the plane's EPP timeout: a number of ms, or "{{timeoutMs}}",
+ * "{{timeoutMs*4}}", "{{timeoutMs/10}}", "{{timeoutMs+500}}" (resolved per run with the timeout
+ * the plane really has, so a plane with a fixed 5 s timeout still runs the timeout scenarios).
+ */
+export const TIMING_TEMPLATE = /^\{\{\s*timeoutMs\s*(?:([*/+-])\s*(\d+(?:\.\d+)?))?\s*\}\}$/;
+const timingSchema = z
+  .union([nonNegInt, z.string().regex(TIMING_TEMPLATE, { message: 'must be ms or relative to the plane\'s EPP timeout: "{{timeoutMs}}", "{{timeoutMs*4}}", "{{timeoutMs/10}}"' })])
+  .meta({ description: 'ms, or relative to the EPP timeout the plane runs with: "{{timeoutMs*4}}"' });
+
 // ---- setup ---------------------------------------------------------------------------------
 
 const backendSchema = z
@@ -41,11 +51,23 @@ const backendSchema = z
 
 const routeSchema = z
   .strictObject({
-    failureMode: z.enum(['open', 'close']).default('close'),
+    // Unset = the scenario works with either; it follows its fail-open/fail-close feature, else
+    // the plane's own. Set = features must name fail-<mode> (a scenario states what it needs).
+    failureMode: z
+      .enum(['open', 'close'])
+      .optional()
+      .meta({ description: 'needs this failure mode (then features must list fail-open / fail-close); unset = follows those features, else the plane\'s own' }),
     // 5 s, not the route model's 200 ms: on a loaded CI machine a cold gRPC channel can take
     // longer than 200 ms, and only timeout scenarios are about the timeout (they set it).
-    timeoutMs: posInt.default(5000).meta({ description: 'per-message EPP timeout, ms (default 5000 in scenarios; timeout scenarios set their own)' }),
-    bodyMode: z.enum(['none', 'buffered', 'streamed']).default('buffered'),
+    timeoutMs: posInt
+      .default(5000)
+      .meta({ description: 'per-message EPP timeout, ms, for planes eppkit configures (default 5000); a plane with a fixed timeout runs with its own, so timings that depend on it are written "{{timeoutMs*N}}"' }),
+    // Unset = any body mode works: the plane's own applies (buffered when it can). No implicit
+    // body-buffered: a scenario that needs the body at the EPP sets it and lists body-<mode>.
+    bodyMode: z
+      .enum(['none', 'buffered', 'streamed'])
+      .optional()
+      .meta({ description: 'needs this body mode (then features must list body-<mode>); unset = any, the plane\'s own (buffered when it can)' }),
     fallback: z.array(z.string()).default([]).meta({ description: 'fail-open pool: backend names or ip:port' }),
     responseProcessing: z.boolean().default(false),
     maxBodyBytes: sizeSchema.optional(),
@@ -107,14 +129,14 @@ const requestSchema = z.strictObject({
   repeat: posInt.max(10_000).default(1),
   concurrency: posInt.max(64).default(1),
   /** Abort (destroy) the client request after this long: a client that goes away. */
-  abortAfterMs: nonNegInt.optional(),
-  timeoutMs: posInt.default(15_000).meta({ description: 'client timeout per request' }),
+  abortAfterMs: timingSchema.optional(),
+  timeoutMs: timingSchema.default(15_000).meta({ description: 'client timeout per request (ms or "{{timeoutMs*N}}")' }),
   connection: nameSchema
     .optional()
     .meta({ description: 'send over the named keep-alive connection (opened on first use, kept across steps); absent = a fresh connection per request' }),
   expectContinue: z.boolean().optional().meta({ description: 'send Expect: 100-continue and hold the body until 100 Continue comes (at most 1 s, as curl does)' }),
   trailers: z.record(z.string(), z.string()).optional().meta({ description: 'chunked request trailers (needs chunked)' }),
-  startAfterMs: nonNegInt.optional().meta({ description: 'in a parallel group: start this long after the group' }),
+  startAfterMs: timingSchema.optional().meta({ description: 'in a parallel group: start this long after the group (ms or "{{timeoutMs/N}}")' }),
 });
 
 const textMatch = z.union([
@@ -161,7 +183,7 @@ const expectSchema = z
     echo: echoExpectSchema.optional(),
     bodySha256: z.string().optional().meta({ description: 'sha256 (hex) of the response body' }),
     bodyContains: z.string().optional(),
-    maxLatencyMs: posInt.optional().meta({ description: 'gross upper bound per request (never a benchmark)' }),
+    maxLatencyMs: timingSchema.optional().meta({ description: 'gross upper bound per request (never a benchmark); ms or "{{timeoutMs*N}}"' }),
     aborted: z.boolean().optional().meta({ description: 'the client aborted (abortAfterMs) before an answer came' }),
     reused: z.boolean().optional().meta({ description: 'named connection: the request went over a connection already used (the previous answer kept it alive)' }),
     continued: z.boolean().optional().meta({ description: 'expectContinue: 100 Continue came before the final answer' }),
@@ -212,7 +234,7 @@ const actionStepSchema = z.strictObject({
   action: z.enum(ACTIONS),
   backend: z.string().optional().meta({ description: 'stop-backend / start-backend: its name' }),
   epp: z.record(z.string(), z.unknown()).optional().meta({ description: 'set-epp: the new mock EPP config (endpoints default as in setup)' }),
-  ms: nonNegInt.optional().meta({ description: 'sleep: how long' }),
+  ms: timingSchema.optional().meta({ description: 'sleep: how long (ms or "{{timeoutMs*N}}")' }),
 });
 
 // Two schemas, each with its list required, so a malformed request step is reported as a
@@ -249,6 +271,7 @@ export const scenarioSchema = z
     steps: z.array(stepSchema).min(1),
   })
   .superRefine((s, ctx) => {
+    for (const p of undeclaredFeatures(s)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
     const names = new Set<string>();
     s.setup.backends.forEach((b, i) => {
       if (names.has(b.name)) ctx.addIssue({ code: 'custom', path: ['setup', 'backends', i, 'name'], message: `duplicate backend name "${b.name}"` });
@@ -296,6 +319,74 @@ export const scenarioSchema = z
         ctx.addIssue({ code: 'custom', path: [...at, 'request', 'concurrency'], message: 'one keep-alive connection carries one request at a time (use pipelined to write several at once)' });
     }
   });
+
+type ParsedScenario = z.output<typeof scenarioSchema>;
+
+const CONFORMANCE_SERVED_HEADER = 'x-conformance-test-served-endpoint';
+
+/**
+ * Scenarios state every feature they need: nothing is added behind their back (a plane that
+ * truthfully claims only body-none must not lose scenarios that never look at the body). Each
+ * rule names what the scenario uses and the feature it must then list.
+ */
+export function undeclaredFeatures(s: Omit<ParsedScenario, never>): Array<{ path: PropertyKey[]; message: string }> {
+  const out: Array<{ path: PropertyKey[]; message: string }> = [];
+  const has = new Set<string>(s.features);
+  const need = (feature: string, path: PropertyKey[], because: string): void => {
+    if (!has.has(feature)) out.push({ path, message: `${because}: add ${feature} to features (scenarios state every feature they need)` });
+  };
+  const r = s.setup.route;
+  if (r.bodyMode) need(`body-${r.bodyMode}`, ['setup', 'route', 'bodyMode'], `route.bodyMode ${r.bodyMode}`);
+  if (r.failureMode) need(`fail-${r.failureMode}`, ['setup', 'route', 'failureMode'], `route.failureMode ${r.failureMode}`);
+  if (has.has('fail-open') && has.has('fail-close') && !r.failureMode)
+    out.push({ path: ['setup', 'route', 'failureMode'], message: 'features list both fail-open and fail-close: set route.failureMode' });
+  if (r.subsetHint) need('subset-hint', ['setup', 'route', 'subsetHint'], 'route.subsetHint');
+  if (r.responseProcessing) need('served-endpoint', ['setup', 'route', 'responseProcessing'], 'route.responseProcessing');
+  if (r.allow.length > 0) need('allowlist', ['setup', 'route', 'allow'], 'route.allow');
+  if (r.bbr) need('bbr', ['setup', 'route', 'bbr'], 'route.bbr');
+  s.setup.backends.forEach((b, i) => {
+    if (b.ip === '::1') need('ipv6-endpoint', ['setup', 'backends', i, 'ip'], 'a backend on ::1');
+  });
+  const timing = has.has('timeout');
+  // Request steps, and the request steps inside parallel / pipelined groups.
+  const requestSteps = s.steps.flatMap((st, i): Array<[RequestStepShape, PropertyKey[]]> =>
+    'request' in st ? [[st, ['steps', i]]] : 'parallel' in st ? st.parallel.map((x, j): [RequestStepShape, PropertyKey[]] => [x, ['steps', i, 'parallel', j]]) : 'pipelined' in st ? st.pipelined.map((x, j): [RequestStepShape, PropertyKey[]] => [x, ['steps', i, 'pipelined', j]]) : [],
+  );
+  requestSteps.forEach(([st, at]) => {
+    const epps: Array<[PropertyKey[], EppExpectation | undefined]> = [[[...at, 'epp'], st.epp]];
+    const expects: Array<[PropertyKey[], ExpectShape | undefined]> = [[[...at, 'expect'], st.expect]];
+    for (const [plane, o] of Object.entries(st.overrides ?? {})) {
+      epps.push([[...at, 'overrides', plane, 'epp'], o.epp]);
+      expects.push([[...at, 'overrides', plane, 'expect'], o.expect]);
+    }
+    for (const [path, e] of epps) {
+      if (!e) continue;
+      // What reaches the EPP depends on the body mode: a scenario that checks it must set it.
+      const bodyAtEpp = e.bodySha256 !== undefined || e.bodyBytes !== undefined || (e.phases ?? []).some((ph) => ph.startsWith('request_body') || ph.startsWith('request_trailers'));
+      if (bodyAtEpp && !r.bodyMode)
+        out.push({ path, message: 'checks what of the body reached the EPP (phases/bodySha256/bodyBytes): set route.bodyMode and list body-<mode> in features, or drop the check' });
+    }
+    for (const [path, e] of expects) {
+      const want = e?.headers?.[CONFORMANCE_SERVED_HEADER];
+      // The echo backend sets it only when the EPP's X-Echo-Set-Header mutation reached it.
+      if (want !== undefined && !(typeof want === 'object' && want.absent))
+        need('header-mutation', [...path, 'headers', CONFORMANCE_SERVED_HEADER], `${CONFORMANCE_SERVED_HEADER} comes from the EPP's X-Echo-Set-Header mutation (or check routing with backend: / x-inference-pod)`);
+      if (timing && typeof e?.maxLatencyMs === 'number')
+        out.push({ path: [...path, 'maxLatencyMs'], message: 'a timeout scenario writes its timings relative to the plane\'s timeout: "{{timeoutMs*N}}"' });
+    }
+    if (timing) {
+      const rq = st.request;
+      if (typeof rq.abortAfterMs === 'number') out.push({ path: [...at, 'request', 'abortAfterMs'], message: 'a timeout scenario writes its timings relative to the plane\'s timeout: "{{timeoutMs/N}}"' });
+      for (const [k, v] of Object.entries(rq.headers))
+        if (k.toLowerCase() === 'x-eppkit-delay-ms' && !v.includes('{{timeoutMs'))
+          out.push({ path: [...at, 'request', 'headers', k], message: 'a timeout scenario writes EPP delays relative to the plane\'s timeout: "{{timeoutMs*4}}"' });
+    }
+  });
+  return out;
+}
+type RequestStepShape = Extract<ParsedScenario['steps'][number], { request: unknown }>;
+type EppExpectation = { bodySha256?: string | undefined; bodyBytes?: number | undefined; phases?: string[] | undefined };
+type ExpectShape = { headers?: Record<string, TextMatch> | undefined; maxLatencyMs?: number | string | undefined };
 
 export type Scenario = z.output<typeof scenarioSchema>;
 export type Step = Scenario['steps'][number];
