@@ -69,6 +69,8 @@ export interface RunReport {
   dataPlanes: Array<{ name: string; description: string; available: boolean; reason?: string; features: string[] }>;
   runtime: string;
   reportDir: string;
+  /** The command line that produced the run (shown in docs/MATRIX.md). */
+  command?: string;
   scenarios: ScenarioResult[];
   summary: RunSummary;
 }

@@ -20,6 +20,8 @@ export interface RunOptions {
   /** Pairs run at once. Default: min(2, cores). */
   concurrency?: number;
   bail?: boolean;
+  /** The command line, recorded in results.json (the matrix shows it). */
+  command?: string;
 }
 
 export function defaultConcurrency(): number {
@@ -110,6 +112,7 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
       ...(a.reason ? { reason: a.reason } : {}),
       features: [...d.features],
     })),
+    ...(opts.command ? { command: opts.command } : {}),
     scenarios: results,
     summary: summarize(results),
   };
