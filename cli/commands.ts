@@ -9,4 +9,5 @@ export const COMMAND_MODULES = [
   '../harness/bench/bench-command.ts',
   '../harness/build/build-command.ts',
   '../harness/backends/backend-command.ts',
+  '../harness/fuzz/fuzz-command.ts',
 ] as const;

@@ -19,6 +19,7 @@ try {
     .scriptName('eppkit')
     .usage('$0 <command> [options]\n\nTest harness and programmable mock Endpoint Picker for ext_proc data planes.')
     .command(commands)
+    .option('color', { type: 'boolean', global: true, describe: 'colours on a terminal (default); --no-color or NO_COLOR=1 turns them off' })
     .demandCommand(1, 'Name a command; `eppkit --help` lists them.')
     .strict()
     .recommendCommands()

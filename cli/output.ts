@@ -1,9 +1,17 @@
-// Human output of the CLI. chalk honours NO_COLOR and FORCE_COLOR itself; this module only
-// decides where text goes and how a user's mistake is printed (never a stack trace).
-import chalk from 'chalk';
+// Human output of the CLI: the one chalk instance every command prints through, and how a
+// user's mistake is printed (never a stack trace). chalk 5 honours FORCE_COLOR and --no-color
+// but not NO_COLOR (no-color.org: present and not empty = no colour), so that is decided here.
+import { Chalk, supportsColor } from 'chalk';
 import { isEppkitError } from '../core/errors.ts';
 
-export { chalk };
+/** No colour when NO_COLOR is set and not empty, or --no-color / --color=false is on the command line. */
+export function colorLevel(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = process.argv): 0 | 1 | 2 | 3 {
+  if (argv.includes('--no-color') || argv.includes('--color=false')) return 0;
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return 0;
+  return supportsColor ? supportsColor.level : 0;
+}
+
+export const chalk = new Chalk({ level: colorLevel() });
 
 export function printError(e: unknown): number {
   if (isEppkitError(e)) {

@@ -62,6 +62,17 @@ export interface RouteModel {
   subsetHint?: string[];
   /** Body-based routing before the EPP call; absent = off. */
   bbr?: BbrOptions;
+  // Several routes (the `multi-pool` feature); see below.
+  /** Route name (scenario `routes[].name`); used in config names. */
+  routeName?: string;
+  /** Pool name (scenario `pools[].name`): each pool has its own EPP. */
+  poolName?: string;
+  /** Listener ("gateway") index; 0 is the plane's url. Default 0. */
+  listener?: number;
+  /** Share of this rule's traffic relative to the other pools of the rule. Default 1. */
+  weight?: number;
+  /** Multi-pool only: every (route, pool) entry of the plane, this one first. */
+  routes?: RouteModel[];
 }
 
 export const ROUTE_DEFAULTS: Omit<RouteModel, 'eppAddress'> = Object.freeze({
@@ -77,4 +88,76 @@ export const ROUTE_DEFAULTS: Omit<RouteModel, 'eppAddress'> = Object.freeze({
 
 export function routeWithDefaults(r: Partial<RouteModel> & { eppAddress: string }): RouteModel {
   return { ...ROUTE_DEFAULTS, ...r, fallbackEndpoints: [...(r.fallbackEndpoints ?? [])], allow: [...(r.allow ?? [])] };
+}
+
+// ---- several routes (the `multi-pool` feature) --------------------------------------------
+// A plane with several routes is described by one RouteModel whose `routes` lists every
+// (route, pool) pair: the first entry equals the object itself (without `routes`, so the model
+// stays plain data that JSON can write), so a driver that only renders a
+// single route still sees a complete RouteModel (the runner never hands such a driver a
+// multi-pool route: it lacks the feature). Entries that share `listener` and `pathPrefix`
+// form one rule whose traffic is split across their pools by `weight`.
+
+
+/** One rule of a plane: a path prefix on a listener, split across one or more pools by weight. */
+export interface RouteRule {
+  listener: number;
+  pathPrefix: string;
+  /** The pools of this rule (each a full RouteModel with the pool's EPP and settings), weight > 0. */
+  pools: RouteModel[];
+}
+
+/** Every (route, pool) entry of a plane: `route.routes`, or the route alone. */
+export function planeRoutes(route: RouteModel): RouteModel[] {
+  return route.routes && route.routes.length > 0 ? route.routes : [route];
+}
+
+/** True when the plane has more than one entry (several routes, pools or listeners). */
+export function isMultiRoute(route: RouteModel): boolean {
+  return planeRoutes(route).length > 1;
+}
+
+/** How many listeners the plane needs (highest listener index + 1). */
+export function listenerCount(route: RouteModel): number {
+  return Math.max(1, ...planeRoutes(route).map((r) => (r.listener ?? 0) + 1));
+}
+
+/**
+ * The plane's rules, in declaration order, entries with the same listener and path prefix
+ * grouped. Within a listener, renderers that match in order must put longer prefixes first:
+ * `byLongestPrefix` sorts a copy that way.
+ */
+export function routeRules(route: RouteModel): RouteRule[] {
+  const rules: RouteRule[] = [];
+  for (const r of planeRoutes(route)) {
+    const listener = r.listener ?? 0;
+    const rule = rules.find((x) => x.listener === listener && x.pathPrefix === r.pathPrefix);
+    if (rule) rule.pools.push(r);
+    else rules.push({ listener, pathPrefix: r.pathPrefix, pools: [r] });
+  }
+  return rules;
+}
+
+export function byLongestPrefix(rules: readonly RouteRule[]): RouteRule[] {
+  return [...rules].sort((a, b) => b.pathPrefix.length - a.pathPrefix.length);
+}
+
+/**
+ * Integer percentages for a rule's pools (largest remainder), summing to exactly 100: what
+ * Envoy's weighted clusters and nginx's split_clients are given. Weights are kept as given
+ * when they already sum to 100.
+ */
+export function weightPercents(pools: readonly RouteModel[]): number[] {
+  const w = pools.map((p) => p.weight ?? 1);
+  const total = w.reduce((a, b) => a + b, 0);
+  const exact = w.map((x) => (x * 100) / total);
+  const out = exact.map(Math.floor);
+  let left = 100 - out.reduce((a, b) => a + b, 0);
+  const order = exact.map((x, i) => [x - Math.floor(x), i] as const).sort((a, b) => b[0] - a[0]);
+  for (const [, i] of order) {
+    if (left <= 0) break;
+    out[i]! += 1;
+    left--;
+  }
+  return out;
 }

@@ -24,8 +24,10 @@ export function decodeProcessingRequest(b: Buffer): ProcessingRequestMessage {
   return ProcessingRequest.decode(b) as unknown as ProcessingRequestMessage;
 }
 
-/** Encodes a ProcessingResponse built as a plain object (Buffers for bytes, numbers for enums, camelCase Struct values). */
+/** Encodes a ProcessingResponse built as a plain object (Buffers for bytes, numbers for enums, camelCase Struct values), or passes a Buffer through. */
 export function encodeProcessingResponse(m: unknown): Buffer {
+  // Already-encoded bytes go out as they are: the fuzz mode (fuzz-session.ts) sends undecodable answers.
+  if (Buffer.isBuffer(m)) return m;
   const u8 = ProcessingResponse.encode(m as protobuf.Message).finish();
   return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }

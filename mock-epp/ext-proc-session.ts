@@ -471,6 +471,8 @@ export class ExtProcSession {
         this.#gotRequestHeaders = true;
         this.#requestHeaders = jp.headers;
         this.entry.requestHeaders = jp.headers;
+        const model = jp.headers['x-gateway-model-name'];
+        if (model !== undefined) this.entry.model = model;
         if (m.observability_mode) return;
         const bodyFollows = !jp.endOfStream && this.#reqMode !== BodySendMode.NONE;
         const hold = this.#cfg.holdHeaders;

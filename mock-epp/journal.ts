@@ -65,6 +65,8 @@ export interface JournalEntry {
   bodyMode: { request: string; response: string };
   /** Request headers (lower-case keys, pseudo-headers included). */
   requestHeaders?: Record<string, string>;
+  /** X-Gateway-Model-Name as received (set by body-based routing before the EPP), when present. */
+  model?: string;
   requestBody?: JournalBody;
   responseBody?: JournalBody;
   phases: JournalPhase[];

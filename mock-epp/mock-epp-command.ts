@@ -23,6 +23,7 @@ interface Args {
   directives: boolean;
   'grace-ms': number;
   transport: Transport;
+  role?: 'epp' | 'bbr';
 }
 
 const command: CommandModule<object, Args> = {
@@ -46,6 +47,11 @@ const command: CommandModule<object, Args> = {
       .option('tls-key', { type: 'string', describe: 'PEM private key file' })
       .option('directives', { type: 'boolean', default: true, describe: 'honour x-eppkit-* request header directives (--no-directives turns them off)' })
       .option('grace-ms', { type: 'number', default: 2000, describe: 'on SIGTERM, how long open streams may finish' })
+      .option('role', {
+        type: 'string',
+        choices: ['epp', 'bbr'] as const,
+        describe: "epp: the Endpoint Picker; bbr: body-based routing as upstream BBR (the body's model into X-Gateway-Model-Name) [default: the config's role, epp]",
+      })
       .option('transport', {
         type: 'string',
         choices: TRANSPORTS,
@@ -73,6 +79,7 @@ const command: CommandModule<object, Args> = {
       if (bad.length) throw new EppkitError('EPPKIT_USAGE', { reason: `--endpoints: not ip:port: ${bad.join(', ')}` });
       config = parseMockEppConfig({ ...base, endpoints: list }, '--endpoints');
     }
+    if (args.role !== undefined) config = parseMockEppConfig({ ...config, role: args.role }, '--role');
     const logger = createLogger('mock-epp');
     const epp = await new MockEpp(config)
       .withHost(args.host)

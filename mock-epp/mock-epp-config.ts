@@ -194,8 +194,33 @@ const pickerSchema = z
   .transform((p) => (typeof p === 'string' ? pickerObject.parse({ type: p }) : p));
 export type PickerConfig = z.output<typeof pickerObject>;
 
+/** The BBR role (`role: bbr`): what upstream BBR does, with the few choices it makes spelled out. */
+const bbrRoleSchema = z
+  .object({
+    /** Header the model goes into. */
+    header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'must be a header name' }).default('X-Gateway-Model-Name'),
+    /** Body bytes scanned for the model at most; beyond, the request passes on without the header. */
+    maxBodyBytes: z.number().int().positive().default(16 * 1024 * 1024),
+    /** A body without a usable model: ImmediateResponse 400 (413 beyond maxBodyBytes) instead of passing on. */
+    requireModel: z.boolean().default(false),
+    /** `model` that is not a string: `stringify` it as upstream BBR does (Go's %v), or `skip` the header. */
+    nonStringModel: z.enum(['stringify', 'skip']).default('stringify'),
+    /** A body that is not JSON: end the stream with gRPC UNKNOWN as upstream BBR does, or `pass` without the header. */
+    invalidJson: z.enum(['grpc-error', 'pass']).default('grpc-error'),
+    /** Size of each streamed_response chunk the body is echoed in (FULL_DUPLEX_STREAMED). */
+    chunkBytes: z.number().int().positive().default(62 * 1024),
+  })
+  .strict();
+export type BbrRoleConfig = z.output<typeof bbrRoleSchema>;
+
 export const mockEppConfigSchema = z
   .object({
+    /**
+     * `epp` (default): the Endpoint Picker. `bbr`: body-based routing as the Gateway API
+     * Inference Extension's BBR ext_proc server does it (mock-epp/bbr-session.ts); picks nothing.
+     */
+    role: z.enum(['epp', 'bbr']).default('epp'),
+    bbr: bbrRoleSchema.default(bbrRoleSchema.parse({})),
     /** The pool: `ip:port` each. */
     endpoints: z.array(endpointSchema).default([]),
     picker: pickerSchema,
@@ -218,6 +243,31 @@ export const mockEppConfigSchema = z
     /** Also set `X-Echo-Set-Header: x-conformance-test-served-endpoint:<ip:port>` like the conformance EPP. */
     conformanceEchoHeader: z.boolean().default(true),
     rules: z.array(ruleSchema).default([]),
+    /**
+     * Fuzz mode (docs/fuzz.md): every stream is answered by the script of the case its
+     * `x-eppkit-fuzz` request header names (a case exported by `eppkit fuzz`); streams that
+     * name none get the strict real EPP's answers with the first endpoint. Rules are not used.
+     */
+    fuzz: z
+      .object({
+        cases: z.record(
+          z.string(),
+          z
+            .object({
+              pick: endpointSchema,
+              script: z
+                .object({
+                  turns: z.array(z.array(z.looseObject({ do: z.enum(['answer', 'immediate', 'raw', 'delay', 'end', 'reset', 'hang']) }))),
+                  rest: z.enum(['valid', 'hang', 'close', 'reset']).default('valid'),
+                  restAppend: z.enum(['absent', 'true', 'false', 'empty']).optional(),
+                })
+                .strict(),
+            })
+            .strict(),
+        ),
+      })
+      .strict()
+      .optional(),
     journal: z
       .object({
         /** Oldest entries are dropped beyond this many. */

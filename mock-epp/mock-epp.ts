@@ -10,7 +10,11 @@ import { GrpcH2Server } from './grpc-h2-server.ts';
 import { GrpcJsServer } from './grpc-js-transport.ts';
 import { TRANSPORTS, type Codec, type GrpcServerCall, type GrpcTransportServer, type MethodHandler, type Transport } from './grpc-transport.ts';
 import { AdminServer } from './admin-server.ts';
+import { BbrSession } from './bbr-session.ts';
 import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
+import { FuzzSession, type FuzzBook } from './fuzz-session.ts';
+import { FuzzScriptBook } from './fuzz-book.ts';
+import type { FuzzScript } from './fuzz-script.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { parseMockEppConfig, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
@@ -45,6 +49,8 @@ export class MockEpp {
   #logger: Logger = silentLogger;
   #directives: boolean | undefined;
   #transport: Transport = 'h2';
+  #fuzz: FuzzBook | undefined;
+  #fuzzFromConfig = false;
 
   constructor(config?: MockEppConfigInput | MockEppConfig | unknown) {
     this.#config = config ?? {};
@@ -103,7 +109,17 @@ export class MockEpp {
     return this;
   }
 
+  /**
+   * Fuzz mode: every ext_proc stream is answered by the script the book holds for its case
+   * (mock-epp/fuzz-session.ts) instead of the config's rules. Needs the h2 transport (raw bytes).
+   */
+  withFuzz(book: FuzzBook): this {
+    this.#fuzz = book;
+    return this;
+  }
+
   async start(): Promise<StartedMockEpp> {
+    if (this.#fuzz && this.#transport !== 'h2') throw new EppkitError('EPPKIT_USAGE', { reason: 'the fuzz mode runs on the h2 transport only' });
     let config = parseMockEppConfig(this.#config);
     if (this.#directives !== undefined && config.directives !== this.#directives) {
       config = parseMockEppConfig({ ...config, directives: this.#directives });
@@ -116,7 +132,7 @@ export class MockEpp {
         throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: 'TLS certificate/key', reason: (e as Error).message });
       }
     }
-    const started = new StartedMockEpp(config, this.#logger, this.#directives, this.#tls !== undefined, this.#transport);
+    const started = new StartedMockEpp(config, this.#logger, this.#directives, this.#tls !== undefined, this.#transport, this.#fuzz);
     await started.listen(this.#host, this.#port, tls, this.#adminPort, this.#adminHost ?? this.#host, this.#adminToken);
     return started;
   }
@@ -152,7 +168,9 @@ export class StartedMockEpp implements AsyncDisposable {
   #journal: Journal;
   #server: GrpcTransportServer | undefined;
   #admin: AdminServer | undefined;
-  #sessions = new Set<ExtProcSession>();
+  #sessions = new Set<{ abort(): void }>();
+  #fuzz: FuzzBook | undefined;
+  #fuzzFromConfig = false;
   #nextId = 0;
   #serving = true;
   #healthWatchers = new Map<GrpcServerCall<unknown>, string>();
@@ -162,13 +180,23 @@ export class StartedMockEpp implements AsyncDisposable {
   #host = '';
   #port = 0;
 
-  constructor(config: MockEppConfig, logger: Logger, directivesOverride: boolean | undefined, tls: boolean, transport: Transport = 'h2') {
+  constructor(config: MockEppConfig, logger: Logger, directivesOverride: boolean | undefined, tls: boolean, transport: Transport = 'h2', fuzz?: FuzzBook) {
+    this.#fuzz = fuzz ?? StartedMockEpp.#bookFrom(config);
+    this.#fuzzFromConfig = fuzz === undefined && this.#fuzz !== undefined;
     this.#state = StartedMockEpp.#stateFor(config);
     this.#journal = new Journal(config.journal.maxEntries);
     this.#logger = logger;
     this.#directivesOverride = directivesOverride;
     this.tls = tls;
     this.transport = transport;
+  }
+
+  /** A config with a `fuzz` section runs the fuzz mode with its cases. */
+  static #bookFrom(config: MockEppConfig): FuzzBook | undefined {
+    if (!config.fuzz) return undefined;
+    const book = new FuzzScriptBook(config.endpoints, config.defaultBodyMode === 'FULL_DUPLEX_STREAMED', config.journal.maxEntries);
+    for (const [key, c] of Object.entries(config.fuzz.cases)) book.set(key, c.script as unknown as FuzzScript, c.pick);
+    return book;
   }
 
   static #stateFor(config: MockEppConfig): ConfigState {
@@ -224,6 +252,11 @@ export class StartedMockEpp implements AsyncDisposable {
   }
   #install(config: MockEppConfig): void {
     this.#state = StartedMockEpp.#stateFor(config);
+    // A book given with withFuzz() stays; one that came from a config follows the config.
+    if (this.#fuzzFromConfig || !this.#fuzz) {
+      this.#fuzz = StartedMockEpp.#bookFrom(config);
+      this.#fuzzFromConfig = this.#fuzz !== undefined;
+    }
     this.#journal.maxEntries = config.journal.maxEntries;
     this.#logger.info({ endpoints: config.endpoints.length, rules: config.rules.length, picker: config.picker.type }, 'mock EPP config installed');
   }
@@ -302,7 +335,14 @@ export class StartedMockEpp implements AsyncDisposable {
       call.end(14, 'mock EPP is draining');
       return;
     }
-    const session = new ExtProcSession(call, {
+    if (this.#fuzz) {
+      this.metrics.streamsTotal++;
+      this.#sessions.add(new FuzzSession(call, ++this.#nextId, this.#fuzz, this.#logger, (s) => this.#sessions.delete(s)));
+      return;
+    }
+    // The BBR role answers in its own session type (mock-epp/bbr-session.ts).
+    const Session = this.#state.config.role === 'bbr' ? BbrSession : ExtProcSession;
+    const session = new Session(call, {
       state: this.#state,
       journal: this.#journal,
       metrics: this.metrics,

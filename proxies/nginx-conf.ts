@@ -1,5 +1,7 @@
 // Pieces of nginx.conf that both nginx data planes render (the native module and the NJS
 // baseline), so the two configs quote, size and list endpoints the same way.
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 
 export function splitHostPort(addr: string): { host: string; port: string } {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(addr.trim());
@@ -34,4 +36,17 @@ export function failCloseServer(sock: string, message: string): string {
         access_log off;
         return 500 "${message.replace(/["\\]/g, '\\$&')}\\n";
     }`;
+}
+
+/**
+ * Where the fail-close server listens: workDir/fail-close.sock, unless that path is longer than
+ * a unix socket address allows (108 bytes with the NUL; nginx refuses the config with "too long
+ * path"), as under a deep report folder with a long scenario name; then a short path in the
+ * temp dir, unique per workDir.
+ */
+export function failCloseSocketPath(workDir: string): string {
+  const wd = workDir.replace(/\/$/, '');
+  const inDir = `${wd}/fail-close.sock`;
+  if (Buffer.byteLength(inDir) <= 100) return inDir;
+  return `${tmpdir()}/eppkit-${createHash('sha256').update(wd).digest('hex').slice(0, 16)}.sock`;
 }

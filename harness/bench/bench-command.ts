@@ -38,6 +38,7 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     warmup: a.warmup,
     bodyBytes: a['body-bytes'],
     bodyMode: a['body-mode'],
+    bbr: a.bbr,
     workers: a.workers,
     timeout: a.timeout,
     path: a.path,
@@ -51,6 +52,9 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     backend: a.backend,
     epp: a.epp,
     headroom: a.headroom,
+    extProcClient: a['ext-proc-client'],
+    baseline: a.baseline,
+    cpuHog: a['cpu-hog'],
   };
 }
 
@@ -76,7 +80,7 @@ const mergeCommand: CommandModule<object, MergeArgs> = {
       .option('json', { type: 'boolean', describe: 'print the merged JSON report on stdout instead of the table' })
       .option('report-dir', { type: 'string', describe: 'where bench-merged.json and bench-merged.md go (default reports/bench)' })
       .example('eppkit bench merge shard-0.json shard-1.json', 'one report from two load generators')
-      .example('kubectl logs -n eppkit -l job-name=eppkit-bench --tail=-1 | eppkit bench merge -', 'the pods of the Indexed Job in deploy/bench') as never,
+      .example('kubectl logs -n eppkit -l job-name=eppkit-bench --tail=-1 --max-log-requests=64 | eppkit bench merge -', 'the pods of the Indexed Job in deploy/bench') as never,
   handler: (argv) => {
     // yargs drops a lone `-`: no file at all means standard input too.
     const report = mergeBenchReports(readMergeInputs(argv.files?.length ? argv.files : ['-']), commandLine());
@@ -101,13 +105,14 @@ const command: CommandModule<object, Args> = {
       .option('data-plane', { type: 'string', describe: 'comma-separated data planes, or all (default all)' })
       .option('direct', { type: 'boolean', describe: 'also measure straight to the backend, the baseline of the hop cost (default true; --no-direct)' })
       .option('epp-delay-ms', { type: 'string', describe: 'EPP delay per request, comma-separated runs (default 0; nonblocking 50)' })
-      .option('executor', { type: 'string', describe: 'constant-vus (closed loop) or constant-arrival-rate (default: arrival rate when --rate is given)' })
+      .option('executor', { type: 'string', describe: 'constant-vus (closed loop), constant-arrival-rate (default when --rate is given) or burst (--connections requests at once, every second)' })
       .option('client', { type: 'string', describe: 'load client: eppkit (default; µs latencies, true arrival rate) or autocannon (1 ms resolution; --rate is a closed-loop limit)' })
       .option('connections', { type: 'string', describe: 'connections, or most in flight at a fixed rate (default 32; nonblocking 500)' })
       .option('rate', { type: 'string', describe: 'requests per second, all workers together (arrival rate)' })
       .option('duration', { type: 'string', describe: 'measured time per target (default 10s)' })
       .option('warmup', { type: 'string', describe: 'unmeasured time before it (default 2s)' })
       .option('body-bytes', { type: 'string', describe: 'request body size; 0 = GET without body (default 0)' })
+      .option('bbr', { type: 'boolean', describe: 'body-based routing cost: each data plane without and with BBR (<plane>+bbr) on a JSON chat body, with its CPU µs per request' })
       .option('body-mode', { type: 'string', describe: 'how data planes send the body to the EPP: none, buffered, streamed (default buffered)' })
       .option('workers', { type: 'string', describe: 'load worker processes (default 2, at most the cores)' })
       .option('timeout', { type: 'string', describe: 'per-request timeout (default 10s)' })
@@ -117,6 +122,9 @@ const command: CommandModule<object, Args> = {
       .option('runtime', { type: 'string', describe: 'local or docker (default local)' })
       .option('backend', { type: 'string', describe: 'echo backend: auto (default: the compiled one when `eppkit build bench` has run), native or node' })
       .option('epp', { type: 'string', describe: 'EPP of each data plane: auto (default: the compiled bench EPP when built), native or mock (the Node mock EPP)' })
+      .option('cpu-hog', { type: 'string', describe: 'start N busy-loop processes beside the bench (stopped by PID at its end): behaviour on a loaded machine' })
+      .option('ext-proc-client', { type: 'string', describe: 'mock-epp: load client native (compiled, when built), node, or auto (default)' })
+      .option('baseline', { type: 'boolean', describe: 'mock-epp, native client: also measure a do-nothing ext_proc server in the same run (default true; --no-baseline)' })
       .option('headroom', { type: 'boolean', describe: 'check the load generator against wrk on direct in the same run (default true; --no-headroom)' })
       .option('streams', { type: 'string', describe: 'mock-epp: concurrent ext_proc streams (default 32)' })
       .option('url', { type: 'string', describe: 'measure a plane that is already running (e.g. a gateway): the full URL; nothing is started' })

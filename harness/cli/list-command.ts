@@ -1,6 +1,6 @@
 // `eppkit list`: the scenarios (built-in or under the given paths) and the data planes, with
 // whether each data plane is available here and, if not, what to install.
-import chalk from 'chalk';
+import { chalk } from '../../cli/output.ts';
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../../core/errors.ts';
 import type { Runtime } from '../data-planes/data-plane-driver.ts';

@@ -54,6 +54,11 @@ export interface StartedDataPlane extends AsyncDisposable {
   readonly name: string;
   /** Base URL clients send requests to, e.g. http://127.0.0.1:38211 */
   readonly url: string;
+  /**
+   * multi-pool: the base URL of each listener ("gateway"), by listener index; [0] is `url`.
+   * Absent = one listener.
+   */
+  readonly listenerUrls?: readonly string[];
   /** Everything the data plane logged so far (stdout, stderr, error/access logs). */
   logs(): string;
   stop(): Promise<void>;
@@ -71,6 +76,16 @@ export interface FixedSettings {
   source?: string;
 }
 
+/** An expected difference of a plane for one scenario, with its reason (plane files). */
+export interface PlaneOverrideSpec {
+  why: string;
+  skip?: true | undefined;
+  /** 1-based step index or step name; absent = every request step (or, with skip, the scenario). */
+  step?: number | string | undefined;
+  expect?: Record<string, unknown> | undefined;
+  epp?: Record<string, unknown> | undefined;
+}
+
 export interface DataPlaneDriver {
   readonly name: string;
   readonly description: string;
@@ -85,6 +100,10 @@ export interface DataPlaneDriver {
   unsupportedRoute?(route: RouteModel): string | undefined;
   /** Optional: settings fixed by the plane (see FixedSettings). */
   fixedSettings?(): FixedSettings;
+  /** Optional: expected differences for a scenario (plane files' `overrides`), shown in reports. */
+  overridesFor?(scenario: string): readonly PlaneOverrideSpec[];
+  /** Optional: what implementation this is (a plane file's `version` command output). */
+  version?(): string | undefined;
   /**
    * Optional: the mock EPP must listen on this port (the data plane is configured for it, e.g.
    * `external`). Scenarios on such a data plane then run one at a time.

@@ -6,8 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { RouteModel } from '../../core/route-model.ts';
-import { renderNginxEppConfig, type NginxEppForm } from '../../proxies/nginx-epp/nginx-epp-config.ts';
+import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
+import { renderNginxEppConfig, type NginxEppForm, type NginxEppRenderOptions } from '../../proxies/nginx-epp/nginx-epp-config.ts';
+import { renderNginxEppMultiConfig } from '../../proxies/nginx-epp/nginx-epp-multi-config.ts';
 import { defaultNginxModulePath } from '../build/nginx-module-build.ts';
 import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
@@ -53,6 +54,7 @@ const NGINX_FEATURES: Feature[] = [
   'allowlist',
   'subset-hint',
   'bbr',
+  'multi-pool',
 ];
 
 export interface StartedNginx extends StartedDataPlane {
@@ -97,16 +99,18 @@ export class NginxDriver implements DataPlaneDriver {
     mkdirSync(workDir, { recursive: true });
     const docker = ctx.runtime === 'docker';
     // Files the config names outside workDir, mounted at the same path in a container.
-    const binds = route.eppTls?.caFile ? [resolve(route.eppTls.caFile)] : [];
-    const { proc, port } = await startNginx(ctx, {
+    const binds = [...new Set(planeRoutes(route).flatMap((r) => (r.eppTls?.caFile ? [resolve(r.eppTls.caFile)] : [])))];
+    const multi = isMultiRoute(route);
+    const { proc, port, extraPorts } = await startNginx(ctx, {
       workDir,
       image: IMAGES_BY_ROLE.nginxEpp,
       nginxBin: this.nginxBin(),
       masterProcess: true,
       binds,
       startTimeoutMs: this.opts.startTimeoutMs,
-      renderConfig: (listenPort) =>
-        renderNginxEppConfig(route, {
+      extraPorts: multi ? listenerCount(route) - 1 : 0,
+      renderConfig: (listenPort, extra) => {
+        const o: NginxEppRenderOptions = {
           workDir,
           listenHost: ctx.host,
           listenPort,
@@ -118,9 +122,12 @@ export class NginxDriver implements DataPlaneDriver {
           bodyBufferSize: this.opts.bodyBufferSize,
           clientMaxBodySize: this.opts.clientMaxBodySize,
           bufferedAccessLog: this.opts.bufferedAccessLog,
-        }),
+        };
+        return multi ? renderNginxEppMultiConfig(route, { ...o, listenPorts: [listenPort, ...extra] }) : renderNginxEppConfig(route, o);
+      },
     });
-    const url = `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${port}`;
+    const urlOf = (p: number): string => `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${p}`;
+    const url = urlOf(port);
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => {
       stopped ??= proc.stop(5000).then(() => undefined);
@@ -129,6 +136,7 @@ export class NginxDriver implements DataPlaneDriver {
     return {
       name: this.name,
       url,
+      ...(multi ? { listenerUrls: [url, ...extraPorts.map(urlOf)] } : {}),
       workDir,
       pid: proc.pid,
       logs: () =>

@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RouteModel } from '../../core/route-model.ts';
+import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { IMAGES_BY_ROLE, containerAvailable, eppkitInvocation, startProcessOrContainer } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
@@ -22,6 +22,31 @@ export function nodeProxyConfig(route: RouteModel): Record<string, unknown> {
   if (route.eppTls) cfg.eppTls = { ...route.eppTls };
   if (route.bbr) cfg.bbr = { header: route.bbr.header, maxBodyBytes: route.bbr.maxBodyBytes, requireModel: route.bbr.requireModel };
   return cfg;
+}
+
+/**
+ * multi-pool: the config file of one listener: every (route, pool) entry on it as `routes[]`
+ * (a prefix repeated with weights is a weighted split). Each listener ("gateway") is its own
+ * node-proxy process, as two Gateways are two deployments.
+ */
+export function nodeProxyListenerConfig(route: RouteModel, listener: number): Record<string, unknown> {
+  const routes = planeRoutes(route)
+    .filter((r) => (r.listener ?? 0) === listener)
+    .map((r) => {
+      const e: Record<string, unknown> = {
+        ...nodeProxyConfig(r),
+        eppAddress: r.eppAddress,
+        failureMode: r.failureMode,
+        timeoutMs: r.timeoutMs,
+        bodyMode: r.bodyMode,
+        fallbackEndpoints: [...r.fallbackEndpoints],
+        allow: [...r.allow],
+      };
+      const shared = planeRoutes(route).filter((x) => (x.listener ?? 0) === listener && x.pathPrefix === r.pathPrefix).length;
+      if (shared > 1) e.weight = r.weight ?? 1;
+      return e;
+    });
+  return { routes };
 }
 
 /** The flags of a node-proxy invocation. */
@@ -61,6 +86,7 @@ export const nodeProxyDriver: DataPlaneDriver = {
     'ipv6-endpoint',
     'subset-hint',
     'bbr',
+    'multi-pool',
   ]),
 
   async available(runtime: Runtime): Promise<Availability> {
@@ -70,6 +96,7 @@ export const nodeProxyDriver: DataPlaneDriver = {
   },
 
   async start(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
+    if (isMultiRoute(route)) return startListeners(route, ctx);
     const configFile = join(ctx.workDir, 'node-proxy.json');
     writeFileSync(configFile, JSON.stringify(nodeProxyConfig(route), null, 2));
     // Local child process, or with --runtime docker the same command in eppkit/node (host network).
@@ -92,3 +119,40 @@ export const nodeProxyDriver: DataPlaneDriver = {
     };
   },
 };
+
+/** multi-pool: one node-proxy process per listener, each with its routes. */
+async function startListeners(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
+  const procs: Awaited<ReturnType<typeof startProcessOrContainer>>[] = [];
+  const urls: string[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(procs.map((p) => p.stop()));
+  };
+  try {
+    for (let i = 0; i < listenerCount(route); i++) {
+      const configFile = join(ctx.workDir, `node-proxy.listener-${i}.json`);
+      writeFileSync(configFile, JSON.stringify(nodeProxyListenerConfig(route, i), null, 2));
+      const proc = await startProcessOrContainer(ctx, {
+        what: `node-proxy (listener ${i})`,
+        ...eppkitInvocation(['node-proxy', '--listen', `${ctx.host}:0`, '--config', configFile]),
+        readyPattern: /listening on (http:\/\/\S+)/,
+        readyTimeoutMs: 15_000,
+        logFile: join(ctx.workDir, `node-proxy.listener-${i}.log`),
+        env: { NO_COLOR: '1' },
+        binds: planeRoutes(route).flatMap((r) => (r.eppTls?.caFile ? [r.eppTls.caFile] : [])),
+      });
+      procs.push(proc);
+      urls.push((proc.readyMatch?.[1] ?? '').replace(/\/$/, ''));
+    }
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  return {
+    name: 'node-proxy',
+    url: urls[0] ?? '',
+    listenerUrls: urls,
+    logs: () => procs.map((p, i) => `--- node-proxy listener ${i} ---\n${p.logs()}`).join('\n'),
+    stop: stopAll,
+    [Symbol.asyncDispose]: stopAll,
+  };
+}

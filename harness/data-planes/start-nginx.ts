@@ -16,8 +16,10 @@ export interface StartNginxOptions {
   image: string;
   /** The local nginx binary. */
   nginxBin: string;
-  /** nginx.conf for the given listen port. */
-  renderConfig: (port: number) => string;
+  /** nginx.conf for the given listen port (and the extra listeners' ports, multi-pool). */
+  renderConfig: (port: number, extraPorts: number[]) => string;
+  /** multi-pool: more listeners, each on its own free port. Default 0. */
+  extraPorts?: number;
   /** `master_process on` (workers, as in production). Default false. */
   masterProcess?: boolean;
   /** Files outside workDir the config names (mounted in a container). */
@@ -33,7 +35,7 @@ export function readTail(file: string, maxChars: number): string {
   return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
 }
 
-export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Promise<{ proc: StartedProcessOrContainer; port: number }> {
+export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Promise<{ proc: StartedProcessOrContainer; port: number; extraPorts: number[] }> {
   const { workDir } = o;
   const confFile = join(workDir, 'nginx.conf');
   const errorLog = join(workDir, 'error.log');
@@ -41,7 +43,12 @@ export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Prom
   // nginx cannot listen on port 0 and tell us: a freshly freed port may be taken meanwhile.
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort(ctx.host);
-    writeFileSync(confFile, o.renderConfig(port));
+    const extraPorts: number[] = [];
+    while (extraPorts.length < (o.extraPorts ?? 0)) {
+      const p = await freePort(ctx.host);
+      if (p !== port && !extraPorts.includes(p)) extraPorts.push(p);
+    }
+    writeFileSync(confFile, o.renderConfig(port, extraPorts));
     rmSync(join(workDir, 'nginx.pid'), { force: true });
     // -e: the error log before the config is read (the default is /var/log/nginx).
     const args = ['-p', `${workDir}/`, '-c', confFile, '-e', errorLog, '-g', `daemon off;${o.masterProcess ? ' master_process on;' : ''}`];
@@ -55,7 +62,8 @@ export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Prom
     });
     try {
       await waitReady(proc, workDir, ctx.host, port, o.startTimeoutMs ?? 15_000);
-      return { proc, port };
+      for (const p of extraPorts) if (!(await canConnect(ctx.host, p))) throw new EppkitError('EPPKIT_START_FAILED', { what: 'nginx', reason: `listener port ${p} does not accept connections` });
+      return { proc, port, extraPorts };
     } catch (e) {
       lastError = e;
       // SIGTERM, not SIGKILL: the master takes its workers down with it.

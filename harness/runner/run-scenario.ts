@@ -15,6 +15,7 @@ import { resolveString, resolveTemplates, timingMs, type TemplateContext } from 
 import { checkAggregate, checkJournalConnections, checkJournalEntry, checkResponse, servedBy, type Mismatch, type SentRequest } from './expectations.ts';
 import { Http1Connection, type Http1Request } from './http1-connection.ts';
 import { exchange, type ExchangeResult } from './http-exchange.ts';
+import { actionEppConfig, buildPlaneRoute, checkPoolJournals, checkSplit, isMultiPool, journalMarks, requestBaseUrl, startPoolEpps } from './multi-pool-run.ts';
 import { prepareBody } from './request-body.ts';
 import { latencySummary, type FailureDetail, type ScenarioResult, type StepResult } from './results.ts';
 
@@ -104,6 +105,28 @@ export function bbrMockConfig(bbr: NonNullable<RouteModel['bbr']>): Record<strin
   return { role: 'bbr', bbr: { header: bbr.header, maxBodyBytes: bbr.maxBodyBytes, requireModel: bbr.requireModel, nonStringModel: 'skip' } };
 }
 
+/**
+ * The expected difference that applies to this step on this plane: the plane file's own
+ * (`overrides` of a plane file, by scenario and step) over the scenario's (`overrides.<plane>`).
+ */
+function stepOverride(step: RequestStep, index: number, name: string, driver: DataPlaneDriver, scenario: string): RequestStep['overrides'] extends Record<string, infer O> | undefined ? O | undefined : never {
+  type O = NonNullable<RequestStep['overrides']>[string];
+  const own = step.overrides?.[driver.name];
+  const fromPlane = driver.overridesFor?.(scenario).filter((o) => (o.step === undefined && !o.skip) || o.step === index + 1 || o.step === name);
+  if (!fromPlane || fromPlane.length === 0) return own;
+  let merged: O = own ? { ...own } : { why: '' };
+  for (const o of fromPlane) {
+    merged = {
+      ...merged,
+      why: [merged.why, o.why].filter(Boolean).join('; '),
+      ...(o.skip ? { skip: true } : {}),
+      ...(o.expect ? { expect: { ...(merged.expect ?? {}), ...(o.expect as O['expect']) } } : {}),
+      ...(o.epp ? { epp: { ...(merged.epp ?? {}), ...(o.epp as O['epp']) } } : {}),
+    };
+  }
+  return merged;
+}
+
 class StepFailure extends Error {
   readonly mismatches: Mismatch[];
   readonly journalEntry: JournalEntry | undefined;
@@ -149,12 +172,15 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
   const missing = requiredFeatures(s).filter((f) => !driver.features.has(f));
   if (missing.length > 0) return finish('skipped', { reason: `${driver.name} does not support: ${missing.join(', ')}`, missingFeatures: missing });
+  const planeSkip = driver.overridesFor?.(s.name).find((o) => o.skip && o.step === undefined);
+  if (planeSkip) return finish('skipped', { reason: `skipped by ${driver.name}'s overrides: ${planeSkip.why}`, override: planeSkip.why });
   const settings = routeSettings(s, driver);
   if ('skip' in settings) return finish('skipped', { reason: settings.skip });
   // Ask the driver about the route before starting anything (placeholder addresses).
   if (driver.unsupportedRoute) {
     const probe = new Map(s.setup.backends.map((b, i) => [b.name, { ip: defaultIp(s.setup.backends, i), port: 1, address: `${defaultIp(s.setup.backends, i)}:1` }]));
-    const why = driver.unsupportedRoute(buildRoute(s, '127.0.0.1:1', { backends: probe, epp: '127.0.0.1:1', timeoutMs: settings.timeoutMs }, settings));
+    const probeTpl = { backends: probe, epp: '127.0.0.1:1', timeoutMs: settings.timeoutMs };
+    const why = driver.unsupportedRoute(isMultiPool(s) ? buildPlaneRoute(s, () => '127.0.0.1:1', probeTpl, settings) : buildRoute(s, '127.0.0.1:1', probeTpl, settings));
     if (why) return finish('skipped', { reason: why });
   }
 
@@ -164,6 +190,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   const backends = new Map<string, StartedEchoBackend>();
   const backendAddrs = new Map<string, { ip: string; port: number; address: string }>();
   let epp: MockEppProcess | undefined;
+  // multi-pool: every pool's EPP by pool name (epp is the first pool's); empty otherwise.
+  let poolEpps = new Map<string, MockEppProcess>();
   let bbrEpp: MockEppProcess | undefined;
   let dp: StartedDataPlane | undefined;
   const latencies: number[] = [];
@@ -182,9 +210,18 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
   try {
     for (const [i, b] of s.setup.backends.entries()) await startBackend(b, i);
-    epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
-    tpl.epp = epp.address;
-    const route = buildRoute(s, epp.address, tpl, settings);
+    let route: RouteModel;
+    if (isMultiPool(s)) {
+      poolEpps = await startPoolEpps(s, tpl, workDir, runtime);
+      epp = [...poolEpps.values()][0];
+      if (!epp) throw new Error('multi-pool scenario without pools');
+      tpl.epp = epp.address;
+      route = buildPlaneRoute(s, (pool) => poolEpps.get(pool)?.address ?? '', tpl, settings);
+    } else {
+      epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
+      tpl.epp = epp.address;
+      route = buildRoute(s, epp.address, tpl, settings);
+    }
     if (route.bbr && driver.bbrViaExtProc) {
       // A second mock in the BBR role, chained before the EPP by the plane itself.
       mkdirSync(join(workDir, 'bbr'), { recursive: true });
@@ -194,6 +231,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
     // Whatever reached the EPP while the data plane started (probes) is not the scenario's.
     await epp.clearJournal();
+    for (const e of poolEpps.values()) if (e !== epp) await e.clearJournal();
 
     for (const [i, step] of s.steps.entries()) {
       if (ac.signal.aborted) throw new Error(`scenario timed out after ${s.timeoutMs} ms`);
@@ -201,11 +239,17 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       stepLabel = `step ${i + 1} (${name})`;
       const t0 = performance.now();
       if (!isRequestStep(step) && !isGroupStep(step)) {
-        await runAction(step, { epp, backends, startBackend, s, tpl });
+        if (poolEpps.size > 0 && (step.action.endsWith('-epp') || step.action === 'clear-journal')) {
+          // multi-pool: the action is for its pool's EPP, or for every pool's.
+          for (const [pool, e] of poolEpps) {
+            if (step.pool && step.pool !== pool) continue;
+            await runAction(step.action === 'set-epp' ? { ...step, epp: actionEppConfig(s, step, tpl, pool) } : step, { epp: e, backends, startBackend, s, tpl, resolved: true });
+          }
+        } else await runAction(step, { epp, backends, startBackend, s, tpl });
         steps.push({ index: i, name, kind: 'action', status: 'passed', durationMs: Math.round(performance.now() - t0) });
         continue;
       }
-      const ctx: RequestStepContext = { dp, epp, tpl, dir: loaded.dir, signal: ac.signal, conns };
+      const ctx: RequestStepContext = { dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps, conns };
       let out: RequestStepOutcome;
       let attempts = 0;
       let overrideWhy: string | undefined;
@@ -214,7 +258,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         out = { results: g.results, mismatches: g.mismatches, stepEntries: [] };
         if (g.overrides.length) overrideWhy = g.overrides.join('; ');
       } else {
-        const override = step.overrides?.[driver.name];
+        const override = stepOverride(step, i, name, driver, s.name);
         if (override?.skip) {
           steps.push({ index: i, name, kind: 'request', status: 'skipped', durationMs: 0, override: override.why, reason: override.why });
           continue;
@@ -260,7 +304,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     }
   } catch (e) {
     const dpLog = dp?.logs() ?? '';
-    const eppLog = epp?.logs() ?? '';
+    const eppLog = poolEpps.size > 0 ? [...poolEpps].map(([n, e]) => `--- EPP of pool ${n} ---\n${e.logs()}`).join('\n') : (epp?.logs() ?? '');
     const excerpt = (x: string): string => (x.length > LOG_EXCERPT ? `…${x.slice(-LOG_EXCERPT)}` : x);
     if (e instanceof StepFailure) {
       failReason = `${stepLabel}: ${e.mismatches.slice(0, 3).map((m) => m.what).join('; ')}${e.mismatches.length > 3 ? ` (+${e.mismatches.length - 3} more)` : ''}`;
@@ -277,12 +321,14 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   }
 
   // EPP service time over every stream of the scenario, before the mock goes away.
-  const journal = (await epp?.journal().catch(() => [] as JournalEntry[])) ?? [];
+  const journal: JournalEntry[] = [];
+  for (const e of poolEpps.size > 0 ? poolEpps.values() : [epp]) journal.push(...((await e?.journal().catch(() => [] as JournalEntry[])) ?? []));
   const service = journal.map(entryServiceTime).filter((x): x is number => x !== undefined);
   clearTimeout(timer);
   for (const c of conns.values()) c.close();
   await dp?.stop().catch(() => {});
   await epp?.stop().catch(() => {});
+  await Promise.all([...poolEpps.values()].map((e) => e.stop().catch(() => {})));
   await bbrEpp?.stop().catch(() => {});
   await Promise.all([...backends.values()].map((b) => b.stop()));
 
@@ -308,6 +354,9 @@ interface RequestStepContext {
   tpl: TemplateContext;
   dir: string;
   signal: AbortSignal;
+  s: Scenario;
+  /** multi-pool: every pool's EPP (empty otherwise). */
+  poolEpps: ReadonlyMap<string, MockEppProcess>;
   /** Named keep-alive connections of this scenario (request.connection). */
   conns: Map<string, Http1Connection>;
 }
@@ -324,8 +373,9 @@ interface PreparedRequest {
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
-function prepareRequest(rq: RequestStep['request'], c: RequestStepContext): PreparedRequest {
+function prepareRequest(step: RequestStep, c: RequestStepContext): PreparedRequest {
   const { tpl } = c;
+  const rq = step.request;
   const body = prepareBody(rq.body, c.dir, (x) => resolveString(x, tpl));
   const headers: Record<string, string> = {};
   if (body?.contentType) headers['content-type'] = body.contentType;
@@ -335,7 +385,7 @@ function prepareRequest(rq: RequestStep['request'], c: RequestStepContext): Prep
   else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   const target = `${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
-  return { url: `${c.dp.url}${target}`, target, method: rq.method, headers, body, sent: { bodyBytes: body?.bytes.length ?? 0, bodySha256: body?.sha256 ?? EMPTY_SHA256 } };
+  return { url: `${requestBaseUrl(c.s, step, c.dp)}${target}`, target, method: rq.method, headers, body, sent: { bodyBytes: body?.bytes.length ?? 0, bodySha256: body?.sha256 ?? EMPTY_SHA256 } };
 }
 
 function http1Request(rq: RequestStep['request'], p: PreparedRequest, c: RequestStepContext): Http1Request {
@@ -412,8 +462,9 @@ function judgeResponses(expect: RequestStep['expect'], results: readonly Exchang
 /** Sends a step's requests (repeat × concurrency) and judges responses and journal entries. */
 async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], eppExpect: RequestStep['epp'], c: RequestStepContext): Promise<RequestStepOutcome> {
   const rq = step.request;
-  const p = prepareRequest(rq, c);
+  const p = prepareRequest(step, c);
   const journalBefore = eppExpect ? (await c.epp.journal()).length : 0;
+  const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
 
   const results: ExchangeResult[] = [];
   let next = 0;
@@ -435,6 +486,12 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     for (const [j, e] of stepEntries.entries()) mismatches.push(...checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : ''));
     mismatches.push(...checkJournalConnections(eppExpect, stepEntries));
   }
+  if (step.epps) {
+    const pools = await checkPoolJournals(resolveTemplates(step.epps, c.tpl), c.poolEpps, poolMarks, results.length, sent);
+    mismatches.push(...pools.mismatches);
+    stepEntries = [...stepEntries, ...pools.entries];
+    if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results, pools.byPool).mismatches);
+  } else if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results).mismatches);
   return { results, mismatches, stepEntries };
 }
 
@@ -448,7 +505,7 @@ async function runGroupStep(step: GroupStep, planeName: string, c: RequestStepCo
   const subs = (pipelined ? step.pipelined : step.parallel).map((sub, j) => {
     const o = sub.overrides?.[planeName];
     const expect = resolveTemplates(o?.expect ? { ...sub.expect, ...o.expect } : sub.expect, c.tpl);
-    return { sub, o, expect, label: `${sub.name ?? `#${j + 1} ${sub.request.method} ${sub.request.path}`}: `, p: prepareRequest(sub.request, c) };
+    return { sub, o, expect, label: `${sub.name ?? `#${j + 1} ${sub.request.method} ${sub.request.path}`}: `, p: prepareRequest(sub, c) };
   });
   const active = subs.filter((x) => !x.o?.skip);
   let perSub: ExchangeResult[][];
@@ -486,6 +543,8 @@ interface ActionContext {
   startBackend: (b: BackendSpec, i: number, port?: number) => Promise<void>;
   s: Scenario;
   tpl: TemplateContext;
+  /** set-epp's config is already resolved (multi-pool). */
+  resolved?: boolean;
 }
 
 async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
@@ -499,7 +558,7 @@ async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
     case 'start-epp':
       return c.epp.startAgain();
     case 'set-epp':
-      return c.epp.setConfig(eppConfig(step.epp ?? {}, c.s, c.tpl));
+      return c.epp.setConfig(c.resolved ? (step.epp ?? {}) : eppConfig(step.epp ?? {}, c.s, c.tpl));
     case 'clear-journal':
       return c.epp.clearJournal();
     case 'sleep':

@@ -4,6 +4,7 @@
 // {{pod-a}} (ip:port of backend pod-a), {{pod-a.ip}}, {{pod-a.port}}, {{epp}} (mock EPP ip:port).
 import { z } from 'zod';
 import { FEATURES } from '../data-planes/data-plane-driver.ts';
+import { checkMultiPool } from './multi-pool-checks.ts';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 const nameSchema = z.string().regex(NAME, { message: 'must be lower-case letters, digits and dashes (kebab-case)' });
@@ -85,13 +86,45 @@ const routeSchema = z
   })
   .meta({ description: 'the route every data plane renders (core/route-model.ts)' });
 
+// ---- several pools, routes and EPPs (multi-pool; harness/scenarios/multi-pool-checks.ts) ----
+
+const poolSchema = routeSchema
+  .omit({ pathPrefix: true, bbr: true })
+  .extend({
+    name: nameSchema.meta({ description: 'referenced by routes[].pools, epps, split weights and EPP actions' }),
+    backends: z.array(z.string()).min(1).meta({ description: "the pool's members (backend names): its EPP's endpoints by default" }),
+    epp: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .meta({ description: "mock EPP config of this pool's own EPP; endpoints default to the pool's backends" }),
+  })
+  .meta({ description: 'an InferencePool: members, its own mock EPP, and the route settings of traffic sent to it' });
+
+const poolRefSchema = z.union([
+  nameSchema,
+  z.strictObject({ pool: nameSchema, weight: posInt.max(1_000_000).default(1).meta({ description: 'relative share of the rule\'s traffic' }) }),
+]);
+
+const multiRouteSchema = z
+  .strictObject({
+    name: nameSchema.meta({ description: 'what request.route names' }),
+    pathPrefix: z.string().startsWith('/').default('/'),
+    listener: nameSchema.default('default').meta({ description: 'the listener ("gateway") serving it; each name is its own port, in order of first use' }),
+    pools: z.array(poolRefSchema).min(1).meta({ description: 'pool names, or {pool, weight} to split the traffic across pools' }),
+  })
+  .meta({ description: 'an HTTPRoute rule: a path prefix on a listener, sent to one pool or split across pools by weight' });
+
+const DEFAULT_ROUTE = routeSchema.parse({});
+
 const setupSchema = z.strictObject({
   backends: z.array(backendSchema).min(1).meta({ description: 'the pool of echo backends' }),
   epp: z
     .record(z.string(), z.unknown())
     .default({})
     .meta({ description: 'mock EPP config (mock-epp/mock-epp-config.ts); endpoints default to every backend with inPool' }),
-  route: routeSchema.default(routeSchema.parse({})),
+  route: routeSchema.default(DEFAULT_ROUTE),
+  pools: z.array(poolSchema).min(1).optional().meta({ description: 'multi-pool: the pools, each with its own mock EPP (instead of route and epp)' }),
+  routes: z.array(multiRouteSchema).min(1).optional().meta({ description: 'multi-pool: the routes (rules and listeners) over the pools' }),
 });
 
 // ---- requests --------------------------------------------------------------------------------
@@ -137,6 +170,7 @@ const requestSchema = z.strictObject({
   expectContinue: z.boolean().optional().meta({ description: 'send Expect: 100-continue and hold the body until 100 Continue comes (at most 1 s, as curl does)' }),
   trailers: z.record(z.string(), z.string()).optional().meta({ description: 'chunked request trailers (needs chunked)' }),
   startAfterMs: timingSchema.optional().meta({ description: 'in a parallel group: start this long after the group (ms or "{{timeoutMs/N}}")' }),
+  route: nameSchema.optional().meta({ description: "multi-pool: the route (by name) this request is for: sent to its listener; the path must be under its prefix" }),
 });
 
 const textMatch = z.union([
@@ -171,7 +205,7 @@ const echoExpectSchema = z
   })
   .meta({ description: 'what the backend says it received' });
 
-const expectSchema = z
+export const expectSchema = z
   .strictObject({
     status: statusSchema.optional(),
     headers: z.record(z.string(), textMatch).optional().meta({ description: 'response headers' }),
@@ -180,17 +214,27 @@ const expectSchema = z
       .optional()
       .meta({ description: 'backend (name) that served it, or one of several; "none" = no backend answered' }),
     backendsSeen: z.array(z.string()).optional().meta({ description: 'over all repeats, each of these served at least once' }),
-    echo: echoExpectSchema.optional(),
+    echo: z
+      .union([echoExpectSchema, z.literal(false)])
+      .optional()
+      .meta({ description: 'what the backend received; false (in an override) = no backend answer is expected' }),
     bodySha256: z.string().optional().meta({ description: 'sha256 (hex) of the response body' }),
     bodyContains: z.string().optional(),
     maxLatencyMs: timingSchema.optional().meta({ description: 'gross upper bound per request (never a benchmark); ms or "{{timeoutMs*N}}"' }),
     aborted: z.boolean().optional().meta({ description: 'the client aborted (abortAfterMs) before an answer came' }),
     reused: z.boolean().optional().meta({ description: 'named connection: the request went over a connection already used (the previous answer kept it alive)' }),
     continued: z.boolean().optional().meta({ description: 'expectContinue: 100 Continue came before the final answer' }),
+    split: z
+      .strictObject({
+        weights: z.record(z.string(), posInt).meta({ description: 'pool name -> weight; each response counts for the pool whose backend served it' }),
+        falseFailureProbability: z.number().positive().max(0.01).default(1e-6).meta({ description: 'chance that a correct plane fails the check (sets the tolerance: an exact binomial bound)' }),
+      })
+      .optional()
+      .meta({ description: 'multi-pool: the share of responses served by each pool matches its weight, within a binomial tolerance' }),
   })
   .meta({ description: 'expectations on every response of the step' });
 
-const eppExpectSchema = z
+export const eppExpectSchema = z
   .strictObject({
     entries: nonNegInt.optional().meta({ description: 'streams this step opened on the EPP; default = requests sent' }),
     headers: z.record(z.string(), textMatch).optional().meta({ description: 'request headers the EPP received' }),
@@ -217,6 +261,10 @@ const requestStepSchema = z.strictObject({
   request: requestSchema,
   expect: expectSchema.default({}),
   epp: eppExpectSchema.optional(),
+  epps: z
+    .record(z.string(), eppExpectSchema)
+    .optional()
+    .meta({ description: "multi-pool: expectations on a pool's own EPP journal, by pool name (entries: 0 = that EPP saw none of this step)" }),
   eventually: z
     .strictObject({ withinMs: posInt.max(120_000), intervalMs: posInt.default(100) })
     .optional()
@@ -235,6 +283,7 @@ const actionStepSchema = z.strictObject({
   backend: z.string().optional().meta({ description: 'stop-backend / start-backend: its name' }),
   epp: z.record(z.string(), z.unknown()).optional().meta({ description: 'set-epp: the new mock EPP config (endpoints default as in setup)' }),
   ms: timingSchema.optional().meta({ description: 'sleep: how long (ms or "{{timeoutMs*N}}")' }),
+  pool: nameSchema.optional().meta({ description: "multi-pool: the pool whose EPP the action is for; default every pool's EPP" }),
 });
 
 // Two schemas, each with its list required, so a malformed request step is reported as a
@@ -318,6 +367,7 @@ export const scenarioSchema = z
       if (st.request.connection && st.request.concurrency > 1)
         ctx.addIssue({ code: 'custom', path: [...at, 'request', 'concurrency'], message: 'one keep-alive connection carries one request at a time (use pipelined to write several at once)' });
     }
+    checkMultiPool(s, (path, message) => ctx.addIssue({ code: 'custom', path, message }), known, DEFAULT_ROUTE);
   });
 
 type ParsedScenario = z.output<typeof scenarioSchema>;
@@ -404,3 +454,5 @@ export function isRequestStep(s: Step): s is RequestStep {
 export function isGroupStep(s: Step): s is GroupStep {
   return !('request' in s) && !('action' in s);
 }
+export type PoolSpec = NonNullable<Scenario['setup']['pools']>[number];
+export type MultiRouteSpec = NonNullable<Scenario['setup']['routes']>[number];

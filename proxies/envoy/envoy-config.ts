@@ -45,6 +45,32 @@ export interface EnvoyRenderOptions {
 const EPP_CLUSTER = 'eppkit_epp';
 const PICKED_CLUSTER = 'eppkit_picked_endpoint';
 const FALLBACK_CLUSTER = 'eppkit_fallback_pool';
+const BBR_CLUSTER = 'eppkit_bbr';
+
+/**
+ * Body-based routing as gateways deploy it: a second ext_proc filter, before the EPP's, that
+ * talks to a BBR server (the Gateway API Inference Extension's, or the mock in the BBR role)
+ * in FULL_DUPLEX_STREAMED mode. BBR sets X-Gateway-Model-Name from the body and streams the
+ * body back, so the EPP's filter sees the header and the same bytes. A BBR failure (its stream
+ * error on a body that is not JSON, say) lets the request continue without the header: the
+ * EPP's own failure mode is the one that decides whether a request is served.
+ */
+function bbrFilter(timeoutMs: number): Record<string, unknown> {
+  return {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+    grpc_service: { envoy_grpc: { cluster_name: BBR_CLUSTER }, timeout: '300s' },
+    failure_mode_allow: true,
+    message_timeout: durationOf(timeoutMs),
+    processing_mode: {
+      request_header_mode: 'SEND',
+      response_header_mode: 'SKIP',
+      request_body_mode: 'FULL_DUPLEX_STREAMED',
+      response_body_mode: 'NONE',
+      request_trailer_mode: 'SEND',
+      response_trailer_mode: 'SKIP',
+    },
+  };
+}
 
 /** Body mode of the route → Envoy's ProcessingMode (enum names as Envoy's JSON accepts them). */
 export function processingModeFor(route: RouteModel): Record<string, string> {
@@ -252,7 +278,7 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
   const accessLogFormat =
     '[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)%" %RESPONSE_CODE% flags=%RESPONSE_FLAGS% details=%RESPONSE_CODE_DETAILS% ' +
     'route=%ROUTE_NAME% upstream=%UPSTREAM_HOST% picked=%REQ(X-GATEWAY-DESTINATION-ENDPOINT)% ' +
-    'lb_meta=%DYNAMIC_METADATA(envoy.lb:x-gateway-destination-endpoint)% duration=%DURATION%ms\n';
+    'lb_meta=%DYNAMIC_METADATA(envoy.lb:x-gateway-destination-endpoint)% model=%REQ(X-GATEWAY-MODEL-NAME)% duration=%DURATION%ms\n';
 
   const hcm = {
     '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
@@ -281,6 +307,7 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
           default_source_code: { inline_string: stripAndHintLua(route.subsetHint) },
         },
       },
+      ...(route.bbr ? [{ name: 'eppkit.bbr', typed_config: bbrFilter(route.timeoutMs) }] : []),
       { name: 'envoy.filters.http.ext_proc', typed_config: extProc },
       {
         name: 'eppkit.first_endpoint',
@@ -296,9 +323,8 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
     ],
   };
 
-  const epp = splitHostPort(route.eppAddress);
-  const eppCluster: Record<string, unknown> = {
-    name: EPP_CLUSTER,
+  const grpcCluster = (name: string, address: string): Record<string, unknown> => ({
+    name,
     type: 'STATIC',
     connect_timeout: '1s',
     typed_extension_protocol_options: {
@@ -308,10 +334,13 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
       },
     },
     load_assignment: {
-      cluster_name: EPP_CLUSTER,
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(`${epp.host}:${epp.port}`) } }] }],
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(address) } }] }],
     },
-  };
+  });
+  const epp = splitHostPort(route.eppAddress);
+  const eppCluster = grpcCluster(EPP_CLUSTER, `${epp.host}:${epp.port}`);
+  if (route.bbr && !route.bbr.extProcAddress) throw new Error('route.bbr needs extProcAddress (the BBR ext_proc server) for the envoy data plane');
   if (route.eppTls) {
     const tlsContext: Record<string, unknown> = {
       '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
@@ -350,6 +379,7 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
       per_connection_buffer_limit_bytes: bufferLimit,
     },
   ];
+  if (route.bbr?.extProcAddress) clusters.push(grpcCluster(BBR_CLUSTER, route.bbr.extProcAddress));
   if (useFallback) {
     clusters.push({
       name: FALLBACK_CLUSTER,

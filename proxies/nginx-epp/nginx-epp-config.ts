@@ -9,7 +9,7 @@
 // fallbacks in order, and a request without a list (fail-open) round-robins the upstream's
 // `server` lines — the pool, or the fail-close socket when there is no pool.
 import type { RouteModel } from '../../core/route-model.ts';
-import { failCloseServer, hostPort, quote, serverLines, sizeK, splitHostPort } from '../nginx-conf.ts';
+import { failCloseServer, failCloseSocketPath, hostPort, quote, serverLines, sizeK, splitHostPort } from '../nginx-conf.ts';
 
 export type NginxEppForm = 'ngf' | 'direct';
 
@@ -40,7 +40,7 @@ export interface NginxEppRenderOptions {
 export const INTERNAL_PATH = '/_eppkit_inference';
 
 /** Directives shared by both forms. */
-function eppDirectives(route: RouteModel, indent: string): string {
+export function eppDirectives(route: RouteModel, indent: string): string {
   const lines = [
     `epp_timeout_ms ${route.timeoutMs};`,
     `epp_failure_mode_allow ${route.failureMode === 'open' ? 'on' : 'off'};`,
@@ -62,10 +62,36 @@ function eppDirectives(route: RouteModel, indent: string): string {
   return lines.map((l) => `${indent}${l}`).join('\n');
 }
 
+/** Everything before the http block's upstreams: module, workers, logs, temp paths. */
+export function nginxEppPreamble(o: NginxEppRenderOptions, form: string): string {
+  const wd = o.workDir.replace(/\/$/, '');
+  return `# Rendered by eppkit (proxies/nginx-epp, form ${form}): endpoint picking by the native Rust module.
+load_module ${o.modulePath};
+${o.runAsRoot ? 'user root;\n' : ''}worker_processes ${o.workers ?? 1};
+pid ${wd}/nginx.pid;
+error_log ${wd}/error.log info;
+
+events {
+    worker_connections ${o.workerConnections ?? 4096};
+}
+
+http {
+    log_format eppkit '$remote_addr "$request" $status $body_bytes_sent epp=$epp_status '
+                      'endpoint="$inference_workload_endpoint" upstream="$upstream_addr" rt=$request_time '
+                      'bbr=$epp_bbr_status model="$epp_model"';
+    access_log ${wd}/access.log eppkit${o.bufferedAccessLog ? ' buffer=32k flush=200ms' : ''};
+    client_body_temp_path ${wd}/client_body_temp;
+    proxy_temp_path ${wd}/proxy_temp;
+    fastcgi_temp_path ${wd}/fastcgi_temp;
+    uwsgi_temp_path ${wd}/uwsgi_temp;
+    scgi_temp_path ${wd}/scgi_temp;
+`;
+}
+
 export function renderNginxEppConfig(route: RouteModel, o: NginxEppRenderOptions): string {
   const wd = o.workDir.replace(/\/$/, '');
   const form = o.form ?? 'ngf';
-  const failCloseSock = `${wd}/fail-close.sock`;
+  const failCloseSock = failCloseSocketPath(wd);
   const pool = route.fallbackEndpoints.length > 0;
   const failOpen = route.failureMode === 'open' && pool;
   const epp = splitHostPort(route.eppAddress);
@@ -102,27 +128,7 @@ ${failOpen && !balancer ? `${indent}epp_default_upstream eppkit_pool;\n` : ''}${
 ${nextUpstream}            proxy_pass http://${balancer ? 'eppkit_pick' : '$inference_workload_endpoint'};
         }`;
 
-  return `# Rendered by eppkit (proxies/nginx-epp, form ${form}): endpoint picking by the native Rust module.
-load_module ${o.modulePath};
-${o.runAsRoot ? 'user root;\n' : ''}worker_processes ${o.workers ?? 1};
-pid ${wd}/nginx.pid;
-error_log ${wd}/error.log info;
-
-events {
-    worker_connections ${o.workerConnections ?? 4096};
-}
-
-http {
-    log_format eppkit '$remote_addr "$request" $status $body_bytes_sent epp=$epp_status '
-                      'endpoint="$inference_workload_endpoint" upstream="$upstream_addr" rt=$request_time '
-                      'bbr=$epp_bbr_status model="$epp_model"';
-    access_log ${wd}/access.log eppkit${o.bufferedAccessLog ? ' buffer=32k flush=200ms' : ''};
-    client_body_temp_path ${wd}/client_body_temp;
-    proxy_temp_path ${wd}/proxy_temp;
-    fastcgi_temp_path ${wd}/fastcgi_temp;
-    uwsgi_temp_path ${wd}/uwsgi_temp;
-    scgi_temp_path ${wd}/scgi_temp;
-
+  return `${nginxEppPreamble(o, form)}
 ${
   balancer
     ? `    # The EPP's list in order ($epp_endpoints); without one (FailOpen) the servers below.

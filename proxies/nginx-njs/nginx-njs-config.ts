@@ -3,7 +3,7 @@
 // for an endpoint and redirects internally; a map turns an empty pick into the pool's
 // upstream (FailOpen) or a server that answers 500 (FailClose).
 import type { RouteModel } from '../../core/route-model.ts';
-import { failCloseServer, quote, serverLines, sizeK, splitHostPort } from '../nginx-conf.ts';
+import { failCloseServer, failCloseSocketPath, quote, serverLines, sizeK, splitHostPort } from '../nginx-conf.ts';
 
 export interface NginxNjsRenderOptions {
   /** Absolute directory: logs, pid, temp files, epp.js. nginx runs with `-p workDir`. */
@@ -23,7 +23,7 @@ const INTERNAL_PATH = '/_eppkit_inference';
 
 export function renderNginxNjsConfig(route: RouteModel, o: NginxNjsRenderOptions): string {
   const wd = o.workDir.replace(/\/$/, '');
-  const failCloseSock = `${wd}/fail-close.sock`;
+  const failCloseSock = failCloseSocketPath(wd);
   const failOpen = route.failureMode === 'open' && route.fallbackEndpoints.length > 0;
   const eppParts = splitHostPort(route.eppAddress);
   const prefix = route.pathPrefix || '/';

@@ -149,6 +149,8 @@ export class EppExchange {
   private closedOk = false;
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The timeout fired; the failure waits for this loop iteration's I/O (see arm()). */
+  private expiry: NodeJS.Immediate | undefined;
   private readonly started = performance.now();
   private readonly opts: EppExchangeOptions;
 
@@ -311,13 +313,28 @@ export class EppExchange {
     if (this.finished || this.closed) return;
     if (!this.owesAnswer()) return;
     if (!this.allSent && !this.responseWaiter) return;
-    this.timer = setTimeout(() => this.fail('epp_timeout', `no answer within ${this.opts.timeoutMs} ms`), this.opts.timeoutMs);
+    this.timer = setTimeout(() => {
+      // Node runs expired timers before it polls sockets. On a starved CPU (a busy machine, a
+      // burst) one loop iteration can outlast the timeout while the EPP's answer already sits in
+      // the socket: failing here would drop a request the EPP answered in time. Decide after
+      // this iteration's I/O instead (setImmediate runs after the poll phase); an answer read
+      // meanwhile clears the timer and the immediate with it.
+      this.timer = undefined;
+      this.expiry = setImmediate(() => {
+        this.expiry = undefined;
+        this.fail('epp_timeout', `no answer within ${this.opts.timeoutMs} ms`);
+      });
+    }, this.opts.timeoutMs);
   }
 
   private clearTimer(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
+    }
+    if (this.expiry) {
+      clearImmediate(this.expiry);
+      this.expiry = undefined;
     }
   }
 

@@ -1,7 +1,7 @@
-// An opt-in lean ext_proc client (`eppClient: http2`): the Process bidi stream spoken directly
+// The default ext_proc client (`eppClient: http2`): the Process bidi stream spoken directly
 // on node:http2 (gRPC framing: 5-byte prefix, content-type application/grpc, grpc-status in
 // trailers), one HTTP/2 session per EPP target, many streams on it. It exists because the
-// grpc-js client costs ~2.5x the CPU per stream (docs/BENCHMARKS.md); the default stays grpc-js.
+// grpc-js client (`eppClient: grpc-js`, still offered) costs ~2.5x the CPU per stream (docs/BENCHMARKS.md).
 // It offers exactly what EppExchange uses of a grpc-js ClientDuplexStream: write, end, cancel,
 // and the events data, error (a ServiceError-like {code, details}), end, status.
 import { EventEmitter } from 'node:events';

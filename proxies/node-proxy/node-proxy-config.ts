@@ -52,6 +52,8 @@ export const routeInputSchema = z.strictObject({
   allow: z.array(allowEntry).optional(),
   subsetHint: z.array(endpoint).optional(),
   bbr: bbrInputSchema.optional(),
+  /** Routes that share a path prefix split its traffic by weight (each must set one). */
+  weight: z.number().int().min(1).max(1_000_000).optional(),
 });
 export type RouteInput = z.infer<typeof routeInputSchema>;
 
@@ -70,7 +72,7 @@ const serverKeys = {
   upstreamConnectTimeoutMs: z.number().int().min(1).max(60_000).optional(),
   /** Time from sending a request upstream to its response headers, ms; more = 504. 0 = no limit (default). */
   upstreamTimeoutMs: z.number().int().min(0).max(3_600_000).optional(),
-  /** ext_proc client: grpc-js (default) or the lean node:http2 one. */
+  /** ext_proc client: the lean node:http2 one (default) or grpc-js. */
   eppClient: z.enum(['grpc-js', 'http2']).optional(),
 };
 
@@ -110,7 +112,9 @@ export const SERVER_DEFAULTS = Object.freeze({
   maxHeaderBytes: 16384,
   upstreamConnectTimeoutMs: 1000,
   upstreamTimeoutMs: 0,
-  eppClient: 'grpc-js' as 'grpc-js' | 'http2',
+  // The lean client: about a third of grpc-js's CPU per stream (docs/BENCHMARKS.md), which is
+  // what lets the embedded default keep up when the machine is busy.
+  eppClient: 'http2' as 'grpc-js' | 'http2',
 });
 
 export function parseListen(s: string): { host: string; port: number } | undefined {
@@ -180,7 +184,10 @@ export function resolveNodeProxyConfig(input: NodeProxyInput): NodeProxyConfig {
       });
     }
     const prev = seen.get(route.pathPrefix);
-    if (prev !== undefined) problems.push({ path: path ? `${path}.pathPrefix` : 'pathPrefix', message: `path prefix ${route.pathPrefix} repeats ${prev || 'the top level'}` });
+    // A repeated prefix is a weighted split when every route of it has a weight.
+    const weighted = route.weight !== undefined && routes.filter((x) => x.pathPrefix === route.pathPrefix).every((x) => x.weight !== undefined);
+    if (prev !== undefined && !weighted)
+      problems.push({ path: path ? `${path}.pathPrefix` : 'pathPrefix', message: `path prefix ${route.pathPrefix} repeats ${prev || 'the top level'} (give every route of it a weight to split its traffic)` });
     seen.set(route.pathPrefix, path);
     routes.push(route);
   }

@@ -38,12 +38,25 @@ export function compileRoute(route: RouteModel): CompiledRoute {
   };
 }
 
-/** Gateway API PathPrefix: matches whole path elements (`/a` matches `/a`, `/a/b`, not `/ab`). */
-export function matchRoute(routes: readonly CompiledRoute[], url: string): CompiledRoute | undefined {
+/**
+ * Gateway API PathPrefix: matches whole path elements (`/a` matches `/a`, `/a/b`, not `/ab`).
+ * Routes sharing the matched prefix with weights split its traffic: one is drawn at random in
+ * proportion to its weight (as a Gateway's weighted backendRefs).
+ */
+export function matchRoute(routes: readonly CompiledRoute[], url: string, random: () => number = Math.random): CompiledRoute | undefined {
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   for (const r of routes) {
-    if (r.route.pathPrefix === '/' || path === r.route.pathPrefix || path.startsWith(r.prefixSlash)) return r;
+    if (r.route.pathPrefix === '/' || path === r.route.pathPrefix || path.startsWith(r.prefixSlash)) {
+      if (r.route.weight === undefined) return r;
+      const group = routes.filter((x) => x.route.pathPrefix === r.route.pathPrefix);
+      let x = random() * group.reduce((a, g) => a + (g.route.weight ?? 1), 0);
+      for (const g of group) {
+        x -= g.route.weight ?? 1;
+        if (x < 0) return g;
+      }
+      return group[group.length - 1];
+    }
   }
   return undefined;
 }

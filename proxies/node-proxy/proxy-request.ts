@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { HeaderMutation } from '../../core/proto.ts';
 import type { BbrOptions } from '../../core/route-model.ts';
-import { describeOutcome, scanModel } from './bbr-model.ts';
+import { describeOutcome, scanModel } from '../../core/bbr-model.ts';
 import type { Endpoint } from './endpoint.ts';
 import { EppExchange, type Decision, type FailDecision, type ImmediateDecision } from './epp-exchange.ts';
 import { failCloseStatus, type Outcome, type ReasonCode } from './outcomes.ts';
@@ -282,6 +282,9 @@ export class ProxyRequest {
       bodyKind = 'epp';
       headers.remove('content-length');
     } else bodyKind = 'pipe';
+    // A streamed body of unknown length must be framed as chunked: node chunks by default only
+    // for methods that usually carry a body, and would send a GET's body unframed (found by eppkit fuzz).
+    if ((bodyKind === 'pipe' || bodyKind === 'epp') && headers.get('content-length') === undefined) headers.set('transfer-encoding', 'chunked');
     this.attempt(endpoints, 0, outcome, headers.flat(), path, payload, bodyKind, false);
   }
 

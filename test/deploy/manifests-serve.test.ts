@@ -115,6 +115,22 @@ describe.skipIf(skip)('deploy/: the pods as the manifests start them', () => {
     await probe(r, ports);
   });
 
+  it('the BBR mock as its manifest starts it: probes answer and it serves the bbr role', async () => {
+    const objs = kustomizeBuild(join(DEPLOY, 'overlays/bbr'));
+    const c = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'eppkit-mock-bbr')!.spec.template.spec.containers[0];
+    const grpcPort = await freePort();
+    const adminPort = await freePort();
+    const args = withValues(c.args, { '--host': '127.0.0.1', '--port': String(grpcPort), '--admin-port': String(adminPort) });
+    const { command, args: pre } = eppkitCommand();
+    const bbr = new ManagedProcess({ what: 'mock BBR', command, args: [...pre, ...args] });
+    cleanups.push(() => bbr.stop());
+    await bbr.waitForLine(/admin listening on/, 20_000);
+    for (const p of [c.livenessProbe, c.readinessProbe]) expect(await healthCheck(`127.0.0.1:${grpcPort}`, p.grpc.service)).toEqual({ status: 1 });
+    expect((await fetch(`http://127.0.0.1:${adminPort}${c.startupProbe.httpGet.path}`)).status).toBe(200);
+    const cfg = (await (await fetch(`http://127.0.0.1:${adminPort}/config`)).json()) as { role?: string };
+    expect(cfg.role).toBe('bbr');
+  });
+
   it('as the eppkit/node image, read-only root filesystem: probes answer, the pool is discovered', async () => {
     if (await dockerSkipReason()) return;
     // The image must hold this checkout's eppkit (rebuilt only when the sources changed).

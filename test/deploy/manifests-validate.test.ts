@@ -19,7 +19,7 @@ import { kustomizeBuild, kustomizeSkipReason, type K8sObject } from './kustomize
 
 const DEPLOY = join(import.meta.dirname, '..', '..', 'deploy');
 const skip = kustomizeSkipReason();
-const OVERLAYS = ['overlays/kind', 'overlays/registry', 'overlays/fail-open'] as const;
+const OVERLAYS = ['overlays/kind', 'overlays/registry', 'overlays/fail-open', 'overlays/bbr'] as const;
 
 const VALIDATORS: Record<string, (o: K8sObject) => void> = {
   'v1/Namespace': (o) => new Namespace(o as never).validate(),
@@ -115,6 +115,23 @@ describe.skipIf(skip)('deploy/: manifests', () => {
     const route = find(objs, 'HTTPRoute');
     expect(route.spec.rules[0].backendRefs[0]).toMatchObject({ group: 'inference.networking.k8s.io', kind: 'InferencePool', name: pool.metadata.name });
     expect(pool.spec.endpointPickerRef.failureMode).toBe(dir === 'overlays/fail-open' ? 'FailOpen' : 'FailClose');
+  });
+
+  it('bbr: a second mock in the BBR role, its Service h2c on the port it listens on, probed like the EPP', () => {
+    const objs = kustomizeBuild(join(DEPLOY, 'overlays/bbr'));
+    const d = find(objs, 'Deployment', 'eppkit-mock-bbr');
+    const c = container(d);
+    expect(flagValue(c.args, '--role')).toBe('bbr');
+    const svc = find(objs, 'Service', 'eppkit-mock-bbr');
+    expect(matches(svc.spec.selector, d.spec.template.metadata.labels)).toBe(true);
+    const grpcPort = svc.spec.ports.find((p: any) => p.name === 'grpc');
+    expect(grpcPort).toMatchObject({ targetPort: 'grpc', appProtocol: 'http2' });
+    expect(String(portNamed(c, 'grpc'))).toBe(flagValue(c.args, '--port'));
+    expect(String(portNamed(c, 'admin'))).toBe(flagValue(c.args, '--admin-port'));
+    expect(c.livenessProbe.grpc).toEqual({ port: portNamed(c, 'grpc'), service: 'liveness' });
+    expect(c.readinessProbe.grpc).toEqual({ port: portNamed(c, 'grpc'), service: 'readiness' });
+    // The EPP of the pool is still the EPP-role mock.
+    expect(find(objs, 'InferencePool').spec.endpointPickerRef.name).toBe('eppkit-mock-epp');
   });
 
   it('images: the kind overlay uses what `eppkit build images` makes and never pulls; registry renames it', () => {

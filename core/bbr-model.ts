@@ -1,4 +1,4 @@
-// Body-based routing for node-proxy: the top-level `model` string of a JSON request body,
+// Body-based routing (node-proxy, the mock EPP's BBR role): the top-level `model` string of a JSON request body,
 // with the same semantics as the nginx module's scanner (proxies/nginx-epp/epp-core/src/bbr.rs):
 // one pass over the bytes before the model, nested values skipped undecoded, nothing after the
 // model parsed or validated, at most `limit` bytes scanned.
