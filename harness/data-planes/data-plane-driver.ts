@@ -18,6 +18,7 @@ export const FEATURES = [
   'header-mutation', // applies the EPP's other request header mutations
   'metadata-endpoint', // reads the endpoint from dynamic_metadata envoy.lb
   'served-endpoint', // reports the served endpoint on the response-headers phase
+  'response-header-mutation', // applies the EPP's response-headers answer to the client's response
   'timeout', // enforces the per-message EPP timeout
   'endpoint-validation', // refuses garbage endpoints instead of proxying them
   'allowlist', // refuses endpoints outside an allowlist

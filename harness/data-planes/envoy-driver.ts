@@ -9,7 +9,7 @@ import { EppkitError } from '../../core/errors.ts';
 import { freePort } from '../../core/net.ts';
 import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
-import { parseAllowList, renderEnvoyYaml, type EnvoyRenderOptions } from '../../proxies/envoy/envoy-config.ts';
+import { parseAllowList, renderEnvoyYaml, type EnvoyBodyProcessing, type EnvoyRenderOptions } from '../../proxies/envoy/envoy-config.ts';
 import { frontListenerName, renderEnvoyMultiYaml } from '../../proxies/envoy/envoy-multi-config.ts';
 import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
@@ -25,6 +25,8 @@ export interface EnvoyDriverOptions {
   streamIdleTimeoutMs?: number;
   /** Milliseconds to wait for Envoy to be LIVE. Default 20000. */
   startTimeoutMs?: number;
+  /** 'epp-compatible' (default: works with the real EPPs) or 'envoy-native' (BUFFERED / FULL_DUPLEX_STREAMED). */
+  bodyProcessing?: EnvoyBodyProcessing;
 }
 
 export interface StartedEnvoy extends StartedDataPlane {
@@ -54,6 +56,7 @@ const ENVOY_FEATURES: Feature[] = [
   'multi-pool',
   // Both through small Lua filters and ext_proc metadata forwarding (proxies/envoy/README.md).
   'served-endpoint',
+  'response-header-mutation',
   'subset-hint',
   'allowlist',
   // A second ext_proc filter to a BBR server before the EPP's (the harness starts a mock in the BBR role).
@@ -113,6 +116,7 @@ export class EnvoyDriver implements DataPlaneDriver {
       adminPort: 0,
       accessLogPath: accessLog,
       ...(this.opts.streamIdleTimeoutMs !== undefined ? { streamIdleTimeoutMs: this.opts.streamIdleTimeoutMs } : {}),
+      ...(this.opts.bodyProcessing !== undefined ? { bodyProcessing: this.opts.bodyProcessing } : {}),
     };
     const multi = isMultiRoute(route);
     // multi-pool: each (route, pool) entry's own listener on a free loopback port (envoy-multi-config.ts).

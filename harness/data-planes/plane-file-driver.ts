@@ -7,7 +7,8 @@
 //     is configured (timeouts adapt, other needs skip with the reason).
 // Failures name the plane file, the key and what to do.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -95,6 +96,8 @@ export class PlaneFileDriver implements DataPlaneDriver {
   readonly file: string;
   readonly plane: PlaneFile;
   private readonly templates: ReadonlyMap<string, string>;
+  /** bbrExtProc: the harness starts a BBR ext_proc mock and passes it as {{bbr.extProc}}. */
+  readonly bbrViaExtProc: boolean;
   private versionText: string | undefined;
 
   constructor(file: string, loaded = loadPlaneFile(file)) {
@@ -102,6 +105,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
     this.plane = loaded.plane;
     this.templates = loaded.templates;
     this.name = loaded.plane.name;
+    this.bbrViaExtProc = loaded.plane.bbrExtProc;
     this.features = new Set(loaded.plane.features);
     this.description = loaded.plane.description ?? `plane file ${file} (${loaded.plane.url ? `running at ${loaded.plane.url}` : 'started per scenario'})`;
   }
@@ -187,7 +191,8 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const dir = resolve(ctx.workDir, 'plane');
     mkdirSync(dir, { recursive: true });
     const port = await freePort(ctx.host);
-    const vars = planeVariables(route, dir, { host: ctx.host, port }, planeTools());
+    const runDir = mkdtempSync(join(tmpdir(), 'epk-'));
+    const vars = planeVariables(route, dir, { host: ctx.host, port }, planeTools(), runDir);
     for (const t of start.templates) {
       const to = join(dir, t.to);
       mkdirSync(dirname(to), { recursive: true });
@@ -203,7 +208,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
       [notes.join('\n'), `--- ${this.name} stdout+stderr ---\n${proc.tail(64 * 1024)}`, ...logFiles.map((f) => `--- ${f} ---\n${readTail(f, 64 * 1024)}`)].join('\n');
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => {
-      stopped ??= this.stopProcess(proc, vars);
+      stopped ??= this.stopProcess(proc, vars).finally(() => rmSync(runDir, { recursive: true, force: true }));
       return stopped;
     };
     const url = `http://${vars.listen}`;

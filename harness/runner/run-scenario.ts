@@ -463,7 +463,8 @@ function judgeResponses(expect: RequestStep['expect'], results: readonly Exchang
 async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], eppExpect: RequestStep['epp'], c: RequestStepContext): Promise<RequestStepOutcome> {
   const rq = step.request;
   const p = prepareRequest(step, c);
-  const journalBefore = eppExpect ? (await c.epp.journal()).length : 0;
+  // Always taken: a failing step's journal entries can name why it failed (a deadlock).
+  const journalBefore = (await c.epp.journal()).length;
   const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
 
   const results: ExchangeResult[] = [];
@@ -492,6 +493,18 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     stepEntries = [...stepEntries, ...pools.entries];
     if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results, pools.byPool).mismatches);
   } else if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results).mismatches);
+  if (mismatches.length > 0) {
+    // The mock knows a deadlock the plane cannot tell apart from a slow EPP: say it first.
+    const entries = stepEntries.length > 0 ? stepEntries : (await c.epp.journal().catch(() => [] as JournalEntry[])).slice(journalBefore);
+    const deadlock = entries.flatMap((e) => (Array.isArray(e.problems) ? (e.problems as string[]) : []).filter((p) => p.startsWith(DEADLOCK_PROBLEM)))[0];
+    if (deadlock !== undefined) {
+      mismatches.unshift({
+        what: deadlock.slice(DEADLOCK_PROBLEM.length + 2),
+        expected: 'the data plane sends the request body without waiting for the request-headers answer',
+        received: 'it waited for the request-headers answer (the EPP journal recorded it)',
+      });
+    }
+  }
   return { results, mismatches, stepEntries };
 }
 
@@ -536,6 +549,9 @@ async function runGroupStep(step: GroupStep, planeName: string, c: RequestStepCo
   const mismatches = active.flatMap((x, j) => judgeResponses(x.expect, perSub[j] ?? [], x.p.sent, x.label));
   return { results: perSub.flat(), mismatches, overrides: subs.filter((x) => x.o).map((x) => `${x.label}${x.o?.why}`) };
 }
+
+/** The problem the mock records for a plane that waits for the headers answer before sending the body. */
+const DEADLOCK_PROBLEM = 'headers-answer-deadlock';
 
 interface ActionContext {
   epp: MockEppProcess;
