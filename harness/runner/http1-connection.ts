@@ -4,7 +4,7 @@
 // and request trailers. Each answer becomes an ExchangeResult like a fresh-connection exchange.
 import { connect, type Socket } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ExchangeResult } from './http-exchange.ts';
+import { NO_ANSWER, type ExchangeResult } from './http-exchange.ts';
 import { sha256Hex } from './request-body.ts';
 
 export interface Http1Request {
@@ -105,7 +105,7 @@ export class Http1Connection {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
         this.#wake = undefined;
-        reject(new Error('timeout'));
+        reject(new Error(NO_ANSWER));
       }, Math.max(0, deadline - performance.now()));
       this.#wake = () => {
         clearTimeout(t);
@@ -242,6 +242,7 @@ export class Http1Connection {
       body: Buffer.alloc(0),
       bodySha256: sha256Hex(Buffer.alloc(0)),
       latencyMs: performance.now() - started,
+      endedAt: Date.now(),
       error,
       aborted,
       reused,
@@ -264,7 +265,7 @@ export class Http1Connection {
         const fallback = setTimeout(sendBody, CONTINUE_WAIT_MS);
         try {
           const r = await this.#response(first.method, deadline, sendBody);
-          out.push({ ...r, bodySha256: sha256Hex(r.body), latencyMs: performance.now() - started, aborted: false, reused });
+          out.push({ ...r, bodySha256: sha256Hex(r.body), latencyMs: performance.now() - started, endedAt: Date.now(), aborted: false, reused });
         } finally {
           clearTimeout(fallback);
         }
@@ -287,11 +288,12 @@ export class Http1Connection {
       for (const r of reqs) {
         const t0 = out.length === 0 ? started : performance.now();
         const a = await this.#response(r.method, performance.now() + r.timeoutMs);
-        out.push({ status: a.status, headers: a.headers, body: a.body, bodySha256: sha256Hex(a.body), latencyMs: performance.now() - t0, aborted: false, reused, continued: a.continued });
+        out.push({ status: a.status, headers: a.headers, body: a.body, bodySha256: sha256Hex(a.body), latencyMs: performance.now() - t0, endedAt: Date.now(), aborted: false, reused, continued: a.continued });
       }
     } catch (e) {
-      const msg = abortedOnPurpose ? 'aborted' : e instanceof Closed ? `${(e as Error).message} (no answer${this.answered > 0 ? ` to request ${this.answered + 1} on this keep-alive connection` : ''})` : (e as Error).message;
-      if (msg === 'timeout' || abortedOnPurpose) this.#sock.destroy();
+      const limit = Math.max(...reqs.map((r) => r.timeoutMs));
+      const msg = abortedOnPurpose ? 'aborted' : (e as Error).message === NO_ANSWER ? `${NO_ANSWER} ${limit} ms` : e instanceof Closed ? `${(e as Error).message} (no answer${this.answered > 0 ? ` to request ${this.answered + 1} on this keep-alive connection` : ''})` : (e as Error).message;
+      if (msg.startsWith(NO_ANSWER) || abortedOnPurpose) this.#sock.destroy();
       this.closing = true;
       while (out.length < reqs.length) out.push(fail(msg, abortedOnPurpose));
     } finally {

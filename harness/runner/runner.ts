@@ -23,6 +23,8 @@ export interface RunOptions {
   bail?: boolean;
   /** The command line, recorded in results.json (the matrix shows it). */
   command?: string;
+  /** Leaks over their bound fail the scenario instead of warning. */
+  strict?: boolean;
 }
 
 export function defaultConcurrency(): number {
@@ -79,7 +81,7 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
     }
     await emit(opts.reporters, 'onScenarioStart', { name: s.name, dataPlane: p.driver.name });
     const workDir = scenarioWorkDir(opts.reportDir, s.name, p.driver.name);
-    const r = await runScenario({ loaded: p.loaded, driver: p.driver, runtime: opts.runtime, workDir, logDir: relative(opts.reportDir, workDir) });
+    const r = await runScenario({ loaded: p.loaded, driver: p.driver, runtime: opts.runtime, workDir, logDir: relative(opts.reportDir, workDir), ...(opts.strict ? { strict: true } : {}) });
     results[i] = r;
     if (r.status === 'failed' && opts.bail) bailed = true;
     await emit(opts.reporters, 'onScenarioEnd', r);
