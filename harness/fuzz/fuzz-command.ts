@@ -43,6 +43,9 @@ function printReport(r: FuzzReport): void {
     `${r.plane}: ${c.cases} cases, ${c.requests} requests, ${c.streams} ext_proc streams, ${c.answers} answers generated, ` +
       `${c.scriptShapes} distinct script shapes, ${c.wireShapes} distinct wire sequences, ${c.restarts} plane restarts, ${Math.round(r.durationMs / 1000)} s\n` +
       `  outcomes: ${outcomes || 'none'}\n` +
+      Object.entries(c.known)
+        .map(([why, n]) => `  known (${n}x): ${why}\n`)
+        .join('') +
       (r.failures.length === 0 ? '  clean: no violation\n' : r.failures.map((f) => `  FAILED (${f.profile.name}): ${f.violations[0]?.check}: expected ${f.violations[0]?.expected}, got ${f.violations[0]?.received}\n    replay: eppkit fuzz --data-plane ${r.plane} --replay ${f.caseFile}\n`).join('')),
   );
 }
