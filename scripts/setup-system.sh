@@ -58,7 +58,7 @@ fi
 log "envoy: $(find "$ENVOY_VENV" -name envoy -type f -perm -u+x | head -n1)"
 
 # kustomize (the real one, from the Go module proxy): test/deploy renders deploy/ with it.
-# v5.7.1 is the newest that builds with Debian 12's Go toolchain here (5.8 wants Go 1.27).
+# v5.7.1: the newest that builds with this machine's Go (1.26; kustomize 5.8 wants Go 1.27).
 KUSTOMIZE="$EPPKIT_HOME/bin/kustomize"
 if [ ! -x "$KUSTOMIZE" ]; then
   command -v go >/dev/null || { echo "go is missing: it builds kustomize for the deploy/ tests" >&2; exit 1; }

@@ -63,6 +63,14 @@ describe('parseBenchOptions', () => {
     expect(o.connections).toBe(64);
   });
 
+  it('bbr: a 1 KiB body by default, refused without a body or with another mode or a url', () => {
+    expect(parseBenchOptions({ bbr: true }).bodyBytes).toBe(1024);
+    expect(parseBenchOptions({ bbr: true, bodyBytes: '65536' }).bodyBytes).toBe(65536);
+    expect(problems(() => parseBenchOptions({ bbr: true, bodyBytes: 0 })).format()).toMatch(/bbr needs a body/);
+    expect(problems(() => parseBenchOptions({ bbr: true, mode: 'mock-epp' })).format()).toMatch(/bbr measures data planes/);
+    expect(problems(() => parseBenchOptions({ bbr: true, url: 'http://127.0.0.1:1/' })).format()).toMatch(/does not combine with url/);
+  });
+
   it('parses thresholds at parse time', () => {
     const o = parseBenchOptions({ thresholds: ['p99<5', 'errors<0.1%'] });
     expect(o.thresholds.map((t) => [t.metric, t.op, t.value, t.percent])).toEqual([

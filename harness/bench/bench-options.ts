@@ -9,7 +9,7 @@ import { parseThreshold, type Threshold } from './thresholds.ts';
 
 export const BENCH_MODES = ['data-planes', 'nonblocking', 'mock-epp'] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
-export const EXECUTORS = ['constant-vus', 'constant-arrival-rate'] as const;
+export const EXECUTORS = ['constant-vus', 'constant-arrival-rate', 'burst'] as const;
 export type Executor = (typeof EXECUTORS)[number];
 export const CLIENTS = ['eppkit', 'autocannon'] as const;
 export type LoadClientName = (typeof CLIENTS)[number];
@@ -78,6 +78,12 @@ export const BenchOptionsSchema = z
     warmup: duration('warmup').default(2_000),
     /** 0 = GET without a body; N = POST with N bytes. Default 0; 1024 in mock-epp. */
     bodyBytes: intFrom.pipe(z.number().int().min(0).max(64 * 1024 * 1024)).optional(),
+    /**
+     * Body-based routing cost: every data plane runs twice, without BBR and with it
+     * (`<plane>+bbr`), on an OpenAI chat body of bodyBytes (model last, default 1024) sent to
+     * all targets; the report adds each plane's CPU µs per request.
+     */
+    bbr: z.boolean().default(false),
     /** How the data planes send the body to the EPP (route model bodyMode). */
     bodyMode: z.enum(['none', 'buffered', 'streamed']).default('buffered'),
     /** Load worker processes (each its own event loop). Default: 2, at most the cores. */
@@ -99,6 +105,18 @@ export const BenchOptionsSchema = z
      */
     backend: z.enum(BACKEND_KINDS).default('auto'),
     epp: z.enum(EPP_KINDS).default('auto'),
+    /**
+     * CPU hog processes (busy loops) started beside the bench for the whole run and stopped by
+     * PID at its end: proves behaviour under a loaded machine (load average ≈ hogs + bench).
+     */
+    cpuHog: intFrom.pipe(z.number().int().min(0).max(64)).default(0),
+    /**
+     * mock-epp: the ext_proc load client — `native` (compiled, eppkit-ext-proc-load: a few µs per
+     * stream, so it is not the limit), `node` (mock-epp/load worker threads), `auto` = native when built.
+     */
+    extProcClient: z.enum(['auto', 'native', 'node']).default('auto'),
+    /** mock-epp with the native client: measure a do-nothing ext_proc server first, the same way. */
+    baseline: z.boolean().default(true),
     /** Generator-headroom check: wrk against direct right after the client measured it. */
     headroom: z.boolean().default(true),
     /** mock-epp mode: concurrent ext_proc streams. */
@@ -127,6 +145,12 @@ export const BenchOptionsSchema = z
     if (o.executor === 'constant-arrival-rate' && o.rate === undefined) {
       ctx.addIssue({ code: 'custom', path: ['rate'], message: 'constant-arrival-rate needs a rate (requests per second)' });
     }
+    if (o.executor === 'burst' && (o.client === 'autocannon' || o.mode === 'mock-epp')) {
+      ctx.addIssue({ code: 'custom', path: ['executor'], message: "burst runs with eppkit's own HTTP client (data-planes and nonblocking)" });
+    }
+    if (o.executor === 'burst' && o.rate !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['executor'], message: 'burst sends --connections requests at once every second; drop rate' });
+    }
     if (o.executor === 'constant-vus' && o.rate !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['executor'], message: 'constant-vus runs as fast as it can; drop rate or use constant-arrival-rate' });
     }
@@ -148,6 +172,9 @@ export const BenchOptionsSchema = z
     }
     if (o.directUrl && !o.url) ctx.addIssue({ code: 'custom', path: ['directUrl'], message: 'directUrl is the baseline of url: give url too' });
     if (o.url && o.mode !== 'data-planes') ctx.addIssue({ code: 'custom', path: ['url'], message: `url measures a running plane; it does not combine with ${o.mode}` });
+    if (o.bbr && o.mode !== 'data-planes') ctx.addIssue({ code: 'custom', path: ['bbr'], message: `bbr measures data planes; it does not combine with ${o.mode}` });
+    if (o.bbr && o.url) ctx.addIssue({ code: 'custom', path: ['bbr'], message: 'bbr starts each plane with and without BBR; it does not combine with url' });
+    if (o.bbr && o.bodyBytes === 0) ctx.addIssue({ code: 'custom', path: ['bodyBytes'], message: 'bbr needs a body: give bodyBytes > 0 (e.g. 1024 or 65536)' });
     if (o.mode === 'nonblocking' && !o.eppDelayMs.some((d) => d > 0)) {
       ctx.addIssue({ code: 'custom', path: ['eppDelayMs'], message: 'nonblocking needs an EPP delay > 0 (the bound is connections / delay)' });
     }
@@ -155,7 +182,7 @@ export const BenchOptionsSchema = z
   .transform((o) => {
     const executor: Executor = o.executor ?? (o.rate !== undefined ? 'constant-arrival-rate' : 'constant-vus');
     const connections = o.connections ?? (o.mode === 'nonblocking' ? 500 : o.mode === 'mock-epp' ? 4 : 32);
-    const bodyBytes = o.bodyBytes ?? (o.mode === 'mock-epp' ? 1024 : 0);
+    const bodyBytes = o.bodyBytes ?? (o.mode === 'mock-epp' || o.bbr ? 1024 : 0);
     const workers = o.workers ?? Math.max(1, Math.min(2, availableParallelism()));
     const thresholds = o.thresholds.map((t) => parseThreshold(t) as Threshold);
     // nonblocking is a closed loop at a fixed delay: the bound is connections / delay.

@@ -39,6 +39,8 @@ export interface TargetResult {
    */
   blockingRps?: number;
   blockingX?: number;
+  /** --bbr: CPU of the data plane's own processes per answered request over the measured window. */
+  planeCpu?: { usPerRequest: number; processes: string[] };
   /** mock-epp: the mock's CPU time per stream and its memory over the run, when measured. */
   mockEpp?: {
     cpu?: { totalMs: number; usPerStream: number; impliedStreamsPerCoreSecond: number };
@@ -110,6 +112,8 @@ function rows(report: BenchReport): string[][] {
   if (rate) header.push('dropped');
   header.push(nonblocking ? '% of bound' : 'EPP hop ms');
   if (nonblocking) header.push('× blocking');
+  const planeCpu = report.results.some((r) => r.planeCpu);
+  if (planeCpu) header.push('plane CPU µs/req');
   header.push('client CPU');
   const out = [header];
   for (const r of report.results) {
@@ -125,6 +129,7 @@ function rows(report: BenchReport): string[][] {
     if (rate) row.push(l.dropped === undefined ? '—' : String(l.dropped));
     row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : r.hopMs === undefined ? '—' : num(r.hopMs));
     if (nonblocking) row.push(r.blockingX === undefined ? '—' : `${num(r.blockingX, 1)}× ${int(r.blockingRps ?? 0)}`);
+    if (planeCpu) row.push(r.planeCpu ? num(r.planeCpu.usPerRequest, 1) : '—');
     row.push(l.workerCpu.length ? l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/') : '—');
     out.push(row);
   }
@@ -138,7 +143,9 @@ export function loadClientLine(c: LoadClientFacts): string {
   }
   const ac = c.client === 'autocannon';
   const exec =
-    c.executor !== 'constant-arrival-rate'
+    c.executor === 'burst'
+      ? `burst: ${c.connections} requests at once (one connection each), every second`
+      : c.executor !== 'constant-arrival-rate'
       ? `constant-vus (closed loop) ${c.connections} connections`
       : ac
         ? `closed loop of ${c.connections} connections limited to ${int(c.rate ?? 0)} req/s (autocannon overallRate, not an arrival rate)`

@@ -6,12 +6,17 @@
 // start is reported as failed and the bench goes on.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { routeWithDefaults } from '../../core/route-model.ts';
+import { BBR_DEFAULTS, routeWithDefaults } from '../../core/route-model.ts';
+import { MockEppProcess } from '../epp/mock-epp-process.ts';
+import { bbrMockConfig } from '../runner/run-scenario.ts';
+import { chatBody } from '../runner/request-body.ts';
+import { PlaneCpuWindow } from './plane-cpu.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
 import type { ManagedProcess } from '../processes/managed-process.ts';
 import { planHelpers, startBenchBackend, startBenchEpp } from './bench-helpers.ts';
+import { CpuHogs } from './cpu-hog.ts';
 import { checkHeadroom, headroomNotes, wrkAvailable, type HeadroomCheck } from './generator-headroom.ts';
 import type { BenchOptions } from './bench-options.ts';
 import { AUTOCANNON_NOTES, CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
@@ -79,23 +84,32 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     else usable.push({ driver: d, version: await dataPlaneVersion(d) });
   }
 
-  const body = o.bodyBytes > 0 ? Buffer.alloc(o.bodyBytes, 0x78) : undefined;
+  // --bbr: the same JSON chat body (model last, the scanner's worst case) for every target.
+  const BBR_MODEL = 'eppkit-bench-model';
+  const body = o.bodyBytes <= 0 ? undefined : o.bbr ? chatBody(o.bodyBytes, BBR_MODEL, true) : Buffer.alloc(o.bodyBytes, 0x78);
   const several = o.eppDelayMs.length > 1;
-  const targets: Array<{ label: string; driver?: DataPlaneDriver; version?: string; delay: number; url?: string }> = [];
+  const targets: Array<{ label: string; driver?: DataPlaneDriver; version?: string; delay: number; url?: string; bbr?: boolean }> = [];
   if (o.url) {
     if (o.directUrl) targets.push({ label: 'direct', delay: 0, url: o.directUrl });
     targets.push({ label: 'url', delay: 0, url: o.url });
   } else if (o.direct) targets.push({ label: 'direct', delay: 0 });
   for (const delay of o.eppDelayMs) {
-    for (const u of usable) targets.push({ label: several ? `${u.driver.name}@${delay}ms` : u.driver.name, driver: u.driver, version: u.version, delay });
+    for (const u of usable) {
+      const label = several ? `${u.driver.name}@${delay}ms` : u.driver.name;
+      targets.push({ label, driver: u.driver, version: u.version, delay });
+      if (o.bbr && u.driver.features.has('bbr')) targets.push({ label: `${label}+bbr`, driver: u.driver, version: u.version, delay, bbr: true });
+      else if (o.bbr) skipped.push({ target: `${label}+bbr`, reason: `${u.driver.name} does not support body-based routing (feature bbr)` });
+    }
   }
 
   // Interrupted (Ctrl-C, SIGTERM): stop this target's processes before exiting, so no mock,
   // backend or data plane outlives the bench. Load workers exit when their IPC channel closes.
   const live = new Set<() => Promise<void>>();
+  const hogs = CpuHogs.start(o.cpuHog);
+  if (o.cpuHog > 0) progress(`${o.cpuHog} CPU hog process(es) started beside the bench (pids ${hogs.pids.join(', ')})`);
   const onSignal = (sig: NodeJS.Signals): void => {
     progress(`${sig}: stopping the processes of the current target`);
-    void Promise.allSettled([...live].map((stop) => stop())).then(() => process.exit(130));
+    void Promise.allSettled([...live, () => hogs.stop()].map((stop) => stop())).then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -110,10 +124,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
       results.push(result);
       const headers: Record<string, string> = {};
       if (t.driver && t.delay > 0) headers['x-eppkit-delay-ms'] = String(t.delay);
-      if (body) headers['content-type'] = 'application/octet-stream';
+      if (body) headers['content-type'] = o.bbr ? 'application/json' : 'application/octet-stream';
 
       let backend: ManagedProcess | undefined;
       let epp: ManagedProcess | undefined;
+      let bbrServer: MockEppProcess | undefined;
       let dp: StartedDataPlane | undefined;
       try {
         progress(`${t.label}: starting`);
@@ -131,7 +146,17 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
             bodyMode: o.bodyMode,
             // The message timeout must not cut the delay being measured.
             timeoutMs: Math.max(200, t.delay * 2 + 500),
+            ...(t.bbr ? { bbr: { ...BBR_DEFAULTS } } : {}),
           });
+          if (route.bbr && t.driver.bbrViaExtProc) {
+            // Envoy chains a BBR ext_proc server: the mock in the BBR role (its CPU is reported apart).
+            const bdir = join(dir, 'bbr');
+            mkdirSync(bdir, { recursive: true });
+            const m = await MockEppProcess.start({ workDir: bdir, config: bbrMockConfig(route.bbr), runtime: o.runtime });
+            bbrServer = m;
+            live.add(() => m.stop());
+            route.bbr = { ...route.bbr, extProcAddress: m.address };
+          }
           const unsupported = t.driver.unsupportedRoute?.(route);
           if (unsupported) {
             skipped.push({ target: t.label, reason: unsupported });
@@ -155,6 +180,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           method: body ? 'POST' : 'GET',
           headers,
           bodyBytes: o.bodyBytes,
+          ...(o.bbr ? { bodyModel: BBR_MODEL } : {}),
           executor: o.executor,
           connections: shareOf(o.connections, o.shard),
           warmupMs: o.warmup,
@@ -163,7 +189,19 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         };
         if (o.rate !== undefined) spec.rate = o.shard ? o.rate / o.shard.count : o.rate;
         progress(`${t.label}: measuring for ${o.duration / 1000} s`);
+        // --bbr: the plane's CPU over the measured window (opened when the warmup ends).
+        let cpuWindow: PlaneCpuWindow | undefined;
+        const cpuTimer =
+          o.bbr && dp && o.runtime === 'local'
+            ? setTimeout(() => (cpuWindow = PlaneCpuWindow.open([backend?.pid, epp?.pid, bbrServer?.pid])), o.warmup)
+            : undefined;
         result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
+        clearTimeout(cpuTimer);
+        const cpu = cpuWindow?.close();
+        if (cpu && result.load.requests > 0) {
+          result.planeCpu = { usPerRequest: Math.round((cpu.us / result.load.requests) * 10) / 10, processes: cpu.processes };
+          progress(`${t.label}: data plane CPU ${result.planeCpu.usPerRequest} µs/request (${cpu.processes.join(', ')})`);
+        }
         progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
         if (!t.driver && wrk?.ok) {
           progress(`${t.label}: generator-headroom check with wrk`);
@@ -180,16 +218,19 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           await dp.stop().catch(() => {});
         }
         await epp?.stop().catch(() => {});
+        await bbrServer?.stop().catch(() => {});
         await backend?.stop().catch(() => {});
         live.clear();
       }
     }
   } finally {
+    // Load average before the hogs go, so the report shows what the targets ran under.
+    machine.loadAvg1End = currentLoadAvg();
+    await hogs.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 
-  machine.loadAvg1End = currentLoadAvg();
   const direct = results.find((r) => r.target === 'direct')?.load;
   for (const r of results) {
     if (!r.load) continue;
@@ -214,7 +255,9 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   });
   const thresholds = evaluateThresholds(o.thresholds, subjects);
 
-  const notes: string[] = [`helpers: ${helpers.backend.description}; ${helpers.epp.description}.`, ...headroomProblems];
+  const notes: string[] = [];
+  if (o.cpuHog > 0) notes.push(`${o.cpuHog} CPU hog process(es) (busy loops) ran beside every target and were stopped by PID at the end; 1-min load average ${machine.loadAvg1} at start, ${machine.loadAvg1End} at end.`);
+  notes.push(`helpers: ${helpers.backend.description}; ${helpers.epp.description}.`, ...headroomProblems);
   if (headroom) {
     const planes = results.filter((r) => r.dataPlane && r.load).map((r) => ({ target: r.target, rps: r.load!.rps }));
     notes.push(...headroomNotes(headroom, planes, o.executor === 'constant-vus'));
@@ -231,9 +274,17 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
       : (r.load?.workerCpu.filter((c) => c >= CLIENT_SATURATED).length ?? 0);
     if (hot > 0) notes.push(`${r.target}: ${hot} load worker(s) used ≥${CLIENT_SATURATED * 100}% of a core, so the client may be the limit; raise --workers (the machine has ${machine.cores} cores).`);
   }
+  if (o.bbr) {
+    notes.push(
+      `bbr: each plane ran without and with body-based routing (<plane>+bbr) on the same ${o.bodyBytes} B OpenAI chat body, model last; plane CPU µs/request = CPU of the plane's processes over the measured window / requests answered (backend, mock EPP and a BBR server excluded). BBR's cost = the +bbr row minus the row above it.`,
+    );
+    if (results.some((r) => r.target.startsWith('envoy') && r.target.endsWith('+bbr'))) {
+      notes.push('bbr on envoy: BBR is a second ext_proc server (eppkit\'s mock in the BBR role, Node); its own CPU is not in the plane\'s figure, only what Envoy spends driving the second filter.');
+    }
+  }
   if (results.length === 0) notes.push('nothing was measured: every data plane asked for was skipped (reasons above) and direct was off.');
   if (machine.cores <= 4) {
-    notes.push(`this machine has ${machine.cores} cores shared by the load client, the data plane, the mock EPP and the backend: absolute numbers are low and noisy; compare targets within one run.`);
+    notes.push(`this machine has ${machine.cores} cores shared by the load client, the data plane, the EPP and the backend: absolute numbers are low and noisy; compare targets within one run.`);
   }
 
   const loadClient: LoadClientFacts = {

@@ -7,12 +7,15 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createHistogram, encodeHistogram, recordMicros } from '../../core/latency-histogram.ts';
 import type { Executor } from './bench-options.ts';
+import { chatBody } from '../runner/request-body.ts';
 
 export interface LoadSpec {
   url: string;
   method: 'GET' | 'POST';
   headers: Record<string, string>;
   bodyBytes: number;
+  /** Send an OpenAI chat body of bodyBytes with this model (last) instead of bodyBytes of 'x'. */
+  bodyModel?: string;
   executor: Executor;
   /** This worker's connections (closed loop) or most requests in flight (arrival rate). */
   connections: number;
@@ -41,12 +44,15 @@ export interface WorkerResult {
   cpu: number;
 }
 
+/** The burst executor starts a burst this often (when the previous one is over). */
+export const BURST_INTERVAL_MS = 1000;
+
 type Outcome = { status: number; bytes: number } | { error: string };
 
 export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
   const target = new URL(spec.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.connections, maxFreeSockets: spec.connections, scheduling: 'fifo' });
-  const body = spec.bodyBytes > 0 ? Buffer.alloc(spec.bodyBytes, 0x78) : undefined;
+  const body = spec.bodyBytes <= 0 ? undefined : spec.bodyModel !== undefined ? chatBody(spec.bodyBytes, spec.bodyModel, true) : Buffer.alloc(spec.bodyBytes, 0x78);
   const headers: Record<string, string> = { ...spec.headers };
   if (body) {
     headers['content-length'] = String(body.length);
@@ -118,7 +124,18 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
     recordMicros(hist, (end - intendedStart) * 1000);
   };
 
-  if (spec.executor === 'constant-vus') {
+  if (spec.executor === 'burst') {
+    // Every second (or as soon as the last one is over), `connections` requests at once, each on
+    // its own connection: what a plane must absorb when a crowd arrives together.
+    while (performance.now() < stopAt) {
+      const t = performance.now();
+      await Promise.all(Array.from({ length: spec.connections }, () => once().then((o) => account(t, o))));
+      // The next burst starts one interval after this one started, if that is still in the window.
+      if (t + BURST_INTERVAL_MS >= stopAt) break;
+      const wait = t + BURST_INTERVAL_MS - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  } else if (spec.executor === 'constant-vus') {
     const vu = async (): Promise<void> => {
       while (performance.now() < stopAt) {
         const t = performance.now();

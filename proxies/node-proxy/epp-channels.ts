@@ -27,7 +27,7 @@ interface GrpcExtProcClient extends grpc.Client {
   Process(options?: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
 }
 
-/** `grpc-js` (default): one grpc-js client per target. `http2`: the lean client of epp-h2-client.ts. */
+/** `http2` (default): the lean client of epp-h2-client.ts. `grpc-js`: one grpc-js client per target. */
 export type EppClientKind = 'grpc-js' | 'http2';
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -73,7 +73,7 @@ export class EppChannels {
   private readonly h2 = new Map<string, H2Target>();
   private readonly kind: EppClientKind;
 
-  constructor(kind: EppClientKind = 'grpc-js') {
+  constructor(kind: EppClientKind = 'http2') {
     this.kind = kind;
   }
 

@@ -149,6 +149,8 @@ export class EppExchange {
   private closedOk = false;
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The timeout fired; the failure waits for this loop iteration's I/O (see arm()). */
+  private expiry: NodeJS.Immediate | undefined;
   private readonly started = performance.now();
   private readonly opts: EppExchangeOptions;
 
@@ -189,8 +191,11 @@ export class EppExchange {
 
   /** First message: request headers, with protocol_config (and the subset hint, if any). */
   sendHeaders(headers: HeaderValue[], endOfStream: boolean): void {
+    // Body mode none: no body follows on this stream, so say so. The real EPPs look only at
+    // end_of_stream and would hold their answer for a body that never comes (a deadlock).
+    const eos = endOfStream || this.opts.bodyMode === 'none';
     const msg: ProcessingRequest = {
-      request_headers: { headers: { headers }, end_of_stream: endOfStream },
+      request_headers: { headers: { headers }, end_of_stream: eos },
       protocol_config: {
         request_body_mode: BODY_MODE_WIRE[this.opts.bodyMode],
         response_body_mode: BodySendMode.NONE,
@@ -311,13 +316,28 @@ export class EppExchange {
     if (this.finished || this.closed) return;
     if (!this.owesAnswer()) return;
     if (!this.allSent && !this.responseWaiter) return;
-    this.timer = setTimeout(() => this.fail('epp_timeout', `no answer within ${this.opts.timeoutMs} ms`), this.opts.timeoutMs);
+    this.timer = setTimeout(() => {
+      // Node runs expired timers before it polls sockets. On a starved CPU (a busy machine, a
+      // burst) one loop iteration can outlast the timeout while the EPP's answer already sits in
+      // the socket: failing here would drop a request the EPP answered in time. Decide after
+      // this iteration's I/O instead (setImmediate runs after the poll phase); an answer read
+      // meanwhile clears the timer and the immediate with it.
+      this.timer = undefined;
+      this.expiry = setImmediate(() => {
+        this.expiry = undefined;
+        this.fail('epp_timeout', `no answer within ${this.opts.timeoutMs} ms`);
+      });
+    }, this.opts.timeoutMs);
   }
 
   private clearTimer(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
+    }
+    if (this.expiry) {
+      clearImmediate(this.expiry);
+      this.expiry = undefined;
     }
   }
 

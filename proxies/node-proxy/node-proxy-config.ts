@@ -72,7 +72,7 @@ const serverKeys = {
   upstreamConnectTimeoutMs: z.number().int().min(1).max(60_000).optional(),
   /** Time from sending a request upstream to its response headers, ms; more = 504. 0 = no limit (default). */
   upstreamTimeoutMs: z.number().int().min(0).max(3_600_000).optional(),
-  /** ext_proc client: grpc-js (default) or the lean node:http2 one. */
+  /** ext_proc client: the lean node:http2 one (default) or grpc-js. */
   eppClient: z.enum(['grpc-js', 'http2']).optional(),
 };
 
@@ -112,7 +112,9 @@ export const SERVER_DEFAULTS = Object.freeze({
   maxHeaderBytes: 16384,
   upstreamConnectTimeoutMs: 1000,
   upstreamTimeoutMs: 0,
-  eppClient: 'grpc-js' as 'grpc-js' | 'http2',
+  // The lean client: about a third of grpc-js's CPU per stream (docs/BENCHMARKS.md), which is
+  // what lets the embedded default keep up when the machine is busy.
+  eppClient: 'http2' as 'grpc-js' | 'http2',
 });
 
 export function parseListen(s: string): { host: string; port: number } | undefined {

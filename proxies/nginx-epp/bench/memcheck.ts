@@ -9,6 +9,10 @@
 //   node proxies/nginx-epp/bench/memcheck.ts --mode valgrind --requests 2000 --aborts 2000
 //   node proxies/nginx-epp/bench/memcheck.ts --mode valgrind --form direct --served --requests 1000 --aborts 2000
 //   node proxies/nginx-epp/bench/memcheck.ts --mode rss --rounds 10 --requests 5000 --aborts 1000
+//   node proxies/nginx-epp/bench/memcheck.ts --mode valgrind --bbr --requests 1000 --aborts 1000
+//     (--bbr: body-based routing on, BBR bodies in memory and in temp files, and clients that
+//     drop the connection in the middle of the body while BBR reads it; --bbr-require: the
+//     same with epp_bbr_require_model on, so bodies without a model are answered 400)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -17,7 +21,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { routeWithDefaults, type FailureMode } from '../../../core/route-model.ts';
+import { BBR_DEFAULTS, routeWithDefaults, type FailureMode } from '../../../core/route-model.ts';
+import { chatBody } from '../../../harness/runner/request-body.ts';
 import { EchoBackend } from '../../../harness/backends/echo-backend.ts';
 import { defaultNginxModulePath } from '../../../harness/build/nginx-module-build.ts';
 import { MockEpp } from '../../../mock-epp/mock-epp.ts';
@@ -35,9 +40,12 @@ const { values: a } = parseArgs({
     concurrency: { type: 'string', default: '20' },
     /** Route with response processing (epp_report_served: the stream stays open until the log phase). */
     served: { type: 'boolean', default: false },
+    bbr: { type: 'boolean', default: false },
+    'bbr-require': { type: 'boolean', default: false },
   },
 });
 const valgrind = a.mode === 'valgrind';
+const bbr = a.bbr || a['bbr-require'];
 
 const backend = await new EchoBackend('a').start();
 const fallback = await new EchoBackend('fallback').start();
@@ -58,6 +66,7 @@ const route = routeWithDefaults({
   timeoutMs: valgrind ? 3000 : 500,
   fallbackEndpoints: [fallback.address],
   responseProcessing: a.served,
+  ...(bbr ? { bbr: { ...BBR_DEFAULTS, requireModel: a['bbr-require'] } } : {}),
 });
 writeFileSync(
   join(dir, 'nginx.conf'),
@@ -114,6 +123,18 @@ const SCENARIOS: Array<{ headers?: Record<string, string>; body?: Buffer }> = [
   { headers: { 'x-eppkit-endpoint': 'garbage' } },
   { headers: { 'x-eppkit-reset': 'true' } },
   { headers: { 'x-eppkit-hang': 'true' } }, // times out
+  ...(bbr
+    ? [
+        { body: Buffer.from('{"messages":[{"role":"user","content":"hi"}],"model":"llama-3-8b"}') },
+        { body: chatBody(100 * 1024, 'llama-3-8b', true) }, // model found in the temp file
+        { body: chatBody(100 * 1024, undefined, true) }, // no model (400 with --bbr-require)
+        { body: Buffer.from('{"model":42,"prompt":"x"}') },
+        { body: Buffer.from('{"model":"x\\u0000y"}') }, // not a header value
+        { body: Buffer.from('{"model":"trunc') }, // not JSON
+        { headers: { 'x-gateway-model-name': 'spoofed' }, body: Buffer.from('{"model":"m"}') },
+        { headers: { 'x-case': 'immediate' }, body: Buffer.from('{"model":"m"}') },
+      ]
+    : []),
 ];
 
 const statuses = new Map<number, number>();
@@ -156,6 +177,24 @@ async function aborts(n: number): Promise<void> {
   }
 }
 
+/** Clients that send the headers and half the body, then drop the connection while nginx reads it (BBR). */
+async function midBodyAborts(n: number): Promise<void> {
+  const batch = 50;
+  for (let done = 0; done < n; done += batch) {
+    const k = Math.min(batch, n - done);
+    const socks = Array.from({ length: k }, (_, i) => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.on('error', () => undefined);
+      const body = chatBody(i % 2 ? 64 * 1024 : 512, 'm', true); // half of them past the 1k memory buffer
+      s.write(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+      s.write(body.subarray(0, body.length >> 1));
+      return s;
+    });
+    await sleep(valgrind ? 500 : 50);
+    for (const s of socks) s.destroy();
+  }
+}
+
 function workerRss(): number {
   const pids = readFileSync(join(dir, 'nginx.pid'), 'utf8').trim();
   const kids = readFileSync(`/proc/${pids}/task/${pids}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
@@ -168,12 +207,14 @@ const t0 = Date.now();
 if (valgrind) {
   await traffic(Number(a.requests));
   await aborts(Number(a.aborts));
+  if (bbr) await midBodyAborts(Number(a.aborts));
   await traffic(SCENARIOS.length * 2);
 } else {
   console.log(`round 0 worker RSS ${workerRss()} kB`);
   for (let r = 1; r <= Number(a.rounds); r++) {
     await traffic(Number(a.requests));
     await aborts(Number(a.aborts));
+    if (bbr) await midBodyAborts(Number(a.aborts));
     await sleep(600);
     console.log(`round ${r}: ${r * Number(a.requests)} requests + ${r * Number(a.aborts)} aborts, worker RSS ${workerRss()} kB`);
   }
