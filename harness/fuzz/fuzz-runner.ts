@@ -167,7 +167,8 @@ export class FuzzBench implements AsyncDisposable {
     }
     const pool = backends.slice(0, POOL_NAMES.length).map((b) => b.address);
     const book = new FuzzScriptBook(pool, o.profile.bodyMode === 'streamed');
-    const epp = await new MockEpp({ endpoints: pool }).withHost('127.0.0.1').withPort(0).withAdminPort(null).withLogger(silentLogger).withFuzz(book).start();
+    // A plane configured by its user for a fixed EPP port (a plane file running at a URL) gets the mock there.
+    const epp = await new MockEpp({ endpoints: pool }).withHost('127.0.0.1').withPort(o.driver.fixedEppPort?.() ?? 0).withAdminPort(null).withLogger(silentLogger).withFuzz(book).start();
     const route = routeWithDefaults({
       eppAddress: epp.address,
       failureMode: o.profile.failureMode,

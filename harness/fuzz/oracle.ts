@@ -113,16 +113,29 @@ export function classify(r: FuzzStreamRecord | undefined, x: FuzzExchange, ctx: 
   // Envoy has no per-message timeout in FULL_DUPLEX_STREAMED (docs/ext-proc-behaviour.md): a
   // late answer may still be used, or the stream idle timeout ends the request.
   const late = (why: string): Outcome => (ctx.fullDuplex ? lenient(`${why}; full-duplex: no per-message timeout required`) : { kind: 'timeout', why, ...(pick ? { pick } : {}) });
-  for (const ev of r.events) {
+  // In time order: a message that arrived while a turn slept is recorded when the turn gets to it, with its arrival time.
+  const events = [...r.events].sort((a, b) => a.t - b.t);
+  let lastIn: { eos: boolean } | undefined;
+  let lastOut = 0;
+  for (const ev of events) {
     if ('in' in ev) {
       pending.push({ phase: ev.in, t: ev.t, eos: ev.eos });
+      lastIn = ev;
       continue;
     }
+    if ('out' in ev) lastOut = ev.t;
     if ('undecodable' in ev) {
       odd ??= `the plane sent a message the mock could not read (${ev.undecodable})`;
       continue;
     }
     if ('end' in ev) {
+      if (pending.length === 0 && ev.end === 'cancelled' && lastIn && !lastIn.eos) {
+        // The plane gave up before sending the rest of the request (a message the mock never got
+        // in full, e.g. a large body still in flight): time it from the last thing the mock did.
+        const waited = ev.t - lastOut;
+        if (waited >= under) return late(`the plane cancelled ${Math.round(waited)} ms after the last answer, before the request's end reached the EPP`);
+        return lenient('the plane cancelled before the request\'s end reached the EPP');
+      }
       if (pending.length === 0 || ev.end !== 'cancelled') break;
       const waited = ev.t - (pending[0] as { t: number }).t;
       if (waited >= under) return late(`no answer to ${pending[0]?.phase} for ${Math.round(waited)} ms`);
