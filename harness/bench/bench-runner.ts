@@ -10,7 +10,7 @@ import { BBR_DEFAULTS, routeWithDefaults } from '../../core/route-model.ts';
 import { MockEppProcess } from '../epp/mock-epp-process.ts';
 import { bbrMockConfig } from '../runner/run-scenario.ts';
 import { chatBody } from '../runner/request-body.ts';
-import { PlaneCpuWindow } from './plane-cpu.ts';
+import { PlaneCpuCandidates, type PlaneCpuWindow } from './plane-cpu.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
@@ -191,10 +191,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         progress(`${t.label}: measuring for ${o.duration / 1000} s`);
         // --bbr: the plane's CPU over the measured window (opened when the warmup ends).
         let cpuWindow: PlaneCpuWindow | undefined;
-        const cpuTimer =
-          o.bbr && dp && o.runtime === 'local'
-            ? setTimeout(() => (cpuWindow = PlaneCpuWindow.open([backend?.pid, epp?.pid, bbrServer?.pid])), o.warmup)
-            : undefined;
+        const candidates = o.bbr && dp && o.runtime === 'local' ? PlaneCpuCandidates.take([backend?.pid, epp?.pid, bbrServer?.pid]) : undefined;
+        const cpuTimer = candidates ? setTimeout(() => (cpuWindow = candidates.open()), o.warmup) : undefined;
         result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
         clearTimeout(cpuTimer);
         const cpu = cpuWindow?.close();

@@ -1,7 +1,8 @@
-// CPU time the processes of a data plane used over a measuring window, from /proc: every
-// descendant of this process that lived through the whole window, except the ones named as
-// not the plane's (backend, mock EPP, a BBR server). Load workers start inside the window, so
-// they are never counted. Linux only; elsewhere (or for container planes) it measures nothing.
+// CPU time the processes of a data plane used over a measuring window, from /proc: the
+// descendants of this process taken as candidates before the load starts (so load workers are
+// never among them), except the ones named as not the plane's (backend, mock EPP, a BBR
+// server) and their children; counted when they lived through the whole window. Linux only;
+// elsewhere (or for container planes) it measures nothing.
 // A small stand-in until per-process CPU accounting for every target lands in bench.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -69,29 +70,44 @@ export interface PlaneCpuResult {
   processes: string[];
 }
 
-export class PlaneCpuWindow {
-  readonly #start: Map<number, Stat>;
-  readonly #exclude: Set<number>;
+/** The plane's candidate processes, taken before the load starts. */
+export class PlaneCpuCandidates {
+  readonly #pids: Set<number>;
 
-  private constructor(exclude: Iterable<number | undefined>) {
-    this.#exclude = new Set([...exclude].filter((p): p is number => p !== undefined));
-    // An excluded process's own children (a shell wrapper's) are not the plane's either.
-    this.#start = descendants(process.pid);
-    for (const [pid, s] of [...this.#start]) if (this.#exclude.has(s.ppid)) this.#exclude.add(pid);
+  private constructor(pids: Set<number>) {
+    this.#pids = pids;
   }
 
-  static open(exclude: Iterable<number | undefined>): PlaneCpuWindow {
-    return new PlaneCpuWindow(exclude);
+  static take(exclude: Iterable<number | undefined>): PlaneCpuCandidates {
+    const ex = new Set([...exclude].filter((p): p is number => p !== undefined));
+    const all = descendants(process.pid);
+    // Walk order is parents first: an excluded process's children (a wrapper's real process) go too.
+    for (const [pid, s] of all) if (ex.has(s.ppid)) ex.add(pid);
+    return new PlaneCpuCandidates(new Set([...all.keys()].filter((p) => !ex.has(p))));
+  }
+
+  /** Starts the measured window now. */
+  open(): PlaneCpuWindow {
+    return new PlaneCpuWindow(this.#pids);
+  }
+}
+
+export class PlaneCpuWindow {
+  readonly #start = new Map<number, Stat>();
+
+  constructor(pids: Iterable<number>) {
+    for (const pid of pids) {
+      const s = stat(pid);
+      if (s) this.#start.set(pid, s);
+    }
   }
 
   close(): PlaneCpuResult {
-    const end = descendants(process.pid);
     let us = 0;
     const processes: string[] = [];
     for (const [pid, s0] of this.#start) {
-      if (this.#exclude.has(pid)) continue;
-      const s1 = end.get(pid);
-      if (!s1) continue;
+      const s1 = stat(pid);
+      if (!s1 || s1.comm !== s0.comm) continue;
       us += s1.cpuUs - s0.cpuUs;
       processes.push(`${s1.comm}(${pid})`);
     }
