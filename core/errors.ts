@@ -19,6 +19,7 @@ export const ERRORS = {
   EPPKIT_START_FAILED: { exit: 1, message: '{what} did not start: {reason}' },
   EPPKIT_BUILD_FAILED: { exit: 1, message: 'build of {what} failed: {reason}' },
   EPPKIT_SCENARIO_INVALID: { exit: 2, message: 'invalid scenario file {source}' },
+  EPPKIT_PLANE_INVALID: { exit: 2, message: 'invalid plane file {source}' },
   EPPKIT_TIMEOUT: { exit: 1, message: '{what} timed out after {ms} ms' },
 } as const satisfies Record<string, ErrorSpec>;
 

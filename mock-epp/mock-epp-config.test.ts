@@ -11,7 +11,11 @@ describe('mock EPP config', () => {
       fallbacks: 0,
       directives: true,
       defaultBodyMode: 'BUFFERED',
-      holdHeaders: 'auto',
+      profile: 'gie-lwepp',
+      holdHeaders: 'until-body-end',
+      noEndpoint: { grpcStatus: 13 },
+      clearRouteCache: true,
+      append: 'unset',
       maxBodyBytes: 32 * 1024 * 1024,
       conformanceEchoHeader: true,
       rules: [],
@@ -19,6 +23,16 @@ describe('mock EPP config', () => {
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.journal)).toBe(true);
+  });
+
+  it('fills every switch from the profile; a switch given alone wins over it', () => {
+    const l = parseMockEppConfig({ profile: 'lenient' });
+    expect(l).toMatchObject({ holdHeaders: 'auto', noEndpoint: { status: 503 }, clearRouteCache: false, append: 'bool-value', trailers: 'answer' });
+    const e = parseMockEppConfig({ profile: 'gie-epp', noEndpoint: { grpcStatus: 'UNAVAILABLE' }, append: 'bool-value' });
+    expect(e).toMatchObject({ profile: 'gie-epp', noEndpoint: { grpcStatus: 14 }, append: 'bool-value', echoRequestHeaders: true, emptySelection: 'no-endpoint' });
+    // The resolved config read back (GET /config) parses to itself.
+    expect(parseMockEppConfig(JSON.parse(JSON.stringify(e)))).toEqual(e);
+    expect(() => parseMockEppConfig({ profile: 'strict' })).toThrow(EppkitError);
   });
 
   it('accepts the picker shorthand and objects; rule faults default to request_headers', () => {

@@ -7,13 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BENCH_TOOLS, builtBenchTool } from '../harness/build/bench-tools-build.ts';
 import { startHelper, type StartedHelper } from '../harness/bench/bench-helpers.ts';
 import { ExtProcTestClient, envoyHeaders, lbMetadataValue, setHeaderValue } from '../mock-epp/ext-proc-client.ts';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { BenchReport } from '../harness/bench/bench-report.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const echoBin = builtBenchTool(BENCH_TOOLS.echoBackend);
 const eppBin = builtBenchTool(BENCH_TOOLS.benchEpp);
-if (process.env.CI && (!echoBin || !eppBin)) throw new Error('CI: the compiled bench helpers are not built (eppkit build bench)');
+const loadBin = builtBenchTool(BENCH_TOOLS.extProcLoad);
+if (process.env.CI && (!echoBin || !eppBin || !loadBin)) throw new Error('CI: the compiled bench helpers are not built (eppkit build bench)');
 const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-helpers-'));
 
 describe.skipIf(!echoBin || !eppBin)('compiled bench helpers', () => {
@@ -113,4 +117,22 @@ describe.skipIf(!echoBin || !eppBin)('compiled bench helpers', () => {
     s.end();
     expect((await s.outcome).code).toBe(0);
   });
+});
+
+describe.skipIf(!loadBin)('eppkit bench mock-epp with the compiled ext_proc client', () => {
+  it('measures the do-nothing server and the mock under the same fixed rate, with CPU per stream and the ratio', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-mock-native-'));
+    const bin = fileURLToPath(new URL('../bin/eppkit.js', import.meta.url));
+    const r = spawnSync(process.execPath, [bin, 'bench', 'mock-epp', '--rate', '200', '--streams', '64', '--duration', '1s', '--warmup', '200ms', '--report-dir', dir, '--json', '--quiet'], { encoding: 'utf8', timeout: 90_000 });
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout) as BenchReport;
+    expect(report.loadClient.kind).toMatch(/^compiled ext_proc client/);
+    expect(report.results.map((x) => x.target)).toEqual(['do-nothing h2 server', 'mock-epp']);
+    for (const x of report.results) {
+      expect(x.load!.requests).toBeGreaterThan(0);
+      expect(x.load!.errors).toBe(0);
+      expect(x.mockEpp?.cpu?.usPerStream).toBeGreaterThan(0);
+    }
+    expect(report.notes.some((n) => n.startsWith('mock EPP / do-nothing server CPU per stream:'))).toBe(true);
+  }, 120_000);
 });

@@ -6,6 +6,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { chalk } from '../../cli/output.ts';
+import { EppkitError } from '../../core/errors.ts';
+import { loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
+import { DRIVERS } from '../data-planes/registry.ts';
 import { parseBenchOptions } from './bench-options.ts';
 import { renderConsole, renderJson, renderMarkdown, type BenchReport } from './bench-report.ts';
 import { mergeBenchReports, readMergeInputs } from './bench-merge.ts';
@@ -52,6 +55,8 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     backend: a.backend,
     epp: a.epp,
     headroom: a.headroom,
+    extProcClient: a['ext-proc-client'],
+    baseline: a.baseline,
     cpuHog: a['cpu-hog'],
   };
 }
@@ -100,7 +105,9 @@ const command: CommandModule<object, Args> = {
         describe: 'data-planes (default): every data plane plus direct; nonblocking: one data plane at connections / delay; mock-epp: the mock EPP alone over ext_proc',
       })
       .option('file', { type: 'string', describe: 'YAML/JSON bench file (keys as in docs/bench.md); flags override it' })
-      .option('data-plane', { type: 'string', describe: 'comma-separated data planes, or all (default all)' })
+      .option('data-plane', { type: 'string', describe: 'comma-separated data planes, or all (default all, or none with --plane)' })
+      // Not array: true (it would swallow what follows); repeated = an array.
+      .option('plane', { type: 'string', describe: 'a plane file started per target (repeatable; docs/your-data-plane.md), measured beside direct and --data-plane' })
       .option('direct', { type: 'boolean', describe: 'also measure straight to the backend, the baseline of the hop cost (default true; --no-direct)' })
       .option('epp-delay-ms', { type: 'string', describe: 'EPP delay per request, comma-separated runs (default 0; nonblocking 50)' })
       .option('executor', { type: 'string', describe: 'constant-vus (closed loop), constant-arrival-rate (default when --rate is given) or burst (--connections requests at once, every second)' })
@@ -121,6 +128,8 @@ const command: CommandModule<object, Args> = {
       .option('backend', { type: 'string', describe: 'echo backend: auto (default: the compiled one when `eppkit build bench` has run), native or node' })
       .option('epp', { type: 'string', describe: 'EPP of each data plane: auto (default: the compiled bench EPP when built), native or mock (the Node mock EPP)' })
       .option('cpu-hog', { type: 'string', describe: 'start N busy-loop processes beside the bench (stopped by PID at its end): behaviour on a loaded machine' })
+      .option('ext-proc-client', { type: 'string', describe: 'mock-epp: load client native (compiled, when built), node, or auto (default)' })
+      .option('baseline', { type: 'boolean', describe: 'mock-epp, native client: also measure a do-nothing ext_proc server in the same run (default true; --no-baseline)' })
       .option('headroom', { type: 'boolean', describe: 'check the load generator against wrk on direct in the same run (default true; --no-headroom)' })
       .option('streams', { type: 'string', describe: 'mock-epp: concurrent ext_proc streams (default 32)' })
       .option('url', { type: 'string', describe: 'measure a plane that is already running (e.g. a gateway): the full URL; nothing is started' })
@@ -129,9 +138,16 @@ const command: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', describe: 'print the JSON report on stdout instead of the table' })
       .option('quiet', { type: 'boolean', describe: 'no progress lines on stderr' }) as never,
   handler: async (argv) => {
-    const opts = parseBenchOptions(flagsToOptions(argv), argv.file);
+    const planeFiles = argv.plane === undefined ? [] : Array.isArray(argv.plane) ? (argv.plane as string[]) : [String(argv.plane)];
+    const planes = loadPlaneDrivers(planeFiles);
+    for (const p of planes)
+      if (p.plane.url) throw new EppkitError('EPPKIT_USAGE', { reason: `${p.file} describes a plane running at ${p.plane.url}: measure it with eppkit bench --url ${p.plane.url} (--plane starts the plane per target)` });
+    const flags = flagsToOptions(argv);
+    // --plane alone measures the plane files beside direct; --data-plane adds built-in planes.
+    if (planes.length > 0) flags.dataPlanes = [...(typeof argv['data-plane'] === 'string' ? argv['data-plane'].split(',') : []), ...planes.map((p) => p.name)].filter(Boolean).join(',');
+    const opts = parseBenchOptions(flags, argv.file);
     const progress = argv.quiet ? undefined : (line: string) => process.stderr.write(`${chalk.dim('bench')} ${line}\n`);
-    const run = { command: commandLine(), ...(progress ? { progress } : {}) };
+    const run = { command: commandLine(), ...(progress ? { progress } : {}), ...(planes.length ? { drivers: [...DRIVERS, ...planes] } : {}) };
     const report = opts.mode === 'mock-epp' ? await runMockEppBench(opts, run) : await runBench(opts, run);
     const files = writeReports(report, opts.reportDir);
     process.stdout.write(argv.json ? renderJson(report) : renderConsole(report));

@@ -110,6 +110,13 @@ export const BenchOptionsSchema = z
      * PID at its end: proves behaviour under a loaded machine (load average ≈ hogs + bench).
      */
     cpuHog: intFrom.pipe(z.number().int().min(0).max(64)).default(0),
+    /**
+     * mock-epp: the ext_proc load client — `native` (compiled, eppkit-ext-proc-load: a few µs per
+     * stream, so it is not the limit), `node` (mock-epp/load worker threads), `auto` = native when built.
+     */
+    extProcClient: z.enum(['auto', 'native', 'node']).default('auto'),
+    /** mock-epp with the native client: measure a do-nothing ext_proc server first, the same way. */
+    baseline: z.boolean().default(true),
     /** Generator-headroom check: wrk against direct right after the client measured it. */
     headroom: z.boolean().default(true),
     /** mock-epp mode: concurrent ext_proc streams. */

@@ -282,7 +282,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   }
   if (results.length === 0) notes.push('nothing was measured: every data plane asked for was skipped (reasons above) and direct was off.');
   if (machine.cores <= 4) {
-    notes.push(`this machine has ${machine.cores} cores shared by the load client, the data plane, the mock EPP and the backend: absolute numbers are low and noisy; compare targets within one run.`);
+    notes.push(`this machine has ${machine.cores} cores shared by the load client, the data plane, the EPP and the backend: absolute numbers are low and noisy; compare targets within one run.`);
   }
 
   const loadClient: LoadClientFacts = {

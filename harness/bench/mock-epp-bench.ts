@@ -8,6 +8,7 @@ import type { BenchOptions } from './bench-options.ts';
 import { REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
 import type { BenchRunOptions } from './bench-runner.ts';
 import { currentLoadAvg, machineFacts } from './machine-facts.ts';
+import { nativeExtProcClient, runNativeMockEppLoad } from './mock-epp-native-load.ts';
 import { evaluateThresholds } from './thresholds.ts';
 
 const BODY_MODES = { none: 'none', buffered: 'BUFFERED', streamed: 'FULL_DUPLEX_STREAMED' } as const;
@@ -35,6 +36,11 @@ export async function runMockEppBench(o: BenchOptions, run: BenchRunOptions): Pr
   const progress = run.progress ?? (() => {});
   const startedAt = new Date().toISOString();
   const machine = machineFacts();
+  const native = nativeExtProcClient(o.extProcClient);
+  if (native) {
+    const n = await runNativeMockEppBench(native, o, run, startedAt, machine, progress);
+    return n;
+  }
   const opts = extProcLoadOptions(o);
   progress(`mock-epp: measuring for ${o.duration / 1000} s`);
   const r = await runExtProcLoad(opts, { onProgress: (p) => progress(`mock-epp: ${Math.round(p.elapsedMs / 1000)} s${p.rssMiB !== undefined ? `, mock RSS ${p.rssMiB} MiB` : ''}`) });
@@ -103,4 +109,33 @@ export async function runMockEppBench(o: BenchOptions, run: BenchRunOptions): Pr
     notes,
     ok: thresholds.every((t) => t.ok),
   };
+}
+
+/** The same report from the compiled client (and the do-nothing baseline in the same run). */
+async function runNativeMockEppBench(bin: string, o: BenchOptions, run: BenchRunOptions, startedAt: string, machine: ReturnType<typeof machineFacts>, progress: (l: string) => void): Promise<BenchReport> {
+  const r = await runNativeMockEppLoad(bin, o, progress);
+  machine.loadAvg1End = currentLoadAvg();
+  const thresholds = evaluateThresholds(
+    o.thresholds,
+    r.results.map((x) => ({ target: x.target, latencyMs: x.load!.latencyMs, rps: x.load!.rps, requests: x.load!.requests, errors: x.load!.errors, non2xx: 0 })),
+  );
+  const notes = ['latency here is the service time of one ext_proc stream: its scheduled start (fixed rate) or start to the last answer.', ...r.notes];
+  if (machine.cores <= 4) notes.push(`this machine has ${machine.cores} cores shared by the load client and the server: absolute numbers are low and noisy.`);
+  const loadClient: LoadClientFacts = {
+    client: 'eppkit',
+    kind: 'compiled ext_proc client (eppkit-ext-proc-load: h2, one thread, latencies in µs)',
+    workers: 1,
+    executor: o.executor,
+    connections: o.connections,
+    durationMs: o.duration,
+    warmupMs: o.warmup,
+    method: 'POST',
+    path: EXT_PROC_METHOD_PATH,
+    bodyBytes: o.bodyBytes,
+    bodyMode: BODY_MODES[o.bodyMode],
+    timeoutMs: o.timeout,
+    streams: o.streams,
+  };
+  if (o.rate !== undefined) loadClient.rate = o.rate;
+  return { schema: REPORT_SCHEMA, mode: 'mock-epp', command: run.command, startedAt, finishedAt: new Date().toISOString(), machine, loadClient, results: r.results, skipped: [], thresholds, notes, ok: r.results.every((x) => !x.failed) && thresholds.every((t) => t.ok) };
 }

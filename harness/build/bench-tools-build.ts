@@ -1,12 +1,12 @@
 // `eppkit build bench`: the compiled helpers of `eppkit bench` (proxies/nginx-epp/bench-tools):
-// eppkit-echo-backend and eppkit-bench-epp. They share the module's workspace and dependency
-// graph, so after `eppkit build nginx` only these two binaries are compiled (about 10-30 s).
+// eppkit-echo-backend, eppkit-bench-epp and eppkit-ext-proc-load (the mock-epp mode's client). They share the module's workspace and dependency
+// graph, so after `eppkit build nginx` only these binaries are compiled (about 10-30 s).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EppkitError } from '../../core/errors.ts';
 import { CRATE_DIR, cargoTargetDir, eppkitCacheDir, requireCargo, runBuildStep } from './nginx-module-build.ts';
 
-export const BENCH_TOOLS = { echoBackend: 'eppkit-echo-backend', benchEpp: 'eppkit-bench-epp' } as const;
+export const BENCH_TOOLS = { echoBackend: 'eppkit-echo-backend', benchEpp: 'eppkit-bench-epp', extProcLoad: 'eppkit-ext-proc-load' } as const;
 export type BenchTool = (typeof BENCH_TOOLS)[keyof typeof BENCH_TOOLS];
 
 /** Where `eppkit build bench` leaves a tool ($EPPKIT_BENCH_TOOLS_DIR overrides the directory). */

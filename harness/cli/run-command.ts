@@ -1,4 +1,4 @@
-// `eppkit run [scenario files or folders...] [--data-plane <name>[,<name>...]|all]
+// `eppkit run [scenario files or folders...] [--data-plane <name>[,<name>...]|all] [--plane <file>]...
 //   [--runtime local|docker] [--report-dir <dir>] [--tag <t>] [--bail]`
 // Exit 0 when every selected scenario passed (skips are not failures), 1 when any failed (or,
 // with CI set, when a data plane named explicitly is not available here), 2 for bad usage or a
@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, Runtime } from '../data-planes/data-plane-driver.ts';
+import { PlaneFileDriver, loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
 import { ConformanceReporter } from '../reporters/conformance-reporter.ts';
 import { ConsoleReporter } from '../reporters/console-reporter.ts';
@@ -20,7 +21,8 @@ import { killAllManagedProcesses } from '../processes/managed-process.ts';
 
 interface Args {
   paths: string[];
-  'data-plane': string;
+  'data-plane'?: string;
+  plane?: string | string[];
   runtime: string;
   'report-dir'?: string;
   tag: string[];
@@ -50,7 +52,9 @@ const command: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('paths', { type: 'string', array: true, default: [], describe: 'scenario files or folders (default: scenarios/)' })
-      .option('data-plane', { type: 'string', default: 'node-proxy', describe: 'data plane name(s), comma-separated, or all (see eppkit list)' })
+      .option('data-plane', { type: 'string', describe: 'data plane name(s), comma-separated, or all (see eppkit list); default node-proxy unless --plane is given' })
+      // Not array: true (that would swallow the scenario paths after it); repeated = an array.
+      .option('plane', { type: 'string', describe: 'a plane file: your data plane, started per scenario or running at a URL (repeatable; docs/your-data-plane.md)' })
       .option('runtime', { type: 'string', default: 'local', describe: 'local processes or docker containers (local|docker)' })
       .option('report-dir', { type: 'string', describe: 'where reports go (default reports/<timestamp>/)' })
       .option('tag', { type: 'string', array: true, default: [], describe: 'only scenarios with one of these tags (repeatable)' })
@@ -65,9 +69,21 @@ const command: CommandModule<object, Args> = {
     if (c !== undefined && (!Number.isInteger(c) || c < 1 || c > 32)) throw new EppkitError('EPPKIT_USAGE', { reason: '--concurrency must be an integer 1-32' });
     if (argv['external-url']) process.env.EPPKIT_EXTERNAL_URL = argv['external-url'];
     if (argv['external-epp-port'] !== undefined) process.env.EPPKIT_EXTERNAL_EPP_PORT = String(argv['external-epp-port']);
-    const drivers = selectDrivers(argv['data-plane']);
+    const planes = argv.plane === undefined ? [] : Array.isArray(argv.plane) ? argv.plane : [argv.plane];
+    const builtIn = argv['data-plane'] ?? (planes.length > 0 ? undefined : 'node-proxy');
+    const drivers = [...(builtIn ? selectDrivers(builtIn) : []), ...loadPlaneDrivers(planes)];
+    const names = new Set<string>();
+    for (const d of drivers) {
+      if (names.has(d.name)) throw new EppkitError('EPPKIT_USAGE', { reason: `two data planes are named "${d.name}": rename the plane file's name` });
+      names.add(d.name);
+    }
     let scenarios = loadScenarios(argv.paths);
     if (argv.tag.length > 0) scenarios = scenarios.filter((s) => s.scenario.tags.some((t) => argv.tag.includes(t)));
+    // An override for a scenario that is not there is most likely a typo in its name.
+    for (const d of drivers)
+      if (d instanceof PlaneFileDriver)
+        for (const name of Object.keys(d.plane.overrides))
+          if (!scenarios.some((s) => s.scenario.name === name)) process.stderr.write(`warning: ${d.file} overrides.${name}: no such scenario in this run\n`);
     if (scenarios.length === 0) throw new EppkitError('EPPKIT_USAGE', { reason: `no scenario selected${argv.tag.length ? ` (tags: ${argv.tag.join(', ')})` : ''}` });
     const reportDir = resolve(argv['report-dir'] ?? defaultReportDir());
     // Ctrl-C / SIGTERM: take every mock EPP and data plane down with us, then exit 130.
@@ -88,7 +104,7 @@ const command: CommandModule<object, Args> = {
       reporters: [new ConsoleReporter(), new JsonReporter(), new JunitReporter(), new MarkdownReporter(), new ConformanceReporter(), new HtmlReporter()],
     });
     // A data plane named on purpose that cannot run here: in CI that is a broken setup, not a skip.
-    const explicit = argv['data-plane'].trim() !== 'all';
+    const explicit = builtIn?.trim() !== 'all';
     const missing = explicit ? report.dataPlanes.filter((d) => !d.available) : [];
     for (const d of missing) process.stderr.write(`${process.env.CI ? 'error' : 'warning'}: data plane ${d.name} is not available here: ${d.reason ?? ''}\n`);
     process.exitCode = report.summary.failed > 0 || (missing.length > 0 && process.env.CI) ? 1 : 0;

@@ -18,6 +18,7 @@ export const FEATURES = [
   'header-mutation', // applies the EPP's other request header mutations
   'metadata-endpoint', // reads the endpoint from dynamic_metadata envoy.lb
   'served-endpoint', // reports the served endpoint on the response-headers phase
+  'response-header-mutation', // applies the EPP's response-headers answer to the client's response
   'timeout', // enforces the per-message EPP timeout
   'endpoint-validation', // refuses garbage endpoints instead of proxying them
   'allowlist', // refuses endpoints outside an allowlist
@@ -76,6 +77,16 @@ export interface FixedSettings {
   source?: string;
 }
 
+/** An expected difference of a plane for one scenario, with its reason (plane files). */
+export interface PlaneOverrideSpec {
+  why: string;
+  skip?: true | undefined;
+  /** 1-based step index or step name; absent = every request step (or, with skip, the scenario). */
+  step?: number | string | undefined;
+  expect?: Record<string, unknown> | undefined;
+  epp?: Record<string, unknown> | undefined;
+}
+
 export interface DataPlaneDriver {
   readonly name: string;
   readonly description: string;
@@ -90,6 +101,10 @@ export interface DataPlaneDriver {
   unsupportedRoute?(route: RouteModel): string | undefined;
   /** Optional: settings fixed by the plane (see FixedSettings). */
   fixedSettings?(): FixedSettings;
+  /** Optional: expected differences for a scenario (plane files' `overrides`), shown in reports. */
+  overridesFor?(scenario: string): readonly PlaneOverrideSpec[];
+  /** Optional: what implementation this is (a plane file's `version` command output). */
+  version?(): string | undefined;
   /**
    * Optional: the mock EPP must listen on this port (the data plane is configured for it, e.g.
    * `external`). Scenarios on such a data plane then run one at a time.

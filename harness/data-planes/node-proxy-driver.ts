@@ -78,6 +78,7 @@ export const nodeProxyDriver: DataPlaneDriver = {
     'immediate-response',
     'header-mutation',
     'served-endpoint',
+  'response-header-mutation',
     'timeout',
     'endpoint-validation',
     'allowlist',

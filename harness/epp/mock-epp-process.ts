@@ -20,6 +20,9 @@ export interface MockEppProcessOptions {
   runtime?: Runtime;
 }
 
+/** The header every data plane warm-up request carries (drivers set it, the journal drops it). */
+export const WARM_UP_HEADER = 'x-eppkit-warm-up';
+
 export class MockEppProcess implements AsyncDisposable {
   private proc: StartedProcessOrContainer | undefined;
   private readonly runtime: Runtime;
@@ -116,9 +119,9 @@ export class MockEppProcess implements AsyncDisposable {
   }
 
   private static entries(x: unknown): JournalEntry[] {
-    if (Array.isArray(x)) return x as JournalEntry[];
-    if (x && typeof x === 'object' && Array.isArray((x as { entries?: unknown }).entries)) return (x as { entries: JournalEntry[] }).entries;
-    return [];
+    const all = Array.isArray(x) ? (x as JournalEntry[]) : x && typeof x === 'object' && Array.isArray((x as { entries?: unknown }).entries) ? (x as { entries: JournalEntry[] }).entries : [];
+    // A plane's warm-up is never a scenario's stream, even when it ends after the journal was cleared.
+    return all.filter((e) => !(e as { requestHeaders?: Record<string, string> }).requestHeaders?.[WARM_UP_HEADER]);
   }
 
   /** Every entry so far, across restarts. */

@@ -25,11 +25,23 @@ export function conformanceReport(report: RunReport, dataPlane: string): Record<
   const core = rs.filter((r) => r.tags.includes('core'));
   const extended = rs.filter((r) => !r.tags.includes('core'));
   const supported = dp?.features ?? [];
+  const cov = report.coverage?.find((c) => c.dataPlane === dataPlane);
+  const overrides = (report.overrides ?? []).filter((o) => o.dataPlane === dataPlane);
   return {
     apiVersion: 'eppkit.dev/v1alpha1',
     kind: 'ConformanceReport',
     date: report.startedAt,
-    implementation: { project: dataPlane, description: dp?.description ?? '', runtime: report.runtime, available: dp?.available ?? false, ...(dp?.reason ? { reason: dp.reason } : {}) },
+    implementation: {
+      project: dataPlane,
+      description: dp?.description ?? '',
+      ...(dp?.version ? { version: dp.version } : {}),
+      ...(dp?.planeFile ? { planeFile: dp.planeFile } : {}),
+      runtime: report.runtime,
+      available: dp?.available ?? false,
+      ...(dp?.reason ? { reason: dp.reason } : {}),
+    },
+    ...(cov ? { coverage: { summary: cov.line, ran: cov.ran, total: cov.total, skipped: cov.skipped, mostlySkipped: cov.mostlySkipped, lacking: Object.fromEntries(cov.lacking.map((l) => [l.feature, l.scenarios])) } } : {}),
+    ...(overrides.length ? { expectedDifferences: overrides.map((o) => ({ scenario: o.scenario, ...(o.step ? { step: o.step } : {}), why: o.why })) } : {}),
     eppkitVersion: '0.1.0',
     mode: 'default',
     profiles: [

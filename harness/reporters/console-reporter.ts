@@ -3,6 +3,7 @@
 // Colours through cli/output.ts's chalk (NO_COLOR, --no-color, FORCE_COLOR). Failures print expected
 // against received, the EPP journal entry and the data plane's log excerpt.
 import { chalk } from '../../cli/output.ts';
+import { mostlySkippedWarning } from '../runner/coverage.ts';
 import type { RunReport, ScenarioResult } from '../runner/results.ts';
 import type { Reporter, RunStartInfo, ScenarioStartInfo } from './reporter.ts';
 
@@ -112,7 +113,8 @@ export class ConsoleReporter implements Reporter {
     this.done++;
     const mark = r.status === 'passed' ? chalk.green('✓') : r.status === 'failed' ? chalk.red('✗') : chalk.yellow('-');
     const lat = r.latencyMs ? chalk.dim(`  p50 ${r.latencyMs.p50}ms p99 ${r.latencyMs.p99}ms`) : '';
-    const why = r.status === 'skipped' ? chalk.dim(`  skipped: ${r.reason ?? ''}`) : r.status === 'failed' ? chalk.red(`  ${r.reason ?? ''}`) : '';
+    const overridden = r.steps.filter((st) => st.override).length;
+    const why = r.status === 'skipped' ? chalk.dim(`  skipped: ${r.reason ?? ''}`) : r.status === 'failed' ? chalk.red(`  ${r.reason ?? ''}`) : overridden ? chalk.dim(`  (${overridden} step(s) with an expected difference)`) : '';
     const prefix = this.plain ? `[${this.done}/${this.total}] ` : '';
     this.out.write(`${prefix}${mark} ${r.name} ${chalk.dim(`[${r.dataPlane}]`)} ${chalk.dim(fmtMs(r.durationMs))}${lat}${why}\n`);
     this.drawLive();
@@ -127,6 +129,13 @@ export class ConsoleReporter implements Reporter {
       for (const r of failed) this.out.write(`${formatFailure(r)}\n\n`);
     }
     const { passed, failed: nf, skipped } = report.summary;
+    this.out.write('\n');
+    for (const c of report.coverage ?? []) {
+      this.out.write(`${chalk.bold(c.dataPlane)}: ${c.line}\n`);
+      const warn = mostlySkippedWarning(c);
+      if (warn) this.out.write(`${chalk.bgYellow.black.bold(' WARNING ')} ${chalk.yellow.bold(warn)}\n`);
+    }
+    for (const o of report.overrides ?? []) this.out.write(chalk.dim(`expected difference on ${o.dataPlane}: ${o.scenario}${o.step ? ` / ${o.step}` : ''}: ${o.why}\n`));
     this.out.write(
       `\n${chalk.green(`${passed} passed`)}, ${nf ? chalk.red(`${nf} failed`) : '0 failed'}, ${chalk.yellow(`${skipped} skipped`)} in ${fmtMs(report.durationMs)}\n` +
         `reports: ${report.reportDir}/report.html, results.json, junit.xml, report.md, conformance-*.yaml\n`,

@@ -4,6 +4,7 @@
 // and the data plane's log excerpt.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mostlySkippedWarning } from '../runner/coverage.ts';
 import type { RunReport, ScenarioResult } from '../runner/results.ts';
 import type { Reporter } from './reporter.ts';
 
@@ -24,7 +25,7 @@ th{background:var(--bg);font-weight:600}td.num{text-align:right;font-variant-num
 .reason{color:var(--muted);font-size:12px}.tag{display:inline-block;background:#ddf4ff;color:#0969da;border-radius:4px;padding:0 6px;margin-right:4px;font-size:12px}
 pre{background:var(--bg);border:1px solid var(--line);padding:8px;overflow:auto;max-height:360px;font-size:12px}
 .failure{border:1px solid var(--fail);border-left:6px solid var(--fail);border-radius:6px;padding:8px 14px;margin:12px 0}
-.exp{color:var(--pass)}.rec{color:var(--fail)}details summary{cursor:pointer;color:#0969da}
+.coverage{margin:.3em 0;padding:.4em .6em;border-left:4px solid var(--pass)}.coverage.warn{border-left-color:var(--fail);background:#fff4e5;font-size:1.1em}.exp{color:var(--pass)}.rec{color:var(--fail)}details summary{cursor:pointer;color:#0969da}
 .legend span{display:inline-flex;align-items:center;margin-right:14px;color:var(--muted)}.legend i{width:12px;height:12px;display:inline-block;margin-right:4px;border-radius:2px}
 svg text{font:12px system-ui,sans-serif;fill:var(--fg)}
 `;
@@ -122,6 +123,13 @@ export function htmlReport(report: RunReport): string {
     .map((d) => `<tr><td><strong>${esc(d.name)}</strong></td><td>${d.available ? '<span class="st passed">available</span>' : `<span class="st skipped">not available</span><div class="reason">${esc(d.reason ?? '')}</div>`}</td><td>${esc(d.description)}</td><td class="reason">${esc(d.features.join(', '))}</td></tr>`)
     .join('\n');
   const failures = report.scenarios.filter((r) => r.status === 'failed');
+  const coverage = (report.coverage ?? [])
+    .map((c) => {
+      const warn = mostlySkippedWarning(c);
+      return `<div class="coverage${warn ? ' warn' : ''}" id="coverage-${esc(c.dataPlane)}"><strong>${esc(c.dataPlane)}</strong>: ${esc(c.line)}${warn ? `<p><strong>Warning:</strong> ${esc(warn)}</p>` : ''}</div>`;
+    })
+    .join('\n');
+  const overrides = (report.overrides ?? []).map((o) => `<tr><td>${esc(o.dataPlane)}</td><td>${esc(o.scenario)}</td><td>${esc(o.step ?? '(whole scenario)')}</td><td>${esc(o.why)}</td></tr>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>eppkit run — ${failed ? 'failed' : 'passed'}</title><style>${CSS}</style></head>
@@ -129,7 +137,10 @@ export function htmlReport(report: RunReport): string {
 <div class="meta">${esc(report.startedAt)} · ${(report.durationMs / 1000).toFixed(1)} s · runtime ${esc(report.runtime)} · ${names.length} scenarios × ${dps.length} data plane(s)</div>
 <div class="totals"><span class="pill pass" id="passed">${passed} passed</span><span class="pill fail" id="failed">${failed} failed</span><span class="pill skip" id="skipped">${skipped} skipped</span>${totalsSvg(passed, failed, skipped)}</div></header>
 <main>
+<h2>Coverage</h2>
+${coverage}
 ${failures.length ? `<h2>Failures</h2>${failures.map(failureHtml).join('\n')}` : ''}
+${overrides ? `<h2>Expected differences</h2><table id="overrides"><tr><th>data plane</th><th>scenario</th><th>step</th><th>why</th></tr>${overrides}</table>` : ''}
 <h2>Scenarios × data planes</h2>
 <table id="matrix"><tr><th>scenario</th>${dps.map((d) => `<th>${esc(d)}</th>`).join('')}</tr>
 ${matrix}</table>

@@ -2,6 +2,7 @@
 // data plane, each failure with expected/received.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mostlySkippedWarning } from '../runner/coverage.ts';
 import type { RunReport, ScenarioResult } from '../runner/results.ts';
 import type { Reporter } from './reporter.ts';
 
@@ -17,6 +18,19 @@ export function markdownReport(report: RunReport): string {
     const rs = report.scenarios.filter((r) => r.dataPlane === dp.name);
     out.push(`## ${dp.name}${dp.available ? '' : ' (not available)'}`, '');
     if (!dp.available) out.push(`> ${dp.reason ?? ''}`, '');
+    if (dp.version || dp.planeFile) out.push([dp.planeFile ? `plane file \`${dp.planeFile}\`` : '', dp.version ? `version: ${cell(dp.version)}` : ''].filter(Boolean).join(' · '), '');
+    const cov = report.coverage?.find((c) => c.dataPlane === dp.name);
+    if (cov) {
+      out.push(`**Coverage:** ${cell(cov.line)}`, '');
+      const warn = mostlySkippedWarning(cov);
+      if (warn) out.push(`> [!WARNING]`, `> ${cell(warn)}`, '');
+    }
+    const ovs = (report.overrides ?? []).filter((o) => o.dataPlane === dp.name);
+    if (ovs.length) {
+      out.push('Expected differences (overrides):', '');
+      for (const o of ovs) out.push(`- ${cell(o.scenario)}${o.step ? ` / ${cell(o.step)}` : ''}: ${cell(o.why)}`);
+      out.push('');
+    }
     out.push('| | scenario | time | latency p50 / p99 / max (ms) | EPP service p50 / p99 (ms) | note |', '|---|---|---:|---|---|---|');
     for (const r of rs) {
       const lat = r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.max}` : '';

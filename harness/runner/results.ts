@@ -1,5 +1,6 @@
 // What a run produces, scenario by data plane. results.json is this, minus nothing: its
 // required keys (name, dataPlane, status, durationMs, reason?) are read by other tools.
+import type { AppliedOverride, Coverage } from './coverage.ts';
 import type { Mismatch } from './expectations.ts';
 
 export type ScenarioStatus = 'passed' | 'failed' | 'skipped';
@@ -43,6 +44,8 @@ export interface ScenarioResult {
   status: ScenarioStatus;
   durationMs: number;
   reason?: string;
+  /** A plane's expected difference that made it skip the whole scenario, with its reason. */
+  override?: string;
   /** Skipped because the plane lacks these features (coverage: what the plane would need). */
   missingFeatures?: string[];
   file: string;
@@ -66,11 +69,15 @@ export interface RunSummary {
 export interface RunReport {
   startedAt: string;
   durationMs: number;
-  dataPlanes: Array<{ name: string; description: string; available: boolean; reason?: string; features: string[] }>;
+  dataPlanes: Array<{ name: string; description: string; available: boolean; reason?: string; features: string[]; version?: string; planeFile?: string }>;
   runtime: string;
   reportDir: string;
   scenarios: ScenarioResult[];
   summary: RunSummary;
+  /** Per data plane: how much of the catalogue ran, and why the rest did not (coverage.ts). */
+  coverage?: Coverage[];
+  /** Every expected difference applied, with its reason. */
+  overrides?: AppliedOverride[];
 }
 
 export function summarize(results: readonly ScenarioResult[]): RunSummary {

@@ -104,6 +104,28 @@ export function bbrMockConfig(bbr: NonNullable<RouteModel['bbr']>): Record<strin
   return { role: 'bbr', bbr: { header: bbr.header, maxBodyBytes: bbr.maxBodyBytes, requireModel: bbr.requireModel, nonStringModel: 'skip' } };
 }
 
+/**
+ * The expected difference that applies to this step on this plane: the plane file's own
+ * (`overrides` of a plane file, by scenario and step) over the scenario's (`overrides.<plane>`).
+ */
+function stepOverride(step: RequestStep, index: number, name: string, driver: DataPlaneDriver, scenario: string): RequestStep['overrides'] extends Record<string, infer O> | undefined ? O | undefined : never {
+  type O = NonNullable<RequestStep['overrides']>[string];
+  const own = step.overrides?.[driver.name];
+  const fromPlane = driver.overridesFor?.(scenario).filter((o) => (o.step === undefined && !o.skip) || o.step === index + 1 || o.step === name);
+  if (!fromPlane || fromPlane.length === 0) return own;
+  let merged: O = own ? { ...own } : { why: '' };
+  for (const o of fromPlane) {
+    merged = {
+      ...merged,
+      why: [merged.why, o.why].filter(Boolean).join('; '),
+      ...(o.skip ? { skip: true } : {}),
+      ...(o.expect ? { expect: { ...(merged.expect ?? {}), ...(o.expect as O['expect']) } } : {}),
+      ...(o.epp ? { epp: { ...(merged.epp ?? {}), ...(o.epp as O['epp']) } } : {}),
+    };
+  }
+  return merged;
+}
+
 class StepFailure extends Error {
   readonly mismatches: Mismatch[];
   readonly journalEntry: JournalEntry | undefined;
@@ -148,6 +170,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
 
   const missing = requiredFeatures(s).filter((f) => !driver.features.has(f));
   if (missing.length > 0) return finish('skipped', { reason: `${driver.name} does not support: ${missing.join(', ')}`, missingFeatures: missing });
+  const planeSkip = driver.overridesFor?.(s.name).find((o) => o.skip && o.step === undefined);
+  if (planeSkip) return finish('skipped', { reason: `skipped by ${driver.name}'s overrides: ${planeSkip.why}`, override: planeSkip.why });
   const settings = routeSettings(s, driver);
   if ('skip' in settings) return finish('skipped', { reason: settings.skip });
   // Ask the driver about the route before starting anything (placeholder addresses).
@@ -222,7 +246,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         steps.push({ index: i, name, kind: 'action', status: 'passed', durationMs: Math.round(performance.now() - t0) });
         continue;
       }
-      const override = step.overrides?.[driver.name];
+      const override = stepOverride(step, i, name, driver, s.name);
       if (override?.skip) {
         steps.push({ index: i, name, kind: 'request', status: 'skipped', durationMs: 0, override: override.why, reason: override.why });
         continue;
@@ -335,7 +359,8 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
   else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   const url = `${requestBaseUrl(c.s, step, c.dp)}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
-  const journalBefore = eppExpect ? (await c.epp.journal()).length : 0;
+  // Always taken: a failing step's journal entries can name why it failed (a deadlock).
+  const journalBefore = (await c.epp.journal()).length;
   const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
 
   const results: ExchangeResult[] = [];
@@ -384,8 +409,23 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     stepEntries = [...stepEntries, ...pools.entries];
     if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results, pools.byPool).mismatches);
   } else if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results).mismatches);
+  if (mismatches.length > 0) {
+    // The mock knows a deadlock the plane cannot tell apart from a slow EPP: say it first.
+    const entries = stepEntries.length > 0 ? stepEntries : (await c.epp.journal().catch(() => [] as JournalEntry[])).slice(journalBefore);
+    const deadlock = entries.flatMap((e) => (Array.isArray(e.problems) ? (e.problems as string[]) : []).filter((p) => p.startsWith(DEADLOCK_PROBLEM)))[0];
+    if (deadlock !== undefined) {
+      mismatches.unshift({
+        what: deadlock.slice(DEADLOCK_PROBLEM.length + 2),
+        expected: 'the data plane sends the request body without waiting for the request-headers answer',
+        received: 'it waited for the request-headers answer (the EPP journal recorded it)',
+      });
+    }
+  }
   return { results, mismatches, stepEntries };
 }
+
+/** The problem the mock records for a plane that waits for the headers answer before sending the body. */
+const DEADLOCK_PROBLEM = 'headers-answer-deadlock';
 
 interface ActionContext {
   epp: MockEppProcess;

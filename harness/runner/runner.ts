@@ -8,6 +8,7 @@ import { relative } from 'node:path';
 import type { DataPlaneDriver, Runtime } from '../data-planes/data-plane-driver.ts';
 import type { Reporter } from '../reporters/reporter.ts';
 import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
+import { appliedOverrides, coverageOf } from './coverage.ts';
 import { summarize, type RunReport, type ScenarioResult } from './results.ts';
 import { runScenario, scenarioWorkDir } from './run-scenario.ts';
 
@@ -109,9 +110,13 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
       available: a.ok,
       ...(a.reason ? { reason: a.reason } : {}),
       features: [...d.features],
+      ...(d.version?.() ? { version: d.version() as string } : {}),
+      ...('file' in d && typeof d.file === 'string' ? { planeFile: d.file } : {}),
     })),
     scenarios: results,
     summary: summarize(results),
+    coverage: opts.drivers.map((d) => coverageOf(d.name, results)),
+    overrides: appliedOverrides(results),
   };
   await emit(opts.reporters, 'onRunEnd', report);
   return report;

@@ -6,9 +6,24 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { mockEppConfigSchema } from '../../mock-epp/mock-epp-config.ts';
+import { planeFileSchema } from '../data-planes/plane-file-schema.ts';
 import { scenarioSchema } from './scenario-schema.ts';
 
 export const SCHEMA_FILE = fileURLToPath(new URL('../../scenarios/scenario.schema.json', import.meta.url));
+/** Plane files (`eppkit run --plane`): `# yaml-language-server: $schema=./plane.schema.json`. */
+export const PLANE_SCHEMA_FILE = fileURLToPath(new URL('../../planes/plane.schema.json', import.meta.url));
+
+export function planeJsonSchema(): string {
+  const schema = z.toJSONSchema(planeFileSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+  const out = {
+    $schema: schema.$schema,
+    $id: 'https://eppkit.dev/schemas/plane.schema.json',
+    title: 'eppkit plane file',
+    description: 'A plane file for `eppkit run --plane` / `eppkit bench --plane` (docs/your-data-plane.md). Generated from harness/data-planes/plane-file-schema.ts; do not edit.',
+    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== '$schema')),
+  };
+  return `${JSON.stringify(out, null, 2)}\n`;
+}
 
 export function scenarioJsonSchema(): string {
   // io 'input': what a user writes (sizes as "8MiB", defaults optional).
@@ -38,5 +53,6 @@ export function scenarioJsonSchema(): string {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   writeFileSync(SCHEMA_FILE, scenarioJsonSchema());
-  process.stdout.write(`wrote ${SCHEMA_FILE}\n`);
+  writeFileSync(PLANE_SCHEMA_FILE, planeJsonSchema());
+  process.stdout.write(`wrote ${SCHEMA_FILE}\nwrote ${PLANE_SCHEMA_FILE}\n`);
 }

@@ -198,7 +198,7 @@ const echoExpectSchema = z
   })
   .meta({ description: 'what the backend says it received' });
 
-const expectSchema = z
+export const expectSchema = z
   .strictObject({
     status: statusSchema.optional(),
     headers: z.record(z.string(), textMatch).optional().meta({ description: 'response headers' }),
@@ -225,7 +225,7 @@ const expectSchema = z
   })
   .meta({ description: 'expectations on every response of the step' });
 
-const eppExpectSchema = z
+export const eppExpectSchema = z
   .strictObject({
     entries: nonNegInt.optional().meta({ description: 'streams this step opened on the EPP; default = requests sent' }),
     headers: z.record(z.string(), textMatch).optional().meta({ description: 'request headers the EPP received' }),

@@ -140,7 +140,7 @@ function buildPayload(o: Parsed): { payload: Buffer; expectedAnswers: number } {
 }
 
 /** utime + stime of a process in ms (Linux /proc; clock ticks assumed 100/s, as on every Linux kernel build in use). */
-function cpuMs(pid: number): number | undefined {
+export function cpuMs(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -150,7 +150,7 @@ function cpuMs(pid: number): number | undefined {
   }
 }
 
-function rssMiB(pid: number): number | undefined {
+export function rssMiB(pid: number): number | undefined {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;

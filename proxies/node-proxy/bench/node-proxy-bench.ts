@@ -29,7 +29,7 @@ const { values: opt } = parseArgs({
     'log-level': { type: 'string', default: 'warn' },
     delays: { type: 'string', default: '0,5' },
     'body-mode': { type: 'string', default: 'buffered' },
-    'epp-client': { type: 'string', default: 'grpc-js' },
+    'epp-client': { type: 'string', default: 'http2' },
     json: { type: 'string' },
     'cpu-prof-dir': { type: 'string' },
   },
