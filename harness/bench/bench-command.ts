@@ -44,6 +44,8 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     bbr: a.bbr,
     workers: a.workers,
     timeout: a.timeout,
+    maxErrorRatio: a['max-error-ratio'],
+    strict: a.strict,
     path: a.path,
     reportDir: a['report-dir'],
     thresholds: a.threshold,
@@ -122,6 +124,8 @@ const command: CommandModule<object, Args> = {
       .option('workers', { type: 'string', describe: 'load worker processes (default 2, at most the cores)' })
       .option('timeout', { type: 'string', describe: 'per-request timeout (default 10s)' })
       .option('path', { type: 'string', describe: 'request path (default /bench)' })
+      .option('max-error-ratio', { type: 'string', describe: 'a target with more requests without an HTTP answer (reset, timeout, in flight at close) than this share fails (default 0.01)' })
+      .option('strict', { type: 'boolean', describe: "a data plane's leak (RSS or fds growth over its bound) fails the target instead of warning" })
       .option('report-dir', { type: 'string', describe: 'where bench.json, bench.md and logs/ go (default reports/bench)' })
       .option('threshold', { type: 'string', array: true, describe: 'k6-style pass/fail, repeatable: p99<5, rps>=5000, errors<0.1%, nginx:hop<1' })
       .option('runtime', { type: 'string', describe: 'local or docker (default local)' })

@@ -90,6 +90,13 @@ export const BenchOptionsSchema = z
     workers: intFrom.pipe(z.number().int().min(1).max(64)).optional(),
     /** Per-request timeout; a request slower than this counts as an error. */
     timeout: duration('timeout').default(10_000),
+    /**
+     * A target whose requests without an HTTP answer (resets, refusals, timeouts, in flight at
+     * window close) exceed this share of all sent fails (ok: false, exit 1). 0.01 = 1 %.
+     */
+    maxErrorRatio: z.coerce.number().min(0).max(1).default(0.01),
+    /** A data plane's leak (RSS or fds growth over its bound across a target) fails it instead of warning. */
+    strict: z.boolean().default(false),
     path: z.string().startsWith('/').default('/bench'),
     reportDir: z.string().min(1).default('reports/bench'),
     thresholds: listOf(

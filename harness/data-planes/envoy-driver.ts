@@ -12,6 +12,7 @@ import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
 import { parseAllowList, renderEnvoyYaml, type EnvoyBodyProcessing, type EnvoyRenderOptions } from '../../proxies/envoy/envoy-config.ts';
 import { frontListenerName, renderEnvoyMultiYaml } from '../../proxies/envoy/envoy-multi-config.ts';
 import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
+import { ENVOY_CRASH_PATTERNS, PlaneHealthMonitor } from './plane-health.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
 export interface EnvoyDriverOptions {
@@ -153,13 +154,14 @@ export class EnvoyDriver implements DataPlaneDriver {
         lastStats = r.text;
         return r.text;
       };
+      const monitor = new PlaneHealthMonitor('envoy').withProcess('envoy', proc).withLogFile('envoy', join(ctx.workDir, 'envoy.log'), ENVOY_CRASH_PATTERNS, 0);
       let stopped: Promise<void> | undefined;
       const stop = (): Promise<void> => {
-        stopped ??= (async () => {
+        stopped ??= monitor.stopping(async () => {
           // Keep the final counters for the report before the admin interface goes away.
           if (proc.running) await stats().catch(() => undefined);
           await proc.stop(5000);
-        })();
+        });
         return stopped;
       };
       return {
@@ -169,6 +171,8 @@ export class EnvoyDriver implements DataPlaneDriver {
         adminUrl,
         configFile,
         stats,
+        pids: () => monitor.pids(),
+        health: () => monitor.health(),
         logs: () =>
           [
             proc.logs(),

@@ -24,6 +24,7 @@ import type { Availability, DataPlaneDriver, DriverContext, Feature, FixedSettin
 import { planeFileSchema, type PlaneFile, type PlaneOverride } from './plane-file-schema.ts';
 import { parseTemplate, planeVariables, renderTemplate, type PlaneTools, type TemplateVars } from './plane-templates.ts';
 import { readTail } from './start-nginx.ts';
+import { CRASH_PATTERNS_BY_KIND, PlaneHealthMonitor, userCrashPatterns, type CrashPattern } from './plane-health.ts';
 
 const WARM_UP_MS = 15_000;
 
@@ -180,9 +181,13 @@ export class PlaneFileDriver implements DataPlaneDriver {
       const own = logFile && existsSync(logFile) ? readFileSync(logFile).subarray(from).toString('utf8') : '';
       return [...notes, own].filter(Boolean).join('\n');
     };
+    // Plane health: its log scanned with its kind's patterns and its own crashPatterns.
+    const monitor = new PlaneHealthMonitor(this.name);
+    if (logFile) monitor.withLogFile(`${this.name} log`, logFile, this.crashPatterns(this.plane.kind), from);
     await this.warmUp(url, notes, ctx.signal);
     // Nothing to start or stop: the user owns this process.
-    return { name: this.name, url, logs, stop: async () => {}, [Symbol.asyncDispose]: async () => {} };
+    const stop = (): Promise<void> => monitor.stopping(async () => {});
+    return { name: this.name, url, logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
   }
 
   private async startProcess(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
@@ -206,9 +211,19 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const notes: string[] = [`[eppkit] ${this.file}: ${command} ${args.join(' ')} (in ${dir}, listen ${vars.listen}, EPP ${route.eppAddress})`];
     const logs = (): string =>
       [notes.join('\n'), `--- ${this.name} stdout+stderr ---\n${proc.tail(64 * 1024)}`, ...logFiles.map((f) => `--- ${f} ---\n${readTail(f, 64 * 1024)}`)].join('\n');
+    // Plane health: the process it started (exit code or signal), its stdout+stderr and each log
+    // file, with the patterns of the log's kind (else the plane's) and the plane's crashPatterns.
+    const monitor = new PlaneHealthMonitor(this.name)
+      .withProcess(this.name, proc)
+      .withLogFile(`${this.name} stdout+stderr`, join(dir, 'plane.log'), this.crashPatterns(this.plane.kind), 0);
+    start.logs.forEach((l, i) => {
+      const kind = typeof l === 'string' ? this.plane.kind : (l.kind ?? this.plane.kind);
+      const f = logFiles[i] as string;
+      monitor.withLogFile(f, f, this.crashPatterns(kind));
+    });
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => {
-      stopped ??= this.stopProcess(proc, vars).finally(() => rmSync(runDir, { recursive: true, force: true }));
+      stopped ??= monitor.stopping(() => this.stopProcess(proc, vars)).finally(() => rmSync(runDir, { recursive: true, force: true }));
       return stopped;
     };
     const url = `http://${vars.listen}`;
@@ -219,7 +234,12 @@ export class PlaneFileDriver implements DataPlaneDriver {
       await stop();
       throw e;
     }
-    return { name: this.name, url, logs, stop, [Symbol.asyncDispose]: stop };
+    return { name: this.name, url, logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
+  }
+
+  /** A kind's default crash patterns plus the plane file's own. */
+  private crashPatterns(kind: keyof typeof CRASH_PATTERNS_BY_KIND): CrashPattern[] {
+    return [...userCrashPatterns(this.plane.crashPatterns), ...CRASH_PATTERNS_BY_KIND[kind]];
   }
 
   private async stopProcess(proc: ManagedProcess, vars: TemplateVars): Promise<void> {

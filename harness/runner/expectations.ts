@@ -68,6 +68,14 @@ export interface SentRequest {
 }
 
 /** Checks one response. */
+/** Why a request got no answer, in a reason's words (a reset names the plane, not the client). */
+export function describeNoAnswer(error: string | undefined): string {
+  if (!error) return 'no answer';
+  if (error === 'ECONNRESET' || error === 'socket hang up' || error === 'connection closed without an answer') return `connection reset by the data plane: ${error}`;
+  if (error === 'ECONNREFUSED') return 'connection refused: the data plane is not listening';
+  return error;
+}
+
 export function checkResponse(expect: Expect, r: ExchangeResult, sent: SentRequest): Mismatch[] {
   const out: Mismatch[] = [];
   if (expect.aborted !== undefined) {
@@ -75,7 +83,7 @@ export function checkResponse(expect: Expect, r: ExchangeResult, sent: SentReque
     if (r.aborted) return out;
   }
   if (r.status === undefined) {
-    out.push({ what: 'response', expected: expect.status ?? 'an HTTP response', received: r.error ?? 'no response' });
+    out.push({ what: `no response (${describeNoAnswer(r.error)})`, expected: expect.status ?? 'an HTTP response', received: r.error ?? 'no response' });
     return out;
   }
   if (expect.status !== undefined && !statusMatches(expect.status, r.status)) out.push({ what: 'status', expected: expect.status, received: r.status });

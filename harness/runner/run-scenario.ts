@@ -12,11 +12,13 @@ import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
 import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
 import { isRequestStep, type ActionStep, type BackendSpec, type RequestStep, type Scenario } from '../scenarios/scenario-schema.ts';
 import { resolveString, resolveTemplates, timingMs, type TemplateContext } from '../scenarios/templates.ts';
+import { footprint, sampleProcesses } from '../../core/proc-sampler.ts';
+import { healthReason, type PlaneHealth } from '../data-planes/plane-health.ts';
 import { checkAggregate, checkJournalEntry, checkResponse, servedBy, type Mismatch } from './expectations.ts';
-import { exchange, type ExchangeResult } from './http-exchange.ts';
+import { NO_ANSWER, exchange, type ExchangeResult } from './http-exchange.ts';
 import { actionEppConfig, buildPlaneRoute, checkPoolJournals, checkSplit, isMultiPool, journalMarks, requestBaseUrl, startPoolEpps } from './multi-pool-run.ts';
 import { prepareBody } from './request-body.ts';
-import { latencySummary, type FailureDetail, type ScenarioResult, type StepResult } from './results.ts';
+import { RUN_LEAK_BOUNDS, latencySummary, leakFinding, type FailureDetail, type PlaneFootprint, type ScenarioResult, type StepResult } from './results.ts';
 
 export interface RunScenarioOptions {
   loaded: LoadedScenario;
@@ -26,6 +28,8 @@ export interface RunScenarioOptions {
   workDir: string;
   /** Relative form of workDir for the report. */
   logDir?: string;
+  /** A leak over its bound fails the scenario (default: a warning). */
+  strict?: boolean;
 }
 
 const LOG_EXCERPT = 4000;
@@ -97,6 +101,21 @@ function eppConfig(cfg: Record<string, unknown>, s: Scenario, tpl: TemplateConte
     resolved.endpoints = s.setup.backends.filter((b) => b.inPool).map((b) => tpl.backends.get(b.name)?.address);
   }
   return resolved;
+}
+
+/** The data plane crashed, alerted or exited: fails the scenario whatever the statuses said. */
+class PlaneFailure extends Error {
+  readonly health: PlaneHealth;
+  constructor(health: PlaneHealth) {
+    super(healthReason(health) ?? 'data plane unhealthy');
+    this.health = health;
+  }
+}
+
+/** Throws PlaneFailure when the plane reports a problem. */
+function assertHealthy(dp: StartedDataPlane): void {
+  const h = dp.health();
+  if (!h.ok) throw new PlaneFailure(h);
 }
 
 /** The BBR-role mock for planes that chain a BBR ext_proc server, with the route's semantics. */
@@ -198,6 +217,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   let failReason: string | undefined;
   let stepLabel = 'setup';
   const tpl: TemplateContext = { backends: backendAddrs, epp: '', timeoutMs: settings.timeoutMs };
+  let footprintBefore: PlaneFootprint | undefined;
+  let footprintAfter: PlaneFootprint | undefined;
 
   const startBackend = async (b: BackendSpec, i: number, port = 0): Promise<void> => {
     const started = await new EchoBackend(b.name).withHost(defaultIp(s.setup.backends, i)).withPort(port).withLatency(b.latencyMs).withErrorStatus(b.errorStatus).start();
@@ -226,6 +247,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       route.bbr = { ...route.bbr, extProcAddress: bbrEpp.address };
     }
     dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
+    footprintBefore = planeFootprint(dp);
     // Whatever reached the EPP while the data plane started (probes) is not the scenario's.
     await epp.clearJournal();
     for (const e of poolEpps.values()) if (e !== epp) await e.clearJournal();
@@ -244,6 +266,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
           }
         } else await runAction(step, { epp, backends, startBackend, s, tpl });
         steps.push({ index: i, name, kind: 'action', status: 'passed', durationMs: Math.round(performance.now() - t0) });
+        assertHealthy(dp);
         continue;
       }
       const override = stepOverride(step, i, name, driver, s.name);
@@ -258,7 +281,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       let out: RequestStepOutcome;
       for (;;) {
         attempts++;
-        out = await runRequestStep(step, expect, eppExpect, { dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps });
+        out = await runRequestStep(step, expect, eppExpect, { ...requestDeadline(s, settings.timeoutMs), dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps });
         if (out.mismatches.length === 0 || !step.eventually || performance.now() >= deadline || ac.signal.aborted) break;
         await new Promise((r) => setTimeout(r, step.eventually?.intervalMs ?? 100));
       }
@@ -285,6 +308,12 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       if (override) res.override = override.why;
       if (mismatches.length) res.mismatches = mismatches.slice(0, 20);
       steps.push(res);
+      // A crash explains the mismatches better than they explain themselves: it goes first.
+      const h = dp.health();
+      if (!h.ok) {
+        res.status = 'failed';
+        throw new PlaneFailure(h);
+      }
       if (mismatches.length) {
         const entry = stepEntries[stepEntries.length - 1] ?? (await epp.journal().catch(() => [])).at(-1);
         throw new StepFailure(mismatches, entry);
@@ -294,7 +323,10 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     const dpLog = dp?.logs() ?? '';
     const eppLog = poolEpps.size > 0 ? [...poolEpps].map(([n, e]) => `--- EPP of pool ${n} ---\n${e.logs()}`).join('\n') : (epp?.logs() ?? '');
     const excerpt = (x: string): string => (x.length > LOG_EXCERPT ? `…${x.slice(-LOG_EXCERPT)}` : x);
-    if (e instanceof StepFailure) {
+    if (e instanceof PlaneFailure) {
+      failReason = `${stepLabel}: ${e.message}`;
+      failure = { step: stepLabel, mismatches: planeMismatches(e.health), dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
+    } else if (e instanceof StepFailure) {
       failReason = `${stepLabel}: ${e.mismatches.slice(0, 3).map((m) => m.what).join('; ')}${e.mismatches.length > 3 ? ` (+${e.mismatches.length - 3} more)` : ''}`;
       failure = { step: stepLabel, mismatches: e.mismatches, dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
       if (e.journalEntry) failure.journalEntry = e.journalEntry;
@@ -313,18 +345,45 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   for (const e of poolEpps.size > 0 ? poolEpps.values() : [epp]) journal.push(...((await e?.journal().catch(() => [] as JournalEntry[])) ?? []));
   const service = journal.map(entryServiceTime).filter((x): x is number => x !== undefined);
   clearTimeout(timer);
+  footprintAfter = dp ? planeFootprint(dp) : undefined;
   await dp?.stop().catch(() => {});
+  // After stop every log is flushed: a crash the last step caused (the master logs a worker's
+  // signal a moment after the client saw the reset) is found here if not before.
+  const finalHealth = dp?.health();
+  if (finalHealth && !finalHealth.ok && !(failure && failure.mismatches.some((m) => m.what.startsWith('data plane ')))) {
+    const why = healthReason(finalHealth) ?? 'data plane unhealthy';
+    const excerpt = (x: string): string => (x.length > LOG_EXCERPT ? `…${x.slice(-LOG_EXCERPT)}` : x);
+    if (failure) {
+      failReason = `${why}; then ${failReason ?? ''}`;
+      failure.mismatches.unshift(...planeMismatches(finalHealth));
+      failure.dataPlaneLog = excerpt(dp?.logs() ?? '');
+    } else {
+      failReason = `at scenario end: ${why}`;
+      failure = { step: 'scenario end', mismatches: planeMismatches(finalHealth), dataPlaneLog: excerpt(dp?.logs() ?? ''), eppLog: excerpt(epp?.logs() ?? '') };
+    }
+  }
   await epp?.stop().catch(() => {});
   await Promise.all([...poolEpps.values()].map((e) => e.stop().catch(() => {})));
   await bbrEpp?.stop().catch(() => {});
   await Promise.all([...backends.values()].map((b) => b.stop()));
 
   const extra: Partial<ScenarioResult> = { steps };
+  if (finalHealth && !finalHealth.ok) extra.planeProblems = finalHealth.problems;
+  let leak: string | undefined;
+  if (footprintBefore && footprintAfter) {
+    extra.planeFootprint = { before: footprintBefore, after: footprintAfter };
+    leak = leakFinding(footprintBefore, footprintAfter, RUN_LEAK_BOUNDS);
+    if (leak && !opts.strict) extra.warnings = [`${leak} over this scenario (a failure with --strict)`];
+  }
   const lat = latencySummary(latencies);
   if (lat) extra.latencyMs = lat;
   const svc = latencySummary(service);
   if (svc) extra.eppServiceTimeMs = svc;
   if (opts.logDir) extra.logDir = opts.logDir;
+  if (leak && opts.strict && !failure) {
+    failReason = `at scenario end: ${leak} (--strict)`;
+    failure = { step: 'scenario end', mismatches: [{ what: 'data plane leak', expected: `growth within +${RUN_LEAK_BOUNDS.fds} fds and +${RUN_LEAK_BOUNDS.rssBytes / 1048576} MiB RSS`, received: leak }], dataPlaneLog: '', eppLog: '' };
+  }
   if (failure) return finish('failed', { ...extra, reason: failReason, failure });
   return finish('passed', extra);
 }
@@ -336,6 +395,9 @@ interface RequestStepOutcome {
 }
 
 interface RequestStepContext {
+  /** A request's deadline when its step sets none (from the route), and how it was derived. */
+  defaultDeadlineMs: number;
+  deadlineWhy: string;
   dp: StartedDataPlane;
   epp: MockEppProcess;
   tpl: TemplateContext;
@@ -359,6 +421,8 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
   else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   const url = `${requestBaseUrl(c.s, step, c.dp)}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
+  const deadline = rq.timeoutMs !== undefined ? timingMs(rq.timeoutMs, tpl) : c.defaultDeadlineMs;
+  let hung = false;
   // Always taken: a failing step's journal entries can name why it failed (a deadlock).
   const journalBefore = (await c.epp.journal()).length;
   const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
@@ -366,20 +430,21 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
   const results: ExchangeResult[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < rq.repeat && !c.signal.aborted) {
+    // A plane that left one request unanswered is hung: the rest of the step would only wait too.
+    while (next < rq.repeat && !c.signal.aborted && !hung) {
       next++;
-      results.push(
-        await exchange({
+      const r = await exchange({
           url,
           method: rq.method,
           headers,
           ...(body ? { body: body.bytes } : {}),
           ...(rq.chunked ? { chunked: rq.chunked } : {}),
           ...(rq.abortAfterMs !== undefined ? { abortAfterMs: timingMs(rq.abortAfterMs, tpl) } : {}),
-          timeoutMs: timingMs(rq.timeoutMs, tpl),
+          timeoutMs: deadline,
           signal: c.signal,
-        }),
-      );
+        });
+      if (r.error?.startsWith(NO_ANSWER)) hung = true;
+      results.push(r);
     }
   };
   await Promise.all(Array.from({ length: Math.min(rq.concurrency, rq.repeat) }, worker));
@@ -394,6 +459,10 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
       mismatches.push(rq.repeat > 1 ? { ...m, what: `request ${j + 1}/${rq.repeat}: ${m.what}` } : m);
     }
   }
+  if (hung) {
+    const why = rq.timeoutMs !== undefined ? "the step's timeoutMs" : c.deadlineWhy;
+    mismatches.unshift({ what: `hang: no answer within ${deadline} ms (${why})`, expected: 'an HTTP response', received: `${results.filter((r) => r.error?.startsWith(NO_ANSWER)).length} of ${results.length} requests unanswered` });
+  }
   mismatches.push(...checkAggregate(expect, results));
   let stepEntries: JournalEntry[] = [];
   if (eppExpect) {
@@ -401,7 +470,9 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     const all = await c.epp.waitForJournal(journalBefore + want, 5000);
     stepEntries = all.slice(journalBefore);
     if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
+    if (eppExpect.endsWithinMs !== undefined) stepEntries = await waitForStreamsToEnd(c.epp, journalBefore, stepEntries, results, eppExpect.endsWithinMs);
     for (const [j, e] of stepEntries.entries()) mismatches.push(...checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : ''));
+    if (eppExpect.endsWithinMs !== undefined) mismatches.push(...checkStreamsEnded(stepEntries, results, eppExpect.endsWithinMs));
   }
   if (step.epps) {
     const pools = await checkPoolJournals(resolveTemplates(step.epps, tpl), c.poolEpps, poolMarks, results.length, sent);
@@ -465,6 +536,62 @@ async function runAction(step: ActionStep, c: ActionContext): Promise<void> {
       return c.startBackend(spec, i, prev?.port ?? 0);
     }
   }
+}
+
+/** Margin over the EPP timeout and the backend's latency before a request counts as hung. */
+export const DEADLINE_MARGIN_MS = 3000;
+
+/**
+ * A request's default deadline: the plane must have answered (a route, its failure mode's
+ * status, or the EPP's) once the EPP's message timeout has passed and the backend has answered;
+ * a generic 30 s would let a hung plane eat the scenario's whole budget.
+ */
+export function requestDeadline(s: Scenario, eppTimeoutMs: number): { defaultDeadlineMs: number; deadlineWhy: string } {
+  const backendMs = Math.max(0, ...s.setup.backends.map((b) => b.latencyMs ?? 0));
+  const epp = eppTimeoutMs;
+  return {
+    defaultDeadlineMs: epp + backendMs + DEADLINE_MARGIN_MS,
+    deadlineWhy: `EPP timeout ${epp} ms${backendMs ? ` + backend latency ${backendMs} ms` : ''} + ${DEADLINE_MARGIN_MS} ms margin`,
+  };
+}
+
+/** Waits (at most until the bound has passed) for the step's streams to end, then re-reads them. */
+async function waitForStreamsToEnd(epp: MockEppProcess, from: number, entries: JournalEntry[], results: ExchangeResult[], boundMs: number): Promise<JournalEntry[]> {
+  const clientEnd = Math.max(0, ...results.map((r) => r.endedAt));
+  let now = entries;
+  while (now.some((e) => !e.endedAt) && Date.now() < clientEnd + boundMs + 500) {
+    await new Promise((r) => setTimeout(r, 50));
+    now = (await epp.journal()).slice(from, from + entries.length);
+  }
+  return now;
+}
+
+/** Each stream ended within `boundMs` of the client's end (journal timestamps, same clock). */
+function checkStreamsEnded(entries: JournalEntry[], results: ExchangeResult[], boundMs: number): Mismatch[] {
+  const clientEnd = Math.max(0, ...results.map((r) => r.endedAt));
+  const out: Mismatch[] = [];
+  for (const [j, e] of entries.entries()) {
+    const label = entries.length > 1 ? `entry ${j + 1}: ` : '';
+    if (!e.endedAt) {
+      out.push({ what: `${label}EPP stream still open ${Math.round(Date.now() - clientEnd)} ms after the client left (bound ${boundMs} ms)`, expected: `ended within ${boundMs} ms`, received: 'still open' });
+      continue;
+    }
+    const lag = Date.parse(String(e.endedAt)) - clientEnd;
+    if (lag > boundMs) out.push({ what: `${label}EPP stream ended ${lag} ms after the client left (bound ${boundMs} ms)`, expected: `<= ${boundMs} ms`, received: `${lag} ms` });
+  }
+  return out;
+}
+
+/** Plane problems as mismatches (what the report shows for a failed step). */
+function planeMismatches(h: PlaneHealth): Mismatch[] {
+  return h.problems.slice(0, 10).map((p) => ({ what: `data plane ${p.kind} (${p.source})`, expected: 'no crash, alert or exit', received: p.line }));
+}
+
+/** RSS and fds summed over the plane's processes now (leak checks compare two of these). */
+export function planeFootprint(dp: StartedDataPlane): PlaneFootprint | undefined {
+  const samples = sampleProcesses(dp.pids());
+  if (samples.length === 0) return undefined;
+  return footprint(samples);
 }
 
 export function scenarioWorkDir(reportDir: string, scenario: string, dataPlane: string): string {

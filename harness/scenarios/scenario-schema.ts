@@ -163,7 +163,7 @@ const requestSchema = z.strictObject({
   concurrency: posInt.max(64).default(1),
   /** Abort (destroy) the client request after this long: a client that goes away. */
   abortAfterMs: timingSchema.optional(),
-  timeoutMs: timingSchema.default(15_000).meta({ description: 'client timeout per request (ms or "{{timeoutMs*N}}")' }),
+  timeoutMs: timingSchema.optional().meta({ description: "client deadline per request (ms or \"{{timeoutMs*N}}\"); default: the EPP timeout + the slowest backend's latency + 3000 ms margin (a hang fails as 'no answer within N ms')" }),
   route: nameSchema.optional().meta({ description: "multi-pool: the route (by name) this request is for: sent to its listener; the path must be under its prefix" }),
 });
 
@@ -233,6 +233,7 @@ export const eppExpectSchema = z
     bodyBytes: nonNegInt.optional(),
     phases: z.array(z.string()).optional().meta({ description: 'exact sequence of phases received (request_headers, request_body, ...)' }),
     end: z.union([z.string(), z.array(z.string())]).optional().meta({ description: 'how the stream ended (completed, client-cancelled, ...)' }),
+    endsWithinMs: nonNegInt.optional().meta({ description: "each stream of the step ended at most this long after the client's request ended (answered or aborted), by the journal's timestamps: the plane lets go of the EPP when the client leaves" }),
     servedEndpoint: z.string().optional(),
     subsetHint: z.array(z.string()).optional(),
     rule: z.string().optional(),
