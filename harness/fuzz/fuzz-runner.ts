@@ -20,6 +20,7 @@ import { exchangesOf, scriptShape, type FuzzCase, type FuzzExchange, type FuzzPr
 import { sendCase, type FuzzResponse } from './fuzz-client.ts';
 import { scenarioYaml, OUTSIDER_NAME, POOL_NAMES } from './fuzz-scenario.ts';
 import { judge, timeBoundMs, type OracleContext, type Outcome, type Violation } from './oracle.ts';
+import { splitKnown } from './known-differences.ts';
 import { fuzzCase, type CaseLimits } from './request-grammar.ts';
 
 export const ALL_PROFILES: readonly FuzzProfile[] = [
@@ -87,6 +88,8 @@ export interface FuzzCounts {
   outcomes: Record<string, number>;
   /** Times the plane was restarted (after a case left it broken). */
   restarts: number;
+  /** Violations the plane is known to show (known-differences.ts), by why. */
+  known: Record<string, number>;
 }
 
 export interface FuzzProfileResult {
@@ -164,7 +167,8 @@ export class FuzzBench implements AsyncDisposable {
     }
     const pool = backends.slice(0, POOL_NAMES.length).map((b) => b.address);
     const book = new FuzzScriptBook(pool, o.profile.bodyMode === 'streamed');
-    const epp = await new MockEpp({ endpoints: pool }).withHost('127.0.0.1').withPort(0).withAdminPort(null).withLogger(silentLogger).withFuzz(book).start();
+    // A plane configured by its user for a fixed EPP port (a plane file running at a URL) gets the mock there.
+    const epp = await new MockEpp({ endpoints: pool }).withHost('127.0.0.1').withPort(o.driver.fixedEppPort?.() ?? 0).withAdminPort(null).withLogger(silentLogger).withFuzz(book).start();
     const route = routeWithDefaults({
       eppAddress: epp.address,
       failureMode: o.profile.failureMode,
@@ -252,6 +256,8 @@ export class FuzzBench implements AsyncDisposable {
       violations.push({ check: 'plane-health', key: prefix, expected: 'the plane alive with nothing alarming in its logs', received: h });
     }
     if (violations.some((v) => v.check === 'no-answer')) broken = true;
+    const { failing, known } = splitKnown(this.#driver.name, violations, (key) => xs[Number(key.slice(prefix.length + 1))]);
+    for (const k of known) this.counts.known[k.why] = (this.counts.known[k.why] ?? 0) + 1;
     // Counts.
     this.counts.cases++;
     this.counts.requests += xs.length + 1;
@@ -260,7 +266,7 @@ export class FuzzBench implements AsyncDisposable {
       this.counts.answers += r.events.filter((e) => 'out' in e && e.out !== 'delay' && e.out !== 'hang').length;
       this.#wireShapes.add(wireShape(r));
     }
-    return { violations, outcomes, responses, broken };
+    return { violations: failing, outcomes, responses, broken };
   }
 
   get scriptShapes(): ReadonlySet<string> {
@@ -294,7 +300,7 @@ export async function planeHealth(plane: StartedDataPlane): Promise<string[]> {
 }
 
 export function emptyCounts(): FuzzCounts {
-  return { cases: 0, requests: 0, streams: 0, answers: 0, scriptShapes: 0, wireShapes: 0, outcomes: {}, restarts: 0 };
+  return { cases: 0, requests: 0, streams: 0, answers: 0, scriptShapes: 0, wireShapes: 0, outcomes: {}, restarts: 0, known: {} };
 }
 
 function summarize(v: Violation[]): string {
