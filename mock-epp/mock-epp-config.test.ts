@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EppkitError } from '../core/errors.ts';
-import { isEndpoint, parseGrpcCode, parseMockEppConfig, parseMockEppConfigText } from './mock-epp-config.ts';
+import { isEndpoint, parseGrpcCode, parseMockEppConfig, parseMockEppConfigText, withProfile } from './mock-epp-config.ts';
 
 describe('mock EPP config', () => {
   it('fills every default and freezes the result', () => {
@@ -33,6 +33,13 @@ describe('mock EPP config', () => {
     // The resolved config read back (GET /config) parses to itself.
     expect(parseMockEppConfig(JSON.parse(JSON.stringify(e)))).toEqual(e);
     expect(() => parseMockEppConfig({ profile: 'strict' })).toThrow(EppkitError);
+  });
+
+  it('--profile (withProfile) moves the switches that only held the old profile\'s values, keeps the others', () => {
+    const file = parseMockEppConfig({ profile: 'lenient', emptySelection: 'whole-pool', endpoints: ['127.0.0.2:8000'] });
+    const c = withProfile(file, 'gie-epp');
+    expect(c).toMatchObject({ profile: 'gie-epp', noEndpoint: { status: 429 }, holdHeaders: 'until-body-end', emptySelection: 'whole-pool', endpoints: ['127.0.0.2:8000'] });
+    expect(withProfile(parseMockEppConfig({}), 'lenient')).toEqual(parseMockEppConfig({ profile: 'lenient' }));
   });
 
   it('accepts the picker shorthand and objects; rule faults default to request_headers', () => {

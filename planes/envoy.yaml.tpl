@@ -80,14 +80,19 @@ static_resources:
                         timeout: 300s
                       failure_mode_allow: {{failOpen}}
                       message_timeout: {{timeoutSeconds}}s
+                      # The real EPPs answer the headers only after the body has ended and answer each
+                      # body message with an empty BodyResponse: BUFFERED would wait for the headers
+                      # answer (a deadlock until message_timeout) and FULL_DUPLEX_STREAMED rejects the
+                      # empty body answers. So the body is STREAMED, sent without waiting.
                       processing_mode:
                         request_header_mode: SEND
                         response_header_mode: {{#responseProcessing}}SEND{{/responseProcessing}}{{^responseProcessing}}SKIP{{/responseProcessing}}
-                        request_body_mode: {{envoy.bodyMode}}
+                        request_body_mode: {{#bodyNone}}NONE{{/bodyNone}}{{^bodyNone}}STREAMED{{/bodyNone}}
                         response_body_mode: NONE
-                        request_trailer_mode: {{envoy.trailerMode}}
+                        request_trailer_mode: SKIP
                         response_trailer_mode: SKIP
-                      route_cache_action: CLEAR
+{{^bodyNone}}                      send_body_without_waiting_for_header_response: true
+{{/bodyNone}}                      route_cache_action: CLEAR
                       metadata_options:
                         receiving_namespaces: { untyped: [envoy.lb] }
                         forwarding_namespaces: { untyped: [envoy.lb.subset_hint, envoy.lb] }

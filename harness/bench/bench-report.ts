@@ -52,8 +52,6 @@ export interface TargetResult {
    */
   blockingRps?: number;
   blockingX?: number;
-  /** --bbr: CPU of the data plane's own processes per answered request over the measured window. */
-  planeCpu?: { usPerRequest: number; processes: string[] };
   /** mock-epp: the mock's CPU time per stream and its memory over the run, when measured. */
   mockEpp?: {
     cpu?: { totalMs: number; usPerStream: number; impliedStreamsPerCoreSecond: number };
@@ -125,8 +123,6 @@ function rows(report: BenchReport): string[][] {
   if (rate) header.push('dropped');
   header.push(nonblocking ? '% of bound' : 'EPP hop ms');
   if (nonblocking) header.push('× blocking');
-  const planeCpu = report.results.some((r) => r.planeCpu);
-  if (planeCpu) header.push('plane CPU µs/req');
   header.push('client CPU');
   header.push('DP CPU µs/req');
   header.push('verdict');
@@ -146,7 +142,6 @@ function rows(report: BenchReport): string[][] {
     if (rate) row.push(l.dropped === undefined ? '—' : String(l.dropped));
     row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : typeof r.hopMs === 'number' ? num(r.hopMs) : r.hopNote && r.dataPlane ? 'n/a' : '—');
     if (nonblocking) row.push(r.blockingX === undefined ? '—' : `${num(r.blockingX, 1)}× ${int(r.blockingRps ?? 0)}`);
-    if (planeCpu) row.push(r.planeCpu ? num(r.planeCpu.usPerRequest, 1) : '—');
     row.push(l.workerCpu.length ? l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/') : '—');
     row.push(r.cpu?.dataPlaneUsPerRequest == null ? '—' : String(r.cpu.dataPlaneUsPerRequest));
     row.push(r.failed ? 'FAILED' : 'ok');

@@ -10,7 +10,6 @@ import { BBR_DEFAULTS, routeWithDefaults } from '../../core/route-model.ts';
 import { MockEppProcess } from '../epp/mock-epp-process.ts';
 import { bbrMockConfig } from '../runner/run-scenario.ts';
 import { chatBody } from '../runner/request-body.ts';
-import { PlaneCpuWindow } from './plane-cpu.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
@@ -201,25 +200,15 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           ...(plane ? [{ role: 'data plane' as const, pids: () => plane.pids() }] : []),
           ...(epp?.pid ? [{ role: 'EPP' as const, pids: () => processTree(epp!.pid!) }] : []),
           ...(backend?.pid ? [{ role: 'backend' as const, pids: () => processTree(backend!.pid!) }] : []),
+          // --bbr on a plane that chains a BBR ext_proc server: the mock in the BBR role, an EPP-like helper.
+          ...(bbrServer?.pid ? [{ role: 'EPP' as const, pids: () => processTree(bbrServer!.pid!) }] : []),
         ]);
         const footprintBefore = plane ? planeFootprint(plane) : undefined;
         const windowTimers = [setTimeout(() => sampler.start(), o.warmup), setTimeout(() => sampler.stop(), o.warmup + o.duration)];
-        // --bbr: the plane's CPU over the measured window (opened when the warmup ends).
-        let cpuWindow: PlaneCpuWindow | undefined;
-        const cpuTimer =
-          o.bbr && dp && o.runtime === 'local'
-            ? setTimeout(() => (cpuWindow = PlaneCpuWindow.open([backend?.pid, epp?.pid, bbrServer?.pid])), o.warmup)
-            : undefined;
         try {
           result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
         } finally {
           for (const w of windowTimers) clearTimeout(w);
-          clearTimeout(cpuTimer);
-        }
-        const bbrCpu = cpuWindow?.close();
-        if (bbrCpu && result.load.requests > 0) {
-          result.planeCpu = { usPerRequest: Math.round((bbrCpu.us / result.load.requests) * 10) / 10, processes: bbrCpu.processes };
-          progress(`${t.label}: data plane CPU ${result.planeCpu.usPerRequest} µs/request (${bbrCpu.processes.join(', ')})`);
         }
         const l = result.load;
         const self = (l.workerPids ?? []).map((pid, i) => ({ role: 'load worker' as const, pid, coreShare: l.workerCpu[i] ?? 0, elapsedMs: l.elapsedMs, rssBytes: l.workerRssBytes?.[i] ?? 0 }));
@@ -317,7 +306,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   }
   if (o.bbr) {
     notes.push(
-      `bbr: each plane ran without and with body-based routing (<plane>+bbr) on the same ${o.bodyBytes} B OpenAI chat body, model last; plane CPU µs/request = CPU of the plane's processes over the measured window / requests answered (backend, mock EPP and a BBR server excluded). BBR's cost = the +bbr row minus the row above it.`,
+      `bbr: each plane ran without and with body-based routing (<plane>+bbr) on the same ${o.bodyBytes} B OpenAI chat body, model last; the data plane's CPU µs/request (per-process accounting below) and p50 of the +bbr row minus the row above it are BBR's cost.`,
     );
     if (results.some((r) => r.target.startsWith('envoy') && r.target.endsWith('+bbr'))) {
       notes.push('bbr on envoy: BBR is a second ext_proc server (eppkit\'s mock in the BBR role, Node); its own CPU is not in the plane\'s figure, only what Envoy spends driving the second filter.');

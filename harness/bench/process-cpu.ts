@@ -3,6 +3,7 @@
 // start and the end of the measured window, as CPU µs per completed request, share of a core,
 // RSS and open fds. On a shared 2-core machine req/s moves with the neighbours' load; CPU µs per
 // request of the data plane's own processes barely does, so it is the figure to compare planes.
+import { availableParallelism } from 'node:os';
 import { processLabel, sampleProcesses, type ProcSample } from '../../core/proc-sampler.ts';
 
 export type ProcessRole = 'data plane' | 'EPP' | 'backend' | 'load worker';
@@ -48,6 +49,22 @@ export interface SelfMeasured {
 }
 
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+
+/** A process at or above this share of a core is saturated: it is the limit. */
+export const SATURATED_SHARE = 0.9;
+
+/**
+ * When the busiest process is not saturated, says what set the rate instead: the bench's own
+ * processes filling the cores together (the machine), or nothing of the bench's (latency: EPP
+ * delay, arrival rate; or load from outside the bench on a shared machine).
+ */
+export function limitNote(topShare: number, processes: ReadonlyArray<{ coreShare: number }>, cores = availableParallelism()): string {
+  if (topShare >= SATURATED_SHARE) return ': saturated, the limit';
+  const used = round(processes.reduce((a, p) => a + p.coreShare, 0), 2);
+  return used >= SATURATED_SHARE * cores
+    ? `; no process saturated a core, but the bench's processes used ${used} of ${cores} cores: the machine is the limit`
+    : `; no process saturated a core and the bench's processes used ${used} of ${cores} cores: latency (EPP delay, arrival rate) or load outside the bench set the rate`;
+}
 
 /** Samples the groups now (start of the window); `finish` samples again and attributes. */
 export class ProcessCpuSampler {
@@ -115,7 +132,7 @@ export class ProcessCpuSampler {
       dataPlaneUsPerRequest: dp.length > 0 ? per(dpUs) : null,
     };
     const top = [...processes].sort((a, b) => b.coreShare - a.coreShare)[0];
-    if (top) out.bottleneck = `${top.name} pid ${top.pid} (${top.role}) at ${Math.round(top.coreShare * 100)} % of a core`;
+    if (top) out.bottleneck = `${top.name} pid ${top.pid} (${top.role}) at ${Math.round(top.coreShare * 100)} % of a core${limitNote(top.coreShare, processes)}`;
     return out;
   }
 }
