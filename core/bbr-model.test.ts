@@ -23,11 +23,18 @@ describe('scanModel', () => {
     expect(s('not json')).toEqual({ status: 'not_json', at: 0 });
     expect(s('["model","x"]')).toEqual({ status: 'not_json', at: 0 });
     expect(s('{"prompt":"x"').status).toBe('not_json');
+    expect(s('{"a\nb":1}').status).toBe('not_json');
+    // Skipped values are not validated beyond their quoting, as in the module.
+    expect(s('{"a":"raw\ncontrol","model":"m"}')).toEqual({ status: 'ok', model: 'm' });
+    expect(s('{"a":"esc \\" quote \\\\","b":["x\\"]"],"model":"m"}')).toEqual({ status: 'ok', model: 'm' });
+    expect(s('{"a":"unterminated').status).toBe('not_json');
+    expect(s('{"a":"ends in escape\\').status).toBe('not_json');
   });
   it('scans at most the limit', () => {
     const late = `{"prompt":"${'p'.repeat(1000)}","model":"late"}`;
     expect(s(late, 100)).toEqual({ status: 'too_large' });
     expect(s(late, late.length)).toEqual({ status: 'ok', model: 'late' });
     expect(s(`{"model":"early","prompt":"${'p'.repeat(1000)}"}`, 100)).toEqual({ status: 'ok', model: 'early' });
+    expect(s(`{"a":"${'\\"'.repeat(100)}","model":"m"}`, 50)).toEqual({ status: 'too_large' });
   });
 });

@@ -38,11 +38,50 @@ export function scanModel(body: Buffer, limit = Number.MAX_SAFE_INTEGER): ScanOu
   const skipWs = (): void => {
     while (isWs(peek())) i++;
   };
-  // A string starting at the opening quote; decoded when wanted (keys, the model), else skipped.
-  const str = (decode: boolean): string => {
+  // A skipped string, from its opening quote: jumps from quote to quote (indexOf), stepping over
+  // escapes; its content is not validated (as in the module's scanner).
+  /** The first backslash in [from, to), or -1. */
+  const backslash = (from: number, to: number): number => {
+    const k = body.subarray(from, to).indexOf(0x5c);
+    return k < 0 ? -1 : from + k;
+  };
+  const skipStr = (): void => {
     i++;
+    for (;;) {
+      let q = body.indexOf(0x22, i);
+      if (q < 0 || q >= end) {
+        i = end;
+        peek(); // throws: truncated, or beyond the limit
+      }
+      const bs = backslash(i, q);
+      if (bs >= 0) {
+        i = bs + 2;
+        if (i > end) {
+          i = end;
+          peek();
+        }
+        continue;
+      }
+      i = q + 1;
+      return;
+    }
+  };
+  // A string starting at the opening quote, decoded (keys, the model).
+  const str = (): string => {
+    i++;
+    // Fast path: no escape before the closing quote (keys and model names almost never have one).
+    const q = body.indexOf(0x22, i);
+    if (q >= 0 && q < end && q - i <= MAX_MODEL_LEN * 2) {
+      if (backslash(i, q) < 0) {
+        for (let k = i; k < q; k++) if ((body[k] as number) < 0x20) fail();
+        const text = body.toString('utf8', i, q);
+        i = q + 1;
+        return text;
+      }
+    }
     const parts: number[] = [];
     let out = '';
+    let decode = true;
     const flush = (): void => {
       if (parts.length) out += Buffer.from(parts).toString('utf8');
       parts.length = 0;
@@ -77,8 +116,9 @@ export function scanModel(body: Buffer, limit = Number.MAX_SAFE_INTEGER): ScanOu
           out += simple[e];
         }
       } else fail();
-      if (decode && out.length > MAX_MODEL_LEN * 2) {
+      if (decode && out.length + parts.length > MAX_MODEL_LEN * 2) {
         // Long strings are never "model" (keys) or usable (the model): stop decoding.
+        flush();
         decode = false;
         out += '\u0000';
       }
@@ -89,13 +129,13 @@ export function scanModel(body: Buffer, limit = Number.MAX_SAFE_INTEGER): ScanOu
   };
   const skipValue = (): void => {
     const b = peek();
-    if (b === 0x22) return void str(false);
+    if (b === 0x22) return skipStr();
     if (b === 0x7b || b === 0x5b) {
       let depth = 0;
       for (;;) {
         const c = peek();
         if (c === 0x22) {
-          str(false);
+          skipStr();
           continue;
         }
         i++;
@@ -126,14 +166,14 @@ export function scanModel(body: Buffer, limit = Number.MAX_SAFE_INTEGER): ScanOu
     for (;;) {
       skipWs();
       if (peek() !== 0x22) fail();
-      const key = str(true);
+      const key = str();
       skipWs();
       if (peek() !== 0x3a) fail();
       i++;
       skipWs();
       if (key === 'model') {
         if (peek() !== 0x22) return { status: 'not_string' };
-        const m = str(true);
+        const m = str();
         const bytes = Buffer.byteLength(m);
         if (bytes === 0) return { status: 'bad_model', why: 'empty' };
         if (bytes > MAX_MODEL_LEN) return { status: 'bad_model', why: 'longer than 1024 bytes' };

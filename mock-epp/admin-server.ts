@@ -1,11 +1,12 @@
 // The mock EPP's admin HTTP API (loopback by default, optional bearer token):
-// GET/PUT /config, GET/DELETE /journal (long-poll: ?wait=N&timeoutMs=T), GET /metrics, GET /healthz.
+// GET/PUT /config (names the fidelity profile), GET /profiles, GET/DELETE /journal (long-poll: ?wait=N&timeoutMs=T), GET /metrics, GET /healthz.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { EppkitError, isEppkitError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { parseMockEppConfigText } from './mock-epp-config.ts';
+import { DEFAULT_PROFILE, PROFILES, PROFILE_MODELS, PROFILE_SWITCHES } from './fidelity-profiles.ts';
 import type { StartedMockEpp } from './mock-epp.ts';
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -86,7 +87,7 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
-    if (path === '/healthz' && method === 'GET') return send(res, 200, { status: 'ok', openStreams: this.#epp.openStreams });
+    if (path === '/healthz' && method === 'GET') return send(res, 200, { status: 'ok', profile: this.#epp.config.profile, openStreams: this.#epp.openStreams });
     if (!this.#authorized(req)) {
       res.setHeader('www-authenticate', 'Bearer');
       return send(res, 401, { error: 'missing or wrong bearer token' });
@@ -107,6 +108,8 @@ export class AdminServer {
           throw e;
         }
       }
+      case 'GET /profiles':
+        return send(res, 200, { current: this.#epp.config.profile, default: DEFAULT_PROFILE, profiles: Object.fromEntries(PROFILES.map((p) => [p, { models: PROFILE_MODELS[p], switches: PROFILE_SWITCHES[p] }])) });
       case 'GET /journal': {
         const wait = url.searchParams.get('wait');
         if (wait === null) return send(res, 200, this.#epp.journal);
@@ -130,7 +133,7 @@ export class AdminServer {
       case 'GET /metrics':
         return send(res, 200, this.#epp.renderMetrics(), 'text/plain; version=0.0.4; charset=utf-8');
       default:
-        return send(res, 404, { error: `no route ${method} ${path}`, routes: ['GET /healthz', 'GET /config', 'PUT /config', 'GET /journal[?wait=N&timeoutMs=T]', 'DELETE /journal', 'GET /metrics'] });
+        return send(res, 404, { error: `no route ${method} ${path}`, routes: ['GET /healthz', 'GET /config', 'PUT /config', 'GET /profiles', 'GET /journal[?wait=N&timeoutMs=T]', 'DELETE /journal', 'GET /metrics'] });
     }
   }
 

@@ -1,4 +1,4 @@
-// Fast codec for the mock's hot path, on the same .proto files as core/proto.ts:
+// Fast codec for the mock's (and node-proxy's EPP client's) hot path, on the same .proto files as core/proto.ts:
 // - answers: protobufjs `Type.encode` on the plain objects the session builds, skipping the
 //   `fromObject` pass the proto-loader serializer makes on every message (same bytes:
 //   mock-epp/ext-proc-codec.test.ts compares them);
@@ -29,6 +29,15 @@ export function encodeProcessingResponse(m: unknown): Buffer {
   // Already-encoded bytes go out as they are: the fuzz mode (fuzz-session.ts) sends undecodable answers.
   if (Buffer.isBuffer(m)) return m;
   const u8 = ProcessingResponse.encode(m as protobuf.Message).finish();
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
+/**
+ * Encodes a ProcessingRequest built as a plain object (node-proxy's EPP client): `Type.encode`
+ * without the proto loader's `fromObject` copy of every message (same bytes: ext-proc-codec.test.ts).
+ */
+export function encodeProcessingRequest(m: unknown): Buffer {
+  const u8 = ProcessingRequest.encode(m as protobuf.Message).finish();
   return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 

@@ -4,7 +4,7 @@
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
 import { constants as h2 } from 'node:http2';
 import type { Logger } from '../core/logger.ts';
-import { headerMapToObject, setHeaderOption } from '../core/headers.ts';
+import { headerMapToObject, headerValueText, rawHeader } from '../core/headers.ts';
 import type { Json } from '../core/proto-struct.ts';
 import { toProtoStruct, fromProtoStruct } from '../core/proto-struct.ts';
 import {
@@ -32,6 +32,7 @@ import {
   type Phase,
   type RuleAction,
 } from './mock-epp-config.ts';
+import type { FidelitySwitches } from './fidelity-profiles.ts';
 import type { GrpcServerCall } from './grpc-transport.ts';
 import type { MockEppMetrics } from './mock-epp-metrics.ts';
 import type { Picker } from './pickers.ts';
@@ -70,6 +71,17 @@ const DIRECTIVE_PREFIX = 'x-eppkit-';
 const ECHO_SET_HEADER = 'x-echo-set-header';
 const CONFORMANCE_SERVED_HEADER = 'x-conformance-test-served-endpoint';
 const HEADER_MODE_VALUES: Record<string, number> = { DEFAULT: 0, SEND: 1, SKIP: 2 };
+const WENT_INTO_RESP_HEADERS = 'x-went-into-resp-headers';
+/** HeaderValueOption.AppendAction OVERWRITE_IF_EXISTS_OR_ADD. */
+const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+
+/** A set_headers entry in the form the profile's `append` switch names (always raw_value only). */
+export function headerOption(key: string, value: string, form: FidelitySwitches['append']): HeaderValueOption {
+  const o: HeaderValueOption = { header: rawHeader(key, value) };
+  if (form === 'bool-value') o.append = { value: false };
+  else if (form === 'append-action') o.append_action = OVERWRITE_IF_EXISTS_OR_ADD;
+  return o;
+}
 
 type Fault =
   | { kind: 'hang' }
@@ -285,7 +297,10 @@ export class ExtProcSession {
   #action: RuleAction = {};
   #pickValue: string | undefined;
   #pickedEndpoint: string | undefined;
-  #noEndpoint: { status: number; details: string } | undefined;
+  #noEndpoint: { details: string } | undefined;
+  #deadlockNoted = false;
+  /** Body bytes already answered before the headers (bodyAnswerBeforeHeaders): not echoed twice. */
+  #earlyAnsweredBytes = 0;
   #firedPhases = new Set<Phase>();
 
   constructor(call: ExtProcCall, env: SessionEnv) {
@@ -302,6 +317,7 @@ export class ExtProcSession {
       bodyMode: { request: '', response: '' },
       phases: [],
       metadataContext: {},
+      profile: this.#cfg.profile,
       answers: [],
       problems: [],
     };
@@ -315,6 +331,7 @@ export class ExtProcSession {
     });
     call.on('cancelled', (reason: number | string) => {
       const why = typeof reason === 'number' ? `RST_STREAM ${reason}` : reason;
+      if (this.#holding && !this.#headersAnswered && !this.#reqDigest.seen && !this.#finished) this.#noteDeadlock('gave up');
       this.#finish('client-cancelled', undefined, `${this.#hung ? 'cancelled while hanging, ' : ''}${why}`);
     });
     call.on('refused', (reason: string) => {
@@ -378,6 +395,31 @@ export class ExtProcSession {
     }
     this.#call.end();
     this.#finish('completed');
+  }
+
+  /**
+   * The deadlock the real EPPs produce with a plane that waits for the headers answer before
+   * sending the body: recorded once, in words a failing scenario can show as they are.
+   */
+  #noteDeadlock(how: 'declared' | 'gave up'): void {
+    if (this.#deadlockNoted) return;
+    this.#deadlockNoted = true;
+    const pc = this.entry.protocolConfig;
+    const declared = pc
+      ? `request_body_mode ${pc.requestBodyMode}, send_body_without_waiting_for_header_response ${pc.sendBodyWithoutWaitingForHeaderResponse}`
+      : 'no protocol_config';
+    const why =
+      this.#reqMode === BodySendMode.NONE
+        ? `the request headers did not end the stream but the data plane declared ${declared}, so no body will come`
+        : `the data plane declared ${declared}: it waits for the request-headers answer before it sends the body`;
+    const tail =
+      how === 'declared'
+        ? 'neither side can move until the data plane\'s timeout'
+        : 'the data plane gave up before sending any body';
+    this.#problem(
+      'headers-answer-deadlock',
+      `DEADLOCK: profile ${this.#cfg.profile} (like the real EPPs) answers the request headers only after the request body has ended; ${why}; ${tail}. Send the body without waiting for the headers answer (Envoy: FULL_DUPLEX_STREAMED).`,
+    );
   }
 
   #problem(reason: string, detail: string): void {
@@ -476,13 +518,20 @@ export class ExtProcSession {
         if (m.observability_mode) return;
         const bodyFollows = !jp.endOfStream && this.#reqMode !== BodySendMode.NONE;
         const hold = this.#cfg.holdHeaders;
+        // The real EPPs look only at end_of_stream: whatever the body mode, no answer until the body ends.
         this.#holding =
-          bodyFollows &&
-          (hold === 'always' ||
-            (hold === 'auto' && !this.#waitsForHeadersAnswer) ||
-            (hold === 'when-needed' && !this.#waitsForHeadersAnswer && this.#env.state.needsBody));
-        if (!bodyFollows) this.#reqBodyEnded = true;
-        if (this.#holding) return;
+          hold === 'until-body-end'
+            ? !jp.endOfStream
+            : bodyFollows &&
+              (hold === 'always' ||
+                (hold === 'auto' && !this.#waitsForHeadersAnswer) ||
+                (hold === 'when-needed' && !this.#waitsForHeadersAnswer && this.#env.state.needsBody));
+        if (!bodyFollows && !this.#holding) this.#reqBodyEnded = true;
+        if (this.#holding) {
+          // Known in advance: this client will not send the body before the headers answer.
+          if (this.#waitsForHeadersAnswer || this.#reqMode === BodySendMode.NONE) this.#noteDeadlock('declared');
+          return;
+        }
         this.#decide(undefined);
         return this.#answerRequestHeaders(tIn);
       }
@@ -498,6 +547,12 @@ export class ExtProcSession {
         if (m.observability_mode) return;
         if (this.#holding) {
           this.#reqBodyChunks.push(body);
+          if (!this.#reqBodyEnded && this.#cfg.bodyAnswerBeforeHeaders) {
+            // Opt-in defect of the lightweight EPP: an earlier chunk answered before the headers.
+            this.#problem('out-of-order-by-profile', 'request_body answered before the request-headers answer (bodyAnswerBeforeHeaders)');
+            this.#earlyAnsweredBytes += body.length;
+            return this.#sendBody('request_body', b, body, tIn);
+          }
           this.#heldBodyMessages.push(b);
           if (!this.#reqBodyEnded) return;
           return this.#releaseHeld(tIn, false);
@@ -510,6 +565,15 @@ export class ExtProcSession {
         if (m.observability_mode) return;
         const wasEnded = this.#reqBodyEnded;
         this.#reqBodyEnded = true;
+        if (this.#cfg.trailers === 'stall') {
+          // The real EPPs ignore trailers: a body they still wait for never ends for them.
+          const held = this.#holding && !this.#headersAnswered && !wasEnded;
+          this.#problem(
+            'trailers-stall',
+            `request_trailers not answered (profile ${this.#cfg.profile}, trailers: stall, like the real EPPs)${held ? '; the body never ended with end_of_stream, so the held request-headers answer never comes' : ''}`,
+          );
+          return;
+        }
         if (this.#holding && !this.#headersAnswered && !wasEnded) return this.#releaseHeld(tIn, true);
         return this.#answerTrailers('request_trailers', tIn);
       }
@@ -523,7 +587,7 @@ export class ExtProcSession {
         if (!this.#headersAnswered && this.#gotRequestHeaders) {
           this.#problem('phase-out-of-order', 'response_headers while the request headers answer was still owed');
         }
-        return this.#answerSimple('response_headers', tIn);
+        return this.#answerResponseHeaders(h, md, tIn);
       }
       case 'response_body': {
         const b = m.response_body ?? {};
@@ -537,6 +601,10 @@ export class ExtProcSession {
       case 'response_trailers': {
         jp.headers = headerMapToObject(m.response_trailers?.trailers);
         if (m.observability_mode) return;
+        if (this.#cfg.trailers === 'stall') {
+          this.#problem('trailers-stall', `response_trailers not answered (profile ${this.#cfg.profile}, trailers: stall, like the real EPPs)`);
+          return;
+        }
         return this.#answerTrailers('response_trailers', tIn);
       }
     }
@@ -596,22 +664,24 @@ export class ExtProcSession {
     if (hint !== undefined) {
       candidates = candidates.length > 0 ? candidates.filter((c) => hint.includes(c)) : hint;
       if (candidates.length === 0) {
-        this.#noEndpoint = { status: 503, details: 'no pool endpoint is in the subset hint' };
+        this.#noEndpoint = { details: 'no pool endpoint is in the subset hint' };
         return;
       }
     }
     const sel = headers[CONFORMANCE_SELECTION_HEADER];
-    if (sel !== undefined) {
-      const wanted = sel.split(',').map((s) => s.trim()).filter(Boolean);
+    const selWanted = sel?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+    // An empty selection header: the lightweight EPP ignores it (whole pool), the full EPP finds no one eligible.
+    if (sel !== undefined && !(selWanted.length === 0 && this.#cfg.emptySelection === 'whole-pool')) {
+      const wanted = selWanted;
       candidates = candidates.filter((c) => wanted.some((w) => w === c || (!w.includes(':') && c.startsWith(`${w}:`)) || (w.startsWith('[') && c === w)));
       source = 'conformance-header';
       if (candidates.length === 0) {
-        this.#noEndpoint = { status: 503, details: `no pool endpoint matches ${CONFORMANCE_SELECTION_HEADER}: ${sel}` };
+        this.#noEndpoint = { details: `no pool endpoint matches ${CONFORMANCE_SELECTION_HEADER}: ${sel}` };
         return;
       }
     }
     if (candidates.length === 0) {
-      this.#noEndpoint = { status: 503, details: 'the pool has no endpoints' };
+      this.#noEndpoint = { details: 'the pool has no endpoints' };
       return;
     }
     const order = st.picker.order({ candidates, headers, model });
@@ -630,11 +700,12 @@ export class ExtProcSession {
     const msgs = this.#heldBodyMessages;
     this.#heldBodyMessages = [];
     const steps: Array<() => void | Promise<void>> = [() => this.#answerRequestHeaders(tIn)];
-    if (this.#reqMode === BodySendMode.FULL_DUPLEX_STREAMED) {
-      // One streamed answer with the whole body, as the reference EPP does after buffering.
+    if (this.#reqMode === BodySendMode.FULL_DUPLEX_STREAMED && this.#cfg.bodyAnswer === 'streamed-echo') {
+      // One streamed answer with the whole body, as the full EPP does after buffering.
       const last = msgs[msgs.length - 1];
       const eos = !byTrailers && last !== undefined && (last.end_of_stream === true || last.end_of_stream_without_message === true);
-      steps.push(() => this.#answerBody('request_body', { end_of_stream: eos }, body ?? Buffer.alloc(0), tIn));
+      const rest = (body ?? Buffer.alloc(0)).subarray(this.#earlyAnsweredBytes);
+      steps.push(() => this.#answerBody('request_body', { end_of_stream: eos }, rest, tIn));
     } else {
       for (const b of msgs) steps.push(() => this.#answerBody('request_body', b, bytesOf(b.body), tIn));
     }
@@ -747,7 +818,7 @@ export class ExtProcSession {
 
   #sendImmediate(f: Extract<Fault, { kind: 'immediate' }>, tIn: number): void {
     const headers: HeaderMutation | undefined = f.headers
-      ? { set_headers: Object.entries(f.headers).map(([k, v]) => setHeaderOption(k, v)) }
+      ? { set_headers: Object.entries(f.headers).map(([k, v]) => headerOption(k, v, this.#cfg.append)) }
       : undefined;
     const imm: NonNullable<ProcessingResponse['immediate_response']> = { status: { code: f.status } };
     if (headers) imm.headers = headers;
@@ -790,7 +861,16 @@ export class ExtProcSession {
   #sendRequestHeaders(tIn: number): void {
     this.#headersAnswered = true;
     if (this.#noEndpoint) {
-      this.#sendImmediate({ kind: 'immediate', status: this.#noEndpoint.status, body: this.#noEndpoint.details, details: 'eppkit_mock_no_endpoint' }, tIn);
+      const ne = this.#cfg.noEndpoint;
+      if ('grpcStatus' in ne) {
+        // The lightweight EPP ends the stream: the data plane's failure mode decides.
+        this.#env.metrics.answers.inc('grpc_error');
+        this.entry.noEndpoint = this.#noEndpoint.details;
+        this.#endWithStatus(ne.grpcStatus, `${ne.message ?? 'no endpoint'}: ${this.#noEndpoint.details}`, 'grpc-error');
+        return;
+      }
+      this.entry.noEndpoint = this.#noEndpoint.details;
+      this.#sendImmediate({ kind: 'immediate', status: ne.status, body: this.#noEndpoint.details, details: 'eppkit_mock_no_endpoint' }, tIn);
       return;
     }
     const a = this.#action;
@@ -803,22 +883,32 @@ export class ExtProcSession {
     }
     const set: HeaderValueOption[] = [];
     const setLog: Record<string, string> = {};
+    const opt = (k: string, v: string) => {
+      set.push(headerOption(k, v, this.#cfg.append));
+      setLog[k.toLowerCase()] = v;
+    };
+    if (this.#cfg.echoRequestHeaders) {
+      // The full EPP sends the request headers back (pseudo-headers too) and the body's length.
+      for (const [k, v] of Object.entries(this.#requestHeaders)) if (k !== 'content-length') opt(k, v);
+      if (this.#reqDigest.seen) opt('content-length', String(this.#reqDigest.size));
+    }
     if (value !== undefined) {
       if (malformed === 'value-and-raw-value') {
         set.push({ header: { key: DESTINATION_ENDPOINT_HEADER, value, raw_value: Buffer.from(value) }, append: { value: false } });
-      } else set.push(setHeaderOption(DESTINATION_ENDPOINT_HEADER, value));
-      setLog[DESTINATION_ENDPOINT_HEADER] = value;
-      if (this.#cfg.conformanceEchoHeader) {
-        const echo = `${CONFORMANCE_SERVED_HEADER}:${value.split(',')[0] ?? value}`;
-        set.push(setHeaderOption(ECHO_SET_HEADER, echo));
-        setLog[ECHO_SET_HEADER] = echo;
-      }
+        setLog[DESTINATION_ENDPOINT_HEADER] = value;
+      } else opt(DESTINATION_ENDPOINT_HEADER, value);
+      if (this.#cfg.conformanceEchoHeader) opt(ECHO_SET_HEADER, `${CONFORMANCE_SERVED_HEADER}:${value.split(',')[0] ?? value}`);
     }
-    for (const [k, v] of Object.entries(a.setHeaders ?? {})) {
-      set.push(setHeaderOption(k, v));
-      setLog[k.toLowerCase()] = v;
+    for (const [k, v] of Object.entries(a.setHeaders ?? {})) opt(k, v);
+    // append: true (a BoolValue), whatever the profile's form for the others.
+    for (const [k, v] of Object.entries(a.appendHeaders ?? {})) {
+      set.push({ header: rawHeader(k, v), append: { value: true } });
+      setLog[`+${k.toLowerCase()}`] = v;
     }
     const common: CommonResponse = {};
+    if (this.#cfg.clearRouteCache) {
+      common.clear_route_cache = true;
+    }
     if (set.length > 0 || a.removeHeaders?.length) {
       common.header_mutation = {};
       if (set.length > 0) common.header_mutation.set_headers = set;
@@ -849,6 +939,7 @@ export class ExtProcSession {
     }
     if (Object.keys(setLog).length) ans.setHeaders = setLog;
     if (common.header_mutation?.remove_headers) ans.removeHeaders = common.header_mutation.remove_headers;
+    if (common.clear_route_cache) ans.clearRouteCache = true;
     this.#write(resp, tIn, ans);
   }
 
@@ -862,7 +953,7 @@ export class ExtProcSession {
     const replace = phase === 'request_body' ? this.#action.replaceBody : undefined;
     const common: CommonResponse = {};
     const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: phase };
-    if (mode === BodySendMode.FULL_DUPLEX_STREAMED) {
+    if (mode === BodySendMode.FULL_DUPLEX_STREAMED && (this.#cfg.bodyAnswer === 'streamed-echo' || replace !== undefined)) {
       let out = body;
       if (replace !== undefined) out = eos ? Buffer.from(replace) : Buffer.alloc(0);
       common.body_mutation = { streamed_response: { body: out, end_of_stream: eos } };
@@ -880,8 +971,26 @@ export class ExtProcSession {
     this.#write(resp, tIn, ans);
   }
 
-  #answerSimple(phase: 'response_headers', tIn: number): void | Promise<void> {
-    return this.#afterFaults(phase, tIn, () => this.#writePlaced(phase, { response: {} }, tIn));
+  #answerResponseHeaders(h: NonNullable<ProcessingRequest['response_headers']>, md: Record<string, Json> | undefined, tIn: number): void | Promise<void> {
+    return this.#afterFaults('response_headers', tIn, () => {
+      const r = this.#cfg.responseHeadersAnswer;
+      const set: HeaderValueOption[] = [];
+      const setLog: Record<string, string> = {};
+      const opt = (k: string, v: string) => {
+        set.push(headerOption(k, v, this.#cfg.append));
+        setLog[k] = setLog[k] === undefined ? v : `${setLog[k]},${v}`;
+      };
+      if (r.servedEndpoint) {
+        // As the lightweight EPP: what this message's metadata says was served, or why not.
+        const lb = md?.[DESTINATION_ENDPOINT_NAMESPACE];
+        const served = lb && typeof lb === 'object' && !Array.isArray(lb) ? (lb as Record<string, Json>)[SERVED_ENDPOINT_KEY] : undefined;
+        opt(CONFORMANCE_SERVED_HEADER, typeof served === 'string' ? served : lb === undefined ? 'fail: missing envoy lb metadata' : 'fail: missing destination endpoint served metadata');
+      }
+      if (r.wentInto) opt(WENT_INTO_RESP_HEADERS, 'true');
+      if (r.echo) for (const hv of h.headers?.headers ?? []) opt(hv.key, headerValueText(hv));
+      const common: CommonResponse = set.length > 0 ? { header_mutation: { set_headers: set } } : {};
+      this.#writePlaced('response_headers', { response: common }, tIn, set.length > 0 ? setLog : undefined);
+    });
   }
 
   #answerTrailers(phase: 'request_trailers' | 'response_trailers', tIn: number): void | Promise<void> {
@@ -889,9 +998,10 @@ export class ExtProcSession {
   }
 
   /** Writes the answer of a phase that carries nothing but its own (possibly malformed) placement. */
-  #writePlaced(phase: 'response_headers' | 'request_trailers' | 'response_trailers', answer: object, tIn: number): void {
+  #writePlaced(phase: 'response_headers' | 'request_trailers' | 'response_trailers', answer: object, tIn: number, setLog?: Record<string, string>): void {
     const resp: ProcessingResponse = {};
     const ans: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'> = { kind: phase };
+    if (setLog) ans.setHeaders = setLog;
     placeAnswer(resp, ans, this.#malformedFor(phase), [phase, answer], ['request_headers', { response: {} }]);
     this.#write(resp, tIn, ans);
   }

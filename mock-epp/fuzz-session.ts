@@ -65,7 +65,8 @@ export class FuzzSession {
   readonly #logger: Logger;
   readonly #onClosed: (s: FuzzSession) => void;
   #script: FuzzScript | undefined;
-  #queue: Array<ProcessingRequest | Undecodable> = [];
+  /** Messages with their arrival time (the oracle times answers from arrival, not from when a sleeping turn gets to them). */
+  #queue: Array<{ m: ProcessingRequest | Undecodable; t: number }> = [];
   #busy = false;
   #index = 0;
   #halfClosed = false;
@@ -85,7 +86,7 @@ export class FuzzSession {
     book.opened(this.record);
     call.on('message', (m: ProcessingRequest | Undecodable) => {
       if (this.#ended) return;
-      this.#queue.push(m);
+      this.#queue.push({ m, t: this.#t() });
       void this.#drain();
     });
     call.on('halfClose', () => {
@@ -124,8 +125,8 @@ export class FuzzSession {
     this.#busy = true;
     try {
       while (this.#queue.length > 0 && !this.#ended && !this.#hung) {
-        const m = this.#queue.shift() as ProcessingRequest | Undecodable;
-        await this.#onMessage(m);
+        const { m, t } = this.#queue.shift() as { m: ProcessingRequest | Undecodable; t: number };
+        await this.#onMessage(m, t);
       }
     } catch (e) {
       this.#logger.error({ err: e, stream: this.record.id }, 'fuzz session internal error');
@@ -143,14 +144,14 @@ export class FuzzSession {
     }
   }
 
-  async #onMessage(m: ProcessingRequest | Undecodable): Promise<void> {
+  async #onMessage(m: ProcessingRequest | Undecodable, arrived: number): Promise<void> {
     if ('undecodable' in m) {
-      this.record.events.push({ t: this.#t(), undecodable: m.undecodable });
+      this.record.events.push({ t: arrived, undecodable: m.undecodable });
       return;
     }
     const phase = (m.request ?? PHASES.find((p) => (m as Record<string, unknown>)[p] != null)) as AnswerPhase | undefined;
     if (!phase) {
-      this.record.events.push({ t: this.#t(), undecodable: 'ProcessingRequest with no phase set' });
+      this.record.events.push({ t: arrived, undecodable: 'ProcessingRequest with no phase set' });
       return;
     }
     if (m.protocol_config?.request_body_mode !== undefined && m.protocol_config.request_body_mode !== 0) {
@@ -164,7 +165,7 @@ export class FuzzSession {
       body = b?.body ? Buffer.from(b.body) : body;
       eos = b?.end_of_stream === true || b?.end_of_stream_without_message === true;
     }
-    this.record.events.push({ t: this.#t(), in: phase, eos, ...(body.length ? { bytes: body.length } : {}) });
+    this.record.events.push({ t: arrived, in: phase, eos, ...(body.length ? { bytes: body.length } : {}) });
     if (this.#index === 0 && phase === 'request_headers') {
       const key = headerMapToObject(m.request_headers?.headers)[FUZZ_CASE_HEADER];
       if (key !== undefined) this.record.key = key;

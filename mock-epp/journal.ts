@@ -40,6 +40,8 @@ export interface JournalAnswer {
   streamedBody?: { size: number; endOfStream: boolean };
   modeOverride?: Record<string, string>;
   malformed?: string;
+  /** clear_route_cache was set on this answer. */
+  clearRouteCache?: boolean;
 }
 
 export type StreamEnd =
@@ -77,6 +79,10 @@ export interface JournalEntry {
   servedEndpoint?: string;
   /** The pick sent, if any. */
   pick?: { value: string; endpoints: string[]; source: 'picker' | 'conformance-header' | 'rule' | 'directive' | 'malformed' };
+  /** The fidelity profile that answered this stream (mock-epp/fidelity-profiles.ts). */
+  profile?: string;
+  /** Why no endpoint could be picked, when none could (answered as the profile's noEndpoint says). */
+  noEndpoint?: string;
   /** Name (or `rules[i]`) of the rule that matched. */
   rule?: string;
   directives?: Record<string, string>;

@@ -6,7 +6,8 @@ import { createLogger } from '../core/logger.ts';
 import { DnsPool } from './dns-pool.ts';
 import { TRANSPORTS, type Transport } from './grpc-transport.ts';
 import { MockEpp } from './mock-epp.ts';
-import { isEndpoint, loadMockEppConfigFile, parseMockEppConfig } from './mock-epp-config.ts';
+import { isEndpoint, loadMockEppConfigFile, parseMockEppConfig, withProfile } from './mock-epp-config.ts';
+import { DEFAULT_PROFILE, PROFILES, PROFILE_MODELS, type ProfileName } from './fidelity-profiles.ts';
 
 interface Args {
   port: number;
@@ -23,6 +24,7 @@ interface Args {
   directives: boolean;
   'grace-ms': number;
   transport: Transport;
+  profile?: ProfileName;
   role?: 'epp' | 'bbr';
 }
 
@@ -45,6 +47,11 @@ const command: CommandModule<object, Args> = {
       .option('config', { type: 'string', describe: 'config file, YAML or JSON (docs/mock-epp.md)' })
       .option('tls-cert', { type: 'string', describe: 'PEM certificate file (with --tls-key: serve gRPC over TLS)' })
       .option('tls-key', { type: 'string', describe: 'PEM private key file' })
+      .option('profile', {
+        type: 'string',
+        choices: PROFILES,
+        describe: `which real EPP to answer like (overrides the config file's profile; default ${DEFAULT_PROFILE}): ${PROFILES.map((p) => `${p} = ${PROFILE_MODELS[p]}`).join('; ')}`,
+      })
       .option('directives', { type: 'boolean', default: true, describe: 'honour x-eppkit-* request header directives (--no-directives turns them off)' })
       .option('grace-ms', { type: 'number', default: 2000, describe: 'on SIGTERM, how long open streams may finish' })
       .option('role', {
@@ -79,6 +86,7 @@ const command: CommandModule<object, Args> = {
       if (bad.length) throw new EppkitError('EPPKIT_USAGE', { reason: `--endpoints: not ip:port: ${bad.join(', ')}` });
       config = parseMockEppConfig({ ...base, endpoints: list }, '--endpoints');
     }
+    if (args.profile !== undefined) config = withProfile(config, args.profile);
     if (args.role !== undefined) config = parseMockEppConfig({ ...config, role: args.role }, '--role');
     const logger = createLogger('mock-epp');
     const epp = await new MockEpp(config)
@@ -92,6 +100,7 @@ const command: CommandModule<object, Args> = {
       .withTransport(args.transport)
       .withLogger(logger)
       .start();
+    logger.info({ profile: config.profile }, 'fidelity profile');
     await dnsPool?.start(epp, logger);
     process.stdout.write(`grpc listening on ${epp.address}\nadmin listening on ${epp.adminUrl}\n`);
     await new Promise<void>((resolve) => {

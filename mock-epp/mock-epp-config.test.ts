@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EppkitError } from '../core/errors.ts';
-import { isEndpoint, parseGrpcCode, parseMockEppConfig, parseMockEppConfigText } from './mock-epp-config.ts';
+import { isEndpoint, parseGrpcCode, parseMockEppConfig, parseMockEppConfigText, withProfile } from './mock-epp-config.ts';
 
 describe('mock EPP config', () => {
   it('fills every default and freezes the result', () => {
@@ -11,7 +11,11 @@ describe('mock EPP config', () => {
       fallbacks: 0,
       directives: true,
       defaultBodyMode: 'BUFFERED',
-      holdHeaders: 'auto',
+      profile: 'gie-lwepp',
+      holdHeaders: 'until-body-end',
+      noEndpoint: { grpcStatus: 13 },
+      clearRouteCache: true,
+      append: 'unset',
       maxBodyBytes: 32 * 1024 * 1024,
       conformanceEchoHeader: true,
       rules: [],
@@ -19,6 +23,23 @@ describe('mock EPP config', () => {
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.journal)).toBe(true);
+  });
+
+  it('fills every switch from the profile; a switch given alone wins over it', () => {
+    const l = parseMockEppConfig({ profile: 'lenient' });
+    expect(l).toMatchObject({ holdHeaders: 'auto', noEndpoint: { status: 503 }, clearRouteCache: false, append: 'bool-value', trailers: 'answer' });
+    const e = parseMockEppConfig({ profile: 'gie-epp', noEndpoint: { grpcStatus: 'UNAVAILABLE' }, append: 'bool-value' });
+    expect(e).toMatchObject({ profile: 'gie-epp', noEndpoint: { grpcStatus: 14 }, append: 'bool-value', echoRequestHeaders: true, emptySelection: 'no-endpoint' });
+    // The resolved config read back (GET /config) parses to itself.
+    expect(parseMockEppConfig(JSON.parse(JSON.stringify(e)))).toEqual(e);
+    expect(() => parseMockEppConfig({ profile: 'strict' })).toThrow(EppkitError);
+  });
+
+  it('--profile (withProfile) moves the switches that only held the old profile\'s values, keeps the others', () => {
+    const file = parseMockEppConfig({ profile: 'lenient', emptySelection: 'whole-pool', endpoints: ['127.0.0.2:8000'] });
+    const c = withProfile(file, 'gie-epp');
+    expect(c).toMatchObject({ profile: 'gie-epp', noEndpoint: { status: 429 }, holdHeaders: 'until-body-end', emptySelection: 'whole-pool', endpoints: ['127.0.0.2:8000'] });
+    expect(withProfile(parseMockEppConfig({}), 'lenient')).toEqual(parseMockEppConfig({ profile: 'lenient' }));
   });
 
   it('accepts the picker shorthand and objects; rule faults default to request_headers', () => {

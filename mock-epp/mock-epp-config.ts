@@ -3,6 +3,7 @@
 // the parsed result is frozen and swapped atomically.
 import { z } from 'zod';
 import { loadConfigFile, parseText, validate } from '../core/config-file.ts';
+import { DEFAULT_PROFILE, HOLD_HEADERS, PROFILES, PROFILE_SWITCHES, type FidelitySwitches, type ProfileName } from './fidelity-profiles.ts';
 
 export const PHASES = [
   'request_headers',
@@ -132,6 +133,8 @@ const actionSchema = z
     reset: phaseOnly.optional(),
     malformed: z.union([z.enum(MALFORMED_KINDS), withPhase({ kind: z.enum(MALFORMED_KINDS) })]).optional(),
     setHeaders: z.record(z.string(), z.string()).optional(),
+    /** Header mutations with `append: true` (BoolValue): added beside the request's own value. */
+    appendHeaders: z.record(z.string(), z.string()).optional(),
     removeHeaders: z.array(z.string()).optional(),
     /** Replaces the request body (sent on the request-body answer). */
     replaceBody: z.string().optional(),
@@ -228,18 +231,32 @@ export const mockEppConfigSchema = z
     directives: z.boolean().default(true),
     /** Body mode assumed when the first message carries no protocol_config. */
     defaultBodyMode: bodyModeSchema.default('BUFFERED'),
-    /**
-     * When to hold the request-headers answer until the request body has ended:
-     * `auto` holds when a body follows and the client does not wait for the headers answer
-     * (FULL_DUPLEX_STREAMED, send_body_without_waiting_for_header_response, or no protocol_config),
-     * like the reference EPP, which always reads the body; `when-needed` holds in those cases only
-     * if a rule or the picker reads the body; `always`; `never`.
-     */
-    holdHeaders: z.enum(['auto', 'when-needed', 'always', 'never']).default('auto'),
     /** Request or response body bytes beyond which the stream is answered 413. */
     maxBodyBytes: z.number().int().positive().default(32 * 1024 * 1024),
-    /** Also set `X-Echo-Set-Header: x-conformance-test-served-endpoint:<ip:port>` like the conformance EPP. */
-    conformanceEchoHeader: z.boolean().default(true),
+    /**
+     * Which real EPP the mock answers like (mock-epp/fidelity-profiles.ts, docs/mock-epp.md).
+     * Every switch below overrides the profile's value when given.
+     */
+    profile: z.enum(PROFILES).default(DEFAULT_PROFILE),
+    holdHeaders: z.enum(HOLD_HEADERS).optional(),
+    noEndpoint: z
+      .union([
+        z.object({ grpcStatus: grpcCodeSchema, message: z.string().optional() }).strict(),
+        z.object({ status: z.number().int().min(100).max(599) }).strict(),
+      ])
+      .optional(),
+    clearRouteCache: z.boolean().optional(),
+    responseHeadersAnswer: z
+      .object({ servedEndpoint: z.boolean().default(false), wentInto: z.boolean().default(false), echo: z.boolean().default(false) })
+      .strict()
+      .optional(),
+    echoRequestHeaders: z.boolean().optional(),
+    append: z.enum(['unset', 'bool-value', 'append-action']).optional(),
+    trailers: z.enum(['stall', 'answer']).optional(),
+    emptySelection: z.enum(['whole-pool', 'no-endpoint']).optional(),
+    bodyAnswer: z.enum(['empty', 'streamed-echo']).optional(),
+    bodyAnswerBeforeHeaders: z.boolean().optional(),
+    conformanceEchoHeader: z.boolean().optional(),
     rules: z.array(ruleSchema).default([]),
     /**
      * Fuzz mode (docs/fuzz.md): every stream is answered by the script of the case its
@@ -276,10 +293,35 @@ export const mockEppConfigSchema = z
       .strict()
       .default({ maxEntries: 10_000, firstBytes: 64 }),
   })
-  .strict();
+  .strict()
+  // The profile fills every switch not given; the result always has all of them.
+  .transform((c): Omit<typeof c, keyof FidelitySwitches> & FidelitySwitches => {
+    const base = PROFILE_SWITCHES[c.profile];
+    const out: Record<string, unknown> = { ...c };
+    for (const k of Object.keys(base) as Array<keyof FidelitySwitches>) {
+      if (c[k] === undefined) out[k] = structuredClone(base[k]);
+    }
+    if (c.noEndpoint && 'grpcStatus' in c.noEndpoint) {
+      out.noEndpoint = { ...c.noEndpoint, grpcStatus: parseGrpcCode(c.noEndpoint.grpcStatus) as number };
+    }
+    return out as unknown as Omit<typeof c, keyof FidelitySwitches> & FidelitySwitches;
+  });
 
 export type MockEppConfigInput = z.input<typeof mockEppConfigSchema>;
 export type MockEppConfig = z.output<typeof mockEppConfigSchema>;
+
+/**
+ * The same config under another profile: switches that only held their old profile's value
+ * follow the new one; switches set to anything else stay as set.
+ */
+export function withProfile(config: MockEppConfig, profile: ProfileName, source = '--profile'): MockEppConfig {
+  const old = PROFILE_SWITCHES[config.profile];
+  const raw: Record<string, unknown> = { ...config, profile };
+  for (const k of Object.keys(old) as Array<keyof FidelitySwitches>) {
+    if (JSON.stringify(config[k]) === JSON.stringify(old[k])) delete raw[k];
+  }
+  return parseMockEppConfig(raw, source);
+}
 
 /** Validates a plain object; throws one EppkitError listing every problem. Frozen result. */
 export function parseMockEppConfig(input: unknown, source = 'mock EPP config'): MockEppConfig {

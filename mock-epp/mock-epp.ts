@@ -16,7 +16,8 @@ import { FuzzSession, type FuzzBook } from './fuzz-session.ts';
 import { FuzzScriptBook } from './fuzz-book.ts';
 import type { FuzzScript } from './fuzz-script.ts';
 import { Journal, type JournalEntry } from './journal.ts';
-import { parseMockEppConfig, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
+import { parseMockEppConfig, withProfile, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
+import type { ProfileName } from './fidelity-profiles.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
 import { createPicker } from './pickers.ts';
 import { compileRules } from './rules.ts';
@@ -40,6 +41,7 @@ function pem(v: string): Buffer {
 
 export class MockEpp {
   #config: unknown;
+  #profile: ProfileName | undefined;
   #host = '127.0.0.1';
   #port = 0;
   #adminHost: string | undefined;
@@ -97,6 +99,12 @@ export class MockEpp {
     return this;
   }
 
+  /** Answers like this real EPP (mock-epp/fidelity-profiles.ts); overrides the config's `profile`. */
+  withProfile(profile: ProfileName): this {
+    this.#profile = profile;
+    return this;
+  }
+
   /**
    * The gRPC transport: `h2` (default; the mock's own on node:http2) or `grpc-js`
    * (@grpc/grpc-js Server). docs/mock-epp.md#transports says why h2 is the default.
@@ -121,6 +129,7 @@ export class MockEpp {
   async start(): Promise<StartedMockEpp> {
     if (this.#fuzz && this.#transport !== 'h2') throw new EppkitError('EPPKIT_USAGE', { reason: 'the fuzz mode runs on the h2 transport only' });
     let config = parseMockEppConfig(this.#config);
+    if (this.#profile !== undefined && config.profile !== this.#profile) config = withProfile(config, this.#profile);
     if (this.#directives !== undefined && config.directives !== this.#directives) {
       config = parseMockEppConfig({ ...config, directives: this.#directives });
     }

@@ -10,78 +10,13 @@
 // reference types are built here with protobufjs reflection from the field numbers of the
 // facts file (shared/reference/ext-proc-and-epp-facts.md §1) and added to the official ones.
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { messageTypes } from '../core/proto.ts';
 import { toProtoStruct } from '../core/proto-struct.ts';
+import { loadOfficial } from '../test/official-ext-proc-kit.ts';
 
 const require = createRequire(import.meta.url);
-// protobufjs is the encoder under @grpc/proto-loader; a CommonJS module.
 const protobuf = require('protobufjs') as typeof import('protobufjs');
-const XDS_DEPS = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-const INCLUDE = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(XDS_DEPS, d));
-
-function loadOfficial(): import('protobufjs').Root {
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => {
-    for (const dir of INCLUDE) {
-      const p = join(dir, target);
-      if (existsSync(p)) return p;
-    }
-    return target;
-  };
-  root.loadSync('envoy/service/ext_proc/v3/external_processor.proto', { keepCase: true });
-  root.resolveAll();
-  const T = (n: string) => root.lookupType(n);
-  const ns = root.lookup('envoy.service.ext_proc.v3') as import('protobufjs').Namespace;
-  // ---- additions from the facts file, where the official copy is too old ----
-  const has = (t: import('protobufjs').Type, id: number) => t.fieldsArray.some((f) => f.id === id);
-  const bodyMode = root.lookupEnum('envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode');
-  if (bodyMode.values.FULL_DUPLEX_STREAMED === undefined) bodyMode.add('FULL_DUPLEX_STREAMED', 4);
-  if (!ns.get('ProtocolConfiguration')) {
-    ns.add(
-      new protobuf.Type('ProtocolConfiguration')
-        .add(new protobuf.Field('request_body_mode', 1, 'envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode'))
-        .add(new protobuf.Field('response_body_mode', 2, 'envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode'))
-        .add(new protobuf.Field('send_body_without_waiting_for_header_response', 3, 'bool')),
-    );
-  }
-  const req = T('envoy.service.ext_proc.v3.ProcessingRequest');
-  if (!has(req, 11)) req.add(new protobuf.Field('protocol_config', 11, 'ProtocolConfiguration'));
-  const body = T('envoy.service.ext_proc.v3.HttpBody');
-  if (!has(body, 3)) body.add(new protobuf.Field('end_of_stream_without_message', 3, 'bool'));
-  if (!ns.get('StreamedBodyResponse')) {
-    ns.add(new protobuf.Type('StreamedBodyResponse').add(new protobuf.Field('body', 1, 'bytes')).add(new protobuf.Field('end_of_stream', 2, 'bool')));
-  }
-  const bm = T('envoy.service.ext_proc.v3.BodyMutation');
-  if (!has(bm, 3)) {
-    const f = new protobuf.Field('streamed_response', 3, 'StreamedBodyResponse');
-    bm.add(f);
-    bm.oneofs.mutation?.add(f);
-  }
-  if (!ns.get('StreamedImmediateResponse')) {
-    const sir = new protobuf.Type('StreamedImmediateResponse');
-    const fields = [
-      new protobuf.Field('headers_response', 1, 'HttpHeaders'),
-      new protobuf.Field('body_response', 2, 'StreamedBodyResponse'),
-      new protobuf.Field('trailers_response', 3, 'HttpTrailers'),
-    ];
-    for (const f of fields) sir.add(f);
-    const oneof = new protobuf.OneOf('response');
-    sir.add(oneof);
-    for (const f of fields) oneof.add(f);
-    ns.add(sir);
-  }
-  const resp = T('envoy.service.ext_proc.v3.ProcessingResponse');
-  if (!has(resp, 11)) {
-    const f = new protobuf.Field('streamed_immediate_response', 11, 'StreamedImmediateResponse');
-    resp.add(f);
-    resp.oneofs.response?.add(f);
-  }
-  root.resolveAll();
-  return root;
-}
 
 const official = loadOfficial();
 const OPTS = { longs: String, enums: Number, bytes: Buffer as unknown as typeof String, defaults: false, oneofs: true };

@@ -55,7 +55,24 @@ static_resources:
                             end
 {{#subsetHint.any}}                            handle:streamInfo():dynamicMetadata():set("envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset", { {{#subsetHint}}"{{.}}", {{/subsetHint}} })
 {{/subsetHint.any}}                          end
-                  - name: envoy.filters.http.ext_proc
+{{#bbr}}                  # Body-based routing: a BBR ext_proc server puts the body's model into a header
+                  # before the EPP is asked (its failures never decide: failure_mode_allow).
+                  - name: bbr
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
+                      grpc_service:
+                        envoy_grpc: { cluster_name: bbr }
+                        timeout: 300s
+                      failure_mode_allow: true
+                      message_timeout: {{timeoutSeconds}}s
+                      processing_mode:
+                        request_header_mode: SEND
+                        response_header_mode: SKIP
+                        request_body_mode: FULL_DUPLEX_STREAMED
+                        response_body_mode: NONE
+                        request_trailer_mode: SEND
+                        response_trailer_mode: SKIP
+{{/bbr}}                  - name: envoy.filters.http.ext_proc
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
                       grpc_service:
@@ -63,14 +80,19 @@ static_resources:
                         timeout: 300s
                       failure_mode_allow: {{failOpen}}
                       message_timeout: {{timeoutSeconds}}s
+                      # The real EPPs answer the headers only after the body has ended and answer each
+                      # body message with an empty BodyResponse: BUFFERED would wait for the headers
+                      # answer (a deadlock until message_timeout) and FULL_DUPLEX_STREAMED rejects the
+                      # empty body answers. So the body is STREAMED, sent without waiting.
                       processing_mode:
                         request_header_mode: SEND
                         response_header_mode: {{#responseProcessing}}SEND{{/responseProcessing}}{{^responseProcessing}}SKIP{{/responseProcessing}}
-                        request_body_mode: {{envoy.bodyMode}}
+                        request_body_mode: {{#bodyNone}}NONE{{/bodyNone}}{{^bodyNone}}STREAMED{{/bodyNone}}
                         response_body_mode: NONE
-                        request_trailer_mode: {{envoy.trailerMode}}
+                        request_trailer_mode: SKIP
                         response_trailer_mode: SKIP
-                      route_cache_action: CLEAR
+{{^bodyNone}}                      send_body_without_waiting_for_header_response: true
+{{/bodyNone}}                      route_cache_action: CLEAR
                       metadata_options:
                         receiving_namespaces: { untyped: [envoy.lb] }
                         forwarding_namespaces: { untyped: [envoy.lb.subset_hint, envoy.lb] }
@@ -126,7 +148,19 @@ static_resources:
           common_tls_context:
             alpn_protocols: [h2]
 {{#tls.caFile}}{{^tls.insecureSkipVerify}}            validation_context: { trusted_ca: { filename: "{{tls.caFile}}" } }
-{{/tls.insecureSkipVerify}}{{/tls.caFile}}{{/tls}}    - name: picked
+{{/tls.insecureSkipVerify}}{{/tls.caFile}}{{/tls}}{{#bbr}}    - name: bbr
+      type: STATIC
+      connect_timeout: 1s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config: { http2_protocol_options: {} }
+      load_assignment:
+        cluster_name: bbr
+        endpoints:
+          - lb_endpoints:
+              - endpoint: { address: { socket_address: { address: {{bbr.extProc.host}}, port_value: {{bbr.extProc.port}} } } }
+{{/bbr}}    - name: picked
       type: ORIGINAL_DST
       lb_policy: CLUSTER_PROVIDED
       connect_timeout: 2s

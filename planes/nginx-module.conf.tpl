@@ -25,12 +25,12 @@ http {
     upstream picked {
         epp_balancer;
 {{#failOpen}}{{#pool}}        server {{.}};
-{{/pool}}{{/failOpen}}{{^failOpen}}        server unix:{{dir}}/fail-close.sock;
-{{/failOpen}}{{#failOpen}}{{^pool}}        server unix:{{dir}}/fail-close.sock;
+{{/pool}}{{/failOpen}}{{^failOpen}}        server unix:{{runDir}}/fail-close.sock;
+{{/failOpen}}{{#failOpen}}{{^pool}}        server unix:{{runDir}}/fail-close.sock;
 {{/pool}}{{/failOpen}}    }
 
     server {
-        listen unix:{{dir}}/fail-close.sock;
+        listen unix:{{runDir}}/fail-close.sock;
         access_log off;
         return 500 "no endpoint picked\n";
     }

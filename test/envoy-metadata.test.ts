@@ -36,7 +36,9 @@ describe.skipIf(gate.skip)('envoy: metadata to and from the EPP', () => {
         host: '127.0.0.1',
       });
       epp.clearJournal();
-      const r = await send(`${envoy.url}/v1/completions`, { body: 'hi', headers: { 'test-epp-endpoint-selection': b.address } });
+      // Body mode none: no body, since Envoy would announce one the real EPPs (the default
+      // profile) wait for forever (docs/ext-proc-behaviour.md §7).
+      const r = await send(`${envoy.url}/v1/completions`, { ...(bodyMode === 'none' ? {} : { body: 'hi' }), headers: { 'test-epp-endpoint-selection': b.address } });
       expect(r.pod).toBe('b');
       const [entry] = await epp.waitForJournal(1, 5000);
       const why = `${JSON.stringify(entry)}\n${envoy.logs().slice(-1500)}`;

@@ -13,7 +13,7 @@ let client: ExtProcTestClient;
 
 describe.each(TRANSPORTS)('mock EPP body modes (%s transport)', (transport) => {
   beforeAll(async () => {
-    epp = await new MockEpp({ endpoints: POOL }).withPort(0).withAdminPort(null).withTransport(transport).start();
+    epp = await new MockEpp({ profile: 'lenient', endpoints: POOL }).withPort(0).withAdminPort(null).withTransport(transport).start();
     client = new ExtProcTestClient(epp.address);
   });
   afterAll(async () => {
@@ -95,7 +95,7 @@ describe.each(TRANSPORTS)('mock EPP body modes (%s transport)', (transport) => {
     });
 
     it('holdHeaders never: FULL_DUPLEX_STREAMED answers headers at once and echoes each chunk', async () => {
-      epp.setConfig({ endpoints: POOL, holdHeaders: 'never' });
+      epp.setConfig({ profile: 'lenient', endpoints: POOL, holdHeaders: 'never' });
       try {
         const s = client.open();
         s.send({ request_headers: { headers: { headers: envoyHeaders({}) } }, ...pc(BodySendMode.FULL_DUPLEX_STREAMED) });
@@ -108,7 +108,7 @@ describe.each(TRANSPORTS)('mock EPP body modes (%s transport)', (transport) => {
         s.end();
         expect((await s.outcome).code).toBe(0);
       } finally {
-        epp.setConfig({ endpoints: POOL });
+        epp.setConfig({ profile: 'lenient', endpoints: POOL });
       }
     });
 
@@ -158,7 +158,7 @@ describe.each(TRANSPORTS)('mock EPP body modes (%s transport)', (transport) => {
     });
 
     it('no protocol_config: the config default body mode applies (defaultBodyMode NONE answers at once)', async () => {
-      epp.setConfig({ endpoints: POOL, defaultBodyMode: 'NONE' });
+      epp.setConfig({ profile: 'lenient', endpoints: POOL, defaultBodyMode: 'NONE' });
       try {
         const s = client.open();
         s.send({ request_headers: { headers: { headers: envoyHeaders({}) } } });
@@ -167,7 +167,7 @@ describe.each(TRANSPORTS)('mock EPP body modes (%s transport)', (transport) => {
         expect((await s.outcome).code).toBe(0);
         expect(epp.journal.at(-1)?.bodyMode).toEqual({ request: 'NONE', response: 'NONE' });
       } finally {
-        epp.setConfig({ endpoints: POOL });
+        epp.setConfig({ profile: 'lenient', endpoints: POOL });
       }
     });
 
@@ -216,7 +216,7 @@ describe.each(TRANSPORTS)('mock EPP body modes (%s transport)', (transport) => {
 
     it('holdHeaders when-needed: FULL_DUPLEX_STREAMED holds only when a rule or the picker reads the body', async () => {
       try {
-        epp.setConfig({ endpoints: POOL, holdHeaders: 'when-needed' });
+        epp.setConfig({ profile: 'lenient', endpoints: POOL, holdHeaders: 'when-needed' });
         const s = client.open();
         s.send({ request_headers: { headers: { headers: envoyHeaders({}) } }, ...pc(BodySendMode.FULL_DUPLEX_STREAMED) });
         expect((await s.next())?.response).toBe('request_headers');
@@ -224,7 +224,7 @@ describe.each(TRANSPORTS)('mock EPP body modes (%s transport)', (transport) => {
         expect((await s.next())?.response).toBe('request_body');
         s.end();
         await s.outcome;
-        epp.setConfig({ endpoints: POOL, holdHeaders: 'when-needed', rules: [{ match: { model: 'm' }, action: { endpoint: '10.0.0.9:9' } }] });
+        epp.setConfig({ profile: 'lenient', endpoints: POOL, holdHeaders: 'when-needed', rules: [{ match: { model: 'm' }, action: { endpoint: '10.0.0.9:9' } }] });
         const t = client.open();
         t.send({ request_headers: { headers: { headers: envoyHeaders({}) } }, ...pc(BodySendMode.FULL_DUPLEX_STREAMED) });
         t.send({ request_body: { body: Buffer.from('{"model":"m"}'), end_of_stream: true } });
@@ -233,7 +233,7 @@ describe.each(TRANSPORTS)('mock EPP body modes (%s transport)', (transport) => {
         t.end();
         await t.outcome;
       } finally {
-        epp.setConfig({ endpoints: POOL });
+        epp.setConfig({ profile: 'lenient', endpoints: POOL });
       }
     });
   });

@@ -13,7 +13,7 @@ let client: ExtProcTestClient;
 
 describe.each(TRANSPORTS)('mock EPP pick (%s transport)', (transport) => {
   beforeAll(async () => {
-    epp = await new MockEpp({ endpoints: POOL }).withHost('127.0.0.1').withPort(0).withAdminPort(0).withTransport(transport).start();
+    epp = await new MockEpp({ profile: 'lenient', endpoints: POOL }).withHost('127.0.0.1').withPort(0).withAdminPort(0).withTransport(transport).start();
     client = new ExtProcTestClient(epp.address);
   });
   afterAll(async () => {
@@ -32,7 +32,7 @@ describe.each(TRANSPORTS)('mock EPP pick (%s transport)', (transport) => {
 
   describe('mock EPP pick', () => {
     it('answers request headers with the header mutation (raw_value only) and envoy.lb metadata, round-robin', async () => {
-      epp.setConfig({ endpoints: POOL });
+      epp.setConfig({ profile: 'lenient', endpoints: POOL });
       const picks: string[] = [];
       for (let i = 0; i < 6; i++) {
         const r = await headersOnly();
@@ -48,7 +48,7 @@ describe.each(TRANSPORTS)('mock EPP pick (%s transport)', (transport) => {
     });
 
     it('sets the conformance echo header and honours test-epp-endpoint-selection (ip or ip:port)', async () => {
-      epp.setConfig({ endpoints: POOL });
+      epp.setConfig({ profile: 'lenient', endpoints: POOL });
       const r = await headersOnly({ 'test-epp-endpoint-selection': '127.0.0.3' });
       expect(setHeaderValue(r, 'x-gateway-destination-endpoint')).toBe('127.0.0.3:8000');
       expect(setHeaderValue(r, 'x-echo-set-header')).toBe('x-conformance-test-served-endpoint:127.0.0.3:8000');
@@ -63,14 +63,14 @@ describe.each(TRANSPORTS)('mock EPP pick (%s transport)', (transport) => {
     });
 
     it('lists fallbacks after the pick', async () => {
-      epp.setConfig({ endpoints: POOL, fallbacks: 2 });
+      epp.setConfig({ profile: 'lenient', endpoints: POOL, fallbacks: 2 });
       const v = setHeaderValue(await headersOnly(), 'x-gateway-destination-endpoint') as string;
       expect(v.split(',')).toHaveLength(3);
       expect(new Set(v.split(','))).toEqual(new Set(POOL));
     });
 
     it('picks only from the subset hint, and answers 503 when none of it is eligible', async () => {
-      epp.setConfig({ endpoints: POOL });
+      epp.setConfig({ profile: 'lenient', endpoints: POOL });
       const hint = (list: string[]) => ({
         metadata_context: { filter_metadata: { 'envoy.lb.subset_hint': toProtoStruct({ 'x-gateway-destination-endpoint-subset': list }) } },
       });
@@ -85,7 +85,7 @@ describe.each(TRANSPORTS)('mock EPP pick (%s transport)', (transport) => {
     });
 
     it('holds the headers answer until a buffered body ends, then answers headers and body; journals it all', async () => {
-      epp.setConfig({ endpoints: POOL, picker: { type: 'consistent-hash' } });
+      epp.setConfig({ profile: 'lenient', endpoints: POOL, picker: { type: 'consistent-hash' } });
       epp.clearJournal();
       const s = client.open();
       const body = Buffer.from(JSON.stringify({ model: 'llama', prompt: 'hi' }));
@@ -123,7 +123,7 @@ describe.each(TRANSPORTS)('mock EPP pick (%s transport)', (transport) => {
     });
 
     it('answers headers at once when Envoy announces BUFFERED and waits for the headers answer', async () => {
-      epp.setConfig({ endpoints: POOL });
+      epp.setConfig({ profile: 'lenient', endpoints: POOL });
       const s = client.open();
       s.send({
         request_headers: { headers: { headers: envoyHeaders({}) } },

@@ -6,6 +6,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { chalk } from '../../cli/output.ts';
+import { EppkitError } from '../../core/errors.ts';
+import { loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
+import { DRIVERS } from '../data-planes/registry.ts';
 import { parseBenchOptions } from './bench-options.ts';
 import { renderConsole, renderJson, renderMarkdown, type BenchReport } from './bench-report.ts';
 import { mergeBenchReports, readMergeInputs } from './bench-merge.ts';
@@ -41,6 +44,8 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     bbr: a.bbr,
     workers: a.workers,
     timeout: a.timeout,
+    maxErrorRatio: a['max-error-ratio'],
+    strict: a.strict,
     path: a.path,
     reportDir: a['report-dir'],
     thresholds: a.threshold,
@@ -102,7 +107,9 @@ const command: CommandModule<object, Args> = {
         describe: 'data-planes (default): every data plane plus direct; nonblocking: one data plane at connections / delay; mock-epp: the mock EPP alone over ext_proc',
       })
       .option('file', { type: 'string', describe: 'YAML/JSON bench file (keys as in docs/bench.md); flags override it' })
-      .option('data-plane', { type: 'string', describe: 'comma-separated data planes, or all (default all)' })
+      .option('data-plane', { type: 'string', describe: 'comma-separated data planes, or all (default all, or none with --plane)' })
+      // Not array: true (it would swallow what follows); repeated = an array.
+      .option('plane', { type: 'string', describe: 'a plane file started per target (repeatable; docs/your-data-plane.md), measured beside direct and --data-plane' })
       .option('direct', { type: 'boolean', describe: 'also measure straight to the backend, the baseline of the hop cost (default true; --no-direct)' })
       .option('epp-delay-ms', { type: 'string', describe: 'EPP delay per request, comma-separated runs (default 0; nonblocking 50)' })
       .option('executor', { type: 'string', describe: 'constant-vus (closed loop), constant-arrival-rate (default when --rate is given) or burst (--connections requests at once, every second)' })
@@ -117,6 +124,8 @@ const command: CommandModule<object, Args> = {
       .option('workers', { type: 'string', describe: 'load worker processes (default 2, at most the cores)' })
       .option('timeout', { type: 'string', describe: 'per-request timeout (default 10s)' })
       .option('path', { type: 'string', describe: 'request path (default /bench)' })
+      .option('max-error-ratio', { type: 'string', describe: 'a target with more requests without an HTTP answer (reset, timeout, in flight at close) than this share fails (default 0.01)' })
+      .option('strict', { type: 'boolean', describe: "a data plane's leak (RSS or fds growth over its bound) fails the target instead of warning" })
       .option('report-dir', { type: 'string', describe: 'where bench.json, bench.md and logs/ go (default reports/bench)' })
       .option('threshold', { type: 'string', array: true, describe: 'k6-style pass/fail, repeatable: p99<5, rps>=5000, errors<0.1%, nginx:hop<1' })
       .option('runtime', { type: 'string', describe: 'local or docker (default local)' })
@@ -133,9 +142,16 @@ const command: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', describe: 'print the JSON report on stdout instead of the table' })
       .option('quiet', { type: 'boolean', describe: 'no progress lines on stderr' }) as never,
   handler: async (argv) => {
-    const opts = parseBenchOptions(flagsToOptions(argv), argv.file);
+    const planeFiles = argv.plane === undefined ? [] : Array.isArray(argv.plane) ? (argv.plane as string[]) : [String(argv.plane)];
+    const planes = loadPlaneDrivers(planeFiles);
+    for (const p of planes)
+      if (p.plane.url) throw new EppkitError('EPPKIT_USAGE', { reason: `${p.file} describes a plane running at ${p.plane.url}: measure it with eppkit bench --url ${p.plane.url} (--plane starts the plane per target)` });
+    const flags = flagsToOptions(argv);
+    // --plane alone measures the plane files beside direct; --data-plane adds built-in planes.
+    if (planes.length > 0) flags.dataPlanes = [...(typeof argv['data-plane'] === 'string' ? argv['data-plane'].split(',') : []), ...planes.map((p) => p.name)].filter(Boolean).join(',');
+    const opts = parseBenchOptions(flags, argv.file);
     const progress = argv.quiet ? undefined : (line: string) => process.stderr.write(`${chalk.dim('bench')} ${line}\n`);
-    const run = { command: commandLine(), ...(progress ? { progress } : {}) };
+    const run = { command: commandLine(), ...(progress ? { progress } : {}), ...(planes.length ? { drivers: [...DRIVERS, ...planes] } : {}) };
     const report = opts.mode === 'mock-epp' ? await runMockEppBench(opts, run) : await runBench(opts, run);
     const files = writeReports(report, opts.reportDir);
     process.stdout.write(argv.json ? renderJson(report) : renderConsole(report));

@@ -2,6 +2,7 @@
 // --shard i/N` at the same time (N processes here, N containers, or the pods of an Indexed Job)
 // into one report. Counters add up; percentiles come from the sum of the shards' raw HDR
 // histograms, never from averaged percentiles, so the merge is lossless.
+import { hopCost } from './bench-verdict.ts';
 import { readFileSync } from 'node:fs';
 import { EppkitError } from '../../core/errors.ts';
 import { decodeHistogram, encodeHistogram, mergeHistograms, summarize } from '../../core/latency-histogram.ts';
@@ -141,9 +142,13 @@ export function mergeBenchReports(inputs: readonly MergeInput[], command: string
     out.load = mergeLoads(per.map((r) => r.load!));
     return out;
   });
-  const direct = results.find((r) => r.target === 'direct')?.load;
+  const directResult = results.find((r) => r.target === 'direct');
   for (const r of results) {
-    if (r.load && direct && r.target !== 'direct') r.hopMs = Math.round((r.load.latencyMs.p50 - direct.latencyMs.p50) * 1000) / 1000;
+    if (r.load && r.target !== 'direct') {
+      const hop = hopCost(r, directResult);
+      r.hopMs = hop.hopMs;
+      if (hop.hopNote) r.hopNote = hop.hopNote;
+    }
   }
   const notes = [
     `merged ${n} shards: counters added, percentiles from the sum of their µs HDR histograms; req/s is the sum of the shards' rates (they ran at the same time). Machine facts are shard 0's.`,

@@ -82,6 +82,9 @@ describe('parseBenchOptions', () => {
   it('nonblocking defaults to 500 connections, no direct, one delay', () => {
     const o = parseBenchOptions({ mode: 'nonblocking', dataPlanes: 'nginx', eppDelayMs: '50' });
     expect(o).toMatchObject({ connections: 500, direct: false, eppDelayMs: [50], executor: 'constant-vus' });
+    // Without --epp-delay-ms: 50 ms, as documented (it was refused as "0" before).
+    expect(parseBenchOptions({ mode: 'nonblocking', dataPlanes: 'nginx' }).eppDelayMs).toEqual([50]);
+    expect(parseBenchOptions({}).eppDelayMs).toEqual([0]);
   });
 
   it('reports every problem at once, with its path', () => {

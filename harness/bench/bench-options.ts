@@ -59,7 +59,8 @@ export const BenchOptionsSchema = z
     /** Also measure straight to the echo backend, the baseline for the EPP hop cost. */
     direct: z.boolean().default(true),
     /** EPP delay per request (the mock's x-eppkit-delay-ms directive); each value is one run. */
-    eppDelayMs: listOf(intFrom.pipe(z.number().int().min(0).max(60_000))).default([0]),
+    // Default 0, 50 in nonblocking (applied in the transform: the default depends on the mode).
+    eppDelayMs: listOf(intFrom.pipe(z.number().int().min(0).max(60_000))).optional(),
     /**
      * Load client: eppkit's own (µs latencies, true arrival rate) or autocannon (whole-ms
      * latencies; a rate is a closed-loop limit). Not in mock-epp, which has its own ext_proc client.
@@ -90,6 +91,13 @@ export const BenchOptionsSchema = z
     workers: intFrom.pipe(z.number().int().min(1).max(64)).optional(),
     /** Per-request timeout; a request slower than this counts as an error. */
     timeout: duration('timeout').default(10_000),
+    /**
+     * A target whose requests without an HTTP answer (resets, refusals, timeouts, in flight at
+     * window close) exceed this share of all sent fails (ok: false, exit 1). 0.01 = 1 %.
+     */
+    maxErrorRatio: z.coerce.number().min(0).max(1).default(0.01),
+    /** A data plane's leak (RSS or fds growth over its bound across a target) fails it instead of warning. */
+    strict: z.boolean().default(false),
     path: z.string().startsWith('/').default('/bench'),
     reportDir: z.string().min(1).default('reports/bench'),
     thresholds: listOf(
@@ -175,7 +183,7 @@ export const BenchOptionsSchema = z
     if (o.bbr && o.mode !== 'data-planes') ctx.addIssue({ code: 'custom', path: ['bbr'], message: `bbr measures data planes; it does not combine with ${o.mode}` });
     if (o.bbr && o.url) ctx.addIssue({ code: 'custom', path: ['bbr'], message: 'bbr starts each plane with and without BBR; it does not combine with url' });
     if (o.bbr && o.bodyBytes === 0) ctx.addIssue({ code: 'custom', path: ['bodyBytes'], message: 'bbr needs a body: give bodyBytes > 0 (e.g. 1024 or 65536)' });
-    if (o.mode === 'nonblocking' && !o.eppDelayMs.some((d) => d > 0)) {
+    if (o.mode === 'nonblocking' && o.eppDelayMs !== undefined && !o.eppDelayMs.some((d) => d > 0)) {
       ctx.addIssue({ code: 'custom', path: ['eppDelayMs'], message: 'nonblocking needs an EPP delay > 0 (the bound is connections / delay)' });
     }
   })
@@ -186,7 +194,7 @@ export const BenchOptionsSchema = z
     const workers = o.workers ?? Math.max(1, Math.min(2, availableParallelism()));
     const thresholds = o.thresholds.map((t) => parseThreshold(t) as Threshold);
     // nonblocking is a closed loop at a fixed delay: the bound is connections / delay.
-    const eppDelayMs = o.mode === 'nonblocking' ? [o.eppDelayMs.find((d) => d > 0) ?? 50] : [...new Set(o.eppDelayMs)];
+    const eppDelayMs = o.mode === 'nonblocking' ? [o.eppDelayMs?.find((d) => d > 0) ?? 50] : [...new Set(o.eppDelayMs ?? [0])];
     return { ...o, executor, connections, bodyBytes, workers, thresholds, eppDelayMs, direct: o.mode === 'nonblocking' ? false : o.direct };
   });
 

@@ -6,6 +6,9 @@ import type { HeadroomCheck } from './generator-headroom.ts';
 import type { LoadResult } from './load-client.ts';
 import type { MachineFacts } from './machine-facts.ts';
 import type { ThresholdResult } from './thresholds.ts';
+import type { PlaneProblem } from '../data-planes/plane-health.ts';
+import type { PlaneFootprint } from '../runner/results.ts';
+import { processRows, type CpuAttribution } from './process-cpu.ts';
 
 export const REPORT_SCHEMA = 'eppkit-bench/1';
 
@@ -28,8 +31,18 @@ export interface TargetResult {
   /** Set when the target could not be measured (start failed, smoke request failed). */
   failed?: string;
   load?: LoadResult;
-  /** EPP hop cost: this target's p50 − direct p50, ms. */
-  hopMs?: number;
+  /** EPP hop cost: this target's p50 − direct p50, ms; null (with hopNote) when it cannot be trusted. */
+  hopMs?: number | null;
+  /** Why hopMs is null (no baseline, a failed target, a negative difference). */
+  hopNote?: string;
+  /** Where the CPU of the window went, per process of the target (data plane, EPP, backend, load workers). */
+  cpu?: CpuAttribution;
+  /** The data plane's RSS and open fds after the smoke request and after the window (leak check). */
+  footprint?: { before: PlaneFootprint; after: PlaneFootprint };
+  /** Crashes, alerts, unexpected exits of the data plane during the target (plane health). */
+  planeProblems?: PlaneProblem[];
+  /** Not failures, but to be read (a leak over its bound without --strict). */
+  warnings?: string[];
   /** nonblocking: connections / delay, req/s, and the share of it achieved, %. */
   boundRps?: number;
   boundPct?: number;
@@ -39,8 +52,6 @@ export interface TargetResult {
    */
   blockingRps?: number;
   blockingX?: number;
-  /** --bbr: CPU of the data plane's own processes per answered request over the measured window. */
-  planeCpu?: { usPerRequest: number; processes: string[] };
   /** mock-epp: the mock's CPU time per stream and its memory over the run, when measured. */
   mockEpp?: {
     cpu?: { totalMs: number; usPerStream: number; impliedStreamsPerCoreSecond: number };
@@ -112,25 +123,26 @@ function rows(report: BenchReport): string[][] {
   if (rate) header.push('dropped');
   header.push(nonblocking ? '% of bound' : 'EPP hop ms');
   if (nonblocking) header.push('× blocking');
-  const planeCpu = report.results.some((r) => r.planeCpu);
-  if (planeCpu) header.push('plane CPU µs/req');
   header.push('client CPU');
+  header.push('DP CPU µs/req');
+  header.push('verdict');
   const out = [header];
   for (const r of report.results) {
     const l = r.load;
     const row = [r.target, r.version ?? '—', r.dataPlane ? `${r.eppDelayMs} ms` : '—'];
     if (!l) {
-      row.push(`failed: ${r.failed ?? 'not measured'}`);
+      row.push(`failed: ${(r.failed ?? 'not measured').split('\n')[0]}`);
       while (row.length < header.length) row.push('');
       out.push(row);
       continue;
     }
     row.push(int(l.rps), num(l.latencyMs.p50), num(l.latencyMs.p90), num(l.latencyMs.p99), num(l.latencyMs.max), errorCell(r), String(l.non2xx));
     if (rate) row.push(l.dropped === undefined ? '—' : String(l.dropped));
-    row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : r.hopMs === undefined ? '—' : num(r.hopMs));
+    row.push(nonblocking ? (r.boundPct === undefined ? '—' : `${num(r.boundPct, 1)}% of ${int(r.boundRps ?? 0)}`) : typeof r.hopMs === 'number' ? num(r.hopMs) : r.hopNote && r.dataPlane ? 'n/a' : '—');
     if (nonblocking) row.push(r.blockingX === undefined ? '—' : `${num(r.blockingX, 1)}× ${int(r.blockingRps ?? 0)}`);
-    if (planeCpu) row.push(r.planeCpu ? num(r.planeCpu.usPerRequest, 1) : '—');
     row.push(l.workerCpu.length ? l.workerCpu.map((c) => `${Math.round(c * 100)}%`).join('/') : '—');
+    row.push(r.cpu?.dataPlaneUsPerRequest == null ? '—' : String(r.cpu.dataPlaneUsPerRequest));
+    row.push(r.failed ? 'FAILED' : 'ok');
     out.push(row);
   }
   return out;
@@ -169,6 +181,11 @@ export function renderConsole(report: BenchReport): string {
   const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
   const out = [line(table[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...table.slice(1).map(line)];
+  for (const r of report.results) if (r.failed) out.push(`FAILED ${r.target}: ${r.failed.split('\n')[0]}`);
+  for (const r of report.results) for (const w of r.warnings ?? []) out.push(`warning ${r.target}: ${w}`);
+  for (const r of report.results) if (r.hopNote && r.dataPlane && report.mode !== 'nonblocking') out.push(`hop ${r.target}: n/a — ${r.hopNote}`);
+  const cpu = cpuSection(report);
+  if (cpu.length) out.push('', ...cpu.map((t) => textTable(t.rows, t.title)), '');
   for (const s of report.skipped) out.push(`skipped ${s.target}: ${s.reason}`);
   for (const t of report.thresholds) {
     const actual = t.actual === undefined ? '' : ` (actual ${num(t.actual)})`;
@@ -179,6 +196,21 @@ export function renderConsole(report: BenchReport): string {
   out.push(`load client: ${loadClientLine(report.loadClient)}`);
   if (report.helpers) out.push(`helpers: ${helpersLine(report.helpers)}`);
   return `${out.join('\n')}\n`;
+}
+
+/** One table per measured target: every process with its CPU µs/request, share of a core, RSS, fds. */
+export function cpuSection(report: BenchReport): Array<{ title: string; rows: string[][] }> {
+  return report.results.flatMap((r) => {
+    if (!r.cpu || r.cpu.processes.length === 0) return [];
+    const head = `${r.target}: ${r.cpu.requests.toLocaleString('en-US')} requests in ${r.cpu.windowMs} ms; data plane ${r.cpu.dataPlaneUsPerRequest ?? '—'} µs CPU/request; bottleneck ${r.cpu.bottleneck ?? '—'}`;
+    return [{ title: head, rows: [['role', 'process pid', 'CPU µs/req', '% of a core', 'RSS MiB', 'fds'], ...processRows(r.cpu)] }];
+  });
+}
+
+function textTable(rows: string[][], title: string): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [title, ...rows.map((r) => `  ${line(r)}`)].join('\n');
 }
 
 export function renderJson(report: BenchReport): string {
@@ -202,8 +234,20 @@ export function renderMarkdown(report: BenchReport): string {
     `|${table[0]!.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`,
     ...table.slice(1).map((r) => `| ${r.map(cell).join(' | ')} |`),
   ];
+  const failedTargets = report.results.filter((r) => r.failed);
+  if (failedTargets.length) out.push('', ...failedTargets.map((r) => `**FAILED ${cell(r.target)}**: ${cell(r.failed!.split('\n')[0]!)}`));
+  const warned = report.results.filter((r) => r.warnings?.length);
+  if (warned.length) out.push('', ...warned.flatMap((r) => (r.warnings ?? []).map((w) => `Warning ${cell(r.target)}: ${cell(w)}`)));
   if (report.mode !== 'nonblocking' && report.results.some((r) => r.hopMs !== undefined)) {
-    out.push('', 'EPP hop = the data plane\'s p50 − direct p50 (straight to the echo backend, same run).');
+    out.push('', 'EPP hop = the data plane\'s p50 − direct p50 (straight to the echo backend, same run); n/a when either has no valid latencies or the difference is negative (noise larger than the hop).');
+    for (const r of report.results) if (r.hopNote && r.dataPlane) out.push(`- hop ${cell(r.target)}: n/a — ${cell(r.hopNote)}`);
+  }
+  const cpu = cpuSection(report);
+  if (cpu.length) {
+    out.push('', 'DP CPU µs/req = CPU time of all the data plane\'s processes over the window / completed requests (from /proc): the figure to compare planes on a shared machine. Per process:');
+    for (const t of cpu) {
+      out.push('', `${t.title}`, '', `| ${t.rows[0]!.map(cell).join(' | ')} |`, `|${t.rows[0]!.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`, ...t.rows.slice(1).map((r) => `| ${r.map(cell).join(' | ')} |`));
+    }
   }
   if (report.mode === 'nonblocking') {
     out.push(

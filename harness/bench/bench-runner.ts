@@ -10,7 +10,6 @@ import { BBR_DEFAULTS, routeWithDefaults } from '../../core/route-model.ts';
 import { MockEppProcess } from '../epp/mock-epp-process.ts';
 import { bbrMockConfig } from '../runner/run-scenario.ts';
 import { chatBody } from '../runner/request-body.ts';
-import { PlaneCpuWindow } from './plane-cpu.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
@@ -25,6 +24,11 @@ import { runLoad, split } from './load-client.ts';
 import type { LoadSpec } from './load-worker.ts';
 import { currentLoadAvg, dataPlaneVersion, machineFacts } from './machine-facts.ts';
 import { evaluateThresholds, type ThresholdSubject } from './thresholds.ts';
+import { processTree } from '../../core/proc-sampler.ts';
+import { healthReason } from '../data-planes/plane-health.ts';
+import { planeFootprint } from '../runner/run-scenario.ts';
+import { hopCost, judgeTarget } from './bench-verdict.ts';
+import { ProcessCpuSampler } from './process-cpu.ts';
 
 /** Drivers `all` stands for: every registered one except `external`, which needs the user's own setup. */
 export function resolveDataPlanes(names: readonly string[], registry: readonly DataPlaneDriver[] = DRIVERS): DataPlaneDriver[] {
@@ -169,10 +173,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           url = `${dp.url}${o.path}`;
         }
         const bad = await smoke(url, headers, body);
-        if (bad) {
-          result.failed = bad;
+        const smokeHealth = dp?.health();
+        if (bad || (smokeHealth && !smokeHealth.ok)) {
+          result.failed = [smokeHealth && !smokeHealth.ok ? healthReason(smokeHealth) : undefined, bad].filter(Boolean).join('; ');
           writeFileSync(join(dir, 'data-plane.log'), dp?.logs() ?? '');
-          progress(`${t.label}: ${bad}`);
+          progress(`${t.label}: FAILED: ${result.failed}`);
           continue;
         }
         const spec: LoadSpec = {
@@ -189,20 +194,33 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         };
         if (o.rate !== undefined) spec.rate = o.shard ? o.rate / o.shard.count : o.rate;
         progress(`${t.label}: measuring for ${o.duration / 1000} s`);
-        // --bbr: the plane's CPU over the measured window (opened when the warmup ends).
-        let cpuWindow: PlaneCpuWindow | undefined;
-        const cpuTimer =
-          o.bbr && dp && o.runtime === 'local'
-            ? setTimeout(() => (cpuWindow = PlaneCpuWindow.open([backend?.pid, epp?.pid, bbrServer?.pid])), o.warmup)
-            : undefined;
-        result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
-        clearTimeout(cpuTimer);
-        const cpu = cpuWindow?.close();
-        if (cpu && result.load.requests > 0) {
-          result.planeCpu = { usPerRequest: Math.round((cpu.us / result.load.requests) * 10) / 10, processes: cpu.processes };
-          progress(`${t.label}: data plane CPU ${result.planeCpu.usPerRequest} µs/request (${cpu.processes.join(', ')})`);
+        // Every process of the target, sampled from /proc at the start and the end of the window.
+        const plane = dp;
+        const sampler = new ProcessCpuSampler([
+          ...(plane ? [{ role: 'data plane' as const, pids: () => plane.pids() }] : []),
+          ...(epp?.pid ? [{ role: 'EPP' as const, pids: () => processTree(epp!.pid!) }] : []),
+          ...(backend?.pid ? [{ role: 'backend' as const, pids: () => processTree(backend!.pid!) }] : []),
+          // --bbr on a plane that chains a BBR ext_proc server: the mock in the BBR role, an EPP-like helper.
+          ...(bbrServer?.pid ? [{ role: 'EPP' as const, pids: () => processTree(bbrServer!.pid!) }] : []),
+        ]);
+        const footprintBefore = plane ? planeFootprint(plane) : undefined;
+        const windowTimers = [setTimeout(() => sampler.start(), o.warmup), setTimeout(() => sampler.stop(), o.warmup + o.duration)];
+        try {
+          result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
+        } finally {
+          for (const w of windowTimers) clearTimeout(w);
         }
-        progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms`);
+        const l = result.load;
+        const self = (l.workerPids ?? []).map((pid, i) => ({ role: 'load worker' as const, pid, coreShare: l.workerCpu[i] ?? 0, elapsedMs: l.elapsedMs, rssBytes: l.workerRssBytes?.[i] ?? 0 }));
+        result.cpu = sampler.attribute(l.requests, self);
+        const footprintAfter = plane ? planeFootprint(plane) : undefined;
+        if (footprintBefore && footprintAfter) result.footprint = { before: footprintBefore, after: footprintAfter };
+        const health = plane?.health();
+        if (health && !health.ok) result.planeProblems = health.problems;
+        const verdict = judgeTarget({ load: l, maxErrorRatio: o.maxErrorRatio, ...(health ? { health } : {}), ...(result.footprint ? { footprint: result.footprint } : {}), strict: o.strict });
+        if (verdict.failed) result.failed = verdict.failed;
+        if (verdict.warnings.length) result.warnings = verdict.warnings;
+        progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms${result.cpu?.dataPlaneUsPerRequest != null ? `, data plane ${result.cpu.dataPlaneUsPerRequest} µs CPU/request` : ''}${result.failed ? `; FAILED: ${result.failed}` : ''}`);
         if (!t.driver && wrk?.ok) {
           progress(`${t.label}: generator-headroom check with wrk`);
           const h = await checkHeadroom({ url, headers, connections: o.connections, threads: o.workers, durationMs: Math.min(o.duration, 5000), clientRps: result.load.rps });
@@ -216,6 +234,14 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         if (dp) {
           writeFileSync(join(dir, 'data-plane.log'), dp.logs());
           await dp.stop().catch(() => {});
+          // After stop the logs are complete: a crash logged after the window still fails the target.
+          const late = dp.health();
+          if (!late.ok && !result.planeProblems) {
+            result.planeProblems = late.problems;
+            const why = healthReason(late) ?? 'data plane unhealthy';
+            result.failed = result.failed ? `${why}; ${result.failed}` : why;
+            progress(`${t.label}: FAILED: ${why}`);
+          }
         }
         await epp?.stop().catch(() => {});
         await bbrServer?.stop().catch(() => {});
@@ -231,10 +257,14 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     process.off('SIGTERM', onSignal);
   }
 
-  const direct = results.find((r) => r.target === 'direct')?.load;
+  const directResult = results.find((r) => r.target === 'direct');
   for (const r of results) {
     if (!r.load) continue;
-    if (r.dataPlane && direct) r.hopMs = Math.round((r.load.latencyMs.p50 - direct.latencyMs.p50) * 1000) / 1000;
+    if (r.dataPlane) {
+      const hop = hopCost(r, directResult);
+      r.hopMs = hop.hopMs;
+      if (hop.hopNote) r.hopNote = hop.hopNote;
+    }
     if (o.mode === 'nonblocking' && r.eppDelayMs > 0) {
       // Only 2xx count: a fail-close 500 answered at once is no proof of waiting without blocking.
       const okRps = r.load.requests === 0 ? 0 : (r.load.rps * (r.load.requests - r.load.non2xx)) / r.load.requests;
@@ -248,7 +278,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   const subjects: ThresholdSubject[] = results.flatMap((r) => {
     if (!r.load) return [];
     const s: ThresholdSubject = { target: r.target, latencyMs: r.load.latencyMs, rps: r.load.rps, requests: r.load.requests, errors: r.load.errors, non2xx: r.load.non2xx };
-    if (r.hopMs !== undefined) s.hopMs = r.hopMs;
+    if (typeof r.hopMs === 'number') s.hopMs = r.hopMs;
     if (r.boundPct !== undefined) s.boundPct = r.boundPct;
     if (r.blockingX !== undefined) s.blockingX = r.blockingX;
     return [s];
@@ -276,7 +306,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   }
   if (o.bbr) {
     notes.push(
-      `bbr: each plane ran without and with body-based routing (<plane>+bbr) on the same ${o.bodyBytes} B OpenAI chat body, model last; plane CPU µs/request = CPU of the plane's processes over the measured window / requests answered (backend, mock EPP and a BBR server excluded). BBR's cost = the +bbr row minus the row above it.`,
+      `bbr: each plane ran without and with body-based routing (<plane>+bbr) on the same ${o.bodyBytes} B OpenAI chat body, model last; the data plane's CPU µs/request (per-process accounting below) and p50 of the +bbr row minus the row above it are BBR's cost.`,
     );
     if (results.some((r) => r.target.startsWith('envoy') && r.target.endsWith('+bbr'))) {
       notes.push('bbr on envoy: BBR is a second ext_proc server (eppkit\'s mock in the BBR role, Node); its own CPU is not in the plane\'s figure, only what Envoy spends driving the second filter.');
@@ -284,7 +314,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   }
   if (results.length === 0) notes.push('nothing was measured: every data plane asked for was skipped (reasons above) and direct was off.');
   if (machine.cores <= 4) {
-    notes.push(`this machine has ${machine.cores} cores shared by the load client, the data plane, the mock EPP and the backend: absolute numbers are low and noisy; compare targets within one run.`);
+    notes.push(`this machine has ${machine.cores} cores shared by the load client, the data plane, the EPP and the backend: absolute numbers are low and noisy; compare targets within one run.`);
   }
 
   const loadClient: LoadClientFacts = {

@@ -25,5 +25,9 @@ describe('generator headroom', () => {
     expect(notes.some((n) => n.startsWith('nginx: 90 %'))).toBe(true);
     expect(notes.some((n) => n.startsWith('node-proxy'))).toBe(false);
     expect(headroomNotes(h, [{ target: 'nginx', rps: 9000 }], false)).toHaveLength(1);
+    // wrk slower than the client: the load moved between the two runs, nothing to conclude.
+    const odd = headroomNotes({ ...h, wrkRps: 5000, clientShare: 2 }, [{ target: 'nginx', rps: 9000 }], true);
+    expect(odd[1]).toContain('inconclusive');
+    expect(odd).toHaveLength(2);
   });
 });

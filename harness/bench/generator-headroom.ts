@@ -63,6 +63,10 @@ export function headroomNotes(h: HeadroomCheck, planes: ReadonlyArray<{ target: 
   const notes = [
     `generator headroom: on direct, wrk (${h.threads} thread${h.threads === 1 ? '' : 's'}, ${h.connections} connections, ${h.durationMs / 1000} s) reached ${h.wrkRps.toLocaleString('en-US')} req/s, eppkit's client ${Math.round(h.clientRps).toLocaleString('en-US')} req/s (${Math.round(h.clientShare * 100)} % of wrk).`,
   ];
+  if (h.clientShare > 1.1) {
+    notes.push('generator headroom inconclusive: wrk, run seconds after the client, got less than the client did, so the machine\'s load changed between the two (other processes took the cores); re-run on a quieter machine.');
+    return notes;
+  }
   if (!closedLoop) return notes;
   for (const p of planes) {
     const share = h.clientRps > 0 ? p.rps / h.clientRps : 0;

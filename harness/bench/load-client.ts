@@ -24,6 +24,11 @@ export interface LoadResult {
   elapsedMs: number;
   /** Per worker, fraction of one core used during the window. */
   workerCpu: number[];
+  /** Per worker (eppkit client): its pid and RSS at the end, for the per-process table. */
+  workerPids?: number[];
+  workerRssBytes?: number[];
+  /** Requests still unanswered when the window closed (plus grace): counted in errors as timeouts. */
+  inFlightAtClose?: number;
   /**
    * Every latency of the window as a compressed base64 HDR histogram in µs (eppkit client only):
    * what `eppkit bench merge` adds up, so percentiles of several shards come from one histogram,
@@ -93,6 +98,9 @@ export async function runLoad(spec: LoadSpec, workers: number): Promise<LoadResu
     bytes: sum((r) => r.bytes),
     elapsedMs: Math.round(elapsedMs),
     workerCpu: results.map((r) => Math.round(r.cpu * 100) / 100),
+    workerPids: results.map((r) => r.pid),
+    workerRssBytes: results.map((r) => r.rssBytes),
+    inFlightAtClose: sum((r) => r.inFlightAtClose),
     histogram,
   };
 }

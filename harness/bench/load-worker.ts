@@ -42,6 +42,18 @@ export interface WorkerResult {
   elapsedMs: number;
   /** CPU this worker used over the window, as a fraction of one core. */
   cpu: number;
+  /** Requests of the window still unanswered when it closed and after a grace period: counted as errors. */
+  inFlightAtClose: number;
+  pid: number;
+  rssBytes: number;
+}
+
+/** Error kind of a request still in flight when the window (plus grace) closed: a timeout, never silence. */
+export const IN_FLIGHT_AT_CLOSE = 'timeout (in flight at window close)';
+
+/** How long after the window closes requests still in flight may finish before they count as timeouts. */
+export function closeGraceMs(timeoutMs: number): number {
+  return Math.min(timeoutMs, 5000);
 }
 
 /** The burst executor starts a burst this often (when the previous one is over). */
@@ -67,6 +79,11 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
     headers,
   };
 
+  // Every request sent and not yet accounted: at window close (+ grace) the rest count as timeouts.
+  const open = new Map<number, number>();
+  let openSeq = 0;
+  let closed = false;
+  let inFlightAtClose = 0;
   const once = (): Promise<Outcome> =>
     new Promise((resolve) => {
       let done = false;
@@ -90,6 +107,26 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
       req.end(body);
     });
 
+  /** Waits for `p`, but no longer than the window's end plus the grace; then the rest are timeouts. */
+  const untilClosed = async (p: Promise<unknown>): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, stopAt + closeGraceMs(spec.timeoutMs) - performance.now()));
+    });
+    await Promise.race([p, grace]);
+    clearTimeout(timer);
+    // Sent during the warmup counts too: a request that blocked its connection through the whole
+    // window is the plainest sign of a hang.
+    for (const started of open.values()) {
+      if (started >= stopAt) continue;
+      inFlightAtClose++;
+      errors++;
+      errorKinds[IN_FLIGHT_AT_CLOSE] = (errorKinds[IN_FLIGHT_AT_CLOSE] ?? 0) + 1;
+    }
+    open.clear();
+    closed = true;
+  };
+
   const hist = createHistogram();
   const statusCodes: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
@@ -109,7 +146,7 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
   // Only requests that start inside the window count; latency runs from the intended start
   // (for arrival rate the scheduled time, so a stalled server is not hidden: no coordinated omission).
   const account = (intendedStart: number, o: Outcome): void => {
-    if (intendedStart < measureFrom || intendedStart >= stopAt) return;
+    if (closed || intendedStart < measureFrom || intendedStart >= stopAt) return;
     const end = performance.now();
     lastEnd = Math.max(lastEnd, end);
     if ('error' in o) {
@@ -137,12 +174,16 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
     }
   } else if (spec.executor === 'constant-vus') {
     const vu = async (): Promise<void> => {
-      while (performance.now() < stopAt) {
+      while (performance.now() < stopAt && !closed) {
         const t = performance.now();
-        account(t, await once());
+        const id = ++openSeq;
+        open.set(id, t);
+        const o = await once();
+        open.delete(id);
+        account(t, o);
       }
     };
-    await Promise.all(Array.from({ length: spec.connections }, vu));
+    await untilClosed(Promise.all(Array.from({ length: spec.connections }, vu)));
   } else {
     const interval = 1000 / (spec.rate ?? 1);
     let inFlight = 0;
@@ -159,8 +200,11 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
             continue;
           }
           inFlight++;
+          const id = ++openSeq;
+          open.set(id, intended);
           const p = once().then((o) => {
             inFlight--;
+            open.delete(id);
             account(intended, o);
           });
           pending.add(p);
@@ -171,7 +215,7 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
       };
       tick();
     });
-    await Promise.all(pending);
+    await untilClosed(Promise.all(pending));
   }
 
   clearTimeout(cpuTimer);
@@ -189,6 +233,9 @@ export async function runLoadWorker(spec: LoadSpec): Promise<WorkerResult> {
     bytes,
     elapsedMs,
     cpu: (cpuUsed.user + cpuUsed.system) / 1000 / elapsedMs,
+    inFlightAtClose,
+    pid: process.pid,
+    rssBytes: process.memoryUsage().rss,
   };
   hist.destroy();
   return result;

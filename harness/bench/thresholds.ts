@@ -31,7 +31,7 @@ export interface ThresholdSubject {
   errors: number;
   non2xx: number;
   /** EPP hop cost in ms (target p50 − direct p50); absent for `direct` or without a baseline. */
-  hopMs?: number;
+  hopMs?: number | null;
   /** nonblocking: % of connections / delay achieved, and times the one-blocking-worker rate. */
   boundPct?: number;
   blockingX?: number;
@@ -105,7 +105,7 @@ function actualOf(t: Threshold, s: ThresholdSubject): number | undefined {
       return total === 0 ? 0 : n / total;
     }
     case 'hop':
-      return s.hopMs;
+      return s.hopMs ?? undefined;
     case 'bound':
       return s.boundPct;
     case 'blocking':

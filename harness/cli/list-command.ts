@@ -4,6 +4,7 @@ import { chalk } from '../../cli/output.ts';
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../../core/errors.ts';
 import type { Runtime } from '../data-planes/data-plane-driver.ts';
+import { PlaneFileDriver, loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
 import { DRIVERS } from '../data-planes/registry.ts';
 import { loadScenarios } from '../scenarios/load-scenarios.ts';
 import { requiredFeatures } from '../runner/run-scenario.ts';
@@ -12,6 +13,7 @@ interface Args {
   paths: string[];
   runtime: string;
   json: boolean;
+  plane?: string | string[];
 }
 
 const command: CommandModule<object, Args> = {
@@ -21,11 +23,13 @@ const command: CommandModule<object, Args> = {
     y
       .positional('paths', { type: 'string', array: true, default: [], describe: 'scenario files or folders (default: scenarios/)' })
       .option('runtime', { type: 'string', default: 'local', describe: 'check availability for local|docker' })
-      .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }) as never,
+      .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+      .option('plane', { type: 'string', describe: 'also check plane files (repeatable): valid, available, what they claim' }) as never,
   handler: async (argv) => {
     if (argv.runtime !== 'local' && argv.runtime !== 'docker') throw new EppkitError('EPPKIT_USAGE', { reason: `--runtime must be local or docker (got "${argv.runtime}")` });
     const scenarios = loadScenarios(argv.paths);
-    const planes = await Promise.all(DRIVERS.map(async (d) => ({ d, a: await d.available(argv.runtime as Runtime) })));
+    const planeFiles = loadPlaneDrivers(argv.plane === undefined ? [] : Array.isArray(argv.plane) ? argv.plane : [argv.plane]);
+    const planes = await Promise.all([...DRIVERS, ...planeFiles].map(async (d) => ({ d, a: await d.available(argv.runtime as Runtime) })));
     if (argv.json) {
       process.stdout.write(
         `${JSON.stringify(
@@ -51,6 +55,7 @@ const command: CommandModule<object, Args> = {
     for (const { d, a } of planes) {
       out.push(`  ${d.name.padEnd(dw)}  ${a.ok ? chalk.green('available') : chalk.yellow('not available')}  ${d.description}`);
       if (!a.ok) out.push(chalk.dim(`  ${''.padEnd(dw)}  why: ${a.reason}`));
+      if (d instanceof PlaneFileDriver) out.push(chalk.dim(`  ${''.padEnd(dw)}  ${d.file}: ${[...d.features].join(', ')}`));
     }
     process.stdout.write(`${out.join('\n')}\n`);
   },

@@ -27,6 +27,7 @@ interface Args {
   'report-dir'?: string;
   tag: string[];
   bail: boolean;
+  strict: boolean;
   concurrency?: number;
   'external-url'?: string;
   'external-epp-port'?: number;
@@ -59,6 +60,7 @@ const command: CommandModule<object, Args> = {
       .option('report-dir', { type: 'string', describe: 'where reports go (default reports/<timestamp>/)' })
       .option('tag', { type: 'string', array: true, default: [], describe: 'only scenarios with one of these tags (repeatable)' })
       .option('bail', { type: 'boolean', default: false, describe: 'stop starting scenarios after the first failure' })
+      .option('strict', { type: 'boolean', default: false, describe: "a data plane's leak (fds or RSS growth over its bound in a scenario) fails the scenario instead of warning" })
       .option('concurrency', { type: 'number', describe: `scenario × data plane pairs run at once (default ${defaultConcurrency()})` })
       .option('external-url', { type: 'string', describe: 'URL of your own data plane (the external data plane; EPPKIT_EXTERNAL_URL)' })
       .option('external-epp-port', { type: 'number', describe: 'port your data plane expects the mock EPP on, 127.0.0.1 (EPPKIT_EXTERNAL_EPP_PORT)' }) as never,
@@ -95,11 +97,13 @@ const command: CommandModule<object, Args> = {
     process.once('SIGINT', interrupted);
     process.once('SIGTERM', interrupted);
     const report = await runAll({
+      command: ['eppkit', ...process.argv.slice(2)].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' '),
       scenarios,
       drivers,
       runtime,
       reportDir,
       bail: argv.bail,
+      strict: argv.strict,
       ...(c !== undefined ? { concurrency: c } : {}),
       reporters: [new ConsoleReporter(), new JsonReporter(), new JunitReporter(), new MarkdownReporter(), new ConformanceReporter(), new HtmlReporter()],
     });

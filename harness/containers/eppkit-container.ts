@@ -10,6 +10,7 @@
 //     .start();
 //   c.readyMatch?.[1]  // the URL the backend printed
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { StartedTestContainer } from 'testcontainers';
 import { EppkitError } from '../../core/errors.ts';
@@ -107,6 +108,15 @@ class LogBuffer {
     this.ended = true;
     for (const w of this.endWaiters) w();
     this.endWaiters = [];
+    for (const f of this.endListeners) f();
+  }
+
+  private endListeners: Array<() => void> = [];
+
+  /** Calls `f` once when the stream ends (at once when it has). */
+  onEnded(f: () => void): void {
+    if (this.ended) f();
+    else this.endListeners.push(f);
   }
 
   /** Resolves when the log stream has ended (the container exited), or after `ms`. */
@@ -276,6 +286,7 @@ export class EppkitContainer {
       throw new EppkitError('EPPKIT_START_FAILED', { what: `${this.what} (container ${this.image})`, reason: `${why}; output:\n${logs.tail(2000)}` });
     }
     const sc = new StartedEppkitContainer(this.what, this.image, started, logs);
+    sc.hostPid = await containerHostPid(started.getId());
     try {
       if (this.logRe) sc.readyMatch = await withTimeout(logs.waitFor(this.logRe), 5_000, `${this.what}: ready line not captured`);
       if (this.httpUrl) await waitForHttp(this.httpUrl, this.startupTimeoutMs, () => logs.ended);
@@ -286,6 +297,27 @@ export class EppkitContainer {
     }
     return sc;
   }
+}
+
+/** The host pid of a running container's init (`docker inspect .State.Pid`), undefined when unknown. */
+async function containerHostPid(id: string): Promise<number | undefined> {
+  const r = await docker(['inspect', '--format', '{{.State.Pid}}', id], 10_000);
+  const pid = Number(r.stdout.trim());
+  return r.code === 0 && Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** How a container ended; a code 128+N is reported as that signal. Undefined when docker forgot it (removed). */
+async function containerExit(id: string): Promise<{ code: number | null; signal: string | null } | undefined> {
+  const r = await docker(['inspect', '--format', '{{.State.ExitCode}} {{.State.OOMKilled}}', id], 10_000);
+  if (r.code !== 0) return undefined;
+  const [code, oom] = r.stdout.trim().split(' ');
+  const n = Number(code);
+  if (oom === 'true') return { code: n, signal: 'SIGKILL (OOM)' };
+  if (n > 128 && n < 160) {
+    const name = Object.entries(osConstants.signals).find(([, v]) => v === n - 128)?.[0];
+    return { code: n, signal: name ?? `signal ${n - 128}` };
+  }
+  return { code: n, signal: null };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
@@ -324,12 +356,26 @@ export class StartedEppkitContainer implements AsyncDisposable {
   private readonly container: StartedTestContainer;
   private readonly buffer: LogBuffer;
   private stopped: Promise<void> | undefined;
+  /** The container's init process as this host sees it (for /proc sampling); set by start(). */
+  hostPid: number | undefined;
+  /** How it ended (`docker inspect`'s exit code; 128+N is signal N), once it has. */
+  exitStatus: { code: number | null; signal: string | null } | undefined;
+  /** Resolves when the container has ended, with its exit status when docker still knows it. */
+  readonly exited: Promise<{ code: number | null; signal: string | null } | undefined>;
 
   constructor(what: string, image: string, container: StartedTestContainer, buffer: LogBuffer) {
     this.what = what;
     this.image = image;
     this.container = container;
     this.buffer = buffer;
+    this.exited = new Promise((resolve) => {
+      buffer.onEnded(() => {
+        void containerExit(container.getId()).then((x) => {
+          this.exitStatus = x ?? { code: null, signal: null };
+          resolve(x);
+        });
+      });
+    });
   }
 
   get id(): string {

@@ -12,6 +12,7 @@
 //   const url = dp.readyMatch?.[1];
 import { EppkitError } from '../../core/errors.ts';
 import type { Availability, DriverContext, Runtime } from '../data-planes/data-plane-driver.ts';
+import type { ExitStatus } from '../data-planes/plane-health.ts';
 import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
 import { dockerAvailable, inspectImage } from './docker-cli.ts';
 import { EppkitContainer, waitForTcp, type StartedEppkitContainer } from './eppkit-container.ts';
@@ -71,6 +72,12 @@ export interface StartedProcessOrContainer extends AsyncDisposable {
   readonly running: boolean;
   /** The child's pid (local); undefined for a container (its pids live in its own namespace). */
   readonly pid: number | undefined;
+  /** The pid on this host: the child's (local) or the container's init as the host sees it (for /proc sampling). */
+  readonly hostPid: number | undefined;
+  /** How it ended (code or signal name), once it has; undefined while it runs. */
+  readonly exitStatus: ExitStatus | undefined;
+  /** Resolves when it has ended (a container: with `docker inspect`'s exit code). */
+  readonly exited: Promise<ExitStatus | undefined>;
   logs(): string;
   tail(chars: number): string;
   waitForLine(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
@@ -114,6 +121,11 @@ function fromProcess(proc: ManagedProcess, readyMatch: RegExpMatchArray | undefi
     runtime: 'local',
     readyMatch,
     pid: proc.pid,
+    hostPid: proc.pid,
+    get exitStatus() {
+      return proc.exitStatus;
+    },
+    exited: proc.exited,
     get running() {
       return proc.running;
     },
@@ -132,6 +144,13 @@ function fromContainer(c: StartedEppkitContainer): StartedProcessOrContainer {
     runtime: 'docker',
     readyMatch: c.readyMatch,
     pid: undefined,
+    get hostPid() {
+      return c.hostPid;
+    },
+    get exitStatus() {
+      return c.exitStatus;
+    },
+    exited: c.exited,
     get running() {
       return c.running;
     },

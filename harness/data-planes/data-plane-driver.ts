@@ -2,6 +2,9 @@
 // A driver renders its own config from the RouteModel, starts the data plane (local process
 // or container), and hands back a started thing that is AsyncDisposable.
 import type { RouteModel } from '../../core/route-model.ts';
+import type { PlaneHealth } from './plane-health.ts';
+
+export type { PlaneHealth, PlaneProblem, CrashPattern } from './plane-health.ts';
 
 /**
  * What a scenario may need. A data plane that lacks a feature a scenario requires gets that
@@ -18,6 +21,7 @@ export const FEATURES = [
   'header-mutation', // applies the EPP's other request header mutations
   'metadata-endpoint', // reads the endpoint from dynamic_metadata envoy.lb
   'served-endpoint', // reports the served endpoint on the response-headers phase
+  'response-header-mutation', // applies the EPP's response-headers answer to the client's response
   'timeout', // enforces the per-message EPP timeout
   'endpoint-validation', // refuses garbage endpoints instead of proxying them
   'allowlist', // refuses endpoints outside an allowlist
@@ -50,6 +54,26 @@ export interface Availability {
   reason?: string;
 }
 
+/**
+ * A running data plane. Beyond its URL and logs it answers two questions every verdict asks
+ * (the runner after each step and at scenario end, bench per target, fuzz per case):
+ *
+ * - `pids()`: every OS process of the plane right now, as pids of this host (an nginx master
+ *   and all its workers, Envoy, the node process, the NJS shim; a container's processes as the
+ *   host sees them). Empty when eppkit cannot know (an external plane without a pid source).
+ *   Feed them to core/proc-sampler.ts for CPU, RSS and fds.
+ * - `health()`: problems found since start, cumulative, cheap (reads only what the logs gained
+ *   since the last call), never throws: a process eppkit started that exited before stop()
+ *   (code or signal from the process handle, `docker inspect` for a container), and log lines
+ *   matching the driver's crash/alert patterns (plane-health.ts: nginx `exited on signal`,
+ *   `[alert]`, `[emerg]`, `core dumped`; Envoy crash and backtrace lines; Node fatal errors; a
+ *   plane file's own `crashPatterns`). `ok: false` fails the scenario (or bench target) with
+ *   the first problem's line, whatever the statuses said.
+ *
+ * Drivers build both from a PlaneHealthMonitor (plane-health.ts): withProcess() for each handle
+ * they started, withLogFile() for each log with its patterns, withPids() for pids known another
+ * way; and run their stop through monitor.stopping() so the exits they cause are not problems.
+ */
 export interface StartedDataPlane extends AsyncDisposable {
   readonly name: string;
   /** Base URL clients send requests to, e.g. http://127.0.0.1:38211 */
@@ -61,6 +85,10 @@ export interface StartedDataPlane extends AsyncDisposable {
   readonly listenerUrls?: readonly string[];
   /** Everything the data plane logged so far (stdout, stderr, error/access logs). */
   logs(): string;
+  /** Every process of the plane now (host pids); [] when unknown. */
+  pids(): number[];
+  /** Crashes, alerts and unexpected exits since start (see above). */
+  health(): PlaneHealth;
   stop(): Promise<void>;
 }
 

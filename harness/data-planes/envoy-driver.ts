@@ -6,10 +6,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EppkitError } from '../../core/errors.ts';
-import type { RouteModel } from '../../core/route-model.ts';
+import { freePort } from '../../core/net.ts';
+import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
-import { parseAllowList, renderEnvoyYaml } from '../../proxies/envoy/envoy-config.ts';
+import { parseAllowList, renderEnvoyYaml, type EnvoyBodyProcessing, type EnvoyRenderOptions } from '../../proxies/envoy/envoy-config.ts';
+import { frontListenerName, renderEnvoyMultiYaml } from '../../proxies/envoy/envoy-multi-config.ts';
 import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
+import { ENVOY_CRASH_PATTERNS, PlaneHealthMonitor } from './plane-health.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
 export interface EnvoyDriverOptions {
@@ -23,6 +26,8 @@ export interface EnvoyDriverOptions {
   streamIdleTimeoutMs?: number;
   /** Milliseconds to wait for Envoy to be LIVE. Default 20000. */
   startTimeoutMs?: number;
+  /** 'epp-compatible' (default: works with the real EPPs) or 'envoy-native' (BUFFERED / FULL_DUPLEX_STREAMED). */
+  bodyProcessing?: EnvoyBodyProcessing;
 }
 
 export interface StartedEnvoy extends StartedDataPlane {
@@ -49,8 +54,10 @@ const ENVOY_FEATURES: Feature[] = [
   'tls',
   'client-abort',
   'ipv6-endpoint',
+  'multi-pool',
   // Both through small Lua filters and ext_proc metadata forwarding (proxies/envoy/README.md).
   'served-endpoint',
+  'response-header-mutation',
   'subset-hint',
   'allowlist',
   // A second ext_proc filter to a BBR server before the EPP's (the harness starts a mock in the BBR role).
@@ -88,7 +95,7 @@ export class EnvoyDriver implements DataPlaneDriver {
 
   unsupportedRoute(route: RouteModel): string | undefined {
     try {
-      parseAllowList(route.allow);
+      for (const r of planeRoutes(route)) parseAllowList(r.allow);
     } catch (e) {
       return (e as Error).message;
     }
@@ -103,17 +110,20 @@ export class EnvoyDriver implements DataPlaneDriver {
     const configFile = join(ctx.workDir, 'envoy.yaml');
     const adminAddressFile = join(ctx.workDir, 'envoy-admin-address');
     const accessLog = join(ctx.workDir, 'envoy-access.log');
-    writeFileSync(
-      configFile,
-      renderEnvoyYaml(route, {
-        host: ctx.host,
-        port: 0,
-        adminHost: ctx.host,
-        adminPort: 0,
-        accessLogPath: accessLog,
-        ...(this.opts.streamIdleTimeoutMs !== undefined ? { streamIdleTimeoutMs: this.opts.streamIdleTimeoutMs } : {}),
-      }),
-    );
+    const renderOpts: EnvoyRenderOptions = {
+      host: ctx.host,
+      port: 0,
+      adminHost: ctx.host,
+      adminPort: 0,
+      accessLogPath: accessLog,
+      ...(this.opts.streamIdleTimeoutMs !== undefined ? { streamIdleTimeoutMs: this.opts.streamIdleTimeoutMs } : {}),
+      ...(this.opts.bodyProcessing !== undefined ? { bodyProcessing: this.opts.bodyProcessing } : {}),
+    };
+    const multi = isMultiRoute(route);
+    // multi-pool: each (route, pool) entry's own listener on a free loopback port (envoy-multi-config.ts).
+    const innerPorts: number[] = [];
+    if (multi) for (const _ of planeRoutes(route)) innerPorts.push(await freePort('127.0.0.1'));
+    writeFileSync(configFile, multi ? renderEnvoyMultiYaml(route, { ...renderOpts, innerPorts }) : renderEnvoyYaml(route, renderOpts));
     const logLevel = this.opts.logLevel ?? process.env.EPPKIT_ENVOY_LOG_LEVEL ?? 'info';
     const args = [
       '-c', configFile,
@@ -134,31 +144,35 @@ export class EnvoyDriver implements DataPlaneDriver {
       command: [CONTAINER_PATHS.envoy, ...args],
       localCommand: [loc.path ?? 'envoy', ...args],
       logFile: join(ctx.workDir, 'envoy.log'),
-      ...(route.eppTls?.caFile ? { binds: [dirname(route.eppTls.caFile)] } : {}),
+      binds: [...new Set(planeRoutes(route).flatMap((r) => (r.eppTls?.caFile ? [dirname(r.eppTls.caFile)] : [])))],
     });
     try {
-      const { adminUrl, url } = await this.waitReady(proc, adminAddressFile, ctx.host);
+      const { adminUrl, url, listenerUrls } = await this.waitReady(proc, adminAddressFile, ctx.host, multi ? listenerCount(route) : 1);
       let lastStats = '';
       const stats = async (): Promise<string> => {
         const r = await fetchText(`${adminUrl}/stats?usedonly&filter=${encodeURIComponent(STATS_FILTER)}`);
         lastStats = r.text;
         return r.text;
       };
+      const monitor = new PlaneHealthMonitor('envoy').withProcess('envoy', proc).withLogFile('envoy', join(ctx.workDir, 'envoy.log'), ENVOY_CRASH_PATTERNS, 0);
       let stopped: Promise<void> | undefined;
       const stop = (): Promise<void> => {
-        stopped ??= (async () => {
+        stopped ??= monitor.stopping(async () => {
           // Keep the final counters for the report before the admin interface goes away.
           if (proc.running) await stats().catch(() => undefined);
           await proc.stop(5000);
-        })();
+        });
         return stopped;
       };
       return {
         name: this.name,
         url,
+        ...(multi ? { listenerUrls } : {}),
         adminUrl,
         configFile,
         stats,
+        pids: () => monitor.pids(),
+        health: () => monitor.health(),
         logs: () =>
           [
             proc.logs(),
@@ -175,7 +189,12 @@ export class EnvoyDriver implements DataPlaneDriver {
   }
 
   /** Waits for the admin address file, then LIVE, then reads the listener's real port. */
-  private async waitReady(proc: StartedProcessOrContainer, adminAddressFile: string, host: string): Promise<{ adminUrl: string; url: string }> {
+  private async waitReady(
+    proc: StartedProcessOrContainer,
+    adminAddressFile: string,
+    host: string,
+    listenerTotal = 1,
+  ): Promise<{ adminUrl: string; url: string; listenerUrls: string[] }> {
     const timeoutMs = this.opts.startTimeoutMs ?? 20_000;
     const deadline = Date.now() + timeoutMs;
     let lastProblem = 'admin address file not written yet';
@@ -193,11 +212,11 @@ export class EnvoyDriver implements DataPlaneDriver {
             const parsed = JSON.parse(listeners.text) as {
               listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { address?: string; port_value?: number } } }>;
             };
-            const l = parsed.listener_statuses?.find((x) => x.name === 'eppkit_listener');
-            const port = l?.local_address?.socket_address?.port_value;
-            if (port) {
+            const ports = Array.from({ length: listenerTotal }, (_, i) => parsed.listener_statuses?.find((x) => x.name === frontListenerName(i))?.local_address?.socket_address?.port_value);
+            if (ports.every((p) => p)) {
               const h = host.includes(':') ? `[${host}]` : host;
-              return { adminUrl, url: `http://${h}:${port}` };
+              const listenerUrls = ports.map((p) => `http://${h}:${p}`);
+              return { adminUrl, url: listenerUrls[0]!, listenerUrls };
             }
             lastProblem = 'listener has no port yet';
           } else lastProblem = `/ready answered ${ready.status}: ${ready.text.trim()}`;

@@ -101,7 +101,7 @@ export class NginxDriver implements DataPlaneDriver {
     // Files the config names outside workDir, mounted at the same path in a container.
     const binds = [...new Set(planeRoutes(route).flatMap((r) => (r.eppTls?.caFile ? [resolve(r.eppTls.caFile)] : [])))];
     const multi = isMultiRoute(route);
-    const { proc, port, extraPorts } = await startNginx(ctx, {
+    const { proc, port, extraPorts, monitor } = await startNginx(ctx, {
       workDir,
       image: IMAGES_BY_ROLE.nginxEpp,
       nginxBin: this.nginxBin(),
@@ -130,7 +130,7 @@ export class NginxDriver implements DataPlaneDriver {
     const url = urlOf(port);
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => {
-      stopped ??= proc.stop(5000).then(() => undefined);
+      stopped ??= monitor.stopping(() => proc.stop(5000));
       return stopped;
     };
     return {
@@ -139,6 +139,8 @@ export class NginxDriver implements DataPlaneDriver {
       ...(multi ? { listenerUrls: [url, ...extraPorts.map(urlOf)] } : {}),
       workDir,
       pid: proc.pid,
+      pids: () => monitor.pids(),
+      health: () => monitor.health(),
       logs: () =>
         [
           `--- nginx ---\n${proc.logs()}`,

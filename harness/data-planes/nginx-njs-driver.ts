@@ -6,8 +6,9 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
-import type { RouteModel } from '../../core/route-model.ts';
-import { renderNginxNjsConfig } from '../../proxies/nginx-njs/nginx-njs-config.ts';
+import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
+import { renderNginxNjsConfig, type NginxNjsRenderOptions } from '../../proxies/nginx-njs/nginx-njs-config.ts';
+import { renderNginxNjsMultiConfig } from '../../proxies/nginx-njs/nginx-njs-multi-config.ts';
 import {
   CONTAINER_PATHS,
   IMAGES_BY_ROLE,
@@ -19,6 +20,7 @@ import {
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 import { freePort } from '../../core/net.ts';
 import { readTail, startNginx } from './start-nginx.ts';
+import { NODE_CRASH_PATTERNS } from './plane-health.ts';
 
 export interface NginxNjsDriverOptions {
   /** nginx binary. Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
@@ -37,7 +39,8 @@ const SHIM_MODULE = fileURLToPath(new URL('../../proxies/node-proxy/node-proxy-c
 // always 500), use a comma-separated fallback list (nginx fails on it), apply other header
 // mutations, report the served endpoint, or skip the body (the shim always sends it, so
 // 'body-none' is not claimed). Garbage picks are refused by the shim, which validates them.
-const NGINX_NJS_FEATURES: Feature[] = ['body-buffered', 'fail-open', 'fail-close', 'timeout', 'endpoint-validation', 'ipv6-endpoint'];
+// Several routes and pools ('multi-pool') as NGF renders HTTPRoute rules: one location per rule.
+const NGINX_NJS_FEATURES: Feature[] = ['body-buffered', 'fail-open', 'fail-close', 'timeout', 'endpoint-validation', 'ipv6-endpoint', 'multi-pool'];
 
 /**
  * One throw-away exchange against a closed port, so the shim's first real request does not pay
@@ -95,6 +98,14 @@ export class NginxNjsDriver implements DataPlaneDriver {
   }
 
   unsupportedRoute(route: RouteModel): string | undefined {
+    const entries = planeRoutes(route);
+    for (const e of entries.slice(1)) {
+      const why = this.unsupportedRoute({ ...e, routes: undefined });
+      if (why) return why;
+    }
+    // NGF's shim is one sidecar for every pool: one EPP timeout and one body limit.
+    if (new Set(entries.map((e) => e.timeoutMs)).size > 1) return "NGF's shim is one sidecar with one EPP timeout: pools with different timeouts";
+    if (new Set(entries.map((e) => e.maxBodyBytes)).size > 1) return "NGF's shim is one sidecar with one body limit: pools with different limits";
     if (route.bodyMode === 'streamed') return 'NJS reads the whole body before asking the EPP: no streamed body mode';
     if (route.bodyMode === 'none') return 'the NGF shim always sends the whole body to the EPP: no headers-only mode';
     if (route.eppTls) return 'the NGF shim talks plaintext gRPC to the EPP';
@@ -133,15 +144,21 @@ export class NginxNjsDriver implements DataPlaneDriver {
       const started = await this.startNginx(route, { ...ctx, workDir }, shimUrl);
       nginx = started.proc;
       const nginxProc = started.proc;
-      const url = `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${started.port}`;
+      // The shim is part of this plane: its crash is the plane's crash.
+      const monitor = started.monitor.withProcess('node-proxy shim', shim).withLogFile('node-proxy shim', join(workDir, 'shim.log'), NODE_CRASH_PATTERNS, 0);
+      const urlOf = (p: number): string => `http://${ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host}:${p}`;
+      const url = urlOf(started.port);
       let stopped: Promise<void> | undefined;
       const stop = (): Promise<void> => {
-        stopped ??= Promise.all([nginxProc.stop(5000), shim.stop(5000)]).then(() => undefined);
+        stopped ??= monitor.stopping(() => Promise.all([nginxProc.stop(5000), shim.stop(5000)])).then(() => undefined);
         return stopped;
       };
       return {
         name: this.name,
         url,
+        pids: () => monitor.pids(),
+        health: () => monitor.health(),
+        ...(isMultiRoute(route) ? { listenerUrls: [url, ...started.extraPorts.map(urlOf)] } : {}),
         logs: () =>
           [
             `--- nginx ---\n${nginxProc.logs()}`,
@@ -158,15 +175,17 @@ export class NginxNjsDriver implements DataPlaneDriver {
     }
   }
 
-  private startNginx(route: RouteModel, ctx: DriverContext, shimUrl: string): Promise<{ proc: StartedProcessOrContainer; port: number }> {
+  private startNginx(route: RouteModel, ctx: DriverContext, shimUrl: string): ReturnType<typeof startNginx> {
     const docker = ctx.runtime === 'docker';
+    const multi = isMultiRoute(route);
     return startNginx(ctx, {
+      extraPorts: multi ? listenerCount(route) - 1 : 0,
       workDir: ctx.workDir,
       image: IMAGES_BY_ROLE.nginxNjs,
       nginxBin: this.nginxBin(),
       startTimeoutMs: this.opts.startTimeoutMs,
-      renderConfig: (listenPort) =>
-        renderNginxNjsConfig(route, {
+      renderConfig: (listenPort, extra) => {
+        const o: NginxNjsRenderOptions = {
           workDir: ctx.workDir,
           listenHost: ctx.host,
           listenPort,
@@ -174,7 +193,9 @@ export class NginxNjsDriver implements DataPlaneDriver {
           njsModule: docker ? CONTAINER_PATHS.nginxNjsModule : this.njsModule(),
           // The images run as root; locally only when eppkit does.
           runAsRoot: docker || process.getuid?.() === 0,
-        }),
+        };
+        return multi ? renderNginxNjsMultiConfig(route, { ...o, listenPorts: [listenPort, ...extra] }) : renderNginxNjsConfig(route, o);
+      },
     });
   }
 }

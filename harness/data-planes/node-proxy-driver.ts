@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { IMAGES_BY_ROLE, containerAvailable, eppkitInvocation, startProcessOrContainer } from '../containers/start-process-or-container.ts';
+import { NODE_CRASH_PATTERNS, PlaneHealthMonitor } from './plane-health.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 
 const PROXY_MODULE = new URL('../../proxies/node-proxy/node-proxy-command.ts', import.meta.url);
@@ -78,6 +79,7 @@ export const nodeProxyDriver: DataPlaneDriver = {
     'immediate-response',
     'header-mutation',
     'served-endpoint',
+  'response-header-mutation',
     'timeout',
     'endpoint-validation',
     'allowlist',
@@ -110,12 +112,17 @@ export const nodeProxyDriver: DataPlaneDriver = {
       binds: route.eppTls?.caFile ? [route.eppTls.caFile] : [],
     });
     const url = (proc.readyMatch?.[1] ?? '').replace(/\/$/, '');
+    const monitor = new PlaneHealthMonitor('node-proxy').withProcess('node-proxy', proc).withLogFile('node-proxy', join(ctx.workDir, 'node-proxy.log'), NODE_CRASH_PATTERNS, 0);
+    let stopped: Promise<void> | undefined;
+    const stop = (): Promise<void> => (stopped ??= monitor.stopping(() => proc.stop()));
     return {
       name: 'node-proxy',
       url,
       logs: () => proc.logs(),
-      stop: () => proc.stop(),
-      [Symbol.asyncDispose]: () => proc.stop(),
+      pids: () => monitor.pids(),
+      health: () => monitor.health(),
+      stop,
+      [Symbol.asyncDispose]: stop,
     };
   },
 };
@@ -147,12 +154,19 @@ async function startListeners(route: RouteModel, ctx: DriverContext): Promise<St
     await stopAll();
     throw e;
   }
+  // Every listener's process is part of the plane: any one's crash is the plane's.
+  const monitor = new PlaneHealthMonitor('node-proxy');
+  procs.forEach((p, i) => monitor.withProcess(`node-proxy (listener ${i})`, p).withLogFile(`node-proxy (listener ${i})`, join(ctx.workDir, `node-proxy.listener-${i}.log`), NODE_CRASH_PATTERNS, 0));
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= monitor.stopping(stopAll));
   return {
     name: 'node-proxy',
     url: urls[0] ?? '',
     listenerUrls: urls,
     logs: () => procs.map((p, i) => `--- node-proxy listener ${i} ---\n${p.logs()}`).join('\n'),
-    stop: stopAll,
-    [Symbol.asyncDispose]: stopAll,
+    pids: () => monitor.pids(),
+    health: () => monitor.health(),
+    stop,
+    [Symbol.asyncDispose]: stop,
   };
 }

@@ -7,7 +7,8 @@
 //     is configured (timeouts adapt, other needs skip with the reason).
 // Failures name the plane file, the key and what to do.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +24,7 @@ import type { Availability, DataPlaneDriver, DriverContext, Feature, FixedSettin
 import { planeFileSchema, type PlaneFile, type PlaneOverride } from './plane-file-schema.ts';
 import { parseTemplate, planeVariables, renderTemplate, type PlaneTools, type TemplateVars } from './plane-templates.ts';
 import { readTail } from './start-nginx.ts';
+import { CRASH_PATTERNS_BY_KIND, PlaneHealthMonitor, userCrashPatterns, type CrashPattern } from './plane-health.ts';
 
 const WARM_UP_MS = 15_000;
 
@@ -95,6 +97,8 @@ export class PlaneFileDriver implements DataPlaneDriver {
   readonly file: string;
   readonly plane: PlaneFile;
   private readonly templates: ReadonlyMap<string, string>;
+  /** bbrExtProc: the harness starts a BBR ext_proc mock and passes it as {{bbr.extProc}}. */
+  readonly bbrViaExtProc: boolean;
   private versionText: string | undefined;
 
   constructor(file: string, loaded = loadPlaneFile(file)) {
@@ -102,6 +106,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
     this.plane = loaded.plane;
     this.templates = loaded.templates;
     this.name = loaded.plane.name;
+    this.bbrViaExtProc = loaded.plane.bbrExtProc;
     this.features = new Set(loaded.plane.features);
     this.description = loaded.plane.description ?? `plane file ${file} (${loaded.plane.url ? `running at ${loaded.plane.url}` : 'started per scenario'})`;
   }
@@ -112,7 +117,9 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const vars = planeVariables({ eppAddress: '127.0.0.1:1', pathPrefix: '/', failureMode: 'close', timeoutMs: 1, bodyMode: 'none', fallbackEndpoints: [], responseProcessing: false, maxBodyBytes: 1, allow: [] }, '', { host: '127.0.0.1', port: 1 }, planeTools());
     const { command, args } = argvOf(this.plane.version, vars);
     const r = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
-    const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find(Boolean);
+    // The first non-empty line; a leading absolute path shortened to its name (Envoy prints its own).
+    const first = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find(Boolean);
+    const out = first?.replace(/^\/\S*\/([^/\s]+)/, '$1').replace(/\s+/g, ' ');
     this.versionText = r.error || r.status !== 0 ? `unknown (version command failed: ${r.error?.message ?? `exit ${r.status}`}; ${this.file} key version)` : (out ?? 'unknown');
     return this.versionText;
   }
@@ -176,9 +183,13 @@ export class PlaneFileDriver implements DataPlaneDriver {
       const own = logFile && existsSync(logFile) ? readFileSync(logFile).subarray(from).toString('utf8') : '';
       return [...notes, own].filter(Boolean).join('\n');
     };
+    // Plane health: its log scanned with its kind's patterns and its own crashPatterns.
+    const monitor = new PlaneHealthMonitor(this.name);
+    if (logFile) monitor.withLogFile(`${this.name} log`, logFile, this.crashPatterns(this.plane.kind), from);
     await this.warmUp(url, notes, ctx.signal);
     // Nothing to start or stop: the user owns this process.
-    return { name: this.name, url, logs, stop: async () => {}, [Symbol.asyncDispose]: async () => {} };
+    const stop = (): Promise<void> => monitor.stopping(async () => {});
+    return { name: this.name, url, logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
   }
 
   private async startProcess(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
@@ -187,7 +198,8 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const dir = resolve(ctx.workDir, 'plane');
     mkdirSync(dir, { recursive: true });
     const port = await freePort(ctx.host);
-    const vars = planeVariables(route, dir, { host: ctx.host, port }, planeTools());
+    const runDir = mkdtempSync(join(tmpdir(), 'epk-'));
+    const vars = planeVariables(route, dir, { host: ctx.host, port }, planeTools(), runDir);
     for (const t of start.templates) {
       const to = join(dir, t.to);
       mkdirSync(dirname(to), { recursive: true });
@@ -201,9 +213,19 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const notes: string[] = [`[eppkit] ${this.file}: ${command} ${args.join(' ')} (in ${dir}, listen ${vars.listen}, EPP ${route.eppAddress})`];
     const logs = (): string =>
       [notes.join('\n'), `--- ${this.name} stdout+stderr ---\n${proc.tail(64 * 1024)}`, ...logFiles.map((f) => `--- ${f} ---\n${readTail(f, 64 * 1024)}`)].join('\n');
+    // Plane health: the process it started (exit code or signal), its stdout+stderr and each log
+    // file, with the patterns of the log's kind (else the plane's) and the plane's crashPatterns.
+    const monitor = new PlaneHealthMonitor(this.name)
+      .withProcess(this.name, proc)
+      .withLogFile(`${this.name} stdout+stderr`, join(dir, 'plane.log'), this.crashPatterns(this.plane.kind), 0);
+    start.logs.forEach((l, i) => {
+      const kind = typeof l === 'string' ? this.plane.kind : (l.kind ?? this.plane.kind);
+      const f = logFiles[i] as string;
+      monitor.withLogFile(f, f, this.crashPatterns(kind));
+    });
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => {
-      stopped ??= this.stopProcess(proc, vars);
+      stopped ??= monitor.stopping(() => this.stopProcess(proc, vars)).finally(() => rmSync(runDir, { recursive: true, force: true }));
       return stopped;
     };
     const url = `http://${vars.listen}`;
@@ -214,7 +236,12 @@ export class PlaneFileDriver implements DataPlaneDriver {
       await stop();
       throw e;
     }
-    return { name: this.name, url, logs, stop, [Symbol.asyncDispose]: stop };
+    return { name: this.name, url, logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
+  }
+
+  /** A kind's default crash patterns plus the plane file's own. */
+  private crashPatterns(kind: keyof typeof CRASH_PATTERNS_BY_KIND): CrashPattern[] {
+    return [...userCrashPatterns(this.plane.crashPatterns), ...CRASH_PATTERNS_BY_KIND[kind]];
   }
 
   private async stopProcess(proc: ManagedProcess, vars: TemplateVars): Promise<void> {

@@ -98,6 +98,10 @@ export const planeFileSchema = z
       .array(z.enum(FEATURES, { message: `unknown feature; known: ${FEATURES.join(', ')}` }))
       .min(1)
       .meta({ description: 'what it supports (eppkit list shows the names); scenarios needing others skip' }),
+    bbrExtProc: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'with feature bbr: eppkit starts a BBR ext_proc server per scenario ({{bbr.extProc}}) that the plane calls before the EPP (Envoy: a second ext_proc filter)' }),
     crashPatterns: z.array(z.string().min(1)).default([]).meta({ description: 'regular expressions: a log line matching one is a crash' }),
     start: startSchema.optional(),
     url: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'a plane already running, e.g. http://127.0.0.1:8080' }),
@@ -136,6 +140,7 @@ export const planeFileSchema = z
         ctx.addIssue({ code: 'custom', path: ['start', 'ready', 'log', 'matches'], message: `not a regular expression: ${(e as Error).message}` });
       }
     }
+    if (p.bbrExtProc && !p.features.includes('bbr')) ctx.addIssue({ code: 'custom', path: ['bbrExtProc'], message: 'bbrExtProc is for body-based routing: features must list bbr' });
     const s = p.settings;
     const has = new Set<string>(p.features);
     if (s?.bodyMode && !has.has(`body-${s.bodyMode}`)) ctx.addIssue({ code: 'custom', path: ['settings', 'bodyMode'], message: `runs with body mode ${s.bodyMode}: features must list body-${s.bodyMode}` });

@@ -20,6 +20,7 @@ export type TemplateVars = Readonly<Record<string, TemplateValue>>;
 /** Every variable a plane template may use, with what it is (the documented table). */
 export const PLANE_VARIABLES: ReadonlyArray<readonly [name: string, meaning: string]> = [
   ['dir', 'this scenario\'s directory for the plane (absolute): config, logs, pid and temp files go here'],
+  ['runDir', 'a short directory for unix sockets (/tmp/epk-…; a socket path over 107 bytes fails), removed when the plane stops'],
   ['listen', 'host:port the plane must listen on (a free loopback port eppkit chose)'],
   ['listen.host', 'its host (127.0.0.1)'],
   ['listen.port', 'its port'],
@@ -51,6 +52,9 @@ export const PLANE_VARIABLES: ReadonlyArray<readonly [name: string, meaning: str
   ['bbr', 'flag: body-based routing: put the body\'s top-level "model" into a request header before the EPP call'],
   ['bbr.header', 'the header it goes into (X-Gateway-Model-Name)'],
   ['bbr.maxBodyKiB', 'body bytes scanned for the model at most, KiB'],
+  ['bbr.extProc', 'with bbrExtProc: the BBR ext_proc server eppkit started for this scenario, host:port'],
+  ['bbr.extProc.host', 'its host'],
+  ['bbr.extProc.port', 'its port'],
   ['bbr.requireModel', 'flag: no usable model = 400 (413 beyond the scan limit) instead of passing on without the header'],
   ['tls', 'flag: TLS to the EPP (else plaintext h2c)'],
   ['tls.caFile', 'PEM CA file to verify the EPP with (empty = system roots)'],
@@ -174,12 +178,13 @@ export interface PlaneTools {
 }
 
 /** The variables of one scenario's route (the documented table). */
-export function planeVariables(route: RouteModel, dir: string, listen: { host: string; port: number }, tools: PlaneTools): TemplateVars {
+export function planeVariables(route: RouteModel, dir: string, listen: { host: string; port: number }, tools: PlaneTools, runDir = dir): TemplateVars {
   const epp = endpoint(route.eppAddress);
   const list = (xs: readonly string[]): Endpoint[] => xs.map(endpoint);
   const hostPort = listen.host.includes(':') ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
   return {
     dir,
+    runDir,
     listen: hostPort,
     'listen.host': listen.host,
     'listen.port': String(listen.port),
@@ -212,6 +217,9 @@ export function planeVariables(route: RouteModel, dir: string, listen: { host: s
     'bbr.header': route.bbr?.header ?? '',
     'bbr.maxBodyKiB': route.bbr ? String(Math.ceil(route.bbr.maxBodyBytes / 1024)) : '',
     'bbr.requireModel': route.bbr?.requireModel ?? false,
+    'bbr.extProc': route.bbr?.extProcAddress ?? '',
+    'bbr.extProc.host': route.bbr?.extProcAddress ? endpoint(route.bbr.extProcAddress).host : '',
+    'bbr.extProc.port': route.bbr?.extProcAddress ? endpoint(route.bbr.extProcAddress).port : '',
     tls: route.eppTls !== undefined,
     'tls.caFile': route.eppTls?.caFile ?? '',
     'tls.serverName': route.eppTls?.serverName ?? '',

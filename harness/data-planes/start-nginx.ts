@@ -1,13 +1,14 @@
 // Starting Debian's nginx for a data plane (the native module or the NJS baseline): render the
 // config for a free port, start `nginx -p <workDir> -c <conf> -e <error.log> -g 'daemon off; ...'`
 // locally or in a container, and wait until it has written its pid file and accepts connections.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EppkitError } from '../../core/errors.ts';
 import { canConnect, freePort } from '../../core/net.ts';
 import { CONTAINER_PATHS, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
 import type { DriverContext } from './data-plane-driver.ts';
+import { NGINX_CRASH_PATTERNS, PlaneHealthMonitor } from './plane-health.ts';
 
 export interface StartNginxOptions {
   /** workDir must be absolute (it is mounted at the same path in a container). */
@@ -35,7 +36,7 @@ export function readTail(file: string, maxChars: number): string {
   return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
 }
 
-export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Promise<{ proc: StartedProcessOrContainer; port: number; extraPorts: number[] }> {
+export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Promise<{ proc: StartedProcessOrContainer; port: number; extraPorts: number[]; monitor: PlaneHealthMonitor }> {
   const { workDir } = o;
   const confFile = join(workDir, 'nginx.conf');
   const errorLog = join(workDir, 'error.log');
@@ -50,6 +51,10 @@ export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Prom
     }
     writeFileSync(confFile, o.renderConfig(port, extraPorts));
     rmSync(join(workDir, 'nginx.pid'), { force: true });
+    // Plane health scans error.log from here: an earlier attempt's bind() [emerg] is not this plane's.
+    const errorLogFrom = existsSync(errorLog) ? statSync(errorLog).size : 0;
+    const stdoutLog = join(workDir, 'nginx.log');
+    const stdoutFrom = existsSync(stdoutLog) ? statSync(stdoutLog).size : 0;
     // -e: the error log before the config is read (the default is /var/log/nginx).
     const args = ['-p', `${workDir}/`, '-c', confFile, '-e', errorLog, '-g', `daemon off;${o.masterProcess ? ' master_process on;' : ''}`];
     const proc = await startProcessOrContainer(ctx, {
@@ -57,13 +62,19 @@ export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Prom
       image: o.image,
       command: [CONTAINER_PATHS.nginx, ...args],
       localCommand: [o.nginxBin, ...args],
-      logFile: join(workDir, 'nginx.log'),
+      logFile: stdoutLog,
       binds: o.binds ?? [],
     });
     try {
       await waitReady(proc, workDir, ctx.host, port, o.startTimeoutMs ?? 15_000);
       for (const p of extraPorts) if (!(await canConnect(ctx.host, p))) throw new EppkitError('EPPKIT_START_FAILED', { what: 'nginx', reason: `listener port ${p} does not accept connections` });
-      return { proc, port, extraPorts };
+      // The master is the handle; workers are its children (pids()), and a worker's crash is
+      // only visible in error.log ("worker process N exited on signal 11"), the master respawns it.
+      const monitor = new PlaneHealthMonitor('nginx')
+        .withProcess('nginx master', proc)
+        .withLogFile('nginx error.log', errorLog, NGINX_CRASH_PATTERNS, errorLogFrom)
+        .withLogFile('nginx', stdoutLog, NGINX_CRASH_PATTERNS, stdoutFrom);
+      return { proc, port, extraPorts, monitor };
     } catch (e) {
       lastError = e;
       // SIGTERM, not SIGKILL: the master takes its workers down with it.

@@ -6,14 +6,18 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../../core/errors.ts';
+import { routeWithDefaults } from '../../core/route-model.ts';
 import { selectDrivers } from '../cli/run-command.ts';
 import type { Runtime } from '../data-planes/data-plane-driver.ts';
 import { findDriver } from '../data-planes/registry.ts';
+import { loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
+import type { DataPlaneDriver } from '../data-planes/data-plane-driver.ts';
 import { killAllManagedProcesses } from '../processes/managed-process.ts';
 import { ALL_PROFILES, profilesFor, replayCase, runFuzz, type FuzzReport, type SavedCase } from './fuzz-runner.ts';
 
 interface Args {
-  'data-plane': string;
+  'data-plane'?: string;
+  plane?: string | string[];
   runtime: string;
   seed?: number;
   duration?: string;
@@ -43,7 +47,11 @@ function printReport(r: FuzzReport): void {
     `${r.plane}: ${c.cases} cases, ${c.requests} requests, ${c.streams} ext_proc streams, ${c.answers} answers generated, ` +
       `${c.scriptShapes} distinct script shapes, ${c.wireShapes} distinct wire sequences, ${c.restarts} plane restarts, ${Math.round(r.durationMs / 1000)} s\n` +
       `  outcomes: ${outcomes || 'none'}\n` +
-      (r.failures.length === 0 ? '  clean: no violation\n' : r.failures.map((f) => `  FAILED (${f.profile.name}): ${f.violations[0]?.check}: expected ${f.violations[0]?.expected}, got ${f.violations[0]?.received}\n    replay: eppkit fuzz --data-plane ${r.plane} --replay ${f.caseFile}\n`).join('')),
+      Object.entries(c.known)
+        .map(([why, n]) => `  known (${n}x): ${why}\n`)
+        .join('') +
+      r.leaks.map((l) => `  LEAK (${l.profile}): ${l.finding}\n`).join('') +
+      (r.failures.length === 0 && r.leaks.length === 0 ? '  clean: no violation, no leak\n' : r.failures.map((f) => `  FAILED (${f.profile.name}): ${f.violations[0]?.check}: expected ${f.violations[0]?.expected}, got ${f.violations[0]?.received}\n    replay: eppkit fuzz --data-plane ${r.plane} --replay ${f.caseFile}\n`).join('')),
   );
 }
 
@@ -52,7 +60,8 @@ const command: CommandModule<object, Args> = {
   describe: 'Answer a data plane with random and malformed EPP sequences while clients send random requests, until it breaks a rule (docs/fuzz.md)',
   builder: (y) =>
     y
-      .option('data-plane', { type: 'string', default: 'node-proxy', describe: 'data plane name(s), comma-separated, or all' })
+      .option('data-plane', { type: 'string', describe: 'data plane name(s), comma-separated, or all; default node-proxy unless --plane is given' })
+      .option('plane', { type: 'string', describe: 'a plane file: your data plane (repeatable; docs/your-data-plane.md)' })
       .option('runtime', { type: 'string', default: 'local', describe: 'local processes or docker containers (local|docker)' })
       .option('seed', { type: 'number', describe: 'seed of the run (default: random, printed); same seed, same cases' })
       .option('duration', { type: 'string', describe: 'search time per data plane, e.g. 90s, 5m (default 60s unless --runs)' })
@@ -77,6 +86,9 @@ const command: CommandModule<object, Args> = {
     };
     process.once('SIGINT', interrupted);
     process.once('SIGTERM', interrupted);
+    const planes = argv.plane === undefined ? [] : Array.isArray(argv.plane) ? argv.plane : [argv.plane];
+    const drivers: DataPlaneDriver[] = [...(argv['data-plane'] ? selectDrivers(argv['data-plane']) : []), ...loadPlaneDrivers(planes)];
+    if (drivers.length === 0 && !argv.replay) drivers.push(findDriver('node-proxy'));
     if (argv.replay) {
       let saved: SavedCase;
       try {
@@ -85,7 +97,8 @@ const command: CommandModule<object, Args> = {
         throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: argv.replay, reason: (e as Error).message });
       }
       if (saved.version !== 1 || !saved.fuzzCase?.connections || !saved.profile) throw new EppkitError('EPPKIT_CONFIG_INVALID', { source: argv.replay }, [{ path: '', message: 'not an eppkit fuzz case file (version 1)' }]);
-      const driver = findDriver(argv['data-plane'].includes(',') ? saved.plane : argv['data-plane'] === 'node-proxy' && saved.plane ? saved.plane : argv['data-plane']);
+      // The plane named on the command line, else the one the case was found on.
+      const driver = drivers.length === 1 ? (drivers[0] as DataPlaneDriver) : findDriver(saved.plane);
       const r = await replayCase({ driver, runtime, saved, outDir, marginMs: argv['margin-ms'] });
       if (r.violations.length === 0) {
         process.stdout.write(`${driver.name}: the case no longer fails\n`);
@@ -99,14 +112,14 @@ const command: CommandModule<object, Args> = {
     const seed = argv.seed ?? Math.floor(Math.random() * 2 ** 31);
     const durationMs = argv.runs === undefined ? parseDuration(argv.duration ?? '60s') : undefined;
     let failed = false;
-    for (const driver of selectDrivers(argv['data-plane'])) {
+    for (const driver of drivers) {
       const avail = await driver.available(runtime);
       if (!avail.ok) {
         process.stderr.write(`${process.env.CI ? 'error' : 'warning'}: data plane ${driver.name} is not available here: ${avail.reason ?? ''}\n`);
         if (process.env.CI) failed = true;
         continue;
       }
-      let profiles = profilesFor(driver);
+      let profiles = profilesFor(driver).filter((p) => !driver.unsupportedRoute?.(routeWithDefaults({ eppAddress: '127.0.0.1:1', failureMode: p.failureMode, bodyMode: p.bodyMode })));
       if (argv.profile) {
         const want = argv.profile.split(',').map((s) => s.trim());
         const unknown = want.filter((w) => !ALL_PROFILES.some((p) => p.name === w));
@@ -128,7 +141,7 @@ const command: CommandModule<object, Args> = {
         log: (l) => process.stdout.write(`${l}\n`),
       });
       printReport(report);
-      if (report.failures.length > 0) failed = true;
+      if (report.failures.length > 0 || report.leaks.length > 0) failed = true;
     }
     process.exitCode = failed ? 1 : 0;
   },

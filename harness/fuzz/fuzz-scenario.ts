@@ -62,7 +62,7 @@ export function scenarioYaml(x: ScenarioExport): string {
     name: x.name,
     description: `Found by eppkit fuzz on ${x.plane} (seed ${x.seed}, profile ${x.profile.name}): ${x.summary}. Replay the exact run (keep-alive and concurrency included) with eppkit fuzz --replay on the case.json next to this file.`,
     tags: ['fuzz'],
-    features: x.profile.failureMode === 'open' ? ['fail-open'] : ['fail-close'],
+    features: [`fail-${x.profile.failureMode}`, `body-${x.profile.bodyMode}`],
     setup: {
       backends: [...POOL_NAMES.map((name) => ({ name })), { name: OUTSIDER_NAME, inPool: false }],
       route: { failureMode: x.profile.failureMode, bodyMode: x.profile.bodyMode, timeoutMs: x.timeoutMs, fallback: [...POOL_NAMES] },

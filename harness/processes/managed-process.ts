@@ -2,7 +2,7 @@
 // excerpts and on disk for the report), ready when a line of its stdout matches, stopped
 // with SIGTERM (SIGKILL after a grace period) or killed outright. AsyncDisposable.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { EppkitError } from '../../core/errors.ts';
 
 export interface ManagedProcessOptions {
@@ -71,6 +71,11 @@ export class ManagedProcess implements AsyncDisposable {
 
   get running(): boolean {
     return this.exitInfo === undefined;
+  }
+
+  /** How it ended (exit code or signal), once it has. */
+  get exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | undefined {
+    return this.exitInfo;
   }
 
   logs(): string {
@@ -157,6 +162,17 @@ export class ManagedProcess implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/**
+ * A Node that runs TypeScript (type stripping, >= 22.18): this one, or the Node 24 that
+ * `npm ci` installs (node_modules/node) when this one is older (vitest under the system's Node).
+ */
+export function typeScriptNode(): string {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  if (major > 22 || (major === 22 && minor >= 18)) return process.execPath;
+  const bundled = new URL('../../node_modules/node/bin/node', import.meta.url).pathname;
+  return existsSync(bundled) ? bundled : process.execPath;
 }
 
 /** The command line that runs this checkout's `eppkit` (same Node, no PATH lookup). */

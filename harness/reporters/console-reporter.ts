@@ -117,6 +117,7 @@ export class ConsoleReporter implements Reporter {
     const why = r.status === 'skipped' ? chalk.dim(`  skipped: ${r.reason ?? ''}`) : r.status === 'failed' ? chalk.red(`  ${r.reason ?? ''}`) : overridden ? chalk.dim(`  (${overridden} step(s) with an expected difference)`) : '';
     const prefix = this.plain ? `[${this.done}/${this.total}] ` : '';
     this.out.write(`${prefix}${mark} ${r.name} ${chalk.dim(`[${r.dataPlane}]`)} ${chalk.dim(fmtMs(r.durationMs))}${lat}${why}\n`);
+    for (const w of r.warnings ?? []) this.out.write(`    ${chalk.yellow(`warning: ${w}`)}\n`);
     this.drawLive();
   }
 
@@ -127,6 +128,11 @@ export class ConsoleReporter implements Reporter {
     if (failed.length) {
       this.out.write(`\n${chalk.red.bold('Failures')}\n\n`);
       for (const r of failed) this.out.write(`${formatFailure(r)}\n\n`);
+    }
+    const warned = report.scenarios.filter((r) => r.warnings?.length);
+    if (warned.length) {
+      this.out.write(`\n${chalk.yellow.bold('Warnings')}\n`);
+      for (const r of warned) for (const w of r.warnings ?? []) this.out.write(`  ${r.name} [${r.dataPlane}]: ${w}\n`);
     }
     const { passed, failed: nf, skipped } = report.summary;
     this.out.write('\n');

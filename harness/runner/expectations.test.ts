@@ -4,7 +4,7 @@ import type { ExchangeResult } from './http-exchange.ts';
 
 function res(status: number, body: unknown, headers: Record<string, string> = {}): ExchangeResult {
   const b = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  return { status, headers: { 'content-type': 'application/json', ...headers }, body: b, bodySha256: 'x', latencyMs: 5, aborted: false };
+  return { status, headers: { 'content-type': 'application/json', ...headers }, body: b, bodySha256: 'x', latencyMs: 5, endedAt: 0, aborted: false };
 }
 const sent = { bodyBytes: 3, bodySha256: 'abc' };
 const echo = (name: string, req: Record<string, unknown> = {}) => ({ backend: { name, address: '127.0.0.2:1' }, request: { method: 'POST', path: '/v1/completions', headers: {}, bodyBytes: 3, bodySha256: 'abc', ...req } });
@@ -42,8 +42,8 @@ describe('expectations', () => {
   });
 
   it('a missing response is one mismatch naming the error', () => {
-    const r: ExchangeResult = { headers: {}, body: Buffer.alloc(0), bodySha256: '', latencyMs: 1, aborted: false, error: 'ECONNRESET' };
-    expect(checkResponse({ status: 200 }, r, sent)).toEqual([{ what: 'response', expected: 200, received: 'ECONNRESET' }]);
+    const r: ExchangeResult = { headers: {}, body: Buffer.alloc(0), bodySha256: '', latencyMs: 1, endedAt: 0, aborted: false, error: 'ECONNRESET' };
+    expect(checkResponse({ status: 200 }, r, sent)).toEqual([{ what: 'no response (connection reset by the data plane: ECONNRESET)', expected: 200, received: 'ECONNRESET' }]);
   });
 
   it('checks backendsSeen over all repeats', () => {

@@ -22,10 +22,19 @@ export interface ExchangeResult {
   body: Buffer;
   bodySha256: string;
   latencyMs: number;
+  /** Wall clock (Date.now()) when the exchange ended: answered, failed or aborted (compared with journal timestamps). */
+  endedAt: number;
   /** Set when no complete answer came: 'aborted' (by the client on purpose), 'timeout', or the socket error. */
   error?: string;
   aborted: boolean;
+  /** Raw HTTP/1.1 connections: sent over a connection that had already carried an answer. */
+  reused?: boolean;
+  /** Expect: 100-continue: the plane answered 100 Continue first. */
+  continued?: boolean;
 }
+
+/** How a request that hit its deadline ends: `no answer within N ms`. */
+export const NO_ANSWER = 'no answer within';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -43,7 +52,7 @@ export function exchange(req: ExchangeRequest): Promise<ExchangeResult> {
       settled = true;
       for (const t of timers) clearTimeout(t);
       const body = Buffer.concat(chunks);
-      const r: ExchangeResult = { headers, body, bodySha256: sha256Hex(body), latencyMs: performance.now() - started, aborted: abortedOnPurpose };
+      const r: ExchangeResult = { headers, body, bodySha256: sha256Hex(body), latencyMs: performance.now() - started, endedAt: Date.now(), aborted: abortedOnPurpose };
       if (status !== undefined) r.status = status;
       if (error !== undefined) r.error = error;
       resolve(r);
@@ -67,7 +76,7 @@ export function exchange(req: ExchangeRequest): Promise<ExchangeResult> {
     timers.push(
       setTimeout(() => {
         cr.destroy();
-        done('timeout');
+        done(`${NO_ANSWER} ${req.timeoutMs} ms`);
       }, req.timeoutMs),
     );
     if (req.abortAfterMs !== undefined) {

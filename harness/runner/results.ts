@@ -1,7 +1,15 @@
 // What a run produces, scenario by data plane. results.json is this, minus nothing: its
 // required keys (name, dataPlane, status, durationMs, reason?) are read by other tools.
+import type { PlaneProblem } from '../data-planes/plane-health.ts';
 import type { AppliedOverride, Coverage } from './coverage.ts';
 import type { Mismatch } from './expectations.ts';
+
+/** RSS and open fds summed over a data plane's processes at one moment. */
+export interface PlaneFootprint {
+  rssBytes: number;
+  fds: number;
+  processes: number;
+}
 
 export type ScenarioStatus = 'passed' | 'failed' | 'skipped';
 
@@ -58,6 +66,31 @@ export interface ScenarioResult {
   failure?: FailureDetail;
   /** Where this scenario's logs were kept (relative to the report directory). */
   logDir?: string;
+  /** Crashes, alerts, unexpected exits of the data plane (plane health); present only when there were any. */
+  planeProblems?: PlaneProblem[];
+  /** The plane's processes right after start and after the last step (leak check). */
+  planeFootprint?: { before: PlaneFootprint; after: PlaneFootprint };
+  /** What did not fail the scenario but should be looked at (a leak over its bound without --strict). */
+  warnings?: string[];
+}
+
+/**
+ * Growth of a data plane over one scenario beyond which it is reported as a leak: a warning,
+ * a failure under --strict. Pools a plane keeps by design (upstream keep-alive per worker, gRPC
+ * channels, allocator arenas after an 8 MiB body) stay well below: measured maxima over the
+ * catalogue were +18 fds (nginx's upstream keep-alive) and +29 MiB (node-proxy, 8 MiB body).
+ */
+export const RUN_LEAK_BOUNDS = { fds: 64, rssBytes: 128 * 1024 * 1024 } as const;
+
+/** A leak finding ("fds 49 → 150 (+101 > 64)"), or undefined within bounds. */
+export function leakFinding(before: PlaneFootprint, after: PlaneFootprint, bounds: { fds: number; rssBytes: number }): string | undefined {
+  const out: string[] = [];
+  const dFds = after.fds - before.fds;
+  const dRss = after.rssBytes - before.rssBytes;
+  const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
+  if (dFds > bounds.fds) out.push(`open fds ${before.fds} → ${after.fds} (+${dFds} > ${bounds.fds})`);
+  if (dRss > bounds.rssBytes) out.push(`RSS ${mib(before.rssBytes)} → ${mib(after.rssBytes)} (+${mib(dRss)} > ${mib(bounds.rssBytes)})`);
+  return out.length ? `data plane leak: ${out.join(', ')}` : undefined;
 }
 
 export interface RunSummary {
@@ -72,6 +105,8 @@ export interface RunReport {
   dataPlanes: Array<{ name: string; description: string; available: boolean; reason?: string; features: string[]; version?: string; planeFile?: string }>;
   runtime: string;
   reportDir: string;
+  /** The command line that produced the run (shown in docs/MATRIX.md). */
+  command?: string;
   scenarios: ScenarioResult[];
   summary: RunSummary;
   /** Per data plane: how much of the catalogue ran, and why the rest did not (coverage.ts). */

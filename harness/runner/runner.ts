@@ -21,6 +21,10 @@ export interface RunOptions {
   /** Pairs run at once. Default: min(2, cores). */
   concurrency?: number;
   bail?: boolean;
+  /** The command line, recorded in results.json (the matrix shows it). */
+  command?: string;
+  /** Leaks over their bound fail the scenario instead of warning. */
+  strict?: boolean;
 }
 
 export function defaultConcurrency(): number {
@@ -77,7 +81,7 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
     }
     await emit(opts.reporters, 'onScenarioStart', { name: s.name, dataPlane: p.driver.name });
     const workDir = scenarioWorkDir(opts.reportDir, s.name, p.driver.name);
-    const r = await runScenario({ loaded: p.loaded, driver: p.driver, runtime: opts.runtime, workDir, logDir: relative(opts.reportDir, workDir) });
+    const r = await runScenario({ loaded: p.loaded, driver: p.driver, runtime: opts.runtime, workDir, logDir: relative(opts.reportDir, workDir), ...(opts.strict ? { strict: true } : {}) });
     results[i] = r;
     if (r.status === 'failed' && opts.bail) bailed = true;
     await emit(opts.reporters, 'onScenarioEnd', r);
@@ -113,6 +117,7 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
       ...(d.version?.() ? { version: d.version() as string } : {}),
       ...('file' in d && typeof d.file === 'string' ? { planeFile: d.file } : {}),
     })),
+    ...(opts.command ? { command: opts.command } : {}),
     scenarios: results,
     summary: summarize(results),
     coverage: opts.drivers.map((d) => coverageOf(d.name, results)),

@@ -17,11 +17,22 @@ function parts(cfg: Record<string, unknown>) {
 }
 
 describe('processingModeFor', () => {
-  it('maps body modes to NONE, BUFFERED and FULL_DUPLEX_STREAMED (with trailers SEND only when streamed)', () => {
-    expect(processingModeFor(route({ bodyMode: 'none' }))).toMatchObject({ request_body_mode: 'NONE', request_trailer_mode: 'SKIP' });
-    expect(processingModeFor(route({ bodyMode: 'buffered' }))).toMatchObject({ request_body_mode: 'BUFFERED', request_trailer_mode: 'SKIP' });
-    expect(processingModeFor(route({ bodyMode: 'streamed' }))).toMatchObject({ request_body_mode: 'FULL_DUPLEX_STREAMED', request_trailer_mode: 'SEND' });
+  it('envoy-native maps body modes to NONE, BUFFERED and FULL_DUPLEX_STREAMED (with trailers SEND only when streamed)', () => {
+    expect(processingModeFor(route({ bodyMode: 'none' }), 'envoy-native')).toMatchObject({ request_body_mode: 'NONE', request_trailer_mode: 'SKIP' });
+    expect(processingModeFor(route({ bodyMode: 'buffered' }), 'envoy-native')).toMatchObject({ request_body_mode: 'BUFFERED', request_trailer_mode: 'SKIP' });
+    expect(processingModeFor(route({ bodyMode: 'streamed' }), 'envoy-native')).toMatchObject({ request_body_mode: 'FULL_DUPLEX_STREAMED', request_trailer_mode: 'SEND' });
   });
+
+  it('epp-compatible (default) sends every body STREAMED without waiting for the headers answer; buffered puts the buffer filter first', () => {
+    expect(processingModeFor(route({ bodyMode: 'buffered' }))).toMatchObject({ request_body_mode: 'STREAMED', request_trailer_mode: 'SKIP' });
+    expect(processingModeFor(route({ bodyMode: 'streamed' }))).toMatchObject({ request_body_mode: 'STREAMED', request_trailer_mode: 'SKIP' });
+    const buffered = parts(renderEnvoyConfig(route({ bodyMode: 'buffered' }), OPTS));
+    expect(buffered.filters.indexOf('envoy.filters.http.buffer')).toBe(buffered.filters.indexOf('envoy.filters.http.ext_proc') - 1);
+    expect(buffered.extProc.send_body_without_waiting_for_header_response).toBe(true);
+    expect(parts(renderEnvoyConfig(route({ bodyMode: 'streamed' }), OPTS)).filters).not.toContain('envoy.filters.http.buffer');
+    expect(parts(renderEnvoyConfig(route({ bodyMode: 'none' }), OPTS)).extProc.send_body_without_waiting_for_header_response).toBeUndefined();
+  });
+
   it('sends response headers only with responseProcessing', () => {
     expect(processingModeFor(route()).response_header_mode).toBe('SKIP');
     expect(processingModeFor(route({ responseProcessing: true })).response_header_mode).toBe('SEND');
@@ -34,7 +45,7 @@ describe('renderEnvoyConfig', () => {
     expect(extProc.failure_mode_allow).toBe(true);
     expect(extProc.message_timeout).toBe('1.500s');
     expect(extProc.route_cache_action).toBe('CLEAR');
-    expect(filters).toEqual(['eppkit.strip_client_endpoint', 'envoy.filters.http.ext_proc', 'eppkit.first_endpoint', 'envoy.filters.http.router']);
+    expect(filters).toEqual(['eppkit.strip_client_endpoint', 'envoy.filters.http.buffer', 'envoy.filters.http.ext_proc', 'eppkit.first_endpoint', 'envoy.filters.http.router']);
   });
 
   it('routes a picked endpoint to ORIGINAL_DST on the EPP header', () => {

@@ -14,6 +14,15 @@
 // Lua filter that also clears the route cache), so a skipped EPP never lets the client pick.
 // The header value must be ONE ip:port for ORIGINAL_DST; a comma list is cut to its first
 // entry by a tiny Lua filter placed after ext_proc (Envoy's ORIGINAL_DST cannot parse lists).
+//
+// Body processing (docs/ext-proc-behaviour.md §7): the real EPPs answer the request headers
+// only after the body has ended and answer each body message with an empty BodyResponse. So
+// by default ('epp-compatible') a body is sent in STREAMED mode with
+// send_body_without_waiting_for_header_response: BUFFERED waits for the headers answer
+// (deadlock until message_timeout) and FULL_DUPLEX_STREAMED rejects an empty body answer
+// (500 spurious_message). 'buffered' puts Envoy's buffer filter in front, so the EPP gets the
+// whole body as one message (and 413 beyond maxBodyBytes). 'envoy-native' renders the old
+// mapping (NONE / BUFFERED / FULL_DUPLEX_STREAMED), kept to measure Envoy's own modes.
 import type { RouteModel } from '../../core/route-model.ts';
 import {
   DESTINATION_ENDPOINT_HEADER,
@@ -23,7 +32,12 @@ import {
   SUBSET_HINT_NAMESPACE,
 } from '../../core/proto.ts';
 
+/** How the route's body mode becomes Envoy's processing mode (see the header comment). */
+export type EnvoyBodyProcessing = 'epp-compatible' | 'envoy-native';
+
 export interface EnvoyRenderOptions {
+  /** Default 'epp-compatible' (works with the real EPPs). */
+  bodyProcessing?: EnvoyBodyProcessing;
   /** Listener address. */
   host: string;
   /** Listener port; 0 lets the kernel pick (read back through the admin API). */
@@ -73,15 +87,16 @@ function bbrFilter(timeoutMs: number): Record<string, unknown> {
 }
 
 /** Body mode of the route → Envoy's ProcessingMode (enum names as Envoy's JSON accepts them). */
-export function processingModeFor(route: RouteModel): Record<string, string> {
-  const body = route.bodyMode === 'none' ? 'NONE' : route.bodyMode === 'buffered' ? 'BUFFERED' : 'FULL_DUPLEX_STREAMED';
+export function processingModeFor(route: RouteModel, bodyProcessing: EnvoyBodyProcessing = 'epp-compatible'): Record<string, string> {
+  const native = bodyProcessing === 'envoy-native';
+  const body = route.bodyMode === 'none' ? 'NONE' : !native ? 'STREAMED' : route.bodyMode === 'buffered' ? 'BUFFERED' : 'FULL_DUPLEX_STREAMED';
   return {
     request_header_mode: 'SEND',
     response_header_mode: route.responseProcessing ? 'SEND' : 'SKIP',
     request_body_mode: body,
     response_body_mode: 'NONE',
     // FULL_DUPLEX_STREAMED requires trailers SEND (Envoy rejects the config otherwise).
-    request_trailer_mode: route.bodyMode === 'streamed' ? 'SEND' : 'SKIP',
+    request_trailer_mode: body === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
     response_trailer_mode: 'SKIP',
   };
 }
@@ -244,9 +259,11 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
     },
     failure_mode_allow: route.failureMode === 'open',
     message_timeout: durationOf(route.timeoutMs),
-    processing_mode: processingModeFor(route),
-    // The EPP never sets clear_route_cache; CLEAR makes Envoy re-match the route after the
-    // header mutation so route 1 (picked endpoint) can match.
+    processing_mode: processingModeFor(route, opts.bodyProcessing),
+    // The body goes out as it arrives, not after the headers answer the real EPPs hold back.
+    ...(processingModeFor(route, opts.bodyProcessing).request_body_mode === 'STREAMED' ? { send_body_without_waiting_for_header_response: true } : {}),
+    // The real EPPs set clear_route_cache, a lenient one may not; CLEAR re-matches the route
+    // after the header mutation either way, so route 1 (picked endpoint) can match.
     route_cache_action: 'CLEAR',
     // Forwards the EPP's dynamic_metadata under its own namespace (envoy.lb) instead of
     // the filter's name, as gateways do, so metadata-based routing/logging can read it.
@@ -307,6 +324,15 @@ export function renderEnvoyConfig(route: RouteModel, opts: EnvoyRenderOptions): 
           default_source_code: { inline_string: stripAndHintLua(route.subsetHint) },
         },
       },
+      // 'buffered' (epp-compatible): the whole body first, so the EPP gets it as one message.
+      ...(route.bodyMode === 'buffered' && opts.bodyProcessing !== 'envoy-native'
+        ? [
+            {
+              name: 'envoy.filters.http.buffer',
+              typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer', max_request_bytes: route.maxBodyBytes },
+            },
+          ]
+        : []),
       ...(route.bbr ? [{ name: 'eppkit.bbr', typed_config: bbrFilter(route.timeoutMs) }] : []),
       { name: 'envoy.filters.http.ext_proc', typed_config: extProc },
       {

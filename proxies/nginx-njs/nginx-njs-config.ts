@@ -19,18 +19,11 @@ export interface NginxNjsRenderOptions {
   runAsRoot: boolean;
 }
 
-const INTERNAL_PATH = '/_eppkit_inference';
+export const INTERNAL_PATH = '/_eppkit_inference';
 
-export function renderNginxNjsConfig(route: RouteModel, o: NginxNjsRenderOptions): string {
+/** Everything before the http block's maps: modules, workers, logs, temp paths, NJS settings. */
+export function nginxNjsPreamble(o: NginxNjsRenderOptions, fetchTimeoutMs: number): string {
   const wd = o.workDir.replace(/\/$/, '');
-  const failCloseSock = failCloseSocketPath(wd);
-  const failOpen = route.failureMode === 'open' && route.fallbackEndpoints.length > 0;
-  const eppParts = splitHostPort(route.eppAddress);
-  const prefix = route.pathPrefix || '/';
-  // The shim's answer arrives well within the EPP timeout; this only backs up a shim that hangs.
-  const fetchTimeoutMs = Math.max(route.timeoutMs + 2000, 3000);
-  const listen = o.listenHost.includes(':') ? `[${o.listenHost}]:${o.listenPort}` : `${o.listenHost}:${o.listenPort}`;
-
   return `# Rendered by eppkit (proxies/nginx-njs): NGINX + NJS endpoint picking as NGINX Gateway Fabric does it.
 load_module ${o.njsModule};
 ${o.runAsRoot ? 'user root;\n' : ''}worker_processes 1;
@@ -55,7 +48,20 @@ http {
     js_fetch_timeout ${fetchTimeoutMs}ms;
     js_fetch_buffer_size 16k;
     js_fetch_max_response_buffer_size 1m;
+`;
+}
 
+export function renderNginxNjsConfig(route: RouteModel, o: NginxNjsRenderOptions): string {
+  const wd = o.workDir.replace(/\/$/, '');
+  const failCloseSock = failCloseSocketPath(wd);
+  const failOpen = route.failureMode === 'open' && route.fallbackEndpoints.length > 0;
+  const eppParts = splitHostPort(route.eppAddress);
+  const prefix = route.pathPrefix || '/';
+  // The shim's answer arrives well within the EPP timeout; this only backs up a shim that hangs.
+  const fetchTimeoutMs = Math.max(route.timeoutMs + 2000, 3000);
+  const listen = o.listenHost.includes(':') ? `[${o.listenHost}]:${o.listenPort}` : `${o.listenHost}:${o.listenPort}`;
+
+  return `${nginxNjsPreamble(o, fetchTimeoutMs)}
     # NGF's template: no endpoint from the EPP -> FailOpen: the pool; FailClose: a 500.
     map $inference_workload_endpoint $inference_backend {
         ""      ${failOpen ? 'eppkit_pool' : `unix:${failCloseSock}:`};

@@ -191,8 +191,11 @@ export class EppExchange {
 
   /** First message: request headers, with protocol_config (and the subset hint, if any). */
   sendHeaders(headers: HeaderValue[], endOfStream: boolean): void {
+    // Body mode none: no body follows on this stream, so say so. The real EPPs look only at
+    // end_of_stream and would hold their answer for a body that never comes (a deadlock).
+    const eos = endOfStream || this.opts.bodyMode === 'none';
     const msg: ProcessingRequest = {
-      request_headers: { headers: { headers }, end_of_stream: endOfStream },
+      request_headers: { headers: { headers }, end_of_stream: eos },
       protocol_config: {
         request_body_mode: BODY_MODE_WIRE[this.opts.bodyMode],
         response_body_mode: BodySendMode.NONE,

@@ -14,9 +14,9 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { EppkitError } from '../../core/errors.ts';
 import { EXT_PROC_METHOD_PATH, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../../core/proto.ts';
 import type { EppTls } from '../../core/route-model.ts';
+import { encodeProcessingRequest } from '../../mock-epp/ext-proc-codec.ts';
 
 interface MethodDef {
-  requestSerialize: (m: ProcessingRequest) => Buffer;
   responseDeserialize: (b: Buffer) => ProcessingResponse;
 }
 const METHOD = (messageTypes as unknown as Record<string, Record<string, MethodDef>>)['envoy.service.ext_proc.v3.ExternalProcessor']?.Process as MethodDef;
@@ -92,7 +92,9 @@ export class H2Call extends EventEmitter {
 
   write(msg: ProcessingRequest): boolean {
     if (!this.stream || this.done || this.stream.destroyed) return false;
-    const body = METHOD.requestSerialize(msg);
+    // protobufjs encode of the plain message, without the proto loader's fromObject copy of it
+    // (the copy was a large share of this client's garbage per stream).
+    const body = encodeProcessingRequest(msg);
     const frame = Buffer.allocUnsafe(5 + body.length);
     frame[0] = 0;
     frame.writeUInt32BE(body.length, 1);

@@ -29,6 +29,7 @@ start:
     {{#pool.any}}--fallback {{pool}}{{/pool.any}} {{#allow.any}}--allow {{allow}}{{/allow.any}}
     {{#responseProcessing}}--response-processing{{/responseProcessing}}
   ready: { log: { matches: "listening on http" } }
+  readyTimeoutMs: 60000
 `,
     );
     const r = eppkit(['run', '--plane', 'headers-only.yaml', '--report-dir', 'out'], dir);

@@ -43,6 +43,16 @@ pub struct LocConf {
     pub bbr_require_model: ngx_flag_t,
 }
 
+/// A configured string, or the default when it was not set.
+fn or_default(v: &ngx_str_t, default: &str) -> String {
+    let b = unsafe { util::str_bytes(v) };
+    if b.is_empty() {
+        default.to_owned()
+    } else {
+        String::from_utf8_lossy(b).into_owned()
+    }
+}
+
 impl LocConf {
     pub fn body_mode(&self) -> BodyMode {
         match self.body_mode {
@@ -52,20 +62,10 @@ impl LocConf {
         }
     }
     pub fn bbr_header(&self) -> String {
-        let b = unsafe { util::str_bytes(&self.bbr_header) };
-        if b.is_empty() {
-            epp_core::bbr::DEFAULT_MODEL_HEADER.to_owned()
-        } else {
-            String::from_utf8_lossy(b).into_owned()
-        }
+        or_default(&self.bbr_header, epp_core::bbr::DEFAULT_MODEL_HEADER)
     }
     pub fn header_name(&self) -> String {
-        let b = unsafe { util::str_bytes(&self.header_name) };
-        if b.is_empty() {
-            epp_core::exchange::DEFAULT_ENDPOINT_HEADER.to_owned()
-        } else {
-            String::from_utf8_lossy(b).into_owned()
-        }
+        or_default(&self.header_name, epp_core::exchange::DEFAULT_ENDPOINT_HEADER)
     }
 }
 

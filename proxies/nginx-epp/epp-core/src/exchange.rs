@@ -96,7 +96,9 @@ pub fn build_messages(req: &RequestData, mode: BodyMode) -> Vec<ep::ProcessingRe
     out.push(ep::ProcessingRequest {
         request: Some(ep::processing_request::Request::RequestHeaders(ep::HttpHeaders {
             headers: Some(header_map(&req.headers)),
-            end_of_stream: !req.has_body,
+            // No body on this stream (none mode or none at all): the real EPPs look only at
+            // end_of_stream and would hold their answer for a body that never comes.
+            end_of_stream: !send_body,
         })),
         protocol_config: Some(ep::ProtocolConfiguration {
             request_body_mode: mode.wire(),
@@ -423,7 +425,8 @@ mod tests {
         assert!(matches!(&m[0].request, Some(ep::processing_request::Request::RequestHeaders(h)) if h.end_of_stream));
         let m = build_messages(&req(b"abc"), BodyMode::None);
         assert_eq!(m.len(), 1, "none: the body is not sent");
-        assert!(matches!(&m[0].request, Some(ep::processing_request::Request::RequestHeaders(h)) if !h.end_of_stream));
+        // The stream ends with the headers: a real EPP would otherwise wait for the body.
+        assert!(matches!(&m[0].request, Some(ep::processing_request::Request::RequestHeaders(h)) if h.end_of_stream));
         assert_eq!(m[0].protocol_config.as_ref().unwrap().request_body_mode, 0);
     }
 
