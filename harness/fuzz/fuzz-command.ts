@@ -50,7 +50,8 @@ function printReport(r: FuzzReport): void {
       Object.entries(c.known)
         .map(([why, n]) => `  known (${n}x): ${why}\n`)
         .join('') +
-      (r.failures.length === 0 ? '  clean: no violation\n' : r.failures.map((f) => `  FAILED (${f.profile.name}): ${f.violations[0]?.check}: expected ${f.violations[0]?.expected}, got ${f.violations[0]?.received}\n    replay: eppkit fuzz --data-plane ${r.plane} --replay ${f.caseFile}\n`).join('')),
+      r.leaks.map((l) => `  LEAK (${l.profile}): ${l.finding}\n`).join('') +
+      (r.failures.length === 0 && r.leaks.length === 0 ? '  clean: no violation, no leak\n' : r.failures.map((f) => `  FAILED (${f.profile.name}): ${f.violations[0]?.check}: expected ${f.violations[0]?.expected}, got ${f.violations[0]?.received}\n    replay: eppkit fuzz --data-plane ${r.plane} --replay ${f.caseFile}\n`).join('')),
   );
 }
 
@@ -140,7 +141,7 @@ const command: CommandModule<object, Args> = {
         log: (l) => process.stdout.write(`${l}\n`),
       });
       printReport(report);
-      if (report.failures.length > 0) failed = true;
+      if (report.failures.length > 0 || report.leaks.length > 0) failed = true;
     }
     process.exitCode = failed ? 1 : 0;
   },

@@ -21,6 +21,8 @@ import { sendCase, type FuzzResponse } from './fuzz-client.ts';
 import { scenarioYaml, OUTSIDER_NAME, POOL_NAMES } from './fuzz-scenario.ts';
 import { judge, timeBoundMs, type OracleContext, type Outcome, type Violation } from './oracle.ts';
 import { splitKnown } from './known-differences.ts';
+import { planeFootprint } from '../runner/run-scenario.ts';
+import { RUN_LEAK_BOUNDS, leakFinding, type PlaneFootprint } from '../runner/results.ts';
 import { fuzzCase, type CaseLimits } from './request-grammar.ts';
 
 export const ALL_PROFILES: readonly FuzzProfile[] = [
@@ -106,6 +108,8 @@ export interface FuzzReport {
   profiles: FuzzProfileResult[];
   counts: FuzzCounts;
   failures: FuzzFailure[];
+  /** RSS or fd growth beyond the run's bounds over a profile (harness/runner/results.ts RUN_LEAK_BOUNDS). */
+  leaks: Array<{ profile: string; finding: string }>;
 }
 
 /** What `runCase` found for one case. */
@@ -139,6 +143,9 @@ export class FuzzBench implements AsyncDisposable {
   readonly #route: RouteModel;
   #plane: StartedDataPlane | undefined;
   #starts = 0;
+  /** RSS and fds after the first case on this plane start (warm), for the leak check. */
+  #baseline: PlaneFootprint | undefined;
+  #needBaseline = true;
   #run = 0;
   readonly #scriptShapes = new Set<string>();
   readonly #wireShapes = new Set<string>();
@@ -204,6 +211,15 @@ export class FuzzBench implements AsyncDisposable {
     const dir = join(this.#workDir, `plane-${++this.#starts}`);
     mkdirSync(dir, { recursive: true });
     this.#plane = await this.#driver.start(this.#route, { workDir: dir, runtime: this.#runtime, host: '127.0.0.1' });
+    this.#baseline = undefined;
+    this.#needBaseline = true;
+  }
+
+  /** RSS and fd growth of the plane since its first case, beyond the run's bounds (undefined = within). */
+  leak(): string | undefined {
+    const now = this.#plane ? planeFootprint(this.#plane) : undefined;
+    if (!this.#baseline || !now) return undefined;
+    return leakFinding(this.#baseline, now, RUN_LEAK_BOUNDS);
   }
 
   async restartPlane(): Promise<void> {
@@ -250,12 +266,16 @@ export class FuzzBench implements AsyncDisposable {
       broken = true;
       violations.push({ ...v, key: canaryKey, check: `after-case ${v.check}`, expected: `a plain request after the case: ${v.expected}` });
     }
-    const health = await planeHealth(plane);
+    const health = planeHealth(plane);
     for (const h of health) {
       broken = true;
       violations.push({ check: 'plane-health', key: prefix, expected: 'the plane alive with nothing alarming in its logs', received: h });
     }
     if (violations.some((v) => v.check === 'no-answer')) broken = true;
+    if (this.#needBaseline && !broken) {
+      this.#baseline = planeFootprint(plane);
+      this.#needBaseline = false;
+    }
     const { failing, known } = splitKnown(this.#driver.name, violations, (key) => xs[Number(key.slice(prefix.length + 1))]);
     for (const k of known) this.counts.known[k.why] = (this.counts.known[k.why] ?? 0) + 1;
     // Counts.
@@ -287,16 +307,10 @@ export class FuzzBench implements AsyncDisposable {
   }
 }
 
-/**
- * Problems the plane's own health contract reports (crashes, alerts, exits), when its driver
- * offers one (StartedDataPlane.health, the verdicts contract); none otherwise.
- */
-export async function planeHealth(plane: StartedDataPlane): Promise<string[]> {
-  const h = (plane as { health?: () => unknown }).health;
-  if (typeof h !== 'function') return [];
-  const r = (await h.call(plane)) as { ok?: boolean; problems?: unknown[] } | undefined;
-  if (!r || r.ok !== false) return [];
-  return (r.problems ?? ['unhealthy']).map((p) => (typeof p === 'string' ? p : JSON.stringify(p)));
+/** Problems the plane's health contract reports (crashes, alerts, exits: harness/data-planes/plane-health.ts). */
+export function planeHealth(plane: StartedDataPlane): string[] {
+  const h = plane.health();
+  return h.ok ? [] : h.problems.map((p) => `${p.kind} (${p.source}): ${p.line}`);
 }
 
 export function emptyCounts(): FuzzCounts {
@@ -344,6 +358,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzReport> {
   const failures: FuzzFailure[] = [];
   const scriptShapes = new Set<string>();
   const wireShapes = new Set<string>();
+  const leaks: FuzzReport['leaks'] = [];
   mkdirSync(o.outDir, { recursive: true });
   for (const [pi, profile] of profiles.entries()) {
     const seed = o.seed + pi;
@@ -403,12 +418,17 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzReport> {
     } else if (search.failed && search.interrupted) {
       log(`${o.driver.name} ${profile.name}: interrupted while running a failing case`);
     }
+    const leak = bench.leak();
+    if (leak) {
+      log(`${o.driver.name} ${profile.name}: ${leak}`);
+      leaks.push({ profile: profile.name, finding: leak });
+    }
     for (const s of bench.scriptShapes) scriptShapes.add(s);
     for (const s of bench.wireShapes) wireShapes.add(s);
   }
   counts.scriptShapes = scriptShapes.size;
   counts.wireShapes = wireShapes.size;
-  const report: FuzzReport = { plane: o.driver.name, seed: o.seed, timeoutMs, durationMs: Math.round(performance.now() - started), profiles: results, counts, failures };
+  const report: FuzzReport = { plane: o.driver.name, seed: o.seed, timeoutMs, durationMs: Math.round(performance.now() - started), profiles: results, counts, failures, leaks };
   writeFileSync(join(o.outDir, `fuzz-report-${o.driver.name}.json`), `${JSON.stringify(report, null, 2)}\n`);
   return report;
 }
