@@ -5,6 +5,7 @@ export const COMMAND_MODULES = [
   '../proxies/node-proxy/node-proxy-command.ts',
   '../harness/cli/run-command.ts',
   '../harness/cli/list-command.ts',
+  '../harness/cli/report-command.ts',
   '../harness/bench/bench-command.ts',
   '../harness/build/build-command.ts',
   '../harness/backends/backend-command.ts',

@@ -900,6 +900,11 @@ export class ExtProcSession {
       if (this.#cfg.conformanceEchoHeader) opt(ECHO_SET_HEADER, `${CONFORMANCE_SERVED_HEADER}:${value.split(',')[0] ?? value}`);
     }
     for (const [k, v] of Object.entries(a.setHeaders ?? {})) opt(k, v);
+    // append: true (a BoolValue), whatever the profile's form for the others.
+    for (const [k, v] of Object.entries(a.appendHeaders ?? {})) {
+      set.push({ header: rawHeader(k, v), append: { value: true } });
+      setLog[`+${k.toLowerCase()}`] = v;
+    }
     const common: CommonResponse = {};
     if (this.#cfg.clearRouteCache) {
       common.clear_route_cache = true;

@@ -133,6 +133,8 @@ const actionSchema = z
     reset: phaseOnly.optional(),
     malformed: z.union([z.enum(MALFORMED_KINDS), withPhase({ kind: z.enum(MALFORMED_KINDS) })]).optional(),
     setHeaders: z.record(z.string(), z.string()).optional(),
+    /** Header mutations with `append: true` (BoolValue): added beside the request's own value. */
+    appendHeaders: z.record(z.string(), z.string()).optional(),
     removeHeaders: z.array(z.string()).optional(),
     /** Replaces the request body (sent on the request-body answer). */
     replaceBody: z.string().optional(),

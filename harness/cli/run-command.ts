@@ -97,6 +97,7 @@ const command: CommandModule<object, Args> = {
     process.once('SIGINT', interrupted);
     process.once('SIGTERM', interrupted);
     const report = await runAll({
+      command: ['eppkit', ...process.argv.slice(2)].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' '),
       scenarios,
       drivers,
       runtime,

@@ -17,6 +17,7 @@ export function resultsJson(report: RunReport): unknown {
     startedAt: report.startedAt,
     durationMs: report.durationMs,
     runtime: report.runtime,
+    ...(report.command ? { command: report.command } : {}),
     dataPlanes: report.dataPlanes,
   };
 }

@@ -36,7 +36,8 @@ export function servedBy(r: ExchangeResult): string {
 export function textMatches(m: TextMatch, v: string | undefined): boolean {
   if (typeof m === 'string') return v === m;
   if (m.absent) return v === undefined;
-  if (v === undefined) return false;
+  if (m.excludes !== undefined && v !== undefined && v.includes(m.excludes)) return false;
+  if (v === undefined) return m.excludes !== undefined && m.equals === undefined && m.contains === undefined && m.matches === undefined && !m.present;
   if (m.equals !== undefined && v !== m.equals) return false;
   if (m.contains !== undefined && !v.includes(m.contains)) return false;
   if (m.matches !== undefined && !new RegExp(m.matches).test(v)) return false;
@@ -96,6 +97,10 @@ export function checkResponse(expect: Expect, r: ExchangeResult, sent: SentReque
   if (expect.bodySha256 !== undefined && expect.bodySha256 !== r.bodySha256) out.push({ what: 'response body sha256', expected: expect.bodySha256, received: r.bodySha256 });
   if (expect.bodyContains !== undefined && !r.body.toString('utf8').includes(expect.bodyContains))
     out.push({ what: 'response body contains', expected: expect.bodyContains, received: r.body.toString('utf8').slice(0, 300) });
+  if (expect.reused !== undefined && (r.reused ?? false) !== expect.reused)
+    out.push({ what: 'keep-alive connection reused', expected: expect.reused, received: r.reused ? 'reused' : 'a new connection (the previous answer closed it or said Connection: close)' });
+  if (expect.continued !== undefined && (r.continued ?? false) !== expect.continued)
+    out.push({ what: '100 Continue before the answer', expected: expect.continued, received: r.continued ? 'received' : 'none (the client sent the body after 1 s anyway)' });
   // Timings were resolved against the plane's timeout before the check ("{{timeoutMs*3}}").
   if (expect.maxLatencyMs !== undefined && r.latencyMs > Number(expect.maxLatencyMs))
     out.push({ what: 'latency (gross bound)', expected: `<= ${expect.maxLatencyMs} ms`, received: `${Math.round(r.latencyMs)} ms` });
@@ -157,6 +162,13 @@ export function checkJournalEntry(want: EppExpect, e: JournalEntry, sent: SentRe
     out.push({ what: `${prefix} subset hint received by the EPP`, expected: want.subsetHint, received: e.subsetHint ?? '(none)' });
   if (want.rule !== undefined && e.rule !== want.rule) out.push({ what: `${prefix} EPP rule matched`, expected: want.rule, received: e.rule ?? '(none)' });
   return out;
+}
+
+/** At most how many TCP connections (journal peers) a step's streams came over. */
+export function checkJournalConnections(want: EppExpect, entries: readonly JournalEntry[]): Mismatch[] {
+  if (want.connections === undefined) return [];
+  const peers = [...new Set(entries.map((e) => String(e.peer ?? 'unknown')))];
+  return peers.length <= want.connections ? [] : [{ what: 'TCP connections to the EPP over the step (journal peers)', expected: `at most ${want.connections}`, received: `${peers.length}: ${peers.join(', ')}` }];
 }
 
 /** Consecutive body chunks count once: [headers, body, body, body] -> [headers, body]. */

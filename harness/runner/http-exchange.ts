@@ -27,6 +27,10 @@ export interface ExchangeResult {
   /** Set when no complete answer came: 'aborted' (by the client on purpose), 'timeout', or the socket error. */
   error?: string;
   aborted: boolean;
+  /** Raw HTTP/1.1 connections: sent over a connection that had already carried an answer. */
+  reused?: boolean;
+  /** Expect: 100-continue: the plane answered 100 Continue first. */
+  continued?: boolean;
 }
 
 /** How a request that hit its deadline ends: `no answer within N ms`. */

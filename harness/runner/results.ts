@@ -105,6 +105,8 @@ export interface RunReport {
   dataPlanes: Array<{ name: string; description: string; available: boolean; reason?: string; features: string[]; version?: string; planeFile?: string }>;
   runtime: string;
   reportDir: string;
+  /** The command line that produced the run (shown in docs/MATRIX.md). */
+  command?: string;
   scenarios: ScenarioResult[];
   summary: RunSummary;
   /** Per data plane: how much of the catalogue ran, and why the rest did not (coverage.ts). */

@@ -10,11 +10,12 @@ import { EchoBackend, type StartedEchoBackend } from '../backends/echo-backend.t
 import type { DataPlaneDriver, Feature, Runtime, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
 import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
-import { isRequestStep, type ActionStep, type BackendSpec, type RequestStep, type Scenario } from '../scenarios/scenario-schema.ts';
+import { isGroupStep, isRequestStep, type ActionStep, type BackendSpec, type GroupStep, type RequestStep, type Scenario, type Step } from '../scenarios/scenario-schema.ts';
 import { resolveString, resolveTemplates, timingMs, type TemplateContext } from '../scenarios/templates.ts';
 import { footprint, sampleProcesses } from '../../core/proc-sampler.ts';
 import { healthReason, type PlaneHealth } from '../data-planes/plane-health.ts';
-import { checkAggregate, checkJournalEntry, checkResponse, servedBy, type Mismatch } from './expectations.ts';
+import { checkAggregate, checkJournalConnections, checkJournalEntry, checkResponse, servedBy, type Mismatch, type SentRequest } from './expectations.ts';
+import { Http1Connection, type Http1Request } from './http1-connection.ts';
 import { NO_ANSWER, exchange, type ExchangeResult } from './http-exchange.ts';
 import { actionEppConfig, buildPlaneRoute, checkPoolJournals, checkSplit, isMultiPool, journalMarks, requestBaseUrl, startPoolEpps } from './multi-pool-run.ts';
 import { prepareBody } from './request-body.ts';
@@ -155,8 +156,9 @@ class StepFailure extends Error {
   }
 }
 
-function stepName(step: RequestStep | ActionStep, i: number, tpl: TemplateContext): string {
+function stepName(step: Step, i: number, tpl: TemplateContext): string {
   if (step.name) return step.name;
+  if (isGroupStep(step)) return 'pipelined' in step ? `pipelined: ${step.pipelined.length} requests` : `parallel: ${step.parallel.length} steps`;
   if ('action' in step) return `${step.action}${step.backend ? ` ${step.backend}` : ''}${step.ms !== undefined ? ` ${timingMs(step.ms, tpl)}ms` : ''}`;
   return `${step.request.method} ${step.request.path}${step.request.repeat > 1 ? ` x${step.request.repeat}` : ''}` || `step ${i + 1}`;
 }
@@ -217,6 +219,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   let failReason: string | undefined;
   let stepLabel = 'setup';
   const tpl: TemplateContext = { backends: backendAddrs, epp: '', timeoutMs: settings.timeoutMs };
+  const conns = new Map<string, Http1Connection>();
   let footprintBefore: PlaneFootprint | undefined;
   let footprintAfter: PlaneFootprint | undefined;
 
@@ -257,7 +260,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       const name = stepName(step, i, tpl);
       stepLabel = `step ${i + 1} (${name})`;
       const t0 = performance.now();
-      if (!isRequestStep(step)) {
+      if (!isRequestStep(step) && !isGroupStep(step)) {
         if (poolEpps.size > 0 && (step.action.endsWith('-epp') || step.action === 'clear-journal')) {
           // multi-pool: the action is for its pool's EPP, or for every pool's.
           for (const [pool, e] of poolEpps) {
@@ -269,21 +272,30 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         assertHealthy(dp);
         continue;
       }
-      const override = stepOverride(step, i, name, driver, s.name);
-      if (override?.skip) {
-        steps.push({ index: i, name, kind: 'request', status: 'skipped', durationMs: 0, override: override.why, reason: override.why });
-        continue;
-      }
-      const expect = resolveTemplates(override?.expect ? { ...step.expect, ...override.expect } : step.expect, tpl);
-      const eppExpect = resolveTemplates(override?.epp ? { ...(step.epp ?? {}), ...override.epp } : step.epp, tpl);
-      const deadline = step.eventually ? performance.now() + step.eventually.withinMs : 0;
-      let attempts = 0;
+      const ctx: RequestStepContext = { ...requestDeadline(s, settings.timeoutMs), dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps, conns };
       let out: RequestStepOutcome;
-      for (;;) {
-        attempts++;
-        out = await runRequestStep(step, expect, eppExpect, { ...requestDeadline(s, settings.timeoutMs), dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps });
-        if (out.mismatches.length === 0 || !step.eventually || performance.now() >= deadline || ac.signal.aborted) break;
-        await new Promise((r) => setTimeout(r, step.eventually?.intervalMs ?? 100));
+      let attempts = 0;
+      let overrideWhy: string | undefined;
+      if (isGroupStep(step)) {
+        const g = await runGroupStep(step, driver.name, ctx);
+        out = { results: g.results, mismatches: g.mismatches, stepEntries: [] };
+        if (g.overrides.length) overrideWhy = g.overrides.join('; ');
+      } else {
+        const override = stepOverride(step, i, name, driver, s.name);
+        if (override?.skip) {
+          steps.push({ index: i, name, kind: 'request', status: 'skipped', durationMs: 0, override: override.why, reason: override.why });
+          continue;
+        }
+        overrideWhy = override?.why;
+        const expect = resolveTemplates(override?.expect ? { ...step.expect, ...override.expect } : step.expect, tpl);
+        const eppExpect = resolveTemplates(override?.epp ? { ...(step.epp ?? {}), ...override.epp } : step.epp, tpl);
+        const deadline = step.eventually ? performance.now() + step.eventually.withinMs : 0;
+        for (;;) {
+          attempts++;
+          out = await runRequestStep(step, expect, eppExpect, ctx);
+          if (out.mismatches.length === 0 || !step.eventually || performance.now() >= deadline || ac.signal.aborted) break;
+          await new Promise((r) => setTimeout(r, step.eventually?.intervalMs ?? 100));
+        }
       }
       const { results, mismatches, stepEntries } = out;
       for (const r of results) if (!r.aborted && r.status !== undefined) latencies.push(r.latencyMs);
@@ -304,8 +316,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         statuses,
         servedBy: served,
       };
-      if (step.eventually) res.attempts = attempts;
-      if (override) res.override = override.why;
+      if (isRequestStep(step) && step.eventually) res.attempts = attempts;
+      if (overrideWhy) res.override = overrideWhy;
       if (mismatches.length) res.mismatches = mismatches.slice(0, 20);
       steps.push(res);
       // A crash explains the mismatches better than they explain themselves: it goes first.
@@ -345,6 +357,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   for (const e of poolEpps.size > 0 ? poolEpps.values() : [epp]) journal.push(...((await e?.journal().catch(() => [] as JournalEntry[])) ?? []));
   const service = journal.map(entryServiceTime).filter((x): x is number => x !== undefined);
   clearTimeout(timer);
+  for (const c of conns.values()) c.close();
   footprintAfter = dp ? planeFootprint(dp) : undefined;
   await dp?.stop().catch(() => {});
   // After stop every log is flushed: a crash the last step caused (the master logs a worker's
@@ -395,9 +408,6 @@ interface RequestStepOutcome {
 }
 
 interface RequestStepContext {
-  /** A request's deadline when its step sets none (from the route), and how it was derived. */
-  defaultDeadlineMs: number;
-  deadlineWhy: string;
   dp: StartedDataPlane;
   epp: MockEppProcess;
   tpl: TemplateContext;
@@ -406,10 +416,26 @@ interface RequestStepContext {
   s: Scenario;
   /** multi-pool: every pool's EPP (empty otherwise). */
   poolEpps: ReadonlyMap<string, MockEppProcess>;
+  /** A request's deadline when its step sets none (from the route), and how it was derived. */
+  defaultDeadlineMs: number;
+  deadlineWhy: string;
+  /** Named keep-alive connections of this scenario (request.connection). */
+  conns: Map<string, Http1Connection>;
 }
 
-/** Sends a step's requests (repeat × concurrency) and judges responses and journal entries. */
-async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], eppExpect: RequestStep['epp'], c: RequestStepContext): Promise<RequestStepOutcome> {
+interface PreparedRequest {
+  url: string;
+  /** Path and query as on the request line. */
+  target: string;
+  method: string;
+  headers: Record<string, string>;
+  body: ReturnType<typeof prepareBody>;
+  sent: SentRequest;
+}
+
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+function prepareRequest(step: RequestStep, c: RequestStepContext): PreparedRequest {
   const { tpl } = c;
   const rq = step.request;
   const body = prepareBody(rq.body, c.dir, (x) => resolveString(x, tpl));
@@ -420,35 +446,72 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
   if (typeof rq.query === 'string') query = resolveString(rq.query, tpl);
   else if (Array.isArray(rq.query)) query = new URLSearchParams(rq.query.map(([k, v]) => [k, resolveString(v, tpl)])).toString();
   else if (rq.query) query = new URLSearchParams(Object.entries(rq.query).map(([k, v]) => [k, resolveString(v, tpl)])).toString();
-  const url = `${requestBaseUrl(c.s, step, c.dp)}${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
-  const deadline = rq.timeoutMs !== undefined ? timingMs(rq.timeoutMs, tpl) : c.defaultDeadlineMs;
-  let hung = false;
-  // Always taken: a failing step's journal entries can name why it failed (a deadlock).
-  const journalBefore = (await c.epp.journal()).length;
-  const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
+  const target = `${resolveString(rq.path, tpl)}${query ? `?${query.replace(/^\?/, '')}` : ''}`;
+  return { url: `${requestBaseUrl(c.s, step, c.dp)}${target}`, target, method: rq.method, headers, body, sent: { bodyBytes: body?.bytes.length ?? 0, bodySha256: body?.sha256 ?? EMPTY_SHA256 } };
+}
 
-  const results: ExchangeResult[] = [];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    // A plane that left one request unanswered is hung: the rest of the step would only wait too.
-    while (next < rq.repeat && !c.signal.aborted && !hung) {
-      next++;
-      const r = await exchange({
-          url,
-          method: rq.method,
-          headers,
-          ...(body ? { body: body.bytes } : {}),
-          ...(rq.chunked ? { chunked: rq.chunked } : {}),
-          ...(rq.abortAfterMs !== undefined ? { abortAfterMs: timingMs(rq.abortAfterMs, tpl) } : {}),
-          timeoutMs: deadline,
-          signal: c.signal,
-        });
-      if (r.error?.startsWith(NO_ANSWER)) hung = true;
-      results.push(r);
-    }
+function http1Request(rq: RequestStep['request'], p: PreparedRequest, c: RequestStepContext, deadline = stepDeadline(rq, c)): Http1Request {
+  const trailers = rq.trailers ? Object.fromEntries(Object.entries(rq.trailers).map(([k, v]) => [k, resolveString(v, c.tpl)])) : undefined;
+  return {
+    method: p.method,
+    target: p.target,
+    headers: p.headers,
+    ...(p.body ? { body: p.body.bytes } : {}),
+    ...(rq.chunked ? { chunked: rq.chunked } : {}),
+    ...(trailers ? { trailers } : {}),
+    ...(rq.expectContinue ? { expectContinue: true } : {}),
+    ...(rq.abortAfterMs !== undefined ? { abortAfterMs: timingMs(rq.abortAfterMs, c.tpl) } : {}),
+    timeoutMs: deadline,
   };
-  await Promise.all(Array.from({ length: Math.min(rq.concurrency, rq.repeat) }, worker));
-  const sent = { bodyBytes: body?.bytes.length ?? 0, bodySha256: body?.sha256 ?? 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' };
+}
+
+/**
+ * Requests on one raw HTTP/1.1 connection: the named keep-alive one (opened on first use, or
+ * again when the plane closed it), or a fresh one closed afterwards. Several = pipelined.
+ */
+async function sendHttp1(reqs: Http1Request[], name: string | undefined, c: RequestStepContext): Promise<ExchangeResult[]> {
+  const u = new URL(c.dp.url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(u.port || 80);
+  let conn = name ? c.conns.get(name) : undefined;
+  const reused = conn?.usable === true && conn.answered > 0;
+  if (!conn?.usable) {
+    conn?.close();
+    try {
+      conn = await Http1Connection.open(host, port, reqs[0]?.timeoutMs ?? 15_000);
+    } catch (e) {
+      return reqs.map(() => ({ headers: {}, body: Buffer.alloc(0), bodySha256: EMPTY_SHA256, latencyMs: 0, endedAt: Date.now(), error: (e as Error).message, aborted: false }));
+    }
+    if (name) c.conns.set(name, conn);
+  }
+  const out = await conn.exchange(reqs, u.host, reused);
+  if (!name) conn.close();
+  return out;
+}
+
+/** The step's own timeoutMs, else the deadline derived from the route. */
+function stepDeadline(rq: RequestStep['request'], c: RequestStepContext): number {
+  return rq.timeoutMs !== undefined ? timingMs(rq.timeoutMs, c.tpl) : c.defaultDeadlineMs;
+}
+
+/** Sends one request of a step the way the step asks (fresh connection, named one, raw HTTP/1.1). */
+async function sendOne(rq: RequestStep['request'], p: PreparedRequest, c: RequestStepContext): Promise<ExchangeResult> {
+  const deadline = stepDeadline(rq, c);
+  if (rq.connection || rq.expectContinue || rq.trailers) return (await sendHttp1([http1Request(rq, p, c, deadline)], rq.connection, c))[0] as ExchangeResult;
+  return exchange({
+    url: p.url,
+    method: p.method,
+    headers: p.headers,
+    ...(p.body ? { body: p.body.bytes } : {}),
+    ...(rq.chunked ? { chunked: rq.chunked } : {}),
+    ...(rq.abortAfterMs !== undefined ? { abortAfterMs: timingMs(rq.abortAfterMs, c.tpl) } : {}),
+    timeoutMs: deadline,
+    signal: c.signal,
+  });
+}
+
+/** Every response of a step against its expectations (one line per distinct mismatch). */
+function judgeResponses(expect: RequestStep['expect'], results: readonly ExchangeResult[], sent: SentRequest, label = ''): Mismatch[] {
   const mismatches: Mismatch[] = [];
   const seen = new Set<string>();
   for (const [j, r] of results.entries()) {
@@ -456,26 +519,55 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
       const key = `${m.what}|${JSON.stringify(m.received)}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      mismatches.push(rq.repeat > 1 ? { ...m, what: `request ${j + 1}/${rq.repeat}: ${m.what}` } : m);
+      const what = results.length > 1 ? `request ${j + 1}/${results.length}: ${m.what}` : m.what;
+      mismatches.push({ ...m, what: `${label}${what}` });
     }
   }
+  mismatches.push(...checkAggregate(expect, results).map((m) => ({ ...m, what: `${label}${m.what}` })));
+  return mismatches;
+}
+
+/** Sends a step's requests (repeat × concurrency) and judges responses and journal entries. */
+async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], eppExpect: RequestStep['epp'], c: RequestStepContext): Promise<RequestStepOutcome> {
+  const rq = step.request;
+  const p = prepareRequest(step, c);
+  // Always taken: a failing step's journal entries can name why it failed (a deadlock).
+  const journalBefore = (await c.epp.journal()).length;
+  const poolMarks = step.epps ? await journalMarks(c.poolEpps) : new Map<string, number>();
+
+  const deadline = stepDeadline(rq, c);
+  let hung = false;
+  const results: ExchangeResult[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    // A plane that left one request unanswered is hung: the rest of the step would only wait too.
+    while (next < rq.repeat && !c.signal.aborted && !hung) {
+      next++;
+      const r = await sendOne(rq, p, c);
+      if (r.error?.startsWith(NO_ANSWER)) hung = true;
+      results.push(r);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(rq.concurrency, rq.repeat) }, worker));
+  const { sent } = p;
+  const mismatches = judgeResponses(expect, results, sent);
   if (hung) {
     const why = rq.timeoutMs !== undefined ? "the step's timeoutMs" : c.deadlineWhy;
     mismatches.unshift({ what: `hang: no answer within ${deadline} ms (${why})`, expected: 'an HTTP response', received: `${results.filter((r) => r.error?.startsWith(NO_ANSWER)).length} of ${results.length} requests unanswered` });
   }
-  mismatches.push(...checkAggregate(expect, results));
   let stepEntries: JournalEntry[] = [];
   if (eppExpect) {
     const want = eppExpect.entries ?? results.length;
     const all = await c.epp.waitForJournal(journalBefore + want, 5000);
     stepEntries = all.slice(journalBefore);
-    if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
     if (eppExpect.endsWithinMs !== undefined) stepEntries = await waitForStreamsToEnd(c.epp, journalBefore, stepEntries, results, eppExpect.endsWithinMs);
+    if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
     for (const [j, e] of stepEntries.entries()) mismatches.push(...checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : ''));
     if (eppExpect.endsWithinMs !== undefined) mismatches.push(...checkStreamsEnded(stepEntries, results, eppExpect.endsWithinMs));
+    mismatches.push(...checkJournalConnections(eppExpect, stepEntries));
   }
   if (step.epps) {
-    const pools = await checkPoolJournals(resolveTemplates(step.epps, tpl), c.poolEpps, poolMarks, results.length, sent);
+    const pools = await checkPoolJournals(resolveTemplates(step.epps, c.tpl), c.poolEpps, poolMarks, results.length, sent);
     mismatches.push(...pools.mismatches);
     stepEntries = [...stepEntries, ...pools.entries];
     if (expect.split) mismatches.push(...checkSplit(expect.split, c.s, results, pools.byPool).mismatches);
@@ -493,6 +585,48 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     }
   }
   return { results, mismatches, stepEntries };
+}
+
+/**
+ * A group: request steps at the same time (parallel, each staggered by startAfterMs) or written
+ * back to back on one connection (pipelined). Each sub-step is judged on its own expectations,
+ * with its per-plane override.
+ */
+async function runGroupStep(step: GroupStep, planeName: string, c: RequestStepContext): Promise<{ results: ExchangeResult[]; mismatches: Mismatch[]; overrides: string[] }> {
+  const pipelined = 'pipelined' in step;
+  const subs = (pipelined ? step.pipelined : step.parallel).map((sub, j) => {
+    const o = sub.overrides?.[planeName];
+    const expect = resolveTemplates(o?.expect ? { ...sub.expect, ...o.expect } : sub.expect, c.tpl);
+    return { sub, o, expect, label: `${sub.name ?? `#${j + 1} ${sub.request.method} ${sub.request.path}`}: `, p: prepareRequest(sub, c) };
+  });
+  const active = subs.filter((x) => !x.o?.skip);
+  let perSub: ExchangeResult[][];
+  if (pipelined) {
+    const reqs = active.flatMap((x) => Array.from({ length: x.sub.request.repeat }, () => http1Request(x.sub.request, x.p, c)));
+    const all = await sendHttp1(reqs, step.connection, c);
+    let at = 0;
+    perSub = active.map((x) => all.slice(at, (at += x.sub.request.repeat)));
+  } else {
+    perSub = await Promise.all(
+      active.map(async (x) => {
+        const rq = x.sub.request;
+        const after = rq.startAfterMs;
+        if (after !== undefined) await new Promise((r) => setTimeout(r, timingMs(after, c.tpl)));
+        const out: ExchangeResult[] = [];
+        let next = 0;
+        const worker = async (): Promise<void> => {
+          while (next < rq.repeat && !c.signal.aborted) {
+            next++;
+            out.push(await sendOne(rq, x.p, c));
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(rq.concurrency, rq.repeat) }, worker));
+        return out;
+      }),
+    );
+  }
+  const mismatches = active.flatMap((x, j) => judgeResponses(x.expect, perSub[j] ?? [], x.p.sent, x.label));
+  return { results: perSub.flat(), mismatches, overrides: subs.filter((x) => x.o).map((x) => `${x.label}${x.o?.why}`) };
 }
 
 /** The problem the mock records for a plane that waits for the headers answer before sending the body. */

@@ -21,6 +21,8 @@ export interface RunOptions {
   /** Pairs run at once. Default: min(2, cores). */
   concurrency?: number;
   bail?: boolean;
+  /** The command line, recorded in results.json (the matrix shows it). */
+  command?: string;
   /** Leaks over their bound fail the scenario instead of warning. */
   strict?: boolean;
 }
@@ -115,6 +117,7 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
       ...(d.version?.() ? { version: d.version() as string } : {}),
       ...('file' in d && typeof d.file === 'string' ? { planeFile: d.file } : {}),
     })),
+    ...(opts.command ? { command: opts.command } : {}),
     scenarios: results,
     summary: summarize(results),
     coverage: opts.drivers.map((d) => coverageOf(d.name, results)),

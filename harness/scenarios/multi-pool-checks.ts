@@ -76,6 +76,8 @@ export function checkMultiPool(s: Scenario, issue: Issue, knownEndpoint: (x: str
       else if (st.pool !== undefined && !poolNames.has(st.pool)) issue(['steps', i, 'pool'], `unknown pool "${st.pool}"`);
       return;
     }
+    // parallel / pipelined groups: their request steps are checked by the main schema only.
+    if (!('request' in st)) return;
     const rq = st.request;
     if (rq.route !== undefined) {
       const r = routeNames.get(rq.route);

@@ -164,6 +164,12 @@ const requestSchema = z.strictObject({
   /** Abort (destroy) the client request after this long: a client that goes away. */
   abortAfterMs: timingSchema.optional(),
   timeoutMs: timingSchema.optional().meta({ description: "client deadline per request (ms or \"{{timeoutMs*N}}\"); default: the EPP timeout + the slowest backend's latency + 3000 ms margin (a hang fails as 'no answer within N ms')" }),
+  connection: nameSchema
+    .optional()
+    .meta({ description: 'send over the named keep-alive connection (opened on first use, kept across steps); absent = a fresh connection per request' }),
+  expectContinue: z.boolean().optional().meta({ description: 'send Expect: 100-continue and hold the body until 100 Continue comes (at most 1 s, as curl does)' }),
+  trailers: z.record(z.string(), z.string()).optional().meta({ description: 'chunked request trailers (needs chunked)' }),
+  startAfterMs: timingSchema.optional().meta({ description: 'in a parallel group: start this long after the group (ms or "{{timeoutMs/N}}")' }),
   route: nameSchema.optional().meta({ description: "multi-pool: the route (by name) this request is for: sent to its listener; the path must be under its prefix" }),
 });
 
@@ -175,6 +181,7 @@ const textMatch = z.union([
     matches: z.string().optional().meta({ description: 'regular expression' }),
     absent: z.literal(true).optional(),
     present: z.literal(true).optional(),
+    excludes: z.string().optional().meta({ description: 'absent, or present without this text' }),
   }),
 ]);
 export type TextMatch = z.output<typeof textMatch>;
@@ -215,6 +222,8 @@ export const expectSchema = z
     bodyContains: z.string().optional(),
     maxLatencyMs: timingSchema.optional().meta({ description: 'gross upper bound per request (never a benchmark); ms or "{{timeoutMs*N}}"' }),
     aborted: z.boolean().optional().meta({ description: 'the client aborted (abortAfterMs) before an answer came' }),
+    reused: z.boolean().optional().meta({ description: 'named connection: the request went over a connection already used (the previous answer kept it alive)' }),
+    continued: z.boolean().optional().meta({ description: 'expectContinue: 100 Continue came before the final answer' }),
     split: z
       .strictObject({
         weights: z.record(z.string(), posInt).meta({ description: 'pool name -> weight; each response counts for the pool whose backend served it' }),
@@ -237,6 +246,7 @@ export const eppExpectSchema = z
     servedEndpoint: z.string().optional(),
     subsetHint: z.array(z.string()).optional(),
     rule: z.string().optional(),
+    connections: posInt.optional().meta({ description: "at most this many distinct TCP connections (the journal's peer) carried the step's streams: 1 = the plane reuses one HTTP/2 connection" }),
   })
   .meta({ description: 'expectations on each EPP journal entry this step produced' });
 
@@ -277,7 +287,27 @@ const actionStepSchema = z.strictObject({
   pool: nameSchema.optional().meta({ description: "multi-pool: the pool whose EPP the action is for; default every pool's EPP" }),
 });
 
-export const stepSchema = z.union([requestStepSchema, actionStepSchema]);
+// Two schemas, each with its list required, so a malformed request step is reported as a
+// request step (zod's union keeps the one member that did not abort), not as "Invalid input".
+const parallelStepSchema = z
+  .strictObject({
+    name: z.string().optional(),
+    parallel: z.array(requestStepSchema).min(1).meta({ description: 'request steps run at the same time (startAfterMs staggers them), each judged; no epp or eventually inside' }),
+  })
+  .meta({ description: 'several request steps at once' });
+
+const pipelinedStepSchema = z
+  .strictObject({
+    name: z.string().optional(),
+    pipelined: z
+      .array(requestStepSchema)
+      .min(1)
+      .meta({ description: 'request steps written back to back on one connection before any answer is read (HTTP/1.1 pipelining), answers judged in order; no epp or eventually inside' }),
+    connection: nameSchema.optional().meta({ description: 'the named keep-alive connection to use (default a fresh one)' }),
+  })
+  .meta({ description: 'HTTP/1.1 pipelining' });
+
+export const stepSchema = z.union([requestStepSchema, actionStepSchema, parallelStepSchema, pipelinedStepSchema]);
 
 export const scenarioSchema = z
   .strictObject({
@@ -304,23 +334,40 @@ export const scenarioSchema = z
     s.setup.route.subsetHint?.forEach((f, i) => {
       if (!known(f)) ctx.addIssue({ code: 'custom', path: ['setup', 'route', 'subsetHint', i], message: `"${f}" is neither a backend name nor ip:port` });
     });
+    const subSteps = (st: Step, i: number): Array<[RequestStep, PropertyKey[]]> => {
+      if ('request' in st) return [[st, ['steps', i]]];
+      if ('action' in st) return [];
+      const pipelined = 'pipelined' in st;
+      return (pipelined ? st.pipelined : st.parallel).map((x, j): [RequestStep, PropertyKey[]] => {
+        const at = ['steps', i, pipelined ? 'pipelined' : 'parallel', j];
+        if (x.epp) ctx.addIssue({ code: 'custom', path: [...at, 'epp'], message: 'epp expectations are not allowed inside a group (streams would interleave)' });
+        if (x.eventually) ctx.addIssue({ code: 'custom', path: [...at, 'eventually'], message: 'eventually is not allowed inside a group' });
+        if (pipelined && (x.request.connection || x.request.concurrency > 1 || x.request.expectContinue || x.request.abortAfterMs !== undefined))
+          ctx.addIssue({ code: 'custom', path: [...at, 'request'], message: 'pipelined requests take no connection, concurrency, expectContinue or abortAfterMs of their own' });
+        return [x, at];
+      });
+    };
     s.steps.forEach((st, i) => {
-      if ('action' in st) {
-        if ((st.action === 'stop-backend' || st.action === 'start-backend') && (!st.backend || !names.has(st.backend)))
-          ctx.addIssue({ code: 'custom', path: ['steps', i, 'backend'], message: `${st.action} needs backend: one of ${[...names].join(', ')}` });
-        if (st.action === 'set-epp' && !st.epp) ctx.addIssue({ code: 'custom', path: ['steps', i, 'epp'], message: 'set-epp needs epp: <mock EPP config>' });
-        if (st.action === 'sleep' && st.ms === undefined) ctx.addIssue({ code: 'custom', path: ['steps', i, 'ms'], message: 'sleep needs ms' });
-        return;
-      }
+      for (const [rs, at] of subSteps(st, i)) checkRequestStep(rs, at);
+      if (!('action' in st)) return;
+      if ((st.action === 'stop-backend' || st.action === 'start-backend') && (!st.backend || !names.has(st.backend)))
+        ctx.addIssue({ code: 'custom', path: ['steps', i, 'backend'], message: `${st.action} needs backend: one of ${[...names].join(', ')}` });
+      if (st.action === 'set-epp' && !st.epp) ctx.addIssue({ code: 'custom', path: ['steps', i, 'epp'], message: 'set-epp needs epp: <mock EPP config>' });
+      if (st.action === 'sleep' && st.ms === undefined) ctx.addIssue({ code: 'custom', path: ['steps', i, 'ms'], message: 'sleep needs ms' });
+    });
+    function checkRequestStep(st: RequestStep, at: PropertyKey[]): void {
       const checkBackends = (list: string | string[] | undefined, path: PropertyKey[]): void => {
         for (const [j, b] of (list === undefined ? [] : Array.isArray(list) ? list : [list]).entries())
           if (b !== 'none' && !names.has(b)) ctx.addIssue({ code: 'custom', path: Array.isArray(list) ? [...path, j] : path, message: `unknown backend "${b}"` });
       };
-      checkBackends(st.expect.backend, ['steps', i, 'expect', 'backend']);
-      checkBackends(st.expect.backendsSeen, ['steps', i, 'expect', 'backendsSeen']);
-      for (const [dp, o] of Object.entries(st.overrides ?? {})) checkBackends(o.expect?.backend, ['steps', i, 'overrides', dp, 'expect', 'backend']);
-      if (st.request.body === undefined && st.request.chunked) ctx.addIssue({ code: 'custom', path: ['steps', i, 'request', 'chunked'], message: 'chunked needs a body' });
-    });
+      checkBackends(st.expect.backend, [...at, 'expect', 'backend']);
+      checkBackends(st.expect.backendsSeen, [...at, 'expect', 'backendsSeen']);
+      for (const [dp, o] of Object.entries(st.overrides ?? {})) checkBackends(o.expect?.backend, [...at, 'overrides', dp, 'expect', 'backend']);
+      if (st.request.body === undefined && st.request.chunked) ctx.addIssue({ code: 'custom', path: [...at, 'request', 'chunked'], message: 'chunked needs a body' });
+      if (st.request.trailers && !st.request.chunked) ctx.addIssue({ code: 'custom', path: [...at, 'request', 'trailers'], message: 'trailers need chunked' });
+      if (st.request.connection && st.request.concurrency > 1)
+        ctx.addIssue({ code: 'custom', path: [...at, 'request', 'concurrency'], message: 'one keep-alive connection carries one request at a time (use pipelined to write several at once)' });
+    }
     checkMultiPool(s, (path, message) => ctx.addIssue({ code: 'custom', path, message }), known, DEFAULT_ROUTE);
   });
 
@@ -352,13 +399,16 @@ export function undeclaredFeatures(s: Omit<ParsedScenario, never>): Array<{ path
     if (b.ip === '::1') need('ipv6-endpoint', ['setup', 'backends', i, 'ip'], 'a backend on ::1');
   });
   const timing = has.has('timeout');
-  s.steps.forEach((st, i) => {
-    if (!('request' in st)) return;
-    const epps: Array<[PropertyKey[], EppExpectation | undefined]> = [[['steps', i, 'epp'], st.epp]];
-    const expects: Array<[PropertyKey[], ExpectShape | undefined]> = [[['steps', i, 'expect'], st.expect]];
+  // Request steps, and the request steps inside parallel / pipelined groups.
+  const requestSteps = s.steps.flatMap((st, i): Array<[RequestStepShape, PropertyKey[]]> =>
+    'request' in st ? [[st, ['steps', i]]] : 'parallel' in st ? st.parallel.map((x, j): [RequestStepShape, PropertyKey[]] => [x, ['steps', i, 'parallel', j]]) : 'pipelined' in st ? st.pipelined.map((x, j): [RequestStepShape, PropertyKey[]] => [x, ['steps', i, 'pipelined', j]]) : [],
+  );
+  requestSteps.forEach(([st, at]) => {
+    const epps: Array<[PropertyKey[], EppExpectation | undefined]> = [[[...at, 'epp'], st.epp]];
+    const expects: Array<[PropertyKey[], ExpectShape | undefined]> = [[[...at, 'expect'], st.expect]];
     for (const [plane, o] of Object.entries(st.overrides ?? {})) {
-      epps.push([['steps', i, 'overrides', plane, 'epp'], o.epp]);
-      expects.push([['steps', i, 'overrides', plane, 'expect'], o.expect]);
+      epps.push([[...at, 'overrides', plane, 'epp'], o.epp]);
+      expects.push([[...at, 'overrides', plane, 'expect'], o.expect]);
     }
     for (const [path, e] of epps) {
       if (!e) continue;
@@ -377,14 +427,15 @@ export function undeclaredFeatures(s: Omit<ParsedScenario, never>): Array<{ path
     }
     if (timing) {
       const rq = st.request;
-      if (typeof rq.abortAfterMs === 'number') out.push({ path: ['steps', i, 'request', 'abortAfterMs'], message: 'a timeout scenario writes its timings relative to the plane\'s timeout: "{{timeoutMs/N}}"' });
+      if (typeof rq.abortAfterMs === 'number') out.push({ path: [...at, 'request', 'abortAfterMs'], message: 'a timeout scenario writes its timings relative to the plane\'s timeout: "{{timeoutMs/N}}"' });
       for (const [k, v] of Object.entries(rq.headers))
         if (k.toLowerCase() === 'x-eppkit-delay-ms' && !v.includes('{{timeoutMs'))
-          out.push({ path: ['steps', i, 'request', 'headers', k], message: 'a timeout scenario writes EPP delays relative to the plane\'s timeout: "{{timeoutMs*4}}"' });
+          out.push({ path: [...at, 'request', 'headers', k], message: 'a timeout scenario writes EPP delays relative to the plane\'s timeout: "{{timeoutMs*4}}"' });
     }
   });
   return out;
 }
+type RequestStepShape = Extract<ParsedScenario['steps'][number], { request: unknown }>;
 type EppExpectation = { bodySha256?: string | undefined; bodyBytes?: number | undefined; phases?: string[] | undefined };
 type ExpectShape = { headers?: Record<string, TextMatch> | undefined; maxLatencyMs?: number | string | undefined };
 
@@ -392,12 +443,17 @@ export type Scenario = z.output<typeof scenarioSchema>;
 export type Step = Scenario['steps'][number];
 export type RequestStep = Extract<Step, { request: unknown }>;
 export type ActionStep = Extract<Step, { action: unknown }>;
+export type GroupStep = Exclude<Step, RequestStep | ActionStep>;
 export type Expect = RequestStep['expect'];
 export type EppExpect = NonNullable<RequestStep['epp']>;
 export type BackendSpec = Scenario['setup']['backends'][number];
 
 export function isRequestStep(s: Step): s is RequestStep {
   return 'request' in s;
+}
+
+export function isGroupStep(s: Step): s is GroupStep {
+  return !('request' in s) && !('action' in s);
 }
 export type PoolSpec = NonNullable<Scenario['setup']['pools']>[number];
 export type MultiRouteSpec = NonNullable<Scenario['setup']['routes']>[number];
