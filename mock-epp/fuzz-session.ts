@@ -124,7 +124,8 @@ export class FuzzSession {
     if (this.#busy) return;
     this.#busy = true;
     try {
-      while (this.#queue.length > 0 && !this.#ended && !this.#hung) {
+      // A hung stream still records what arrives (the oracle times the plane's give-up from it).
+      while (this.#queue.length > 0 && !this.#ended) {
         const { m, t } = this.#queue.shift() as { m: ProcessingRequest | Undecodable; t: number };
         await this.#onMessage(m, t);
       }
@@ -166,6 +167,7 @@ export class FuzzSession {
       eos = b?.end_of_stream === true || b?.end_of_stream_without_message === true;
     }
     this.record.events.push({ t: arrived, in: phase, eos, ...(body.length ? { bytes: body.length } : {}) });
+    if (this.#hung) return;
     if (this.#index === 0 && phase === 'request_headers') {
       const key = headerMapToObject(m.request_headers?.headers)[FUZZ_CASE_HEADER];
       if (key !== undefined) this.record.key = key;

@@ -55,7 +55,12 @@ static_resources:
                             end
 {{#subsetHint.any}}                            handle:streamInfo():dynamicMetadata():set("envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset", { {{#subsetHint}}"{{.}}", {{/subsetHint}} })
 {{/subsetHint.any}}                          end
-{{#bbr}}                  # Body-based routing: a BBR ext_proc server puts the body's model into a header
+{{#bodyBuffered}}                  # Buffered: the whole body first, so the EPP gets it as one message (413 beyond the limit).
+                  - name: envoy.filters.http.buffer
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+                      max_request_bytes: {{maxBodyBytes}}
+{{/bodyBuffered}}{{#bbr}}                  # Body-based routing: a BBR ext_proc server puts the body's model into a header
                   # before the EPP is asked (its failures never decide: failure_mode_allow).
                   - name: bbr
                     typed_config:

@@ -131,7 +131,9 @@ function rows(report: BenchReport): string[][] {
     const l = r.load;
     const row = [r.target, r.version ?? '—', r.dataPlane ? `${r.eppDelayMs} ms` : '—'];
     if (!l) {
-      row.push(`failed: ${(r.failed ?? 'not measured').split('\n')[0]}`);
+      // The whole reason is under the table (FAILED …): keep the table readable.
+      const why = (r.failed ?? 'not measured').split('\n')[0] ?? '';
+      row.push(`failed: ${why.length > 60 ? `${why.slice(0, 59)}…` : why}`);
       while (row.length < header.length) row.push('');
       out.push(row);
       continue;

@@ -173,7 +173,17 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           url = `${dp.url}${o.path}`;
         }
         const bad = await smoke(url, headers, body);
-        const smokeHealth = dp?.health();
+        let smokeHealth = dp?.health();
+        if (bad && dp && smokeHealth?.ok) {
+          // A crashing plane fails the smoke request before its exit has been seen (with a fast
+          // EPP the two are microseconds apart): let plane health catch up, up to 2 s, so the
+          // report names the crash rather than only "fetch failed".
+          const until = performance.now() + 2000;
+          while (smokeHealth?.ok && performance.now() < until) {
+            await new Promise((r) => setTimeout(r, 50));
+            smokeHealth = dp.health();
+          }
+        }
         if (bad || (smokeHealth && !smokeHealth.ok)) {
           result.failed = [smokeHealth && !smokeHealth.ok ? healthReason(smokeHealth) : undefined, bad].filter(Boolean).join('; ');
           writeFileSync(join(dir, 'data-plane.log'), dp?.logs() ?? '');

@@ -81,11 +81,12 @@ const command: CommandModule<object, Args> = {
     }
     let scenarios = loadScenarios(argv.paths);
     if (argv.tag.length > 0) scenarios = scenarios.filter((s) => s.scenario.tags.some((t) => argv.tag.includes(t)));
-    // An override for a scenario that is not there is most likely a typo in its name.
+    // An override for a scenario that exists nowhere (this run, the built-in suite) is most
+    // likely a typo in its name.
+    const known = new Set([...scenarios, ...(argv.paths.length > 0 ? loadScenarios([]) : [])].map((s) => s.scenario.name));
     for (const d of drivers)
       if (d instanceof PlaneFileDriver)
-        for (const name of Object.keys(d.plane.overrides))
-          if (!scenarios.some((s) => s.scenario.name === name)) process.stderr.write(`warning: ${d.file} overrides.${name}: no such scenario in this run\n`);
+        for (const name of Object.keys(d.plane.overrides)) if (!known.has(name)) process.stderr.write(`warning: ${d.file} overrides.${name}: no scenario has this name\n`);
     if (scenarios.length === 0) throw new EppkitError('EPPKIT_USAGE', { reason: `no scenario selected${argv.tag.length ? ` (tags: ${argv.tag.join(', ')})` : ''}` });
     const reportDir = resolve(argv['report-dir'] ?? defaultReportDir());
     // Ctrl-C / SIGTERM: take every mock EPP and data plane down with us, then exit 130.

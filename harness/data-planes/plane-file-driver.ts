@@ -117,7 +117,9 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const vars = planeVariables({ eppAddress: '127.0.0.1:1', pathPrefix: '/', failureMode: 'close', timeoutMs: 1, bodyMode: 'none', fallbackEndpoints: [], responseProcessing: false, maxBodyBytes: 1, allow: [] }, '', { host: '127.0.0.1', port: 1 }, planeTools());
     const { command, args } = argvOf(this.plane.version, vars);
     const r = spawnSync(command, args, { encoding: 'utf8', timeout: 10_000 });
-    const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find(Boolean);
+    // The first non-empty line; a leading absolute path shortened to its name (Envoy prints its own).
+    const first = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find(Boolean);
+    const out = first?.replace(/^\/\S*\/([^/\s]+)/, '$1').replace(/\s+/g, ' ');
     this.versionText = r.error || r.status !== 0 ? `unknown (version command failed: ${r.error?.message ?? `exit ${r.status}`}; ${this.file} key version)` : (out ?? 'unknown');
     return this.versionText;
   }

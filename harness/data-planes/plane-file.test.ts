@@ -1,12 +1,13 @@
 // Plane files are checked once, all problems at once, with file, line and key: unknown
 // features, unknown template variables (in the template file, with its line), unbalanced
 // sections, start and url together. Templates render lists, flags and inverted sections.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEppkitError, type EppkitError } from '../../core/errors.ts';
 import { routeWithDefaults } from '../../core/route-model.ts';
+import { PLANE_SCHEMA_FILE, planeJsonSchema } from '../scenarios/generate-schema.ts';
 import { loadPlaneFile } from './plane-file-driver.ts';
 import { parseTemplate, planeVariables, renderTemplate } from './plane-templates.ts';
 
@@ -21,6 +22,10 @@ function refused(file: string): EppkitError {
 }
 
 describe('plane files', () => {
+  it('planes/plane.schema.json is up to date (node harness/scenarios/generate-schema.ts)', () => {
+    expect(readFileSync(PLANE_SCHEMA_FILE, 'utf8')).toBe(planeJsonSchema());
+  });
+
   it('refuses unknown features, unknown template variables (naming the template and its line), and start with url, all at once, exit 2', () => {
     const dir = mkdtempSync(join(tmpdir(), 'eppkit-plane-'));
     writeFileSync(join(dir, 'conf.tpl'), 'listen {{listen}};\nepp {{epp.hots}};\n{{#pool}}server {{.}};{{/pool}}\n');

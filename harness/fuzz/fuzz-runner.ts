@@ -5,6 +5,7 @@
 // and ask the plane's health. The first failing case is shrunk (fast-check replays its path
 // and shrinks it, on a freshly started plane whenever the plane was left broken) and saved as
 // case.json and as a scenario YAML. Same seed, same cases.
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -122,6 +123,10 @@ export interface CaseResult {
 }
 
 const CANARY = 'canary';
+
+function caseDigest(c: FuzzCase): string {
+  return createHash('sha256').update(JSON.stringify(c)).digest('hex');
+}
 
 function wireShape(r: FuzzStreamRecord): string {
   return r.events
@@ -375,9 +380,9 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzReport> {
       const r = await bench.runCase(c);
       if (r.broken) needsRestart = true;
       if (r.violations.length > 0) {
-        const key = JSON.stringify(c);
-        failed.set(key, r);
-        if (failed.size > 500) failed.delete(failed.keys().next().value as string);
+        // Keyed by a digest: a case may carry 1 MiB header values, and shrinking stores many.
+        failed.set(caseDigest(c), r);
+        if (failed.size > 100) failed.delete(failed.keys().next().value as string);
         throw new FuzzCaseFailed(r.violations);
       }
     });
@@ -391,14 +396,14 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzReport> {
     results.push({ profile, cases: search.numRuns });
     if (search.failed && !search.interrupted && search.counterexample) {
       const found = search.counterexample[0] as FuzzCase;
-      log(`${o.driver.name} ${profile.name}: case ${search.numRuns} failed: ${summarize(failed.get(JSON.stringify(found))?.violations ?? [])}; shrinking`);
+      log(`${o.driver.name} ${profile.name}: case ${search.numRuns} failed: ${summarize(failed.get(caseDigest(found))?.violations ?? [])}; shrinking`);
       // Replay the failing path and let fast-check shrink it (a fresh plane first).
       needsRestart = true;
       const t0 = performance.now();
       const shrinkBudget = o.shrinkBudgetMs ?? 60_000;
       const shrink = await fc.check(property, { seed, path: search.counterexamplePath ?? undefined, interruptAfterTimeLimit: shrinkBudget, markInterruptAsFailure: false });
       let shrunk = (shrink.failed && shrink.counterexample ? shrink.counterexample[0] : found) as FuzzCase;
-      let last = failed.get(JSON.stringify(shrunk)) ?? failed.get(JSON.stringify(found));
+      let last = failed.get(caseDigest(shrunk)) ?? failed.get(caseDigest(found));
       // fast-check shrinks inside each request; then drop whole requests that the failure does not need.
       const greedy = await dropRequests(shrunk, async (c) => {
         if (needsRestart) {

@@ -35,7 +35,8 @@ export function markdownReport(report: RunReport): string {
     for (const r of rs) {
       const lat = r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.max}` : '';
       const svc = r.eppServiceTimeMs ? `${r.eppServiceTimeMs.p50} / ${r.eppServiceTimeMs.p99}` : '';
-      out.push(`| ${icon(r)} | ${cell(r.name)} | ${(r.durationMs / 1000).toFixed(2)} s | ${lat} | ${svc} | ${cell(r.reason ?? '')} |`);
+      const note = [r.reason ?? '', ...(r.warnings ?? []).map((w) => `⚠️ ${w}`)].filter(Boolean).join('; ');
+      out.push(`| ${icon(r)} | ${cell(r.name)} | ${(r.durationMs / 1000).toFixed(2)} s | ${lat} | ${svc} | ${cell(note)} |`);
     }
     out.push('');
   }

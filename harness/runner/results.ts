@@ -78,9 +78,10 @@ export interface ScenarioResult {
  * Growth of a data plane over one scenario beyond which it is reported as a leak: a warning,
  * a failure under --strict. Pools a plane keeps by design (upstream keep-alive per worker, gRPC
  * channels, allocator arenas after an 8 MiB body) stay well below: measured maxima over the
- * catalogue were +18 fds (nginx's upstream keep-alive) and +29 MiB (node-proxy, 8 MiB body).
+ * catalogue were +66 fds (Envoy's upstream connections in a two-pool scenario) and +29 MiB
+ * (node-proxy, 8 MiB body).
  */
-export const RUN_LEAK_BOUNDS = { fds: 64, rssBytes: 128 * 1024 * 1024 } as const;
+export const RUN_LEAK_BOUNDS = { fds: 128, rssBytes: 128 * 1024 * 1024 } as const;
 
 /** A leak finding ("fds 49 → 150 (+101 > 64)"), or undefined within bounds. */
 export function leakFinding(before: PlaneFootprint, after: PlaneFootprint, bounds: { fds: number; rssBytes: number }): string | undefined {

@@ -13,24 +13,31 @@ export const SCHEMA_FILE = fileURLToPath(new URL('../../scenarios/scenario.schem
 /** Plane files (`eppkit run --plane`): `# yaml-language-server: $schema=./plane.schema.json`. */
 export const PLANE_SCHEMA_FILE = fileURLToPath(new URL('../../planes/plane.schema.json', import.meta.url));
 
-export function planeJsonSchema(): string {
-  const schema = z.toJSONSchema(planeFileSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
-  const out = {
-    $schema: schema.$schema,
-    $id: 'https://eppkit.dev/schemas/plane.schema.json',
-    title: 'eppkit plane file',
-    description: 'A plane file for `eppkit run --plane` / `eppkit bench --plane` (docs/your-data-plane.md). Generated from harness/data-planes/plane-file-schema.ts; do not edit.',
-    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== '$schema')),
-  };
+/** io 'input': what a user writes (sizes as "8MiB", defaults optional). */
+function inputSchema(schema: z.ZodType): Record<string, unknown> {
+  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+}
+
+/** The published file: the draft, its id, title and description first, then the schema. */
+function published(schema: Record<string, unknown>, id: string, title: string, description: string): string {
+  const out = { $schema: schema.$schema, $id: `https://eppkit.dev/schemas/${id}`, title, description, ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== '$schema')) };
   return `${JSON.stringify(out, null, 2)}\n`;
 }
 
+export function planeJsonSchema(): string {
+  return published(
+    inputSchema(planeFileSchema),
+    'plane.schema.json',
+    'eppkit plane file',
+    'A plane file for `eppkit run --plane` / `eppkit bench --plane` (docs/your-data-plane.md). Generated from harness/data-planes/plane-file-schema.ts; do not edit.',
+  );
+}
+
 export function scenarioJsonSchema(): string {
-  // io 'input': what a user writes (sizes as "8MiB", defaults optional).
-  const schema = z.toJSONSchema(scenarioSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+  const schema = inputSchema(scenarioSchema);
   // The mock EPP parts are free-form in zod (templates are resolved before the mock's own
   // validation); editors get the mock's schema for them.
-  const mock = z.toJSONSchema(mockEppConfigSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+  const mock = inputSchema(mockEppConfigSchema);
   delete mock.$schema;
   const embed = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(embed);
@@ -41,14 +48,12 @@ export function scenarioJsonSchema(): string {
     return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, embed(x)]));
   };
   Object.assign(schema, embed(schema));
-  const out = {
-    $schema: schema.$schema,
-    $id: 'https://eppkit.dev/schemas/scenario.schema.json',
-    title: 'eppkit scenario',
-    description: 'A scenario file for `eppkit run` (docs/scenarios.md). Generated from harness/scenarios/scenario-schema.ts; do not edit.',
-    ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== '$schema')),
-  };
-  return `${JSON.stringify(out, null, 2)}\n`;
+  return published(
+    schema,
+    'scenario.schema.json',
+    'eppkit scenario',
+    'A scenario file for `eppkit run` (docs/scenarios.md). Generated from harness/scenarios/scenario-schema.ts; do not edit.',
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

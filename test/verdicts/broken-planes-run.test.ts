@@ -48,7 +48,7 @@ describe('run fails a broken plane with the reason', { timeout: 240_000 }, () =>
   it('a leaking plane warns, and fails under --strict', async () => {
     const warned = await run('leak', MANY);
     expect(warned.status).toBe('passed');
-    expect(warned.warnings?.[0]).toMatch(/data plane leak: open fds \d+ → \d+ \(\+\d+ > 64\)/);
+    expect(warned.warnings?.[0]).toMatch(/data plane leak: open fds \d+ → \d+ \(\+\d+ > 128\)/);
     const strict = await run('leak', MANY, { strict: true });
     expect(strict.status).toBe('failed');
     expect(strict.reason).toMatch(/at scenario end: data plane leak: open fds .* \(--strict\)/);
