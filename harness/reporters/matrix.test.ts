@@ -1,4 +1,7 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { DRIVERS } from '../data-planes/registry.ts';
+import { loadScenarios } from '../scenarios/load-scenarios.ts';
 import { mergeResults, README_END, README_START, renderMatrix, renderReadmeTable, spliceReadme, type MatrixInput } from './matrix.ts';
 
 const RUN: MatrixInput = {
@@ -48,5 +51,28 @@ describe('the matrix', () => {
     expect(twice).toContain('## after');
     expect(twice).toContain('| node-proxy | 1 | 0 | 0 |');
     expect(twice.indexOf(README_END)).toBeGreaterThan(twice.indexOf(README_START));
+  });
+});
+
+// docs/MATRIX.md comes from a real run; this keeps it in step with the scenario files and the
+// built-in planes. When it fails: run the new scenarios on every plane and merge them in:
+//   eppkit run <new scenario files> --data-plane all --report-dir r2
+//   eppkit report <the last full run>/results.json r2/results.json --readme README.md
+// (or a whole new run: eppkit run --data-plane all --report-dir r && eppkit report r/results.json --readme README.md).
+describe('docs/MATRIX.md', () => {
+  const file = new URL('../../docs/MATRIX.md', import.meta.url);
+  const md = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const rows = new Set([...md.matchAll(/^\| \[([a-z0-9-]+)\]\(/gm)].map((m) => m[1]));
+
+  it('lists every scenario of scenarios/ and no scenario that is gone', () => {
+    const names = loadScenarios([]).map((l) => l.scenario.name);
+    expect(names.filter((n) => !rows.has(n)), 'scenarios missing from docs/MATRIX.md (regenerate it, see above)').toEqual([]);
+    expect([...rows].filter((n) => !names.includes(n as string)), 'rows of docs/MATRIX.md with no scenario file').toEqual([]);
+  });
+
+  it('has a column for every built-in data plane', () => {
+    const header = md.split('\n').find((l) => l.startsWith('| scenario | tags |')) ?? '';
+    const builtIn = DRIVERS.map((d) => d.name).filter((n) => n !== 'external');
+    expect(builtIn.filter((p) => !header.includes(` ${p} `)), 'planes missing from docs/MATRIX.md').toEqual([]);
   });
 });

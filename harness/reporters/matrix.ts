@@ -120,7 +120,10 @@ export function renderMatrix(r: MatrixInput, generatedBy: string): string {
 export function renderReadmeTable(r: MatrixInput): string {
   const { shown } = planes(r);
   const names = new Set(r.scenarios.map((s) => s.name));
-  const out = [`${names.size} scenarios on every built-in data plane; the full matrix with every reason is [docs/MATRIX.md](docs/MATRIX.md). ${runLine(r)}`, ''];
+  // A merged run's commands are long: the README names how many, MATRIX.md lists them.
+  const runs = (r.command ?? '').split('` + `').length;
+  const when = runs > 1 ? `Merged from ${runs} runs started from ${r.startedAt?.replace('T', ' ').replace(/\.\d+Z$/, ' UTC') ?? 'an unknown date'} (commands in MATRIX.md).` : runLine(r);
+  const out = [`${names.size} scenarios on every built-in data plane; the full matrix with every reason is [docs/MATRIX.md](docs/MATRIX.md). ${when}`, ''];
   out.push('| data plane | passed | failed | skipped |', '|---|---|---|---|');
   for (const p of shown) {
     const c = counts(r, p);
