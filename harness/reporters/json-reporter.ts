@@ -14,6 +14,8 @@ export function resultsJson(report: RunReport): unknown {
       return { name, dataPlane, status, durationMs, ...(reason !== undefined ? { reason } : {}), ...rest };
     }),
     summary: report.summary,
+    ...(report.coverage ? { coverage: report.coverage } : {}),
+    ...(report.overrides?.length ? { overrides: report.overrides } : {}),
     startedAt: report.startedAt,
     durationMs: report.durationMs,
     runtime: report.runtime,
