@@ -17,7 +17,7 @@ import { JunitReporter } from '../reporters/junit-reporter.ts';
 import { MarkdownReporter } from '../reporters/markdown-reporter.ts';
 import { loadScenarios } from '../scenarios/load-scenarios.ts';
 import { defaultConcurrency, runAll } from '../runner/runner.ts';
-import { killAllManagedProcesses } from '../processes/managed-process.ts';
+import { stopAllOnInterrupt } from '../processes/managed-process.ts';
 
 interface Args {
   paths: string[];
@@ -90,13 +90,7 @@ const command: CommandModule<object, Args> = {
     if (scenarios.length === 0) throw new EppkitError('EPPKIT_USAGE', { reason: `no scenario selected${argv.tag.length ? ` (tags: ${argv.tag.join(', ')})` : ''}` });
     const reportDir = resolve(argv['report-dir'] ?? defaultReportDir());
     // Ctrl-C / SIGTERM: take every mock EPP and data plane down with us, then exit 130.
-    const interrupted = (): void => {
-      killAllManagedProcesses();
-      process.stderr.write('\ninterrupted: stopped every process this run started\n');
-      process.exit(130);
-    };
-    process.once('SIGINT', interrupted);
-    process.once('SIGTERM', interrupted);
+    stopAllOnInterrupt();
     const report = await runAll({
       command: ['eppkit', ...process.argv.slice(2)].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' '),
       scenarios,

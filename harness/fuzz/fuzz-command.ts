@@ -12,7 +12,7 @@ import type { Runtime } from '../data-planes/data-plane-driver.ts';
 import { findDriver } from '../data-planes/registry.ts';
 import { loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
 import type { DataPlaneDriver } from '../data-planes/data-plane-driver.ts';
-import { killAllManagedProcesses } from '../processes/managed-process.ts';
+import { stopAllOnInterrupt } from '../processes/managed-process.ts';
 import { ALL_PROFILES, profilesFor, replayCase, runFuzz, type FuzzReport, type SavedCase } from './fuzz-runner.ts';
 
 interface Args {
@@ -79,13 +79,7 @@ const command: CommandModule<object, Args> = {
     if (argv.runs !== undefined && argv.duration !== undefined) throw new EppkitError('EPPKIT_USAGE', { reason: 'give --runs or --duration, not both' });
     if (!Number.isInteger(argv['timeout-ms']) || argv['timeout-ms'] < 10) throw new EppkitError('EPPKIT_USAGE', { reason: '--timeout-ms must be an integer >= 10' });
     const outDir = resolve(argv.out ?? resolve('reports', `fuzz-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-    const interrupted = (): void => {
-      killAllManagedProcesses();
-      process.stderr.write('\ninterrupted: stopped every process this run started\n');
-      process.exit(130);
-    };
-    process.once('SIGINT', interrupted);
-    process.once('SIGTERM', interrupted);
+    stopAllOnInterrupt();
     const planes = argv.plane === undefined ? [] : Array.isArray(argv.plane) ? argv.plane : [argv.plane];
     const drivers: DataPlaneDriver[] = [...(argv['data-plane'] ? selectDrivers(argv['data-plane']) : []), ...loadPlaneDrivers(planes)];
     if (drivers.length === 0 && !argv.replay) drivers.push(findDriver('node-proxy'));

@@ -26,6 +26,20 @@ export function killAllManagedProcesses(): void {
   for (const p of LIVE) p.child.kill('SIGKILL');
 }
 
+/**
+ * For a command that starts planes, EPPs and backends (run, fuzz): on Ctrl-C or SIGTERM, take
+ * every managed child down, say so, and exit 130.
+ */
+export function stopAllOnInterrupt(): void {
+  const interrupted = (): void => {
+    killAllManagedProcesses();
+    process.stderr.write('\ninterrupted: stopped every process this run started\n');
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+}
+
 export class ManagedProcess implements AsyncDisposable {
   readonly what: string;
   readonly child: ChildProcess;
