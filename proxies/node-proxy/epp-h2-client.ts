@@ -157,6 +157,8 @@ export class H2Target {
   private readonly url: string;
   private readonly options: http2.SecureClientSessionOptions;
   private current: http2.ClientHttp2Session | undefined;
+  /** The TCP socket under the current session (ours: createConnection), destroyed with it on close. */
+  private rawSocket: net.Socket | undefined;
   private backoffMs = INITIAL_BACKOFF_MS;
   private retryAt = 0;
   lastError = '';
@@ -221,6 +223,7 @@ export class H2Target {
     const u = new URL(this.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     const raw = net.connect({ host, port: Number(u.port), noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    this.rawSocket = raw;
     if (u.protocol === 'http:') return raw;
     const o = this.options;
     return tls.connect({
@@ -242,5 +245,10 @@ export class H2Target {
     this.current?.close();
     this.current?.destroy();
     this.current = undefined;
+    // A session whose handshake never finished (an EPP that accepted the TCP connection but
+    // does not answer) does not let go of its socket on destroy(): ours goes explicitly, or the
+    // process could never exit (a start that failed, a stop).
+    this.rawSocket?.destroy();
+    this.rawSocket = undefined;
   }
 }
