@@ -12,7 +12,9 @@ const ESC = '\u001b[';
 
 function onTerminal(extra: string[], env: Record<string, string | undefined>): { code: number; out: string } {
   const cmd = [command, ...args, 'list', ...extra].map((a) => `'${a}'`).join(' ');
-  const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: undefined, NO_COLOR: undefined, TERM: 'xterm-256color', ...env } });
+  // A user's terminal, not CI: chalk turns colours off under CI=true whatever the terminal.
+  const user = { ...process.env, CI: undefined, FORCE_COLOR: undefined, NO_COLOR: undefined, TERM: 'xterm-256color' };
+  const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, encoding: 'utf8', env: { ...user, ...env } });
   return { code: r.status ?? 1, out: r.stdout };
 }
 
