@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { messageTypes } from '../core/proto.ts';
 import { toProtoStruct } from '../core/proto-struct.ts';
-import { loadOfficial } from '../test/official-ext-proc-kit.ts';
+import { loadOfficial } from '../test/support/official-ext-proc-kit.ts';
 
 const require = createRequire(import.meta.url);
 const protobuf = require('protobufjs') as typeof import('protobufjs');

@@ -1,7 +1,7 @@
 // Generates scenarios/scenario.schema.json (JSON Schema for editors: YAML language servers
 // read the `# yaml-language-server: $schema=./scenario.schema.json` line of each scenario)
 // from the one zod schema. `node harness/scenarios/generate-schema.ts` rewrites the file;
-// test/harness-scenario-schema.test.ts fails when the committed file is out of date.
+// test/harness/scenario-schema.test.ts fails when the committed file is out of date.
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';

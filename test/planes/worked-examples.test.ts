@@ -13,7 +13,7 @@ import { nginxDirectDriver } from '../../harness/data-planes/nginx-driver.ts';
 import { PlaneFileDriver } from '../../harness/data-planes/plane-file-driver.ts';
 import { requiredFeatures } from '../../harness/runner/run-scenario.ts';
 import { loadScenarios } from '../../harness/scenarios/load-scenarios.ts';
-import { gateFor } from '../envoy-test-kit.ts';
+import { gateFor } from '../support/envoy-test-kit.ts';
 import { PLANES, eppkit, notPassed, results } from './plane-kit.ts';
 
 /** Scenarios a plane with these features runs (the rest skip for a missing feature). */

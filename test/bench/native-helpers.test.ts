@@ -1,0 +1,138 @@
+// Proves the compiled bench helpers (`eppkit build bench`) answer what `eppkit bench` relies on:
+// the echo backend's identity headers and echo, and the bench EPP's pick over real ext_proc on
+// real HTTP/2 in each body mode the data planes use (headers only, BUFFERED with the headers
+// answer held until the body ended, FULL_DUPLEX_STREAMED with the body streamed back), the
+// response phase, and the delay directive. In CI a missing binary fails (CI builds them).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BENCH_TOOLS, builtBenchTool } from '../../harness/build/bench-tools-build.ts';
+import { startHelper, type StartedHelper } from '../../harness/bench/bench-helpers.ts';
+import { ExtProcTestClient, envoyHeaders, lbMetadataValue, setHeaderValue } from '../../mock-epp/ext-proc-client.ts';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { BenchReport } from '../../harness/bench/bench-report.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const echoBin = builtBenchTool(BENCH_TOOLS.echoBackend);
+const eppBin = builtBenchTool(BENCH_TOOLS.benchEpp);
+const loadBin = builtBenchTool(BENCH_TOOLS.extProcLoad);
+if (process.env.CI && (!echoBin || !eppBin || !loadBin)) throw new Error('CI: the compiled bench helpers are not built (eppkit build bench)');
+const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-helpers-'));
+
+describe.skipIf(!echoBin || !eppBin)('compiled bench helpers', () => {
+  let echo: StartedHelper;
+  let epp: StartedHelper;
+  let client: ExtProcTestClient;
+  beforeAll(async () => {
+    echo = await startHelper('echo backend', echoBin!, ['--listen', '127.0.0.2:0', '--name', 'pod-n'], /listening on http:\/\/(\S+)/, join(dir, 'echo.log'));
+    epp = await startHelper('bench EPP', eppBin!, ['--listen', '127.0.0.1:0', '--endpoints', `${echo.address},127.0.0.3:9`], /grpc listening on (\S+)/, join(dir, 'epp.log'));
+    client = new ExtProcTestClient(epp.address);
+  });
+  afterAll(async () => {
+    client?.close();
+    await epp?.proc.stop();
+    await echo?.proc.stop();
+  });
+
+  it('echo backend: identity headers, X-Echo-Set-Header, injected status, body size and sha256, keep-alive', async () => {
+    const url = `http://${echo.address}/v1/chat/completions?a=1&b=x%20y`;
+    const res = await fetch(url, { method: 'POST', body: 'hello', headers: { 'x-echo-set-header': 'x-served:yes', 'x-echo-status': '429' } });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('x-inference-pod')).toBe('pod-n');
+    expect(res.headers.get('x-inference-port')).toBe(echo.address.split(':')[1]);
+    expect(res.headers.get('x-served')).toBe('yes');
+    const body = (await res.json()) as { backend: { name: string; address: string }; request: Record<string, unknown>; object: string; error: unknown };
+    expect(body.backend).toMatchObject({ name: 'pod-n', address: echo.address });
+    expect(body.request).toMatchObject({ method: 'POST', path: '/v1/chat/completions', query: [['a', '1'], ['b', 'x y']], bodyBytes: 5, chunked: false });
+    expect(body.request.bodySha256).toBe('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+    expect(body.object).toBe('chat.completion');
+    expect(body.error).toBeDefined();
+    // A second request on the same keep-alive connection, chunked this time.
+    const chunked = await fetch(`http://${echo.address}/x`, { method: 'POST', body: new Blob(['a'.repeat(70_000)]).stream(), duplex: 'half' } as RequestInit);
+    const cb = (await chunked.json()) as { request: { bodyBytes: number; chunked: boolean } };
+    expect(chunked.status).toBe(200);
+    expect(cb.request).toMatchObject({ bodyBytes: 70_000, chunked: true });
+    expect((await fetch(`http://${echo.address}/health`)).status).toBe(200);
+  });
+
+  it('bench EPP: headers only → the pick at once, as header (raw_value, append false) and envoy.lb metadata, round-robin', async () => {
+    const picks: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const s = client.open();
+      s.send({ request_headers: { headers: { headers: envoyHeaders({ ':method': 'GET' }) }, end_of_stream: true } });
+      const a = await s.next();
+      expect(a?.request_headers?.response?.clear_route_cache).toBe(true);
+      const opt = a?.request_headers?.response?.header_mutation?.set_headers?.[0];
+      expect(opt?.append?.value ?? false).toBe(false);
+      expect(opt?.header?.value ?? '').toBe('');
+      const v = setHeaderValue(a, 'x-gateway-destination-endpoint');
+      expect(lbMetadataValue(a)).toBe(v);
+      picks.push(v!);
+      s.end();
+      expect((await s.outcome).code).toBe(0);
+    }
+    expect(new Set(picks)).toEqual(new Set([echo.address, '127.0.0.3:9']));
+  });
+
+  it('bench EPP: BUFFERED without waiting → headers answer held until the body ended, then the body answer; response phase answered', async () => {
+    const s = client.open();
+    s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: false } });
+    s.send({ request_body: { body: Buffer.from('{"model":"m"}'), end_of_stream: true } });
+    const h = await s.next();
+    expect(h?.request_headers).toBeDefined();
+    expect(setHeaderValue(h, 'x-gateway-destination-endpoint')).toMatch(/:/);
+    const b = await s.next();
+    expect(b?.request_body).toBeDefined();
+    s.send({ response_headers: { headers: { headers: envoyHeaders({ ':status': '200' }, false) }, end_of_stream: true } });
+    expect((await s.next())?.response_headers).toBeDefined();
+    s.end();
+    expect((await s.outcome).code).toBe(0);
+  });
+
+  it('bench EPP: FULL_DUPLEX_STREAMED → pick after the last chunk, the whole body streamed back', async () => {
+    const s = client.open();
+    s.send({ protocol_config: { request_body_mode: 4, response_body_mode: 4 }, request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: false } });
+    s.send({ request_body: { body: Buffer.from('abc'), end_of_stream: false } });
+    s.send({ request_body: { body: Buffer.from('def'), end_of_stream: true } });
+    const h = await s.next();
+    expect(h?.request_headers).toBeDefined();
+    const b = await s.next();
+    expect(b?.request_body?.response?.body_mutation?.streamed_response?.end_of_stream).toBe(true);
+    expect(Buffer.from(b!.request_body!.response!.body_mutation!.streamed_response!.body!).toString()).toBe('abcdef');
+    s.end();
+    expect((await s.outcome).code).toBe(0);
+  });
+
+  it('bench EPP: BUFFERED from a client that waits → the headers answer first; x-eppkit-delay-ms holds it', async () => {
+    const s = client.open();
+    const t0 = performance.now();
+    s.send({ protocol_config: { request_body_mode: 2 }, request_headers: { headers: { headers: envoyHeaders({ 'x-eppkit-delay-ms': '120' }) }, end_of_stream: false } });
+    const h = await s.next();
+    expect(h?.request_headers).toBeDefined();
+    // The delay is a behaviour (the answer is held), not a timing claim about speed.
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(100);
+    s.send({ request_body: { body: Buffer.from('x'), end_of_stream: true } });
+    expect((await s.next())?.request_body).toBeDefined();
+    s.end();
+    expect((await s.outcome).code).toBe(0);
+  });
+});
+
+describe.skipIf(!loadBin)('eppkit bench mock-epp with the compiled ext_proc client', () => {
+  it('measures the do-nothing server and the mock under the same fixed rate, with CPU per stream and the ratio', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-mock-native-'));
+    const bin = fileURLToPath(new URL('../../bin/eppkit.js', import.meta.url));
+    const r = spawnSync(process.execPath, [bin, 'bench', 'mock-epp', '--rate', '200', '--streams', '64', '--duration', '1s', '--warmup', '200ms', '--report-dir', dir, '--json', '--quiet'], { encoding: 'utf8', timeout: 90_000 });
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout) as BenchReport;
+    expect(report.loadClient.kind).toMatch(/^compiled ext_proc client/);
+    expect(report.results.map((x) => x.target)).toEqual(['do-nothing h2 server', 'mock-epp']);
+    for (const x of report.results) {
+      expect(x.load!.requests).toBeGreaterThan(0);
+      expect(x.load!.errors).toBe(0);
+      expect(x.mockEpp?.cpu?.usPerStream).toBeGreaterThan(0);
+    }
+    expect(report.notes.some((n) => n.startsWith('mock EPP / do-nothing server CPU per stream:'))).toBe(true);
+  }, 120_000);
+});
