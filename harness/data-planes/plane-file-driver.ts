@@ -13,7 +13,7 @@ import { createServer, type Server } from 'node:http';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatPath, parseText, readTextFile, validate } from '../../core/config-file.ts';
-import { EppkitError, type Problem } from '../../core/errors.ts';
+import { EppkitError, combineErrors, type Problem } from '../../core/errors.ts';
 import { canConnect, freePort } from '../../core/net.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
@@ -368,8 +368,7 @@ export function loadPlaneDrivers(files: readonly string[]): PlaneFileDriver[] {
       else throw e;
     }
   }
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new EppkitError('EPPKIT_PLANE_INVALID', { source: errors.map((e) => e.details.source).join(', ') }, errors.flatMap((e) => e.problems.map((p) => ({ ...p, path: `${e.details.source}: ${p.path}` }))));
+  if (errors.length > 0) throw combineErrors(errors);
   const seen = new Map<string, string>();
   for (const d of drivers) {
     const prev = seen.get(d.name);
