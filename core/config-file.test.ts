@@ -46,6 +46,12 @@ describe('config files', () => {
       { path: 'hsots', line: 4, message: 'unknown key "hsots" (did you mean "hosts"?)' },
       { path: 'extra', line: 5, message: 'unknown key "extra"; known keys: port, hosts' },
     ]);
+    // The known keys once per map, at its first unknown key in the file.
+    const two = parseText('zzz: 1\nport: 80\nhosts: []\nyyy: 2\n', 'g.yaml');
+    expect(problemsOf(() => validate(schema, two.data, 'g.yaml', { lineOf: two.lineOf })).problems.map((p) => p.message)).toEqual([
+      'unknown key "zzz"; known keys: port, hosts',
+      'unknown key "yyy" (known keys as above)',
+    ]);
   });
 
   it('lists the valid values of an enum, and the close one', () => {
@@ -109,5 +115,10 @@ describe('config files', () => {
     expect(mixed.code).toBe('EPPKIT_INPUT_INVALID');
     expect(mixed.problems.map((p) => p.file)).toEqual(['p.yaml', 'a.yaml']);
     expect(loadAll(() => 1, () => 'x')).toEqual([1, 'x']);
+    // A headline that needs more than the file names ("cannot read {source}: {reason}") is not shared.
+    const unreadable = combineErrors([new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: 'x.yaml', reason: 'ENOENT' }), new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: 'y.yaml', reason: 'EACCES' })]);
+    expect(unreadable.code).toBe('EPPKIT_INPUT_INVALID');
+    expect(unreadable.format()).not.toContain('{');
+    expect(unreadable.problems.map((p) => [p.file, p.message])).toEqual([['x.yaml', 'cannot read x.yaml: ENOENT'], ['y.yaml', 'cannot read y.yaml: EACCES']]);
   });
 });

@@ -112,12 +112,14 @@ interface Found {
   missing?: boolean;
   /** Unknown key: the known key it is probably a typo of. */
   typoOf?: string;
+  /** Unknown key whose message lists the known keys (once per map is enough). */
+  knownListed?: boolean;
 }
 
 function unknownKey(key: string, known: readonly string[], path: PropertyKey[]): Found {
   const guess = didYouMean(key, known);
   const message = guess ? `unknown key "${key}" (did you mean "${guess}"?)` : known.length > 0 ? `unknown key "${key}"; known keys: ${known.join(', ')}` : `unknown key "${key}"`;
-  return { path: [...path, key], message, ...(guess ? { typoOf: guess } : {}) };
+  return { path: [...path, key], message, ...(guess ? { typoOf: guess } : {}), ...(!guess && known.length > 0 ? { knownListed: true } : {}) };
 }
 
 /** A union none of whose members fits: report it as the member the input was meant to be. */
@@ -196,15 +198,25 @@ export function issuesToProblems(issues: readonly z.core.$ZodIssue[], opts: { li
   explain(issues as Issue[], opts.at ?? [], found);
   // `fil: x` where `file` is required: the typo says it all, "file: required" would be noise.
   const typoed = new Set(found.filter((f) => f.typoOf).map((f) => formatPath([...f.path.slice(0, -1), f.typoOf as string])));
-  const problems = found
-    .filter((f) => !(f.missing && typoed.has(formatPath(f.path))))
-    .map((f) => {
-      const p: Problem = { path: formatPath(f.path), message: f.message };
-      const line = opts.lineOf?.(f.path);
-      if (line !== undefined) p.line = line;
+  const kept = found.filter((f) => !(f.missing && typoed.has(formatPath(f.path))));
+  const problems = kept.map((f) => {
+    const p: Problem = { path: formatPath(f.path), message: f.message };
+    const line = opts.lineOf?.(f.path);
+    if (line !== undefined) p.line = line;
+    return p;
+  });
+  // The known keys of one map once, at its first unknown key (in the file's order).
+  const listedFor = new Map(kept.flatMap((f, i) => (f.knownListed ? [[problems[i] as Problem, formatPath(f.path.slice(0, -1))] as const] : [])));
+  const listed = new Set<string>();
+  return sortByLine(problems).map((p) => {
+    const parent = listedFor.get(p);
+    if (parent === undefined) return p;
+    if (!listed.has(parent)) {
+      listed.add(parent);
       return p;
-    });
-  return sortByLine(problems);
+    }
+    return { ...p, message: p.message.replace(/; known keys: .*$/, ' (known keys as above)') };
+  });
 }
 
 /** Problems in the order of the file (stable; those without a line keep their order, last). */

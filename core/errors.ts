@@ -84,7 +84,9 @@ export function combineErrors(errors: readonly EppkitError[]): EppkitError {
   if (errors.length === 1) return errors[0] as EppkitError;
   if (errors.length === 0) throw new RangeError('combineErrors needs at least one error');
   const codes = new Set(errors.map((e) => e.code));
-  const code: ErrorCode = codes.size === 1 ? (errors[0] as EppkitError).code : 'EPPKIT_INPUT_INVALID';
+  // One code for all, if its headline needs nothing but the files ("cannot read {source}: {reason}" does).
+  const shared = codes.size === 1 ? (errors[0] as EppkitError).code : undefined;
+  const code: ErrorCode = shared && !/\{(?!source\})\w+\}/.test(ERRORS[shared].message) ? shared : 'EPPKIT_INPUT_INVALID';
   const problems = errors.flatMap((e) => {
     const file = String(e.details.files ?? e.details.source ?? '?');
     return e.problems.length > 0 ? e.problems.map((p) => ({ ...p, file: p.file ?? file })) : [{ path: '', message: e.message, file }];
