@@ -176,13 +176,13 @@ function explain(issues: readonly Issue[], base: readonly PropertyKey[], out: Fo
         break;
       case 'invalid_value': {
         const guess = typeof i.input === 'string' ? didYouMean(i.input, i.values.filter((v): v is string => typeof v === 'string')) : undefined;
-        // Our own message ("must be one of: ...") reads as `"x" is not one of: ...`; a schema's own message follows the value.
+        // Our own message ("must be one of: ...") reads as `"x" is not one of: ...`; a schema's own message stays as written.
         const own = i.message.replace(/^must be one of: /, 'is not one of: ');
         if (absent(i)) {
           out.push({ path, message: `required: ${i.message.replace(/^must be /, '')}`, missing: true });
           break;
         }
-        const got = own !== i.message ? `${quote(i.input)} ` : `${quote(i.input)}: `;
+        const got = own !== i.message ? `${quote(i.input)} ` : '';
         out.push({ path, message: `${got}${own}${guess ? ` (did you mean "${guess}"?)` : ''}` });
         break;
       }
