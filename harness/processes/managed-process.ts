@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { EppkitError } from '../../core/errors.ts';
+import { unwatchGroup, watchGroup } from '../launch/watchdog.ts';
 
 export interface ManagedProcessOptions {
   /** Shown in messages ("mock EPP", "node-proxy"). */
@@ -21,9 +22,23 @@ export interface ManagedProcessOptions {
 /** Every child process started and not yet exited, so an interrupted run can take them down. */
 const LIVE = new Set<ManagedProcess>();
 
-/** SIGKILL every managed child still running (Ctrl-C of `eppkit run`): no orphan keeps a port. */
+/** SIGKILL every managed child still running, with its process group (Ctrl-C of `eppkit run`): no orphan keeps a port. */
 export function killAllManagedProcesses(): void {
-  for (const p of LIVE) p.child.kill('SIGKILL');
+  for (const p of LIVE) killGroup(p.child, 'SIGKILL');
+}
+
+/**
+ * Signals a child's whole process group (it leads one: spawned detached), so what it forked
+ * goes too: an nginx master's workers outlive a SIGKILLed master otherwise. Falls back to the
+ * child alone.
+ */
+function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) return void process.kill(-child.pid, sig);
+  } catch {
+    // No such group (not spawned yet, or gone): the child alone.
+  }
+  child.kill(sig);
 }
 
 /**
@@ -56,12 +71,16 @@ export class ManagedProcess implements AsyncDisposable {
     this.what = opts.what;
     this.maxChars = opts.maxLogChars ?? 256 * 1024;
     if (opts.logFile) this.file = createWriteStream(opts.logFile, { flags: 'a' });
+    // Its own process group: stopping it stops what it forked (killGroup), and the watchdog
+    // (harness/launch/watchdog.ts) can take the group down if eppkit dies without stopping it.
     this.child = spawn(opts.command, opts.args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     LIVE.add(this);
+    watchGroup(this.child.pid);
     this.child.stdout?.on('data', (d: Buffer) => this.onOutput(d, true));
     this.child.stderr?.on('data', (d: Buffer) => this.onOutput(d, false));
     this.exited = new Promise((resolve) => {
@@ -73,6 +92,15 @@ export class ManagedProcess implements AsyncDisposable {
       });
       this.child.once('exit', (code, signal) => {
         LIVE.delete(this);
+        // What it forked and left behind (a SIGKILLed nginx master's workers) goes with it.
+        if (this.child.pid !== undefined) {
+          try {
+            process.kill(-this.child.pid, 'SIGKILL');
+          } catch {
+            // The group is empty: nothing left.
+          }
+        }
+        unwatchGroup(this.child.pid);
         this.exitInfo = { code, signal };
         resolve(this.exitInfo);
       });
@@ -153,7 +181,7 @@ export class ManagedProcess implements AsyncDisposable {
   async stop(graceMs = 3000): Promise<void> {
     if (!this.running) return void (await this.closeFile());
     this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    const t = setTimeout(() => killGroup(this.child, 'SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(t);
     await this.closeFile();
@@ -161,7 +189,7 @@ export class ManagedProcess implements AsyncDisposable {
 
   /** SIGKILL: no drain, no goodbye, as a crashed process. */
   async kill(): Promise<void> {
-    if (this.running) this.child.kill('SIGKILL');
+    if (this.running) killGroup(this.child, 'SIGKILL');
     await this.exited;
     await this.closeFile();
   }
