@@ -116,7 +116,7 @@ const command: CommandModule<object, Args> = {
         process.stdout.write(`${driver.name}: the case no longer fails\n`);
         process.exitCode = 0;
       } else {
-        process.stdout.write(`${driver.name}: reproduced:\n${r.violations.map((v) => `  ${v.key} ${v.check}: expected ${v.expected}, got ${v.received}${v.outcome ? ` [${v.outcome}]` : ''}`).join('\n')}\n`);
+        process.stdout.write(`${driver.name}: reproduced:\n${r.violations.map((v) => `  ${v.key} ${v.check}: expected ${v.expected}, got ${v.received}${v.outcome ? ` [${v.outcome}]` : ''}${'why' in v ? `\n    known: ${String(v.why)}` : ''}`).join('\n')}\n`);
         process.exitCode = 1;
       }
       return;

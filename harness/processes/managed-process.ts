@@ -21,6 +21,7 @@ export interface ManagedProcessOptions {
 
 /** Every child process started and not yet exited, so an interrupted run can take them down. */
 const LIVE = new Set<ManagedProcess>();
+let exitHookInstalled = false;
 
 /** SIGKILL every managed child still running, with its process group (Ctrl-C of `eppkit run`): no orphan keeps a port. */
 export function killAllManagedProcesses(): void {
@@ -81,6 +82,12 @@ export class ManagedProcess implements AsyncDisposable {
     });
     LIVE.add(this);
     watchGroup(this.child.pid);
+    // Children lead their own groups, so nothing the terminal sends reaches them: a process that
+    // exits (process.exit, end of a test worker) takes what it still runs down with it.
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once('exit', killAllManagedProcesses);
+    }
     this.child.stdout?.on('data', (d: Buffer) => this.onOutput(d, true));
     this.child.stderr?.on('data', (d: Buffer) => this.onOutput(d, false));
     this.exited = new Promise((resolve) => {
