@@ -5,10 +5,12 @@
 // a 2-core machine's CPU and every comparison between planes is diluted, so `auto` (the default)
 // takes the compiled ones whenever they are built and the report says which ran.
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { EppkitError } from '../../core/errors.ts';
 import { BENCH_TOOLS, benchToolPath, builtBenchTool } from '../build/bench-tools-build.ts';
-import { ManagedProcess, eppkitCommand } from '../processes/managed-process.ts';
+import { eppkitCommand, launch, type Launched } from '../launch/launch.ts';
+import { Wait } from '../launch/wait-strategy.ts';
+import { env } from '../../core/env.ts';
 
 export const BACKEND_KINDS = ['auto', 'native', 'node'] as const;
 export type BackendKind = (typeof BACKEND_KINDS)[number];
@@ -44,28 +46,27 @@ export function planHelpers(want: { backend: BackendKind; epp: EppKind }): Helpe
 }
 
 export interface StartedHelper {
-  proc: ManagedProcess;
+  proc: Launched;
   /** ip:port from its ready line. */
   address: string;
 }
 
 /** Starts a helper and waits for its ready line (which names where it listens). */
 export async function startHelper(what: string, command: string, args: string[], ready: RegExp, logFile: string): Promise<StartedHelper> {
-  const proc = new ManagedProcess({
-    what,
-    command,
-    args,
-    logFile,
-    // warn: per-request info logs would cost the Node helpers CPU the bench is measuring.
-    env: { ...process.env, NO_COLOR: '1', EPPKIT_LOG_LEVEL: process.env.EPPKIT_BENCH_LOG_LEVEL ?? 'warn' },
-  });
-  try {
-    const m = await proc.waitForLine(ready, 20_000);
-    return { proc, address: m[1] ?? '' };
-  } catch (e) {
-    await proc.kill();
-    throw e;
-  }
+  const proc = await launch(
+    { runtime: 'local', workDir: dirname(logFile) },
+    {
+      what,
+      image: '',
+      command: [command, ...args],
+      logFile,
+      // warn: per-request info logs would cost the Node helpers CPU the bench is measuring.
+      env: { NO_COLOR: '1', EPPKIT_LOG_LEVEL: env().EPPKIT_BENCH_LOG_LEVEL ?? 'warn' },
+      waitFor: Wait.forLogLine(ready),
+      startupTimeoutMs: 20_000,
+    },
+  );
+  return { proc, address: proc.ready[1] ?? '' };
 }
 
 export function startBenchBackend(plan: HelperPlan, logFile: string): Promise<StartedHelper> {

@@ -13,7 +13,7 @@ import { chatBody } from '../runner/request-body.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
-import type { ManagedProcess } from '../processes/managed-process.ts';
+import type { Launched } from '../launch/launch.ts';
 import { planHelpers, startBenchBackend, startBenchEpp } from './bench-helpers.ts';
 import { CpuHogs } from './cpu-hog.ts';
 import { checkHeadroom, headroomNotes, wrkAvailable, type HeadroomCheck } from './generator-headroom.ts';
@@ -130,8 +130,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
       if (t.driver && t.delay > 0) headers['x-eppkit-delay-ms'] = String(t.delay);
       if (body) headers['content-type'] = o.bbr ? 'application/json' : 'application/octet-stream';
 
-      let backend: ManagedProcess | undefined;
-      let epp: ManagedProcess | undefined;
+      let backend: Launched | undefined;
+      let epp: Launched | undefined;
       let bbrServer: MockEppProcess | undefined;
       let dp: StartedDataPlane | undefined;
       try {

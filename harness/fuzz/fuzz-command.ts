@@ -12,7 +12,7 @@ import type { Runtime } from '../data-planes/data-plane-driver.ts';
 import { findDriver } from '../data-planes/registry.ts';
 import { loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
 import type { DataPlaneDriver } from '../data-planes/data-plane-driver.ts';
-import { stopAllOnInterrupt } from '../processes/managed-process.ts';
+import { stopAllOnInterrupt } from '../launch/interrupt.ts';
 import { ALL_PROFILES, profilesFor, replayCase, runFuzz, type FuzzReport, type SavedCase } from './fuzz-runner.ts';
 
 interface Args {
