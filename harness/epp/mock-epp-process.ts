@@ -61,6 +61,10 @@ export class MockEppProcess implements AsyncDisposable {
   get pid(): number | undefined {
     return this.proc?.pid;
   }
+  /** Its pid on this host (a container's init as the host sees it), for CPU accounting. */
+  get hostPid(): number | undefined {
+    return this.proc?.hostPid;
+  }
   get running(): boolean {
     return this.proc?.running ?? false;
   }
