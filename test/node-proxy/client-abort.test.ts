@@ -7,7 +7,7 @@ import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import type { BodyMode } from '../../core/route-model.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
-import { startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
+import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import { eventually, send } from '../../proxies/node-proxy/test-support/http-send.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
 

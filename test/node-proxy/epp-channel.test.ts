@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { NodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
-import { startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
+import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import { eventually, send } from '../../proxies/node-proxy/test-support/http-send.ts';
 
 /** A TCP relay that counts connections and can refuse (drop) them, to play an EPP that dies. */
@@ -153,7 +153,7 @@ describe('node-proxy TLS to the EPP', () => {
       .start();
     const r = await send(p.url);
     expect(r.status).toBe(200);
-    expect(r.headers['x-echo-port']).toBe(String(backend.port));
+    expect(r.headers['x-inference-port']).toBe(String(backend.port));
   });
 
   it('refuses an EPP whose name does not match (fail-close 500)', async () => {
