@@ -168,6 +168,6 @@ async function sendSlowChunks(url: string, parts: string[]): Promise<string> {
 }
 
 async function expectQuiet(p: StartedNodeProxy): Promise<void> {
-  const { eventually } = await import('../../proxies/node-proxy/test-support/http-send.ts');
+  const { eventually } = await import('../support/eventually.ts');
   await eventually(() => p.metrics.data.active.requests === 0 && p.metrics.data.active.eppStreams === 0, 'no request or EPP stream left open');
 }

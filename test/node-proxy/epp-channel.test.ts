@@ -12,7 +12,8 @@ import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { NodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
 import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
-import { eventually, send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { eventually } from '../support/eventually.ts';
 
 /** A TCP relay that counts connections and can refuse (drop) them, to play an EPP that dies. */
 async function startRelay(target: () => number) {
