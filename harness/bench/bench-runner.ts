@@ -114,7 +114,10 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   // backend or data plane outlives the bench. Load workers exit when their IPC channel closes.
   const live = new Set<() => Promise<void>>();
   const hogs = CpuHogs.start(o.cpuHog);
-  if (o.cpuHog > 0) progress(`${o.cpuHog} CPU hog process(es) started beside the bench (pids ${hogs.pids.join(', ')})`);
+  // Paused until a target's load window: they load the serving, not the drivers' start-up.
+  hogs.signal('SIGSTOP');
+  const hogShares: string[] = [];
+  if (o.cpuHog > 0) progress(`${o.cpuHog} CPU hog process(es) started beside the bench (pids ${hogs.pids.join(', ')}), running during each load window`);
   const onSignal = (sig: NodeJS.Signals): void => {
     progress(`${sig}: stopping the processes of the current target`);
     void Promise.allSettled([...live, () => hogs.stop()].map((stop) => stop())).then(() => process.exit(130));
@@ -219,10 +222,17 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         ]);
         const footprintBefore = plane ? planeFootprint(plane) : undefined;
         const windowTimers = [setTimeout(() => sampler.start(), o.warmup), setTimeout(() => sampler.stop(), o.warmup + o.duration)];
+        hogs.signal('SIGCONT');
+        const hogCpu0 = hogs.cpuUs();
+        const hogT0 = performance.now();
         try {
           result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : httpBin ? await runNativeLoad(httpBin, spec) : await runLoad(spec, o.workers);
         } finally {
           for (const w of windowTimers) clearTimeout(w);
+          if (o.cpuHog > 0) {
+            hogShares.push(`${t.label} ${Math.round(((hogs.cpuUs() - hogCpu0) / 1000 / Math.max(1, performance.now() - hogT0)) * 100) / 100}`);
+            hogs.signal('SIGSTOP');
+          }
         }
         const l = result.load;
         const self = (l.workerPids ?? []).map((pid, i) => ({ role: 'load worker' as const, name: httpBin ? BENCH_TOOLS.httpLoad : 'node load-worker', pid, coreShare: l.workerCpu[i] ?? 0, elapsedMs: l.elapsedMs, rssBytes: l.workerRssBytes?.[i] ?? 0 }));
@@ -300,7 +310,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   const thresholds = evaluateThresholds(o.thresholds, subjects);
 
   const notes: string[] = [];
-  if (o.cpuHog > 0) notes.push(`${o.cpuHog} CPU hog process(es) (busy loops) ran beside every target and were stopped by PID at the end; 1-min load average ${machine.loadAvg1} at start, ${machine.loadAvg1End} at end.`);
+  if (o.cpuHog > 0) {
+    notes.push(
+      `${o.cpuHog} CPU hog process(es) (busy loops at the bench's own priority) ran during every target's load window (warm-up and measured), paused while its processes started, stopped by PID at the end; cores they used per window: ${hogShares.join(', ') || 'none'}; 1-min load average ${machine.loadAvg1} at start, ${machine.loadAvg1End} at end.`,
+    );
+  }
   notes.push(`helpers: ${helpers.backend.description}; ${helpers.epp.description}.`, ...headroomProblems);
   if (headroom) {
     const planes = results.filter((r) => r.dataPlane && r.load).map((r) => ({ target: r.target, rps: r.load!.rps }));
