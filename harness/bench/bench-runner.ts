@@ -225,6 +225,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : httpBin ? await runNativeLoad(httpBin, spec) : await runLoad(spec, o.workers);
         } finally {
           for (const w of windowTimers) clearTimeout(w);
+          sampler.stopIfRunning();
           if (o.cpuHog > 0) {
             hogShares.push(`${t.label} ${Math.round(((hogs.cpuUs() - hogCpu0) / 1000 / Math.max(1, performance.now() - hogT0)) * 100) / 100}`);
             hogs.signal('SIGSTOP');
