@@ -46,6 +46,8 @@ export interface SelfMeasured {
   coreShare: number;
   elapsedMs: number;
   rssBytes?: number;
+  /** How the process table names it (default: a Node load worker). */
+  name?: string;
 }
 
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
@@ -107,6 +109,11 @@ export class ProcessCpuSampler {
     this.endedAt = performance.now();
   }
 
+  /** The load ended before the window's end (a burst run's last burst): the window ends now. */
+  stopIfRunning(): void {
+    if (this.startedAt > 0 && this.endedAt === 0) this.stop();
+  }
+
   /** Attributes the window's CPU to `requests` completed requests (plus self-measured processes). */
   attribute(requests: number, self: readonly SelfMeasured[] = []): CpuAttribution {
     const windowMs = Math.max(1, this.endedAt - this.startedAt);
@@ -121,7 +128,7 @@ export class ProcessCpuSampler {
     });
     for (const m of self) {
       const cpuUs = Math.round(m.coreShare * m.elapsedMs * 1000);
-      processes.push({ role: m.role, name: 'node load-worker', pid: m.pid, cpuUs, usPerRequest: per(cpuUs), coreShare: round(m.coreShare, 3), rssMiB: round((m.rssBytes ?? 0) / 1048576) });
+      processes.push({ role: m.role, name: m.name ?? 'node load-worker', pid: m.pid, cpuUs, usPerRequest: per(cpuUs), coreShare: round(m.coreShare, 3), rssMiB: round((m.rssBytes ?? 0) / 1048576) });
     }
     const dp = processes.filter((p) => p.role === 'data plane');
     const dpUs = dp.reduce((a, p) => a + p.cpuUs, 0);

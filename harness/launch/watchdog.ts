@@ -8,7 +8,8 @@
 // docs/fuzz.md) never yields to an in-process check. watchdog-process.ts is the child.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { typeScriptNode } from '../processes/managed-process.ts';
+import { watchGroups } from './interrupt.ts';
+import { typeScriptNode } from './launch.ts';
 
 export interface WatchdogOptions {
   /** SIGKILL eppkit (and its planes) when its RSS passes this, bytes; 0 = no ceiling. */
@@ -17,13 +18,12 @@ export interface WatchdogOptions {
   intervalMs?: number;
 }
 
-let current: { child: ChildProcess; send: (line: string) => void } | undefined;
-/** Groups launched before the watchdog started (told to it when it starts). */
-const known = new Set<number>();
+let current: ChildProcess | undefined;
 
 /**
- * Starts the watchdog for this process (once; later calls return at once). Linux only (reads
- * /proc); elsewhere it does nothing and the in-process handlers are all there is.
+ * Starts the watchdog for this process (once; later calls do nothing) and hands it every
+ * tracked process group (interrupt.ts). Linux only (reads /proc); elsewhere it does nothing
+ * and the in-process handlers are all there is.
  */
 export function startWatchdog(o: WatchdogOptions = {}): void {
   if (current || !existsSync('/proc/self/statm')) return;
@@ -33,33 +33,17 @@ export function startWatchdog(o: WatchdogOptions = {}): void {
     detached: true,
     stdio: ['pipe', 'ignore', 'inherit'],
   });
-  child.on('error', () => {
-    current = undefined;
-  });
   const stdin = child.stdin;
   stdin?.on('error', () => {});
+  child.on('error', () => {});
   // Neither the child nor the pipe keeps eppkit alive; the pipe closes when eppkit exits.
   child.unref();
   (stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  current = { child, send: (line) => void stdin?.write(`${line}\n`) };
-  for (const pid of known) current.send(`+${pid}`);
-}
-
-/** A launched child leads this process group (ManagedProcess spawns detached): the watchdog takes it down if eppkit dies. */
-export function watchGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  known.add(pid);
-  current?.send(`+${pid}`);
-}
-
-/** The group is gone (its leader exited and was stopped): no longer the watchdog's. */
-export function unwatchGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  known.delete(pid);
-  current?.send(`-${pid}`);
+  current = child;
+  watchGroups({ add: (g) => void stdin?.write(`+${g}\n`), remove: (g) => void stdin?.write(`-${g}\n`) });
 }
 
 /** The watchdog's pid (tests). */
 export function watchdogPid(): number | undefined {
-  return current?.child.pid;
+  return current?.pid;
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { NginxDriver } from '../../harness/data-planes/nginx-driver.ts';
-import { typeScriptNode } from '../../harness/processes/managed-process.ts';
+import { typeScriptNode } from '../../harness/launch/launch.ts';
 import { gateFor } from '../support/envoy-test-kit.ts';
 
 const gate = await gateFor(new NginxDriver());
