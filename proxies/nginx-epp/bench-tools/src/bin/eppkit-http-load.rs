@@ -74,6 +74,19 @@ impl Conn {
         }
     }
 
+    /// Reads and drops the next `n` bytes of the answer.
+    async fn skip(&mut self, mut n: u64) -> Result<(), String> {
+        while n > 0 {
+            if self.buf.is_empty() {
+                self.fill().await.map_err(|e| kind(&e))?;
+            }
+            let take = n.min(self.buf.len() as u64);
+            self.buf.advance(take as usize);
+            n -= take;
+        }
+        Ok(())
+    }
+
     /// Reads one response; returns (status, body bytes, connection reusable).
     async fn response(&mut self, head_request: bool) -> Result<(u16, u64, bool), String> {
         loop {
@@ -138,29 +151,13 @@ impl Conn {
                             self.fill().await.map_err(|e| kind(&e))?;
                         }
                     }
-                    let mut need = size + 2;
-                    while need > 0 {
-                        if self.buf.is_empty() {
-                            self.fill().await.map_err(|e| kind(&e))?;
-                        }
-                        let take = need.min(self.buf.len() as u64);
-                        self.buf.advance(take as usize);
-                        need -= take;
-                    }
+                    self.skip(size + 2).await?;
                     bytes += size;
                 }
             }
-            if let Some(mut need) = length {
-                while need > 0 {
-                    if self.buf.is_empty() {
-                        self.fill().await.map_err(|e| kind(&e))?;
-                    }
-                    let take = need.min(self.buf.len() as u64);
-                    self.buf.advance(take as usize);
-                    need -= take;
-                    bytes += take;
-                }
-                return Ok((status, bytes, !close));
+            if let Some(n) = length {
+                self.skip(n).await?;
+                return Ok((status, n, !close));
             }
             // Neither length nor chunked: the body runs to the connection's end.
             loop {
@@ -189,7 +186,16 @@ impl Client {
     async fn iteration(self: Rc<Self>) -> Outcome {
         let c = self.clone();
         let exchange = async move {
-            let reused = c.idle.borrow_mut().pop();
+            let reused = loop {
+                let Some(conn) = c.idle.borrow_mut().pop() else { break None };
+                // A connection the server closed while it sat idle (its keep-alive timeout) is
+                // dropped, not used: Node's agent forgets such sockets too, and the plane did
+                // nothing wrong. Readiness is tokio's cached state: no syscall while idle.
+                match conn.sock.try_read(&mut [0u8; 1]) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Some(conn),
+                    _ => continue,
+                }
+            };
             let mut conn = match reused {
                 Some(conn) => conn,
                 None => {
