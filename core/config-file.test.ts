@@ -57,8 +57,8 @@ describe('config files', () => {
   it('lists the valid values of an enum, and the close one', () => {
     const s = z.strictObject({ action: z.enum(['stop-epp', 'kill-epp', 'sleep']) });
     const err = problemsOf(() => validate(s, { action: 'stop-ep' }, 'x'));
-    expect(err.problems).toEqual([{ path: 'action', message: '"stop-ep" is not one of: stop-epp, kill-epp, sleep (did you mean "stop-epp"?)' }]);
-    expect(problemsOf(() => validate(s, {}, 'x')).problems[0]?.message).toBe('required: one of: stop-epp, kill-epp, sleep');
+    expect(err.problems).toEqual([{ path: 'action', message: '"stop-ep" is not one of: "stop-epp", "kill-epp", "sleep" (did you mean "stop-epp"?)' }]);
+    expect(problemsOf(() => validate(s, {}, 'x')).problems[0]?.message).toBe('required: one of: "stop-epp", "kill-epp", "sleep"');
   });
 
   it('reports a union by the member the input was meant to be, never as a bare "Invalid input"', () => {
@@ -73,7 +73,7 @@ describe('config files', () => {
     const err = problemsOf(() => validate(s, data, 'f.yaml', { lineOf }));
     expect(err.format()).not.toMatch(/Invalid input/);
     expect(err.problems).toEqual([
-      { path: 'steps[0].action', line: 2, message: '"stop-ep" is not one of: stop-epp, sleep (did you mean "stop-epp"?)' },
+      { path: 'steps[0].action', line: 2, message: '"stop-ep" is not one of: "stop-epp", "sleep" (did you mean "stop-epp"?)' },
       { path: 'steps[1].request.path', line: 3, message: 'must be a string, not number 5' },
       { path: 'steps[2].hello', line: 4, message: 'unknown key "hello"; known keys: request, name, action, ms, parallel' },
       { path: 'steps[2]', line: 4, message: 'needs one of: request, action, parallel' },

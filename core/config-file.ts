@@ -54,7 +54,7 @@ const errorMap: z.core.$ZodErrorMap = (iss) => {
     return undefined;
   }
   if (iss.code === 'invalid_value') {
-    return iss.values.length === 1 ? `must be ${quote(iss.values[0])}` : `must be one of: ${iss.values.map((v) => (typeof v === 'string' ? v : quote(v))).join(', ')}`;
+    return iss.values.length === 1 ? `must be ${quote(iss.values[0])}` : `must be one of: ${iss.values.map(quote).join(', ')}`;
   }
   return undefined;
 };
@@ -131,7 +131,7 @@ function explainUnion(i: Issue & { code: 'invalid_union' }, path: PropertyKey[],
       const got = (i.input as Record<string, unknown> | undefined)?.[d.discriminator];
       const guess = typeof got === 'string' ? didYouMean(got, d.options.filter((o): o is string => typeof o === 'string')) : undefined;
       const head = got === undefined ? 'required' : `${quote(got)} is not one of`;
-      out.push({ path, message: `${head}: ${d.options.join(', ')}${guess ? ` (did you mean "${guess}"?)` : ''}` });
+      out.push({ path, message: `${head}: ${d.options.map(quote).join(', ')}${guess ? ` (did you mean "${guess}"?)` : ''}` });
     } else out.push({ path, message: i.message });
     return;
   }

@@ -116,7 +116,7 @@ describe('eppkit run (child process)', () => {
     expect(r.stderr).toContain('EPPKIT_INPUT_INVALID');
     expect(r.stderr).toMatch(/plane\.yaml\n {4}- line 2, features\[1\]: unknown feature; .*\(did you mean "fail-open"\?\)\n {4}- line 3, strat: unknown key "strat" \(did you mean "start"\?\)/);
     expect(r.stderr).toMatch(/a\.yaml\n {4}- line 8, setup\.backends\[1\]\.latncyMs: unknown key "latncyMs" \(did you mean "latencyMs"\?\)/);
-    expect(r.stderr).toMatch(/b\.yaml\n {4}- line 16, steps\[1\]\.action: "stop-ep" is not one of: stop-epp, .* \(did you mean "stop-epp"\?\)/);
+    expect(r.stderr).toMatch(/b\.yaml\n {4}- line 16, steps\[1\]\.action: "stop-ep" is not one of: "stop-epp", .* \(did you mean "stop-epp"\?\)/);
     expect(r.stderr).not.toMatch(/Invalid input|\n\s+at /);
   });
 

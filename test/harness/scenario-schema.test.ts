@@ -151,7 +151,7 @@ steps:
     const got = (e?.problems ?? []).map((p) => [p.file?.replace(`${dir}/`, ''), p.line, p.path, p.message]);
     expect(got).toEqual([
       ['a.yaml', 6, 'setup.backends[0].latncyMs', 'unknown key "latncyMs" (did you mean "latencyMs"?)'],
-      ['a.yaml', 8, 'steps[0].action', expect.stringMatching(/^"stop-ep" is not one of: stop-epp, kill-epp, .*sleep \(did you mean "stop-epp"\?\)$/)],
+      ['a.yaml', 8, 'steps[0].action', expect.stringMatching(/^"stop-ep" is not one of: "stop-epp", "kill-epp", .*"sleep" \(did you mean "stop-epp"\?\)$/)],
       ['b.yaml', 4, 'setup.epp.picker', expect.stringContaining('did you mean "round-robin"?')],
       ['b.yaml', 9, 'steps[0].expect.bakend', 'unknown key "bakend" (did you mean "backend"?)'],
     ]);
