@@ -140,11 +140,19 @@ function distributionSvg(rs: readonly ScenarioResult[], planes: readonly string[
     for (let k = lo; k <= hi; k++) pts.push(`${x(k).toFixed(1)},${y(s.shares.get(k) ?? 0).toFixed(1)}`);
     parts.push(`<polyline class="dist" data-plane="${esc(s.plane)}" points="${pts.join(' ')}" fill="none" stroke="${s.color}" stroke-width="2"><title>${esc(s.plane)}: ${s.total} requests</title></polyline>`);
   }
+  // Ticks at 1, 2, 5 × powers of ten (labels at least 40 px apart).
   const ticks: string[] = [];
-  for (let e = Math.ceil(lo / 4); e <= Math.floor(hi / 4); e++) {
-    const ms = 2 ** e;
-    const tx = x(e * 4);
-    ticks.push(`<line x1="${tx.toFixed(1)}" x2="${tx.toFixed(1)}" y1="${top}" y2="${top + height}" stroke="#eaeef2"/><text x="${tx.toFixed(1)}" y="${top + height + 16}" text-anchor="middle" fill="#656d76">${ms >= 1000 ? `${ms / 1000}s` : `${ms < 1 ? ms.toFixed(2) : ms}ms`}</text>`);
+  let lastLabel = -Infinity;
+  for (let d = -3; d <= 6; d++) {
+    for (const m of [1, 2, 5]) {
+      const ms = m * 10 ** d;
+      const k = Math.log2(ms) * 4;
+      if (k < lo || k > hi) continue;
+      const tx = x(k);
+      const label = tx - lastLabel >= 40 ? (ms >= 1000 ? `${ms / 1000}s` : `${Number(ms.toPrecision(1))}ms`) : '';
+      if (label) lastLabel = tx;
+      ticks.push(`<line x1="${tx.toFixed(1)}" x2="${tx.toFixed(1)}" y1="${top}" y2="${top + height}" stroke="${m === 1 ? '#d0d7de' : '#eaeef2'}"/>${label ? `<text x="${tx.toFixed(1)}" y="${top + height + 16}" text-anchor="middle" fill="#656d76">${label}</text>` : ''}`);
+    }
   }
   const yTicks = [0, 0.5, 1].map((q) => `<text x="${left - 6}" y="${(y(q * maxShare) + 4).toFixed(1)}" text-anchor="end" fill="#656d76">${Math.round(q * maxShare * 100)}%</text>`);
   const legend = series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.plane)} (${s.total} requests)</span>`).join('');
