@@ -4,13 +4,13 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseText, readTextFile, validate } from '../../core/config-file.ts';
+import { EXECUTORS, type Executor } from '../../core/load-executor.ts';
 import { BACKEND_KINDS, EPP_KINDS } from './bench-helpers.ts';
 import { parseThreshold, type Threshold } from './thresholds.ts';
 
 export const BENCH_MODES = ['data-planes', 'nonblocking', 'mock-epp'] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
-export const EXECUTORS = ['constant-vus', 'constant-arrival-rate', 'burst'] as const;
-export type Executor = (typeof EXECUTORS)[number];
+export { EXECUTORS, type Executor };
 export const CLIENTS = ['eppkit', 'autocannon'] as const;
 export type LoadClientName = (typeof CLIENTS)[number];
 
