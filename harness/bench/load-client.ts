@@ -73,7 +73,11 @@ export async function runLoad(spec: LoadSpec, workers: number): Promise<LoadResu
   const conns = split(spec.connections, n);
   const rates = spec.rate !== undefined ? conns.map(() => spec.rate! / n) : undefined;
   const results = await Promise.all(conns.map((c, i) => runOne({ ...spec, connections: c, rate: rates?.[i] })));
+  return loadResultOf(results);
+}
 
+/** The run step's result from the tallies of the client's workers (Node processes or the compiled client). */
+export function loadResultOf(results: readonly WorkerResult[]): LoadResult {
   const m = mergeTallies(results);
   return {
     latencyMs: m.latencyMs,

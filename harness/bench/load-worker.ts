@@ -33,16 +33,20 @@ export interface WorkerResult extends Tally {
   rssBytes: number;
 }
 
+/** The request of every eppkit HTTP load client for `spec` (Node workers, the compiled client): body and headers. */
+export function loadRequest(spec: LoadSpec): { body: Buffer | undefined; headers: Record<string, string> } {
+  const body = spec.bodyBytes <= 0 ? undefined : spec.bodyModel !== undefined ? chatBody(spec.bodyBytes, spec.bodyModel, true) : Buffer.alloc(spec.bodyBytes, 0x78);
+  const headers: Record<string, string> = { ...spec.headers };
+  if (body) headers['content-type'] ??= 'application/octet-stream';
+  return { body, headers };
+}
+
 /** One HTTP request on the worker's keep-alive agent: the protocol half of an iteration. */
 function httpIteration(spec: LoadSpec): { fire: () => Promise<Outcome>; agent: http.Agent } {
   const target = new URL(spec.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.connections, maxFreeSockets: spec.connections, scheduling: 'fifo' });
-  const body = spec.bodyBytes <= 0 ? undefined : spec.bodyModel !== undefined ? chatBody(spec.bodyBytes, spec.bodyModel, true) : Buffer.alloc(spec.bodyBytes, 0x78);
-  const headers: Record<string, string> = { ...spec.headers };
-  if (body) {
-    headers['content-length'] = String(body.length);
-    headers['content-type'] ??= 'application/octet-stream';
-  }
+  const { body, headers } = loadRequest(spec);
+  if (body) headers['content-length'] = String(body.length);
   const options: http.RequestOptions = {
     agent,
     host: target.hostname,
