@@ -12,7 +12,7 @@ import type { Runtime } from '../data-planes/data-plane-driver.ts';
 import { findDriver } from '../data-planes/registry.ts';
 import { loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
 import type { DataPlaneDriver } from '../data-planes/data-plane-driver.ts';
-import { killAllManagedProcesses, stopAllOnInterrupt } from '../processes/managed-process.ts';
+import { killAllLaunched, stopAllOnInterrupt } from '../launch/interrupt.ts';
 import { printError } from '../../cli/output.ts';
 import { MiB, defaultRssLimit, parseSize, watchMemory } from './memory-guard.ts';
 import { ALL_PROFILES, profilesFor, replayCase, runFuzz, type FuzzReport, type SavedCase } from './fuzz-runner.ts';
@@ -89,7 +89,7 @@ const command: CommandModule<object, Args> = {
     watchMemory({
       limitBytes: maxRss,
       onExceeded: (rss) => {
-        killAllManagedProcesses();
+        killAllLaunched();
         printError(new EppkitError('EPPKIT_MEMORY_LIMIT', { what: 'eppkit fuzz', rss: MiB(rss), limit: MiB(maxRss) }));
         process.exit(1);
       },

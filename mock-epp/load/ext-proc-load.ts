@@ -21,6 +21,7 @@ import { encodeGrpcFrame } from '../../core/grpc-frame.ts';
 import { rawHeader } from '../../core/headers.ts';
 import { BodySendMode, messageTypes, type ProcessingRequest } from '../../core/proto.ts';
 import type { WorkerConfig } from './ext-proc-load-worker.ts';
+import { env } from '../../core/env.ts';
 
 const durationSchema = z.union([
   z.number().int().nonnegative(),
@@ -165,7 +166,7 @@ async function spawnMock(o: Parsed): Promise<{ child: ChildProcess; address: str
     cmd = 'taskset';
     argv = ['-c', o.mockCpus, process.execPath, ...args];
   }
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EPPKIT_LOG_LEVEL: process.env.EPPKIT_LOG_LEVEL ?? 'warn' } });
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EPPKIT_LOG_LEVEL: env().EPPKIT_LOG_LEVEL ?? 'warn' } });
   let out = '';
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));

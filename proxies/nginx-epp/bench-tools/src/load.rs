@@ -99,22 +99,6 @@ pub struct Tally {
     pub cpu: f64,
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 impl Tally {
     fn error(&mut self, kind: &str) {
         self.errors += 1;
@@ -123,7 +107,15 @@ impl Tally {
     /// The tally as core/load-tally.ts's Tally, with the histogram as `[µs, count]` pairs.
     pub fn to_json(&self) -> String {
         let codes: Vec<String> = self.status_codes.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-        let kinds: Vec<String> = self.error_kinds.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
+        let kinds: Vec<String> = self
+            .error_kinds
+            .iter()
+            .map(|(k, v)| {
+                let mut s = String::new();
+                crate::json_str(&mut s, k);
+                format!("{s}:{v}")
+            })
+            .collect();
         format!(
             "{{\"histogram\":{},\"requests\":{},\"statusCodes\":{{{}}},\"non2xx\":{},\"errors\":{},\"errorKinds\":{{{}}},\"dropped\":{},\"bytes\":{},\"elapsedMs\":{:.1},\"inFlightAtClose\":{},\"iterations\":{},\"cpuUs\":{},\"cpu\":{:.4},\"pid\":{},\"rssBytes\":{}}}",
             self.hist.to_json(),

@@ -74,6 +74,19 @@ impl Conn {
         }
     }
 
+    /// Reads and drops the next `n` bytes of the answer.
+    async fn skip(&mut self, mut n: u64) -> Result<(), String> {
+        while n > 0 {
+            if self.buf.is_empty() {
+                self.fill().await.map_err(|e| kind(&e))?;
+            }
+            let take = n.min(self.buf.len() as u64);
+            self.buf.advance(take as usize);
+            n -= take;
+        }
+        Ok(())
+    }
+
     /// Reads one response; returns (status, body bytes, connection reusable).
     async fn response(&mut self, head_request: bool) -> Result<(u16, u64, bool), String> {
         loop {
@@ -138,29 +151,13 @@ impl Conn {
                             self.fill().await.map_err(|e| kind(&e))?;
                         }
                     }
-                    let mut need = size + 2;
-                    while need > 0 {
-                        if self.buf.is_empty() {
-                            self.fill().await.map_err(|e| kind(&e))?;
-                        }
-                        let take = need.min(self.buf.len() as u64);
-                        self.buf.advance(take as usize);
-                        need -= take;
-                    }
+                    self.skip(size + 2).await?;
                     bytes += size;
                 }
             }
-            if let Some(mut need) = length {
-                while need > 0 {
-                    if self.buf.is_empty() {
-                        self.fill().await.map_err(|e| kind(&e))?;
-                    }
-                    let take = need.min(self.buf.len() as u64);
-                    self.buf.advance(take as usize);
-                    need -= take;
-                    bytes += take;
-                }
-                return Ok((status, bytes, !close));
+            if let Some(n) = length {
+                self.skip(n).await?;
+                return Ok((status, n, !close));
             }
             // Neither length nor chunked: the body runs to the connection's end.
             loop {
