@@ -13,8 +13,8 @@ import { silentLogger } from '../../core/logger.ts';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
 import type { NodeProxyInput } from '../../proxies/node-proxy/node-proxy-config.ts';
-import { startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
-import { eventually } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
+import { eventually } from '../support/eventually.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
 
 let backend: StartedEchoBackend;
@@ -49,7 +49,7 @@ interface RawResponse {
   body: string;
 }
 
-/** One client connection written byte for byte; reads content-length framed responses in order. */
+/** One client connection written byte for byte; reads responses (content-length or chunked) in order. */
 class RawConnection {
   readonly socket: net.Socket;
   #buf = Buffer.alloc(0);
@@ -94,11 +94,29 @@ class RawConnection {
           const i = l.indexOf(':');
           headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
         }
-        const len = Number(headers['content-length'] ?? 0);
-        if (this.#buf.length >= end + 4 + len) {
-          const body = this.#buf.subarray(end + 4, end + 4 + len).toString();
-          this.#buf = this.#buf.subarray(end + 4 + len);
-          return { status, headers, body };
+        if (headers['transfer-encoding'] === 'chunked') {
+          // Chunks until the zero-size one (no trailers in these tests).
+          let at = end + 4;
+          let body = '';
+          for (;;) {
+            const eol = this.#buf.indexOf('\r\n', at);
+            if (eol < 0) break;
+            const size = Number.parseInt(this.#buf.subarray(at, eol).toString('latin1'), 16);
+            if (this.#buf.length < eol + 2 + size + 2) break;
+            if (size === 0) {
+              this.#buf = this.#buf.subarray(eol + 4);
+              return { status, headers, body };
+            }
+            body += this.#buf.subarray(eol + 2, eol + 2 + size).toString();
+            at = eol + 2 + size + 2;
+          }
+        } else {
+          const len = Number(headers['content-length'] ?? 0);
+          if (this.#buf.length >= end + 4 + len) {
+            const body = this.#buf.subarray(end + 4, end + 4 + len).toString();
+            this.#buf = this.#buf.subarray(end + 4 + len);
+            return { status, headers, body };
+          }
         }
       }
       if (this.closed) throw new Error(`connection closed; unread: ${JSON.stringify(this.#buf.toString('latin1').slice(0, 200))}`);
@@ -149,7 +167,7 @@ describe('node-proxy answers as Envoy does', () => {
       const r = await c.response();
       expect(r.status).toBe(200);
       expect(r.body).toBe('answered by the EPP');
-      expect(r.headers['x-echo-port']).toBeUndefined();
+      expect(r.headers['x-inference-port']).toBeUndefined();
       // The connection goes on.
       c.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
       expect((await c.response()).status).toBe(200);
@@ -173,7 +191,7 @@ describe('node-proxy answers as Envoy does', () => {
         c.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok');
         const next = await c.response();
         expect(next.status).toBe(200);
-        expect(next.headers['x-echo-port']).toBe(String(backend.port));
+        expect(next.headers['x-inference-port']).toBe(String(backend.port));
         if (bodyMode === 'none') {
           // The body only after the answer (nothing waits for it in mode none; the mock, like
           // the real EPPs, answers the other modes only once the body has ended): drained, and

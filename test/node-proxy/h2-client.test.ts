@@ -267,7 +267,7 @@ describe('eppClient http2', () => {
     await using p = await proxy({ eppAddress: raw.address, bodyMode: 'none' });
     const r = await send(p.url);
     expect(r.status).toBe(200);
-    expect(r.headers['x-echo-port']).toBe(String(backend.port));
+    expect(r.headers['x-inference-port']).toBe(String(backend.port));
     await quiet(p);
   });
 });
