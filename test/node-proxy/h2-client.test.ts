@@ -13,8 +13,9 @@ import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
 import type { NodeProxyInput } from '../../proxies/node-proxy/node-proxy-config.ts';
-import { pattern, startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
-import { eventually, send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { pattern, startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
+import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { eventually } from '../support/eventually.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
 
 let backend: StartedEchoBackend;
@@ -86,7 +87,7 @@ describe('eppClient http2', () => {
   it('an answer of the wrong phase: fail-open goes to the fallback', async () => {
     await using p = await proxy({ failureMode: 'open', fallbackEndpoints: [fallback.address] });
     const r = await send(p.url, { path: '/wrong-phase', body: 'x' });
-    expect(r.headers['x-echo-port']).toBe(String(fallback.port));
+    expect(r.headers['x-inference-port']).toBe(String(fallback.port));
     await quiet(p);
   });
 
@@ -100,7 +101,7 @@ describe('eppClient http2', () => {
     expect(r.status).toBe(500);
     expect(r.headers['x-eppkit-reason']).toBe('epp_unavailable');
     await using open = await proxy({ eppAddress: `127.0.0.1:${port}`, failureMode: 'open', fallbackEndpoints: [fallback.address] });
-    for (let i = 0; i < 3; i++) expect((await send(open.url)).headers['x-echo-port']).toBe(String(fallback.port));
+    for (let i = 0; i < 3; i++) expect((await send(open.url)).headers['x-inference-port']).toBe(String(fallback.port));
   });
 
   it('a client abort mid-body resets the EPP stream', async () => {
