@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nginxBin } from '../../core/env.ts';
 import { defaultNginxModulePath } from '../../harness/build/nginx-module-build.ts';
 import type { StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import type { Launched } from '../../harness/launch/launch.ts';
@@ -37,7 +38,7 @@ describe.skipIf(gate.skip)('nginx-epp body-based routing, hand-written config', 
       {
         workDir: dir,
         image: IMAGES_BY_ROLE.nginxEpp,
-        nginxBin: process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx',
+        nginxBin: nginxBin(),
         renderConfig: (port) => `
 load_module ${defaultNginxModulePath()};
 ${process.getuid?.() === 0 ? 'user root;' : ''}
