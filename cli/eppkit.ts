@@ -4,6 +4,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { COMMAND_MODULES } from './commands.ts';
 import { printError } from './output.ts';
+import { env } from '../core/env.ts';
 import { EppkitError } from '../core/errors.ts';
 
 const commands: CommandModule[] = [];
@@ -15,6 +16,9 @@ for (const rel of COMMAND_MODULES) {
 }
 
 try {
+  // The EPPKIT_* environment is an input like the others: checked once, up front, every bad
+  // variable named (core/env.ts).
+  env();
   await yargs(hideBin(process.argv))
     .scriptName('eppkit')
     .usage('$0 <command> [options]\n\nTest harness and programmable mock Endpoint Picker for ext_proc data planes.')
