@@ -36,18 +36,30 @@ export class ManagedProcess implements Launched {
   constructor(opts: ManagedProcessOptions) {
     this.what = opts.what;
     this.output = new LogBuffer({ maxChars: opts.maxLogChars, logFile: opts.logFile });
+    // Its own process group: stopping it stops what it forked (an nginx master's workers
+    // outlive a SIGKILLed master otherwise), and the watchdog (watchdog.ts) can take the group
+    // down if eppkit dies without stopping it.
     this.child = spawn(opts.command, opts.args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
-    const killable = { killNow: () => void this.child.kill('SIGKILL') };
+    const killable = { killNow: () => killGroup(this.child, 'SIGKILL'), ...(this.child.pid !== undefined ? { group: this.child.pid } : {}) };
     track(killable);
     // Ready lines are stdout's; stderr is kept for the report and failure excerpts.
     if (this.child.stdout) this.output.attach(this.child.stdout, { lines: true, endsBuffer: false });
     if (this.child.stderr) this.output.attach(this.child.stderr, { lines: false, endsBuffer: false });
     this.exited = new Promise((resolve) => {
       const ended = (x: ExitStatus): void => {
+        // What it forked and left behind (a SIGKILLed nginx master's workers) goes with it.
+        if (this.child.pid !== undefined) {
+          try {
+            process.kill(-this.child.pid, 'SIGKILL');
+          } catch {
+            // The group is empty: nothing left.
+          }
+        }
         untrack(killable);
         this.exitInfo = x;
         this.output.end();
@@ -108,7 +120,7 @@ export class ManagedProcess implements Launched {
   async stop(graceMs = 3000): Promise<void> {
     if (this.running) {
       this.child.kill('SIGTERM');
-      const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      const t = setTimeout(() => killGroup(this.child, 'SIGKILL'), graceMs);
       await this.exited;
       clearTimeout(t);
     }
@@ -117,7 +129,7 @@ export class ManagedProcess implements Launched {
 
   /** SIGKILL: no drain, no goodbye, as a crashed process. */
   async kill(): Promise<void> {
-    if (this.running) this.child.kill('SIGKILL');
+    if (this.running) killGroup(this.child, 'SIGKILL');
     await this.exited;
     await this.output.close();
   }
@@ -125,6 +137,16 @@ export class ManagedProcess implements Launched {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** Signals a child's whole process group (it leads one: spawned detached); falls back to the child alone. */
+function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) return void process.kill(-child.pid, sig);
+  } catch {
+    // No such group (gone): the child alone.
+  }
+  child.kill(sig);
 }
 
 /** Spawn problems that are the user's (a command that is not there) read as such. */

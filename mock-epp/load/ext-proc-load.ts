@@ -17,6 +17,7 @@ import { addCounts, mergeTallies, type Tally } from '../../core/load-tally.ts';
 import { z } from 'zod';
 import { validate } from '../../core/config-file.ts';
 import { EppkitError, isEppkitError } from '../../core/errors.ts';
+import { encodeGrpcFrame } from '../../core/grpc-frame.ts';
 import { rawHeader } from '../../core/headers.ts';
 import { BodySendMode, messageTypes, type ProcessingRequest } from '../../core/proto.ts';
 import type { WorkerConfig } from './ext-proc-load-worker.ts';
@@ -133,13 +134,7 @@ function buildPayload(o: Parsed): { payload: Buffer; expectedAnswers: number } {
     const body = Buffer.from(head + 'x'.repeat(pad) + tail).subarray(0, Math.max(o.bodyBytes, 0));
     frames.push(codec.serialize({ request_body: { body, end_of_stream: true } }));
   }
-  const out = Buffer.concat(
-    frames.flatMap((f) => {
-      const p = Buffer.alloc(5);
-      p.writeUInt32BE(f.length, 1);
-      return [p, f];
-    }),
-  );
+  const out = Buffer.concat(frames.map((f) => encodeGrpcFrame(f)));
   return { payload: out, expectedAnswers: frames.length };
 }
 
