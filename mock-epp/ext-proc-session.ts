@@ -296,6 +296,8 @@ export class ExtProcSession {
 
   #action: RuleAction = {};
   #pickValue: string | undefined;
+  /** The decided pick, journaled (and counted, when the picker made it) only once it is sent. */
+  #pick: NonNullable<JournalEntry['pick']> | undefined;
   #pickedEndpoint: string | undefined;
   #noEndpoint: { details: string } | undefined;
   #deadlockNoted = false;
@@ -655,7 +657,7 @@ export class ExtProcSession {
     if (action.endpoint !== undefined) {
       const list = Array.isArray(action.endpoint) ? action.endpoint : [action.endpoint];
       this.#pickValue = list.join(',');
-      this.entry.pick = { value: this.#pickValue, endpoints: list, source };
+      this.#pick = { value: this.#pickValue, endpoints: list, source };
       return;
     }
     // The pool, narrowed by the subset hint and the conformance header.
@@ -688,8 +690,7 @@ export class ExtProcSession {
     const list = order.slice(0, 1 + this.#cfg.fallbacks);
     this.#pickValue = list.join(',');
     this.#pickedEndpoint = list[0];
-    this.#env.metrics.picks.inc(list[0] as string);
-    this.entry.pick = { value: this.#pickValue, endpoints: list, source };
+    this.#pick = { value: this.#pickValue, endpoints: list, source };
   }
 
   /** The body has ended while the headers answer was held: decide, answer headers, then the held body. */
@@ -878,9 +879,7 @@ export class ExtProcSession {
     let value = this.#pickValue;
     if (malformed === 'garbage-endpoint') value = 'not-an-endpoint:garbage';
     if (malformed === 'ipv6-endpoint') value = `[::1]:${(this.#pickValue ?? ':8000').split(',')[0]?.split(':').pop() || '8000'}`;
-    if (malformed === 'garbage-endpoint' || malformed === 'ipv6-endpoint') {
-      this.entry.pick = { value: value as string, endpoints: [value as string], source: 'malformed' };
-    }
+    const pick = malformed === 'garbage-endpoint' || malformed === 'ipv6-endpoint' ? { value: value as string, endpoints: [value as string], source: 'malformed' as const } : this.#pick;
     const set: HeaderValueOption[] = [];
     const setLog: Record<string, string> = {};
     const opt = (k: string, v: string) => {
@@ -941,6 +940,11 @@ export class ExtProcSession {
     if (common.header_mutation?.remove_headers) ans.removeHeaders = common.header_mutation.remove_headers;
     if (common.clear_route_cache) ans.clearRouteCache = true;
     this.#write(resp, tIn, ans);
+    // Only a pick that went out is journaled and counted (a stream can end before its answer).
+    if (pick !== undefined && !this.#finished) {
+      this.entry.pick = pick;
+      if (this.#pickedEndpoint !== undefined && pick.source !== 'malformed') this.#env.metrics.picks.inc(this.#pickedEndpoint);
+    }
   }
 
   #answerBody(phase: 'request_body' | 'response_body', b: HttpBody, body: Buffer, tIn: number): void | Promise<void> {

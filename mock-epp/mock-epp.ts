@@ -16,7 +16,7 @@ import { FuzzSession, type FuzzBook } from './fuzz-session.ts';
 import { FuzzScriptBook } from './fuzz-book.ts';
 import type { FuzzScript } from './fuzz-script.ts';
 import { Journal, type JournalEntry } from './journal.ts';
-import { parseMockEppConfig, withProfile, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
+import { parseConfigReplacement, parseMockEppConfig, withProfile, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
 import type { ProfileName } from './fidelity-profiles.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
 import { createPicker } from './pickers.ts';
@@ -246,9 +246,13 @@ export class StartedMockEpp implements AsyncDisposable {
       throw new EppkitError('EPPKIT_TIMEOUT', { what: `waiting for ${n} journal entries (${e.message})`, ms: timeoutMs });
     });
   }
-  /** Validates and swaps the config atomically (open streams keep the old one). Throws EppkitError listing every problem. */
+  /**
+   * Validates and swaps the config atomically (open streams keep the old one). Throws
+   * EppkitError listing every problem. Without `endpoints` the current pool stays; `null` is
+   * an error (mock-epp-config.ts parseConfigReplacement).
+   */
   setConfig(input: unknown, source = 'setConfig'): MockEppConfig {
-    let config = parseMockEppConfig(input, source);
+    let config = parseConfigReplacement(input, this.#state.config, source);
     if (this.#directivesOverride !== undefined && config.directives !== this.#directivesOverride) {
       config = parseMockEppConfig({ ...config, directives: this.#directivesOverride }, source);
     }
