@@ -1,0 +1,103 @@
+// One stream's journal entry and metrics, shared by the EPP and BBR sessions: opened with the
+// stream, answers recorded as they are written, problems logged and counted, closed once.
+import type { JournalAnswer, JournalEntry, StreamEnd } from './journal.ts';
+import type { SessionEnv } from './session-env.ts';
+
+// Streams started in the same millisecond share one timestamp string.
+let isoMs = 0;
+let isoText = '';
+export function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}
+
+// Most entries have no problems and no metadata: they share these until a first one comes.
+const NO_PROBLEMS: string[] = Object.freeze([]) as unknown as string[];
+const NO_METADATA = Object.freeze({}) as JournalEntry['metadataContext'];
+const NO_BODY_MODE = Object.freeze({ request: '', response: '' });
+
+/** Milliseconds since `t0`, to the µs. */
+function msSince(t0: number): number {
+  return Math.round((performance.now() - t0) * 1000) / 1000;
+}
+
+export class StreamJournal {
+  readonly entry: JournalEntry;
+  readonly #env: SessionEnv;
+  readonly #t0 = performance.now();
+  readonly #role: string;
+
+  /** Opens the stream's entry (visible in the journal at once) and counts the stream. */
+  constructor(env: SessionEnv, peer: string, profile: string | undefined, role = '') {
+    this.#env = env;
+    this.#role = role;
+    const e: JournalEntry = {
+      id: env.nextId(),
+      startedAt: isoNow(),
+      peer,
+      bodyMode: NO_BODY_MODE,
+      phases: [],
+      metadataContext: NO_METADATA,
+      answers: [],
+      problems: NO_PROBLEMS,
+    };
+    if (profile !== undefined) e.profile = profile;
+    this.entry = e;
+    env.metrics.streamsTotal++;
+    env.metrics.streamsActive++;
+    env.journal.open(e);
+  }
+
+  /** Milliseconds since the stream opened. */
+  ms(): number {
+    return msSince(this.#t0);
+  }
+
+  /** Records an answer about to be written (times from the stream's open and from the message it answers, received at tIn). */
+  answered(a: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'>, tIn: number): void {
+    const ans = a as JournalAnswer;
+    ans.atMs = this.ms();
+    ans.serviceTimeMs = msSince(tIn);
+    this.entry.answers.push(ans);
+    this.#env.metrics.answers.inc(a.kind);
+    this.#env.metrics.observeServiceTime(ans.serviceTimeMs);
+  }
+
+  /** A protocol problem: in the entry, counted by reason, logged. */
+  problem(reason: string, detail: string): void {
+    this.note(`${reason}: ${detail}`);
+    this.#env.metrics.badInput.inc(reason);
+    this.#env.logger.warn({ stream: this.entry.id, reason, detail }, `bad input on ext_proc stream${this.#role}`);
+  }
+
+  /** A line in the entry's problems, neither counted nor logged. */
+  note(text: string): void {
+    if (this.entry.problems === NO_PROBLEMS) this.entry.problems = [];
+    this.entry.problems.push(text);
+  }
+
+  /** Merges metadata_context namespaces into the entry's. */
+  mergeMetadata(md: JournalEntry['metadataContext']): void {
+    if (this.entry.metadataContext === NO_METADATA) this.entry.metadataContext = {};
+    Object.assign(this.entry.metadataContext, md);
+  }
+
+  /** Ends the entry (times, how) and wakes the journal's waiters; the caller adds what it owns first. */
+  end(how: StreamEnd, grpcCode?: number, detail?: string): void {
+    const e = this.entry;
+    e.endedAt = isoNow();
+    e.durationMs = this.ms();
+    const end: NonNullable<JournalEntry['end']> = { how };
+    if (grpcCode !== undefined) end.grpcCode = grpcCode;
+    if (detail !== undefined) end.detail = detail;
+    e.end = end;
+    const m = this.#env.metrics;
+    m.streamsActive--;
+    m.streamEnds.inc(how);
+    this.#env.journal.ended(e);
+  }
+}
