@@ -14,14 +14,14 @@
 //   gRPC UNKNOWN (the data plane's failure mode decides). A model that is not a string is
 //   stringified (Go's %v). Each of these three is configurable (mock-epp-config.ts `bbr`).
 import { describeOutcome, scanModel } from '../core/bbr-model.ts';
-import { headerMapToObject, setHeaderOption } from '../core/headers.ts';
+import { setHeaderOption } from '../core/headers.ts';
 import { BodySendMode, type CommonResponse, type ProcessingRequest, type ProcessingResponse } from '../core/proto.ts';
 import { bytesOf, summarizeBody } from './body-digest.ts';
 import type { GrpcServerCall } from './grpc-transport.ts';
 import type { JournalAnswer, JournalEntry, JournalPhase, StreamEnd } from './journal.ts';
 import { BODY_MODE_NAMES, type BbrRoleConfig } from './mock-epp-config.ts';
 import type { SessionEnv, Undecodable } from './session-env.ts';
-import { StreamJournal } from './stream-journal.ts';
+import { StreamJournal, journalHeaders } from './stream-journal.ts';
 
 const summary = summarizeBody;
 
@@ -139,7 +139,7 @@ export class BbrSession {
     switch (phase) {
       case 'request_headers': {
         const h = m.request_headers ?? {};
-        jp.headers = headerMapToObject(h.headers);
+        jp.headers = journalHeaders(h.headers);
         jp.endOfStream = h.end_of_stream === true;
         if (this.#gotHeaders) {
           this.#problem('second-request-headers', 'request_headers received twice');
@@ -175,7 +175,7 @@ export class BbrSession {
         return this.#onBodyEnd(tIn);
       }
       case 'request_trailers': {
-        jp.headers = headerMapToObject(m.request_trailers?.trailers);
+        jp.headers = journalHeaders(m.request_trailers?.trailers);
         if (!this.#bodyEnded && this.#gotHeaders) {
           // The body ended with trailers: decide now, then answer the trailers.
           this.#bodyEnded = true;
@@ -185,7 +185,7 @@ export class BbrSession {
       }
       case 'response_headers': {
         const h = m.response_headers ?? {};
-        jp.headers = headerMapToObject(h.headers);
+        jp.headers = journalHeaders(h.headers);
         jp.endOfStream = h.end_of_stream === true;
         if (this.#streaming && !jp.endOfStream && this.entry.bodyMode.response === 'FULL_DUPLEX_STREAMED') {
           this.#respHeld = true;
@@ -206,7 +206,7 @@ export class BbrSession {
         return this.#echo('response_body', Buffer.concat(this.#respChunks), tIn);
       }
       case 'response_trailers': {
-        jp.headers = headerMapToObject(m.response_trailers?.trailers);
+        jp.headers = journalHeaders(m.response_trailers?.trailers);
         return this.#write({ response_trailers: {} }, { kind: 'response_trailers' }, tIn);
       }
     }

@@ -1,6 +1,7 @@
 // Size, sha256 and leading bytes of the bodies a stream receives, for the journal.
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
 import type { JournalBody } from './journal.ts';
+import { intern } from './stream-journal.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -19,7 +20,8 @@ export function sha256Hex(buf: Buffer): string {
 /** The journal's summary of some bytes (`sha` when already known). */
 export function summarizeBody(buf: Buffer, firstBytes: number, sha = sha256Hex(buf)): JournalBody {
   const head = buf.subarray(0, firstBytes);
-  return { size: buf.length, sha256: sha, firstBytes: head.toString('utf8'), firstBytesBase64: head.toString('base64') };
+  // Interned (stream-journal.ts): repeated bodies share their strings in the journal.
+  return { size: buf.length, sha256: intern(sha), firstBytes: intern(head.toString('utf8')), firstBytesBase64: intern(head.toString('base64')) };
 }
 
 /**
@@ -83,6 +85,6 @@ export class BodyDigest {
     }
     const h = this.#head.length === 1 ? (this.#head[0] as Buffer) : Buffer.concat(this.#head);
     const sha = this.#hash ? this.#hash.digest('hex') : (this.#firstSummary?.sha256 ?? sha256Hex(EMPTY));
-    return { size: this.size, sha256: sha, firstBytes: h.toString('utf8'), firstBytesBase64: h.toString('base64') };
+    return { size: this.size, sha256: intern(sha), firstBytes: intern(h.toString('utf8')), firstBytesBase64: intern(h.toString('base64')) };
   }
 }

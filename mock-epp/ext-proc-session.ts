@@ -4,7 +4,6 @@
 // order, and journals everything (stream-journal.ts). Messages are handled strictly in
 // order; a delay holds the queue.
 import { constants as h2 } from 'node:http2';
-import { headerMapToObject } from '../core/headers.ts';
 import type { Json } from '../core/proto-struct.ts';
 import { fromProtoStruct } from '../core/proto-struct.ts';
 import {
@@ -25,7 +24,7 @@ import { sampleDelayMs } from './rules.ts';
 import { bodyAnswer, immediateAnswer, requestHeadersAnswer, responseHeadersAnswer, trailersAnswer, type Answer } from './session-answers.ts';
 import type { ExtProcCall, SessionEnv, Undecodable } from './session-env.ts';
 import { delayAt, faultFor, hasFaultAt, malformedFor, type ImmediateFault } from './session-faults.ts';
-import { StreamJournal } from './stream-journal.ts';
+import { StreamJournal, journalHeaders } from './stream-journal.ts';
 import { StreamSleeper } from './stream-sleeper.ts';
 import { HeadersAnswer, RequestState, ResponseState, StreamState, bodyModesOf, type BodyModes } from './stream-state.ts';
 
@@ -280,7 +279,7 @@ export class ExtProcSession {
         return this.#onRequestTrailers(m, jp, tIn);
       case 'response_headers': {
         const h = m.response_headers ?? {};
-        jp.headers = headerMapToObject(h.headers);
+        jp.headers = journalHeaders(h.headers);
         jp.endOfStream = h.end_of_stream === true;
         if (this.#resp !== ResponseState.AwaitingHeaders) return this.#badInput('second-response-headers', 'response_headers received twice');
         this.#resp = ResponseState.AfterHeaders;
@@ -301,7 +300,7 @@ export class ExtProcSession {
         return this.#answerBody('response_body', b, body, tIn);
       }
       case 'response_trailers': {
-        jp.headers = headerMapToObject(m.response_trailers?.trailers);
+        jp.headers = journalHeaders(m.response_trailers?.trailers);
         if (m.observability_mode) return;
         if (this.#cfg.trailers === 'stall') {
           this.#j.problem('trailers-stall', `response_trailers not answered (profile ${this.#cfg.profile}, trailers: stall, like the real EPPs)`);
@@ -314,7 +313,7 @@ export class ExtProcSession {
 
   #onRequestHeaders(m: ProcessingRequest, jp: JournalPhase, tIn: number): void | Promise<void> {
     const h = m.request_headers ?? {};
-    const headers = headerMapToObject(h.headers);
+    const headers = journalHeaders(h.headers);
     jp.headers = headers;
     jp.endOfStream = h.end_of_stream === true;
     if (this.#req !== RequestState.AwaitingHeaders) return this.#badInput('second-request-headers', 'request_headers received twice');
@@ -375,7 +374,7 @@ export class ExtProcSession {
   }
 
   #onRequestTrailers(m: ProcessingRequest, jp: JournalPhase, tIn: number): void | Promise<void> {
-    jp.headers = headerMapToObject(m.request_trailers?.trailers);
+    jp.headers = journalHeaders(m.request_trailers?.trailers);
     if (this.#req === RequestState.AwaitingHeaders) return this.#badInput('trailers-before-headers', 'request_trailers before request_headers');
     if (m.observability_mode) return;
     const wasEnded = this.#req === RequestState.Ended;

@@ -11,7 +11,7 @@ import { GrpcJsServer } from './grpc-js-transport.ts';
 import { TRANSPORTS, type Codec, type GrpcServerCall, type GrpcTransportServer, type MethodHandler, type Transport } from './grpc-transport.ts';
 import { AdminServer } from './admin-server.ts';
 import { BbrSession } from './bbr-session.ts';
-import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
+import { ExtProcSession, type ConfigState, type ExtProcCall, type SessionEnv } from './ext-proc-session.ts';
 import { FuzzSession, type FuzzBook } from './fuzz-session.ts';
 import { FuzzScriptBook } from './fuzz-book.ts';
 import type { FuzzScript } from './fuzz-script.ts';
@@ -355,15 +355,24 @@ export class StartedMockEpp implements AsyncDisposable {
     }
     // The BBR role answers in its own session type (mock-epp/bbr-session.ts).
     const Session = this.#state.config.role === 'bbr' ? BbrSession : ExtProcSession;
-    const session = new Session(call, {
-      state: this.#state,
-      journal: this.#journal,
-      metrics: this.metrics,
-      logger: this.#logger,
-      nextId: () => ++this.#nextId,
-      onClosed: (s) => this.#sessions.delete(s),
-    });
-    this.#sessions.add(session);
+    this.#sessions.add(new Session(call, this.#sessionEnv()));
+  }
+
+  /** One env per config in effect, shared by its streams (no closures per stream). */
+  #envFor: { state: ConfigState; env: SessionEnv } | undefined;
+  #sessionEnv(): SessionEnv {
+    if (this.#envFor?.state !== this.#state) {
+      const env: SessionEnv = {
+        state: this.#state,
+        journal: this.#journal,
+        metrics: this.metrics,
+        logger: this.#logger,
+        nextId: () => ++this.#nextId,
+        onClosed: (s) => this.#sessions.delete(s),
+      };
+      this.#envFor = { state: this.#state, env };
+    }
+    return this.#envFor.env;
   }
 
   /**

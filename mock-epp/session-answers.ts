@@ -89,7 +89,8 @@ function plainPick(cfg: HeadersConfig, value: string): PlainPick {
   const common: CommonResponse = { header_mutation: { set_headers: set } };
   if (cfg.clearRouteCache) common.clear_route_cache = true;
   p = Object.freeze({
-    resp: { request_headers: { response: common }, dynamic_metadata: lbMetadata(value) },
+    // Frozen: the codec encodes it once (ext-proc-codec.ts); nothing here is changed later.
+    resp: Object.freeze({ request_headers: { response: common }, dynamic_metadata: lbMetadata(value) }),
     setHeaders: Object.freeze(setHeaders) as Record<string, string>,
     dynamicMetadata: Object.freeze({ [DESTINATION_ENDPOINT_NAMESPACE]: Object.freeze({ [DESTINATION_ENDPOINT_HEADER]: value }) }) as Record<string, Json>,
     clearRouteCache: cfg.clearRouteCache,

@@ -1,5 +1,7 @@
 // One stream's journal entry and metrics, shared by the EPP and BBR sessions: opened with the
 // stream, answers recorded as they are written, problems logged and counted, closed once.
+import { headerValueText } from '../core/headers.ts';
+import type { HeaderMap } from '../core/proto.ts';
 import type { JournalAnswer, JournalEntry, StreamEnd } from './journal.ts';
 import type { SessionEnv } from './session-env.ts';
 
@@ -13,6 +15,36 @@ export function isoNow(): string {
     isoText = new Date(now).toISOString();
   }
   return isoText;
+}
+
+// The journal keeps its entries (10,000 by default) long enough for V8 to move them to the old
+// generation, copying every object and string they hold on the way: that copying, not the work
+// of answering, was the mock's largest cost per stream (docs/BENCHMARKS.md "Mock EPP cost,
+// 2026-11-30"). Header names, most header values and body summaries repeat from stream to
+// stream, so entries share one string each instead of holding copies. Bounded: the table is
+// dropped when full (the strings live on in the entries that hold them).
+const INTERN_MAX_LENGTH = 128;
+const INTERN_MAX_ENTRIES = 8192;
+let interned = new Map<string, string>();
+export function intern(s: string): string {
+  if (s.length > INTERN_MAX_LENGTH) return s;
+  const known = interned.get(s);
+  if (known !== undefined) return known;
+  if (interned.size >= INTERN_MAX_ENTRIES) interned = new Map();
+  interned.set(s, s);
+  return s;
+}
+
+/** headerMapToObject (core/headers.ts) for the journal: names and values interned. */
+export function journalHeaders(map: HeaderMap | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of map?.headers ?? []) {
+    const key = intern(h.key);
+    const prev = out[key];
+    const v = headerValueText(h);
+    out[key] = prev === undefined ? intern(v) : `${prev},${v}`;
+  }
+  return out;
 }
 
 // Most entries have no problems and no metadata: they share these until a first one comes.
