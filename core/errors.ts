@@ -21,6 +21,7 @@ export const ERRORS = {
   EPPKIT_SCENARIO_INVALID: { exit: 2, message: 'invalid scenario file {source}' },
   EPPKIT_PLANE_INVALID: { exit: 2, message: 'invalid plane file {source}' },
   EPPKIT_TIMEOUT: { exit: 1, message: '{what} timed out after {ms} ms' },
+  EPPKIT_MEMORY_LIMIT: { exit: 1, message: '{what} grew to {rss} MiB resident, over its limit of {limit} MiB; stopped it and every process it started' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

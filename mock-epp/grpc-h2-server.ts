@@ -52,6 +52,10 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
   #need = -1; // frame size (prefix + message) once its prefix is known
   #compressed = false;
   #closed = false;
+  /** Messages written whose write has not completed (still in the stream's JS buffer or nghttp2's queue). */
+  #writing = 0;
+  /** A reset waiting for those writes (see reset()). */
+  #resetAfterWrites: number | undefined;
 
   constructor(stream: ServerHttp2Stream, path: string, codec: Codec<Req> & { serializeRes: (m: Res) => Buffer }, maxMessageBytes: number) {
     super();
@@ -149,7 +153,11 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
     frame[0] = 0;
     frame.writeUInt32BE(body.length, 1);
     body.copy(frame, 5);
-    this.#stream.write(frame);
+    this.#writing++;
+    this.#stream.write(frame, () => {
+      this.#writing--;
+      if (this.#writing === 0 && this.#resetAfterWrites !== undefined && !this.#closed && !this.#stream.destroyed) this.#stream.close(this.#resetAfterWrites);
+    });
   }
 
   /** Ends the call with a gRPC status (trailers-only when nothing was sent yet). */
@@ -173,7 +181,14 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
     const what = `RST_STREAM ${code === h2.NGHTTP2_INTERNAL_ERROR ? 'INTERNAL_ERROR' : code}`;
     if (this.#ended) return what;
     this.#ended = true;
-    if (!this.#closed) this.#stream.close(code);
+    if (this.#closed) return what;
+    // RST_STREAM only once what was written has gone out. Node's http2 (24.x) loops forever
+    // when a stream is closed while a write is still buffered: the buffered write reaches
+    // nghttp2 after the stream object is gone, its data source then reads 0 bytes without
+    // EOF, and nghttp2 emits empty DATA frames in one synchronous loop until the process
+    // runs out of memory (seen as a 22 GB `eppkit fuzz` on nginx: answer, answer, reset).
+    if (this.#writing > 0) this.#resetAfterWrites = code;
+    else this.#stream.close(code);
     return what;
   }
 }

@@ -9,7 +9,11 @@
 #    EPP would let the client pick), and a list is cut to its first entry (ORIGINAL_DST takes one).
 static_resources:
   listeners:
-    - name: main
+{{#multi}}    # Several routes: a front listener per gateway routes by path prefix, split by weight,
+    # to each entry's own listener below (on a loopback port of its own), which has
+    # that pool's EPP, timeout and failure mode. One tier cannot: ext_proc runs before the
+    # weighted split picks a pool, and a per-route override cannot set the message timeout.
+{{#listeners}}    - name: front_{{index}}
       address:
         socket_address: { address: {{listen.host}}, port_value: {{listen.port}} }
       per_connection_buffer_limit_bytes: {{maxBodyBytes}}
@@ -18,7 +22,37 @@ static_resources:
             - name: envoy.filters.network.http_connection_manager
               typed_config:
                 "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                stat_prefix: main
+                stat_prefix: front_{{index}}
+                generate_request_id: false
+                stream_idle_timeout: 15s
+                route_config:
+                  virtual_hosts:
+                    - name: all
+                      domains: ["*"]
+                      routes:
+{{#rules}}                        - match: { {{#root}}prefix: "/"{{/root}}{{^root}}path_separated_prefix: "{{pathPrefix}}"{{/root}} }
+                          route:
+                            timeout: 0s
+                            weighted_clusters:
+                              clusters:
+{{#pools}}                                - { name: entry_{{index}}, weight: {{weightPercent}} }
+{{/pools}}{{/rules}}{{^hasRoot}}                        - match: { prefix: "/" }
+                          direct_response: { status: 404 }
+{{/hasRoot}}                http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+                      suppress_envoy_headers: true
+{{/listeners}}{{/multi}}{{#entries}}    - name: main_{{index}}
+      address:
+        socket_address: { address: {{bind.host}}, port_value: {{bind.port}} }
+      per_connection_buffer_limit_bytes: {{maxBodyBytes}}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: main_{{index}}
                 # FULL_DUPLEX_STREAMED applies no message_timeout: this ends a request whose EPP hangs.
                 stream_idle_timeout: 15s
                 access_log:
@@ -35,10 +69,10 @@ static_resources:
                           match:
                             prefix: "{{pathPrefix}}"
                             headers: [{ name: x-gateway-destination-endpoint, present_match: true }]
-                          route: { cluster: picked, timeout: 0s }
+                          route: { cluster: picked_{{index}}, timeout: 0s }
 {{#failOpen}}{{#pool.any}}                        - name: pool
                           match: { prefix: "{{pathPrefix}}" }
-                          route: { cluster: pool, timeout: 0s }
+                          route: { cluster: pool_{{index}}, timeout: 0s }
 {{/pool.any}}{{/failOpen}}                        - name: no_endpoint
                           match: { prefix: "{{pathPrefix}}" }
                           direct_response: { status: 500, body: { inline_string: "no endpoint picked\n" } }
@@ -66,7 +100,7 @@ static_resources:
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
                       grpc_service:
-                        envoy_grpc: { cluster_name: bbr }
+                        envoy_grpc: { cluster_name: bbr_{{index}} }
                         timeout: 300s
                       failure_mode_allow: true
                       message_timeout: {{timeoutSeconds}}s
@@ -81,7 +115,7 @@ static_resources:
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
                       grpc_service:
-                        envoy_grpc: { cluster_name: epp }
+                        envoy_grpc: { cluster_name: epp_{{index}} }
                         timeout: 300s
                       failure_mode_allow: {{failOpen}}
                       message_timeout: {{timeoutSeconds}}s
@@ -132,8 +166,17 @@ static_resources:
                   - name: envoy.filters.http.router
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-    - name: epp
+{{/entries}}  clusters:
+{{#multi}}{{#entries}}    - name: entry_{{index}}
+      type: STATIC
+      connect_timeout: 1s
+      per_connection_buffer_limit_bytes: {{maxBodyBytes}}
+      load_assignment:
+        cluster_name: entry_{{index}}
+        endpoints:
+          - lb_endpoints:
+              - endpoint: { address: { socket_address: { address: {{bind.host}}, port_value: {{bind.port}} } } }
+{{/entries}}{{/multi}}{{#entries}}    - name: epp_{{index}}
       type: STATIC
       connect_timeout: 1s
       typed_extension_protocol_options:
@@ -141,7 +184,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
           explicit_http_config: { http2_protocol_options: {} }
       load_assignment:
-        cluster_name: epp
+        cluster_name: epp_{{index}}
         endpoints:
           - lb_endpoints:
               - endpoint: { address: { socket_address: { address: {{epp.host}}, port_value: {{epp.port}} } } }
@@ -153,7 +196,7 @@ static_resources:
           common_tls_context:
             alpn_protocols: [h2]
 {{#tls.caFile}}{{^tls.insecureSkipVerify}}            validation_context: { trusted_ca: { filename: "{{tls.caFile}}" } }
-{{/tls.insecureSkipVerify}}{{/tls.caFile}}{{/tls}}{{#bbr}}    - name: bbr
+{{/tls.insecureSkipVerify}}{{/tls.caFile}}{{/tls}}{{#bbr}}    - name: bbr_{{index}}
       type: STATIC
       connect_timeout: 1s
       typed_extension_protocol_options:
@@ -161,25 +204,26 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
           explicit_http_config: { http2_protocol_options: {} }
       load_assignment:
-        cluster_name: bbr
+        cluster_name: bbr_{{index}}
         endpoints:
           - lb_endpoints:
               - endpoint: { address: { socket_address: { address: {{bbr.extProc.host}}, port_value: {{bbr.extProc.port}} } } }
-{{/bbr}}    - name: picked
+{{/bbr}}    - name: picked_{{index}}
       type: ORIGINAL_DST
       lb_policy: CLUSTER_PROVIDED
       connect_timeout: 2s
       cleanup_interval: 5s
       original_dst_lb_config: { use_http_header: true, http_header_name: x-gateway-destination-endpoint }
       per_connection_buffer_limit_bytes: {{maxBodyBytes}}
-{{#failOpen}}{{#pool.any}}    - name: pool
+{{#failOpen}}{{#pool.any}}    - name: pool_{{index}}
       type: STATIC
       lb_policy: ROUND_ROBIN
       connect_timeout: 2s
       per_connection_buffer_limit_bytes: {{maxBodyBytes}}
       load_assignment:
-        cluster_name: pool
+        cluster_name: pool_{{index}}
         endpoints:
           - lb_endpoints:
 {{#pool}}              - endpoint: { address: { socket_address: { address: "{{.host}}", port_value: {{.port}} } } }
 {{/pool}}{{/pool.any}}{{/failOpen}}
+{{/entries}}

@@ -1,5 +1,7 @@
 # NGINX + eppkit's EPP module, direct form, written by hand for docs/your-data-plane.md.
-# eppkit renders this per scenario (variables from the table in that guide) into {{dir}}.
+# eppkit renders this per scenario (variables from the tables in that guide) into {{dir}}.
+# One route is one listener with one rule and one entry; a multi-pool scenario has several
+# listeners ("gateways"), rules (path prefixes) and entries (a pool with its own EPP each).
 load_module {{tools.nginxModule}};
 # The tests run as root and keep everything under {{dir}}: workers as root can reach it.
 user root;
@@ -20,28 +22,41 @@ http {
     uwsgi_temp_path {{dir}}/uwsgi_temp;
     scgi_temp_path {{dir}}/scgi_temp;
 
-    # The EPP's pick (and its fallbacks, in order) through epp_balancer. Without a pick, FailOpen
-    # goes to the pool; FailClose (or no pool) to a server that answers 500.
-    upstream picked {
+    # Each entry's pick (and its fallbacks, in order) through epp_balancer. Without a pick,
+    # FailOpen goes to the entry's pool; FailClose (or no pool) to a server that answers 500.
+{{#entries}}    upstream picked_{{index}} {
         epp_balancer;
 {{#failOpen}}{{#pool}}        server {{.}};
 {{/pool}}{{/failOpen}}{{^failOpen}}        server unix:{{runDir}}/fail-close.sock;
 {{/failOpen}}{{#failOpen}}{{^pool}}        server unix:{{runDir}}/fail-close.sock;
 {{/pool}}{{/failOpen}}    }
-
+{{/entries}}
+    # A rule split across pools by weight: a pool per request, then that pool's location.
+{{#listeners}}{{#rules}}{{#split}}    split_clients "${request_id}" $split_{{index}} {
+{{#pools}}        {{#last}}*{{/last}}{{^last}}{{weightPercent}}%{{/last}} /_pool_{{index}};
+{{/pools}}    }
+{{/split}}{{/rules}}{{/listeners}}
     server {
         listen unix:{{runDir}}/fail-close.sock;
         access_log off;
         return 500 "no endpoint picked\n";
     }
-
+    # A server per listener, a location per rule (longest prefix first). The locations must cover
+    # every path clients use ("/" for one route). After a split's rewrite the URI is /_pool_N,
+    # so those locations send the client's own ($request_uri).
+{{#listeners}}
     server {
         listen {{listen}};
         client_max_body_size {{maxBodyKiB}}k;
-
-        # The location must cover every path clients use: "/" here.
+{{#rules}}{{#split}}
         location {{pathPrefix}} {
-            epp_endpoint {{epp}};
+            rewrite ^ $split_{{index}} last;
+        }
+{{/split}}{{#pools}}
+        # The location must cover every path clients use ("/" for one route).
+        location {{#split}}= /_pool_{{index}}{{/split}}{{^split}}{{pathPrefix}}{{/split}} {
+{{#split}}            internal;
+{{/split}}            epp_endpoint {{epp}};
             epp_timeout_ms {{timeoutMs}};
             epp_failure_mode_allow {{#failOpen}}on{{/failOpen}}{{^failOpen}}off{{/failOpen}};
             epp_body_mode {{bodyMode}};
@@ -61,7 +76,11 @@ http {
             proxy_set_header Connection "";
             proxy_set_header Host $host;
             proxy_next_upstream error timeout;
-            proxy_pass http://picked;
+            proxy_pass http://picked_{{index}}{{#split}}$request_uri{{/split}};
         }
-    }
-}
+{{/pools}}{{/rules}}{{^hasRoot}}
+        location / {
+            return 404;
+        }
+{{/hasRoot}}    }
+{{/listeners}}}

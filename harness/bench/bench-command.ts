@@ -58,6 +58,7 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     epp: a.epp,
     headroom: a.headroom,
     extProcClient: a['ext-proc-client'],
+    httpClient: a['http-client'],
     baseline: a.baseline,
     cpuHog: a['cpu-hog'],
   };
@@ -132,6 +133,7 @@ const command: CommandModule<object, Args> = {
       .option('backend', { type: 'string', describe: 'echo backend: auto (default: the compiled one when `eppkit build bench` has run), native or node' })
       .option('epp', { type: 'string', describe: 'EPP of each data plane: auto (default: the compiled bench EPP when built), native or mock (the Node mock EPP)' })
       .option('cpu-hog', { type: 'string', describe: 'start N busy-loop processes beside the bench (stopped by PID at its end): behaviour on a loaded machine' })
+      .option('http-client', { type: 'string', describe: "eppkit's HTTP load client: native (compiled eppkit-http-load, one thread), node (worker processes) or auto (default: native when built)" })
       .option('ext-proc-client', { type: 'string', describe: 'mock-epp: load client native (compiled, when built), node, or auto (default)' })
       .option('baseline', { type: 'boolean', describe: 'mock-epp, native client: also measure a do-nothing ext_proc server in the same run (default true; --no-baseline)' })
       .option('headroom', { type: 'boolean', describe: 'check the load generator against wrk on direct in the same run (default true; --no-headroom)' })

@@ -4,14 +4,16 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseText, readTextFile, validate } from '../../core/config-file.ts';
+import { EXECUTORS, type Executor } from '../../core/load-executor.ts';
 import { BACKEND_KINDS, EPP_KINDS } from './bench-helpers.ts';
 import { parseThreshold, type Threshold } from './thresholds.ts';
 
 export const BENCH_MODES = ['data-planes', 'nonblocking', 'mock-epp'] as const;
 export type BenchMode = (typeof BENCH_MODES)[number];
-export const EXECUTORS = ['constant-vus', 'constant-arrival-rate', 'burst'] as const;
-export type Executor = (typeof EXECUTORS)[number];
+export { EXECUTORS, type Executor };
 export const CLIENTS = ['eppkit', 'autocannon'] as const;
+export const HTTP_CLIENT_KINDS = ['auto', 'native', 'node'] as const;
+export type HttpClientKind = (typeof HTTP_CLIENT_KINDS)[number];
 export type LoadClientName = (typeof CLIENTS)[number];
 
 /** `10s`, `500ms`, `1m`, `1m30s`, or a number of seconds. */
@@ -123,6 +125,11 @@ export const BenchOptionsSchema = z
      * stream, so it is not the limit), `node` (mock-epp/load worker threads), `auto` = native when built.
      */
     extProcClient: z.enum(['auto', 'native', 'node']).default('auto'),
+    /**
+     * eppkit's own HTTP load client: `native` (compiled, eppkit-http-load: one thread, a few µs
+     * per request), `node` (worker processes, --workers), `auto` = native when built.
+     */
+    httpClient: z.enum(HTTP_CLIENT_KINDS).default('auto'),
     /** mock-epp with the native client: measure a do-nothing ext_proc server first, the same way. */
     baseline: z.boolean().default(true),
     /** Generator-headroom check: wrk against direct right after the client measured it. */
@@ -161,6 +168,9 @@ export const BenchOptionsSchema = z
     }
     if (o.executor === 'constant-vus' && o.rate !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['executor'], message: 'constant-vus runs as fast as it can; drop rate or use constant-arrival-rate' });
+    }
+    if (o.httpClient === 'native' && o.client !== 'eppkit') {
+      ctx.addIssue({ code: 'custom', path: ['httpClient'], message: "httpClient native is eppkit's own client compiled; it does not combine with client autocannon" });
     }
     if (o.mode === 'mock-epp' && o.client !== 'eppkit') {
       ctx.addIssue({ code: 'custom', path: ['client'], message: 'mock-epp speaks ext_proc with its own load client; autocannon only runs in data-planes and nonblocking' });

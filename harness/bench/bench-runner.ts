@@ -21,6 +21,8 @@ import type { BenchOptions } from './bench-options.ts';
 import { AUTOCANNON_NOTES, CLIENT_SATURATED, REPORT_SCHEMA, type BenchReport, type LoadClientFacts, type TargetResult } from './bench-report.ts';
 import { AUTOCANNON_VERSION, runAutocannon } from './autocannon-client.ts';
 import { runLoad, split } from './load-client.ts';
+import { nativeHttpClient, runNativeLoad } from './native-load-client.ts';
+import { BENCH_TOOLS } from '../build/bench-tools-build.ts';
 import type { LoadSpec } from './load-worker.ts';
 import { currentLoadAvg, dataPlaneVersion, machineFacts } from './machine-facts.ts';
 import { evaluateThresholds, type ThresholdSubject } from './thresholds.ts';
@@ -72,6 +74,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
 
   // Compiled backend and EPP when built (auto), so eppkit's own processes cost less than the plane.
   const helpers = planHelpers({ backend: o.backend, epp: o.epp });
+  // eppkit's own client compiled when built (auto): a Node worker costs more CPU than some planes.
+  const httpBin = o.client === 'eppkit' ? nativeHttpClient(o.httpClient) : undefined;
   const headroomWanted = o.headroom && o.direct && !o.url && o.client === 'eppkit';
   const wrk = headroomWanted ? wrkAvailable() : undefined;
   let headroom: HeadroomCheck | undefined;
@@ -110,7 +114,10 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   // backend or data plane outlives the bench. Load workers exit when their IPC channel closes.
   const live = new Set<() => Promise<void>>();
   const hogs = CpuHogs.start(o.cpuHog);
-  if (o.cpuHog > 0) progress(`${o.cpuHog} CPU hog process(es) started beside the bench (pids ${hogs.pids.join(', ')})`);
+  // Paused until a target's load window: they load the serving, not the drivers' start-up.
+  hogs.signal('SIGSTOP');
+  const hogShares: string[] = [];
+  if (o.cpuHog > 0) progress(`${o.cpuHog} CPU hog process(es) started beside the bench (pids ${hogs.pids.join(', ')}), running during each load window`);
   const onSignal = (sig: NodeJS.Signals): void => {
     progress(`${sig}: stopping the processes of the current target`);
     void Promise.allSettled([...live, () => hogs.stop()].map((stop) => stop())).then(() => process.exit(130));
@@ -215,13 +222,20 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         ]);
         const footprintBefore = plane ? planeFootprint(plane) : undefined;
         const windowTimers = [setTimeout(() => sampler.start(), o.warmup), setTimeout(() => sampler.stop(), o.warmup + o.duration)];
+        hogs.signal('SIGCONT');
+        const hogCpu0 = hogs.cpuUs();
+        const hogT0 = performance.now();
         try {
-          result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : await runLoad(spec, o.workers);
+          result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : httpBin ? await runNativeLoad(httpBin, spec) : await runLoad(spec, o.workers);
         } finally {
           for (const w of windowTimers) clearTimeout(w);
+          if (o.cpuHog > 0) {
+            hogShares.push(`${t.label} ${Math.round(((hogs.cpuUs() - hogCpu0) / 1000 / Math.max(1, performance.now() - hogT0)) * 100) / 100}`);
+            hogs.signal('SIGSTOP');
+          }
         }
         const l = result.load;
-        const self = (l.workerPids ?? []).map((pid, i) => ({ role: 'load worker' as const, pid, coreShare: l.workerCpu[i] ?? 0, elapsedMs: l.elapsedMs, rssBytes: l.workerRssBytes?.[i] ?? 0 }));
+        const self = (l.workerPids ?? []).map((pid, i) => ({ role: 'load worker' as const, name: httpBin ? BENCH_TOOLS.httpLoad : 'node load-worker', pid, coreShare: l.workerCpu[i] ?? 0, elapsedMs: l.elapsedMs, rssBytes: l.workerRssBytes?.[i] ?? 0 }));
         result.cpu = sampler.attribute(l.requests, self);
         const footprintAfter = plane ? planeFootprint(plane) : undefined;
         if (footprintBefore && footprintAfter) result.footprint = { before: footprintBefore, after: footprintAfter };
@@ -296,13 +310,17 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   const thresholds = evaluateThresholds(o.thresholds, subjects);
 
   const notes: string[] = [];
-  if (o.cpuHog > 0) notes.push(`${o.cpuHog} CPU hog process(es) (busy loops) ran beside every target and were stopped by PID at the end; 1-min load average ${machine.loadAvg1} at start, ${machine.loadAvg1End} at end.`);
+  if (o.cpuHog > 0) {
+    notes.push(
+      `${o.cpuHog} CPU hog process(es) (busy loops at the bench's own priority) ran during every target's load window (warm-up and measured), paused while its processes started, stopped by PID at the end; cores they used per window: ${hogShares.join(', ') || 'none'}; 1-min load average ${machine.loadAvg1} at start, ${machine.loadAvg1End} at end.`,
+    );
+  }
   notes.push(`helpers: ${helpers.backend.description}; ${helpers.epp.description}.`, ...headroomProblems);
   if (headroom) {
     const planes = results.filter((r) => r.dataPlane && r.load).map((r) => ({ target: r.target, rps: r.load!.rps }));
     notes.push(...headroomNotes(headroom, planes, o.executor === 'constant-vus'));
   }
-  const clientWorkers = Math.max(1, Math.min(o.workers, o.connections));
+  const clientWorkers = httpBin ? 1 : Math.max(1, Math.min(o.workers, o.connections));
   if (o.client === 'autocannon') {
     notes.push(AUTOCANNON_NOTES.resolution);
     if (o.rate !== undefined) notes.push(AUTOCANNON_NOTES.rate);
@@ -312,7 +330,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     const hot = o.client === 'autocannon'
       ? (r.load?.workerCpu[0] ?? 0) >= CLIENT_SATURATED * clientWorkers ? 1 : 0
       : (r.load?.workerCpu.filter((c) => c >= CLIENT_SATURATED).length ?? 0);
-    if (hot > 0) notes.push(`${r.target}: ${hot} load worker(s) used ≥${CLIENT_SATURATED * 100}% of a core, so the client may be the limit; raise --workers (the machine has ${machine.cores} cores).`);
+    if (hot > 0) notes.push(`${r.target}: ${hot} load worker(s) used ≥${CLIENT_SATURATED * 100}% of a core, so the client may be the limit; ${httpBin ? 'the compiled client is one thread: run shards (--shard i/n, bench merge) or --http-client node --workers N' : 'raise --workers'} (the machine has ${machine.cores} cores).`);
   }
   if (o.bbr) {
     notes.push(
@@ -332,7 +350,9 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
     kind:
       o.client === 'autocannon'
         ? `autocannon ${AUTOCANNON_VERSION} (${clientWorkers > 1 ? 'worker threads' : 'in the bench process'}, latency in whole ms)`
-        : 'eppkit load workers (Node child processes, node:http keep-alive, HDR histograms in µs)',
+        : httpBin
+          ? `compiled HTTP load client (${BENCH_TOOLS.httpLoad}: one thread, HTTP/1.1 keep-alive, HDR histograms in µs)`
+          : 'eppkit load workers (Node child processes, node:http keep-alive, HDR histograms in µs)',
     workers: clientWorkers,
     executor: o.executor,
     connections: o.connections,

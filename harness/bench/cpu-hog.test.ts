@@ -17,6 +17,17 @@ describe('CpuHogs', () => {
     for (const p of pids) expect(existsSync(`/proc/${p}`)).toBe(false);
     expect(hogs.pids).toEqual([]);
   });
+  it('pauses and resumes the hogs by PID, and reads the CPU they used', async () => {
+    const hogs = CpuHogs.start(1);
+    const pid = hogs.pids[0]!;
+    const state = (): string => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.charAt(0);
+    hogs.signal('SIGSTOP');
+    await expect.poll(state).toBe('T');
+    hogs.signal('SIGCONT');
+    await expect.poll(state).not.toBe('T');
+    await expect.poll(() => hogs.cpuUs(), { timeout: 10_000 }).toBeGreaterThan(0);
+    await hogs.stop();
+  });
   it('none asked, none started', async () => {
     const hogs = CpuHogs.start(0);
     expect(hogs.pids).toEqual([]);

@@ -5,7 +5,8 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
-import { encodeHistogram, mergeHistograms, summarize, type LatencySummary } from '../../core/latency-histogram.ts';
+import type { LatencySummary } from '../../core/latency-histogram.ts';
+import { mergeTallies } from '../../core/load-tally.ts';
 import type { LoadSpec, WorkerResult } from './load-worker.ts';
 
 const WORKER_FILE = fileURLToPath(new URL('./load-worker.ts', import.meta.url));
@@ -72,35 +73,27 @@ export async function runLoad(spec: LoadSpec, workers: number): Promise<LoadResu
   const conns = split(spec.connections, n);
   const rates = spec.rate !== undefined ? conns.map(() => spec.rate! / n) : undefined;
   const results = await Promise.all(conns.map((c, i) => runOne({ ...spec, connections: c, rate: rates?.[i] })));
+  return loadResultOf(results);
+}
 
-  const hist = mergeHistograms(results.map((r) => r.histogram));
-  const latencyMs = summarize(hist);
-  const histogram = encodeHistogram(hist);
-  hist.destroy();
-  const statusCodes: Record<string, number> = {};
-  const errorKinds: Record<string, number> = {};
-  for (const r of results) {
-    for (const [k, v] of Object.entries(r.statusCodes)) statusCodes[k] = (statusCodes[k] ?? 0) + v;
-    for (const [k, v] of Object.entries(r.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + v;
-  }
-  const sum = (f: (r: WorkerResult) => number): number => results.reduce((a, r) => a + f(r), 0);
-  const elapsedMs = Math.max(...results.map((r) => r.elapsedMs));
-  const requests = sum((r) => r.requests);
+/** The run step's result from the tallies of the client's workers (Node processes or the compiled client). */
+export function loadResultOf(results: readonly WorkerResult[]): LoadResult {
+  const m = mergeTallies(results);
   return {
-    latencyMs,
-    requests,
-    rps: Math.round((requests / elapsedMs) * 1000 * 10) / 10,
-    statusCodes,
-    non2xx: sum((r) => r.non2xx),
-    errors: sum((r) => r.errors),
-    errorKinds,
-    dropped: sum((r) => r.dropped),
-    bytes: sum((r) => r.bytes),
-    elapsedMs: Math.round(elapsedMs),
+    latencyMs: m.latencyMs,
+    requests: m.requests,
+    rps: Math.round((m.requests / Math.max(1, m.elapsedMs)) * 1000 * 10) / 10,
+    statusCodes: m.statusCodes,
+    non2xx: m.non2xx,
+    errors: m.errors,
+    errorKinds: m.errorKinds,
+    dropped: m.dropped,
+    bytes: m.bytes,
+    elapsedMs: Math.round(m.elapsedMs),
     workerCpu: results.map((r) => Math.round(r.cpu * 100) / 100),
     workerPids: results.map((r) => r.pid),
     workerRssBytes: results.map((r) => r.rssBytes),
-    inFlightAtClose: sum((r) => r.inFlightAtClose),
-    histogram,
+    inFlightAtClose: m.inFlightAtClose,
+    histogram: m.histogram,
   };
 }

@@ -4,38 +4,23 @@
 // do-nothing ext_proc server on the mock's own transport (mock-epp/load/baselines/
 // minimal-h2-server.ts: an empty answer per message) runs first under the same load, so the
 // mock's CPU per stream is compared with the floor of its transport in one run.
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
-import type { LatencySummary } from '../../core/latency-histogram.ts';
 import { cpuMs, rssMiB } from '../../mock-epp/load/ext-proc-load.ts';
 import { BENCH_TOOLS, benchToolPath, builtBenchTool } from '../build/bench-tools-build.ts';
 import { eppkitCommand } from '../processes/managed-process.ts';
 import { startHelper } from './bench-helpers.ts';
 import type { BenchOptions } from './bench-options.ts';
 import type { TargetResult } from './bench-report.ts';
+import { loadResultOf } from './load-client.ts';
+import type { WorkerResult } from './load-worker.ts';
+import { runJsonTool, workerResultOf, type NativeTally } from './native-load-client.ts';
 
 const BASELINE_SERVER = fileURLToPath(new URL('../../mock-epp/load/baselines/minimal-h2-server.ts', import.meta.url));
 const BODY_MODES = { none: 'none', buffered: 'BUFFERED', streamed: 'FULL_DUPLEX_STREAMED' } as const;
-
-interface NativeLoadOut {
-  streams: number;
-  streamsTotal: number;
-  errors: number;
-  dropped: number;
-  elapsedMs: number;
-  rate: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  clientCpuUs: number;
-  clientUsPerStream: number;
-}
 
 /** The compiled client's path, or undefined when `node` was asked for or it is not built. */
 export function nativeExtProcClient(want: BenchOptions['extProcClient']): string | undefined {
@@ -44,24 +29,12 @@ export function nativeExtProcClient(want: BenchOptions['extProcClient']): string
   return want === 'node' ? undefined : bin;
 }
 
-function runClient(bin: string, target: string, o: BenchOptions): Promise<NativeLoadOut> {
-  const args = ['--target', target, '--concurrency', String(o.streams), '--connections', String(o.connections), '--duration-ms', String(o.duration), '--warmup-ms', String(o.warmup), '--body-bytes', String(o.bodyBytes), '--body-mode', BODY_MODES[o.bodyMode]];
+/** One run of the compiled client against `target`: its tally, as a Node worker's. */
+async function runClient(bin: string, target: string, o: BenchOptions): Promise<{ tally: WorkerResult; cpuUs: number }> {
+  const args = ['--target', target, '--concurrency', String(o.streams), '--connections', String(o.connections), '--duration-ms', String(o.duration), '--warmup-ms', String(o.warmup), '--body-bytes', String(o.bodyBytes), '--body-mode', BODY_MODES[o.bodyMode], '--timeout-ms', String(o.timeout)];
   if (o.rate !== undefined) args.push('--rate', String(o.rate));
-  return new Promise((resolve, reject) => {
-    const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    c.once('error', (e) => reject(new EppkitError('EPPKIT_START_FAILED', { what: 'the compiled ext_proc load client', reason: e.message })));
-    c.once('exit', (code) => {
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as NativeLoadOut);
-      } catch {
-        reject(new EppkitError('EPPKIT_START_FAILED', { what: 'the compiled ext_proc load client', reason: `exited ${code} without a result: ${err.slice(-500)}` }));
-      }
-    });
-  });
+  const t = await runJsonTool<NativeTally>(bin, args, 'the compiled ext_proc load client');
+  return { tally: workerResultOf(t), cpuUs: t.cpuUs };
 }
 
 export interface NativeMockEppRun {
@@ -87,21 +60,23 @@ export async function runNativeMockEppLoad(bin: string, o: BenchOptions, progres
       const pid = h.proc.pid!;
       const cpu0 = cpuMs(pid) ?? 0;
       const rss0 = rssMiB(pid) ?? 0;
-      const r = await runClient(bin, h.address, o);
+      const { tally, cpuUs: clientCpuUs } = await runClient(bin, h.address, o);
+      const load = loadResultOf([tally]);
       const cpuTotal = (cpuMs(pid) ?? cpu0) - cpu0;
       const rss1 = rssMiB(pid) ?? 0;
-      const us = r.streamsTotal > 0 ? Math.round(((cpuTotal * 1000) / r.streamsTotal) * 10) / 10 : 0;
+      // Server CPU over the whole run (warm-up included) per stream ended in it.
+      const us = tally.iterations > 0 ? Math.round(((cpuTotal * 1000) / tally.iterations) * 10) / 10 : 0;
+      const clientUsPerStream = load.requests > 0 ? Math.round((clientCpuUs / load.requests) * 10) / 10 : 0;
       perStream[s.label] = us;
-      const latencyMs: LatencySummary = { p50: r.p50, p90: r.p90, p99: r.p99, p999: r.p999, max: r.max, min: 0, mean: 0, count: r.streams } as LatencySummary;
       results.push({
         target: s.label,
         dataPlane: null,
         eppDelayMs: 0,
         version: s.label === 'mock-epp' ? `eppkit mock EPP on Node ${process.version}` : `mock-epp/load/baselines/minimal-h2-server.ts on Node ${process.version}`,
-        load: { latencyMs, requests: r.streams, rps: r.rate, statusCodes: {}, non2xx: 0, errors: r.errors, errorKinds: r.errors ? { stream: r.errors } : {}, dropped: r.dropped, bytes: 0, elapsedMs: r.elapsedMs, workerCpu: [Math.round((r.clientCpuUs / 1000 / Math.max(1, o.duration)) * 100) / 100] },
+        load,
         mockEpp: { cpu: { totalMs: cpuTotal, usPerStream: us, impliedStreamsPerCoreSecond: us > 0 ? Math.round(1e6 / us) : 0 }, rssMiB: { start: rss0, end: rss1, max: Math.max(rss0, rss1) } },
       });
-      notes.push(`${s.label}: ${us} µs of server CPU per stream over ${r.streamsTotal.toLocaleString('en-US')} streams (warm-up included); the compiled client used ${r.clientUsPerStream} µs per stream (${Math.round((r.clientCpuUs / 1000 / Math.max(1, o.duration)) * 100)} % of a core).`);
+      notes.push(`${s.label}: ${us} µs of server CPU per stream over ${tally.iterations.toLocaleString('en-US')} streams (warm-up included); the compiled client used ${clientUsPerStream} µs per stream (${Math.round(tally.cpu * 100)} % of a core).`);
     } finally {
       await h.proc.stop();
     }

@@ -46,6 +46,8 @@ export interface SelfMeasured {
   coreShare: number;
   elapsedMs: number;
   rssBytes?: number;
+  /** How the process table names it (default: a Node load worker). */
+  name?: string;
 }
 
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
@@ -121,7 +123,7 @@ export class ProcessCpuSampler {
     });
     for (const m of self) {
       const cpuUs = Math.round(m.coreShare * m.elapsedMs * 1000);
-      processes.push({ role: m.role, name: 'node load-worker', pid: m.pid, cpuUs, usPerRequest: per(cpuUs), coreShare: round(m.coreShare, 3), rssMiB: round((m.rssBytes ?? 0) / 1048576) });
+      processes.push({ role: m.role, name: m.name ?? 'node load-worker', pid: m.pid, cpuUs, usPerRequest: per(cpuUs), coreShare: round(m.coreShare, 3), rssMiB: round((m.rssBytes ?? 0) / 1048576) });
     }
     const dp = processes.filter((p) => p.role === 'data plane');
     const dpUs = dp.reduce((a, p) => a + p.cpuUs, 0);

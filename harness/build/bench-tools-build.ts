@@ -1,12 +1,13 @@
 // `eppkit build bench`: the compiled helpers of `eppkit bench` (proxies/nginx-epp/bench-tools):
-// eppkit-echo-backend, eppkit-bench-epp and eppkit-ext-proc-load (the mock-epp mode's client). They share the module's workspace and dependency
+// eppkit-echo-backend, eppkit-bench-epp, eppkit-ext-proc-load (the mock-epp mode's client) and
+// eppkit-http-load (the compiled HTTP load client). They share the module's workspace and dependency
 // graph, so after `eppkit build nginx` only these binaries are compiled (about 10-30 s).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EppkitError } from '../../core/errors.ts';
 import { CRATE_DIR, cargoTargetDir, eppkitCacheDir, requireCargo, runBuildStep } from './nginx-module-build.ts';
 
-export const BENCH_TOOLS = { echoBackend: 'eppkit-echo-backend', benchEpp: 'eppkit-bench-epp', extProcLoad: 'eppkit-ext-proc-load' } as const;
+export const BENCH_TOOLS = { echoBackend: 'eppkit-echo-backend', benchEpp: 'eppkit-bench-epp', extProcLoad: 'eppkit-ext-proc-load', httpLoad: 'eppkit-http-load' } as const;
 export type BenchTool = (typeof BENCH_TOOLS)[keyof typeof BENCH_TOOLS];
 
 /** Where `eppkit build bench` leaves a tool ($EPPKIT_BENCH_TOOLS_DIR overrides the directory). */
@@ -25,7 +26,7 @@ export interface BenchToolsBuildOptions {
   onOutput?: (chunk: string) => void;
 }
 
-/** Builds (or finds up to date) both tools; returns their paths. */
+/** Builds (or finds up to date) every tool; returns their paths. */
 export async function buildBenchTools(o: BenchToolsBuildOptions = {}): Promise<string[]> {
   requireCargo("eppkit bench's compiled echo backend and EPP");
   const env: NodeJS.ProcessEnv = {

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { formatPath, parseText, readTextFile, validate } from '../../core/config-file.ts';
 import { EppkitError, type Problem } from '../../core/errors.ts';
 import { canConnect, freePort } from '../../core/net.ts';
-import type { RouteModel } from '../../core/route-model.ts';
+import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
 import { defaultNginxModulePath } from '../build/nginx-module-build.ts';
 import { WARM_UP_HEADER } from '../epp/mock-epp-process.ts';
@@ -197,9 +197,11 @@ export class PlaneFileDriver implements DataPlaneDriver {
     if (!start) throw new Error('unreachable: a plane file has start or url');
     const dir = resolve(ctx.workDir, 'plane');
     mkdirSync(dir, { recursive: true });
-    const port = await freePort(ctx.host);
+    // multi-pool: a port per listener, and one per (route, pool) entry ({{bind}}) for two-tier planes.
+    const listeners = await Promise.all(Array.from({ length: listenerCount(route) }, async () => ({ host: ctx.host, port: await freePort(ctx.host) })));
+    const entries = isMultiRoute(route) ? await Promise.all(planeRoutes(route).map(async () => ({ host: '127.0.0.1', port: await freePort('127.0.0.1') }))) : undefined;
     const runDir = mkdtempSync(join(tmpdir(), 'epk-'));
-    const vars = planeVariables(route, dir, { host: ctx.host, port }, planeTools(), runDir);
+    const vars = planeVariables(route, dir, { listeners, ...(entries ? { entries } : {}) }, planeTools(), runDir);
     for (const t of start.templates) {
       const to = join(dir, t.to);
       mkdirSync(dirname(to), { recursive: true });
@@ -229,14 +231,15 @@ export class PlaneFileDriver implements DataPlaneDriver {
       return stopped;
     };
     const url = `http://${vars.listen}`;
+    const listenerUrls = listeners.map((l) => `http://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
     try {
-      await this.waitReady(proc, url, { host: ctx.host, port }, dir, ctx.signal);
+      for (const l of listeners) await this.waitReady(proc, url, l, dir, ctx.signal);
       await this.warmUp(url, notes, ctx.signal);
     } catch (e) {
       await stop();
       throw e;
     }
-    return { name: this.name, url, logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
+    return { name: this.name, url, ...(listeners.length > 1 ? { listenerUrls } : {}), logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
   }
 
   /** A kind's default crash patterns plus the plane file's own. */

@@ -66,4 +66,29 @@ describe('plane files', () => {
     const tpl = 'listen {{listen}}; epp {{epp.host}} {{epp.port}} {{timeoutSeconds}}s {{envoy.bodyMode}}/{{envoy.trailerMode}}\n{{#failOpen}}{{#pool}}server {{.host}} {{.port}};\n{{/pool}}{{/failOpen}}{{^allow.any}}no allowlist{{/allow.any}} pool={{pool}}';
     expect(renderTemplate(tpl, vars)).toBe('listen 127.0.0.1:8080; epp 127.0.0.1 9002 1.5s FULL_DUPLEX_STREAMED/SEND\nserver 127.0.0.2 1;\nserver ::1 2;\nno allowlist pool=127.0.0.2:1,[::1]:2');
   });
+  it('renders several routes: listeners, rules longest prefix first, split percents, item scopes', () => {
+    const base = routeWithDefaults({ eppAddress: '127.0.0.1:1' });
+    const e = (epp: string, listener: number, pathPrefix: string, weight: number) => ({ ...base, eppAddress: epp, listener, pathPrefix, weight });
+    const entries = [e('127.0.0.1:9001', 0, '/a', 2), e('127.0.0.1:9002', 0, '/a', 1), e('127.0.0.1:9003', 0, '/a/b', 1), e('127.0.0.1:9004', 1, '/', 1)];
+    const route = { ...entries[0]!, routes: entries };
+    const addrs = { listeners: [{ host: '127.0.0.1', port: 8080 }, { host: '127.0.0.1', port: 8081 }], entries: [7001, 7002, 7003, 7004].map((port) => ({ host: '127.0.0.1', port })) };
+    const vars = planeVariables(route, '/w', addrs, { nginx: 'n', nginxModule: 'm', envoy: 'e' });
+    const tpl = '{{#listeners}}L{{index}} {{listen}}{{^hasRoot}} 404{{/hasRoot}}:{{#rules}} [{{index}} {{pathPrefix}}{{#split}} split{{/split}}:{{#pools}} {{epp.port}}={{weightPercent}}%{{#last}}*{{/last}}{{/pools}}]{{/rules}}\n{{/listeners}}{{#entries}}{{index}}@{{bind}} {{/entries}}{{multi}} top={{epp}}';
+    expect(parseTemplate(tpl).problems).toEqual([]);
+    expect(renderTemplate(tpl, vars)).toBe(
+      'L0 127.0.0.1:8080 404: [1 /a/b: 9003=100%*] [0 /a split: 9001=67% 9002=33%*]\n' +
+        'L1 127.0.0.1:8081: [2 /: 9004=100%*]\n' +
+        '0@127.0.0.1:7001 1@127.0.0.1:7002 2@127.0.0.1:7003 3@127.0.0.1:7004 true top=127.0.0.1:9001',
+    );
+    // One route: the lists hold it, bound to {{listen}} (one template serves both).
+    const one = planeVariables(base, '/w', { host: '127.0.0.1', port: 8080 }, { nginx: 'n', nginxModule: 'm', envoy: 'e' });
+    expect(renderTemplate('{{#entries}}{{index}}@{{bind}} {{epp}}{{/entries}} {{multi}}', one)).toBe('0@127.0.0.1:8080 127.0.0.1:1 false');
+  });
+
+  it('knows an item variable only inside its list', () => {
+    expect(parseTemplate('{{weightPercent}}').problems[0]?.message).toContain('{{weightPercent}} is not a variable');
+    expect(parseTemplate('{{#rules}}{{/rules}}').problems[0]?.message).toContain('{{#rules}} is not a variable');
+    expect(parseTemplate('{{#listeners}}{{#rules}}{{split}}{{#pools}}{{bind}}{{/pools}}{{/rules}}{{/listeners}}').problems).toEqual([]);
+    expect(parseTemplate('{{#entries}}{{split}}{{/entries}}').problems[0]?.message).toContain('{{split}} is not a variable');
+  });
 });

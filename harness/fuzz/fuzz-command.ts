@@ -12,7 +12,9 @@ import type { Runtime } from '../data-planes/data-plane-driver.ts';
 import { findDriver } from '../data-planes/registry.ts';
 import { loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
 import type { DataPlaneDriver } from '../data-planes/data-plane-driver.ts';
-import { stopAllOnInterrupt } from '../processes/managed-process.ts';
+import { killAllManagedProcesses, stopAllOnInterrupt } from '../processes/managed-process.ts';
+import { printError } from '../../cli/output.ts';
+import { MiB, defaultRssLimit, parseSize, watchMemory } from './memory-guard.ts';
 import { ALL_PROFILES, profilesFor, replayCase, runFuzz, type FuzzReport, type SavedCase } from './fuzz-runner.ts';
 
 interface Args {
@@ -28,6 +30,7 @@ interface Args {
   'margin-ms': number;
   'shrink-budget': string;
   profile?: string;
+  'max-rss'?: string;
 }
 
 /** "90s", "5m", "1h", "1500ms" or a number of seconds -> ms. */
@@ -71,6 +74,7 @@ const command: CommandModule<object, Args> = {
       .option('timeout-ms', { type: 'number', default: 200, describe: "the data plane's per-message EPP timeout (delays are drawn around it)" })
       .option('margin-ms', { type: 'number', default: 2000, describe: 'extra time a request may take beyond what the EPP explains' })
       .option('shrink-budget', { type: 'string', default: '60s', describe: 'time allowed to shrink one failure' })
+      .option('max-rss', { type: 'string', describe: `stop with an error when eppkit itself grows past this resident memory, e.g. 4g (default ${MiB(defaultRssLimit())} MiB: a quarter of this machine, at most 4 GiB)` })
       .option('profile', { type: 'string', describe: `profiles to run, comma-separated (default: every one the plane supports): ${ALL_PROFILES.map((p) => p.name).join(', ')}` }) as never,
   handler: async (argv) => {
     if (argv.runtime !== 'local' && argv.runtime !== 'docker') throw new EppkitError('EPPKIT_USAGE', { reason: `--runtime must be local or docker (got "${argv.runtime}")` });
@@ -79,7 +83,17 @@ const command: CommandModule<object, Args> = {
     if (argv.runs !== undefined && argv.duration !== undefined) throw new EppkitError('EPPKIT_USAGE', { reason: 'give --runs or --duration, not both' });
     if (!Number.isInteger(argv['timeout-ms']) || argv['timeout-ms'] < 10) throw new EppkitError('EPPKIT_USAGE', { reason: '--timeout-ms must be an integer >= 10' });
     const outDir = resolve(argv.out ?? resolve('reports', `fuzz-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+    const maxRss = argv['max-rss'] === undefined ? defaultRssLimit() : parseSize(argv['max-rss']);
     stopAllOnInterrupt();
+    // A leak stops the run (planes included) before the machine's OOM killer picks a victim.
+    watchMemory({
+      limitBytes: maxRss,
+      onExceeded: (rss) => {
+        killAllManagedProcesses();
+        printError(new EppkitError('EPPKIT_MEMORY_LIMIT', { what: 'eppkit fuzz', rss: MiB(rss), limit: MiB(maxRss) }));
+        process.exit(1);
+      },
+    });
     const planes = argv.plane === undefined ? [] : Array.isArray(argv.plane) ? argv.plane : [argv.plane];
     const drivers: DataPlaneDriver[] = [...(argv['data-plane'] ? selectDrivers(argv['data-plane']) : []), ...loadPlaneDrivers(planes)];
     if (drivers.length === 0 && !argv.replay) drivers.push(findDriver('node-proxy'));

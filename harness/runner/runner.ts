@@ -2,7 +2,7 @@
 // backends and data plane on free ports, so pairs are independent), feeding every reporter.
 // Data planes that need a fixed mock EPP port (external) run their scenarios one at a time.
 // No retries. --bail stops starting new pairs after the first failure.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { relative } from 'node:path';
 import type { DataPlaneDriver, Runtime } from '../data-planes/data-plane-driver.ts';
@@ -81,6 +81,9 @@ export async function runAll(opts: RunOptions): Promise<RunReport> {
     }
     await emit(opts.reporters, 'onScenarioStart', { name: s.name, dataPlane: p.driver.name });
     const workDir = scenarioWorkDir(opts.reportDir, s.name, p.driver.name);
+    // A reused report dir must not hand this run the last run's logs: plane health would read
+    // their old [emerg] lines as this plane's.
+    rmSync(workDir, { recursive: true, force: true });
     const r = await runScenario({ loaded: p.loaded, driver: p.driver, runtime: opts.runtime, workDir, logDir: relative(opts.reportDir, workDir), ...(opts.strict ? { strict: true } : {}) });
     results[i] = r;
     if (r.status === 'failed' && opts.bail) bailed = true;

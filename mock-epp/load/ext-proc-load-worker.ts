@@ -4,7 +4,8 @@
 import { connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createHistogram, encodeHistogram, recordMicros } from '../../core/latency-histogram.ts';
+import { runExecutor, type ExecutorPlan, type Outcome } from '../../core/load-executor.ts';
+import type { Tally } from '../../core/load-tally.ts';
 import { EXT_PROC_METHOD_PATH } from '../../core/proto.ts';
 
 export interface WorkerConfig {
@@ -24,15 +25,6 @@ export interface WorkerConfig {
   warmupMs: number;
 }
 
-export interface WorkerResult {
-  /** Streams closed in total, and those started after the warm-up (the measured ones). */
-  streams: number;
-  measured: number;
-  errors: Record<string, number>;
-  histogram: string;
-  elapsedMs: number;
-}
-
 async function openSession(cfg: WorkerConfig): Promise<ClientHttp2Session> {
   const url = `${cfg.tlsCa ? 'https' : 'http'}://${cfg.target}`;
   const opts = cfg.tlsCa
@@ -48,12 +40,9 @@ async function openSession(cfg: WorkerConfig): Promise<ClientHttp2Session> {
   return s;
 }
 
-export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number) => void = () => {}): Promise<WorkerResult> {
+export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number) => void = () => {}): Promise<Tally> {
   const sessions: ClientHttp2Session[] = [];
   for (let i = 0; i < cfg.connections; i++) sessions.push(await openSession(cfg));
-  const hist = createHistogram();
-  const errors: Record<string, number> = {};
-  const err = (k: string) => (errors[k] = (errors[k] ?? 0) + 1);
   const payload = Buffer.from(cfg.payload);
   const headers = {
     [h2.HTTP2_HEADER_METHOD]: 'POST',
@@ -62,18 +51,10 @@ export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number)
     'content-type': 'application/grpc',
     te: 'trailers',
   };
-  let streams = 0;
-  let measured = 0;
-  let started = 0;
   let rr = 0;
-  const t0 = performance.now();
-  const recordFrom = t0 + cfg.warmupMs;
-  const deadline = t0 + cfg.warmupMs + cfg.durationMs;
-  const maxStreams = cfg.maxStreams ?? Number.POSITIVE_INFINITY;
-  const progress = setInterval(() => onProgress(streams), 500);
 
-  /** One ext_proc stream; resolves when it has closed. `intended` is when it should have started (rate mode). */
-  const one = (intended: number): Promise<void> =>
+  /** One ext_proc stream (the protocol half of an iteration); resolves when it has closed. */
+  const one = (): Promise<Outcome> =>
     new Promise((resolve) => {
       const session = sessions[rr++ % sessions.length] as ClientHttp2Session;
       const req = session.request(headers);
@@ -117,54 +98,26 @@ export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number)
       req.on('error', () => {});
       req.on('close', () => {
         clearTimeout(timer);
-        streams++;
-        if (intended >= recordFrom) measured++;
-        if (status !== '0') err(status === undefined ? `closed rst=${req.rstCode}` : `grpc-status ${status}`);
-        else if (doneAt === 0) err(`only ${answers} answers`);
-        else if (intended >= recordFrom) recordMicros(hist, (doneAt - intended) * 1000);
-        resolve();
+        if (status !== '0') resolve({ error: status === undefined ? `closed rst=${req.rstCode}` : `grpc-status ${status}` });
+        else if (doneAt === 0) resolve({ error: `only ${answers} answers` });
+        else resolve({ doneAt });
       });
       req.end(payload);
     });
 
-  if (cfg.rate === undefined) {
-    // Closed loop: `concurrency` slots, each starting its next stream when the last one closed.
-    const slot = async () => {
-      while (performance.now() < deadline && started < maxStreams) {
-        started++;
-        await one(performance.now());
-      }
-    };
-    await Promise.all(Array.from({ length: cfg.concurrency }, slot));
-  } else {
-    // Open loop at a constant arrival rate; latency counts from the intended start (no coordinated omission).
-    const interval = 1000 / cfg.rate;
-    const inflight = new Set<Promise<void>>();
-    let next = performance.now();
-    while (performance.now() < deadline && started < maxStreams) {
-      const now = performance.now();
-      while (next <= now && started < maxStreams) {
-        if (inflight.size >= cfg.concurrency) {
-          err('client-concurrency-limit');
-          next += interval;
-          continue;
-        }
-        started++;
-        const p = one(next).then(() => {
-          inflight.delete(p);
-        });
-        inflight.add(p);
-        next += interval;
-      }
-      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(5, next - performance.now()))));
-    }
-    await Promise.all(inflight);
-  }
-  clearInterval(progress);
-  const elapsedMs = Math.max(0, performance.now() - recordFrom);
+  // The executor decides when streams start and which count; a rate here is a constant arrival rate.
+  const plan: ExecutorPlan = {
+    executor: cfg.rate === undefined ? 'constant-vus' : 'constant-arrival-rate',
+    slots: cfg.concurrency,
+    warmupMs: cfg.warmupMs,
+    durationMs: cfg.durationMs,
+    timeoutMs: cfg.timeoutMs,
+    onProgress,
+  };
+  if (cfg.rate !== undefined) plan.rate = cfg.rate;
+  if (cfg.maxStreams !== undefined) plan.maxIterations = cfg.maxStreams;
+  const out = await runExecutor(plan, one);
   for (const s of sessions) s.close();
-  const out: WorkerResult = { streams, measured, errors, histogram: encodeHistogram(hist), elapsedMs };
-  hist.destroy();
   return out;
 }
 

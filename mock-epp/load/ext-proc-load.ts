@@ -12,13 +12,14 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { encodeHistogram, mergeHistograms, summarize, type LatencySummary } from '../../core/latency-histogram.ts';
+import type { LatencySummary } from '../../core/latency-histogram.ts';
+import { addCounts, mergeTallies, type Tally } from '../../core/load-tally.ts';
 import { z } from 'zod';
 import { validate } from '../../core/config-file.ts';
 import { EppkitError, isEppkitError } from '../../core/errors.ts';
 import { rawHeader } from '../../core/headers.ts';
 import { BodySendMode, messageTypes, type ProcessingRequest } from '../../core/proto.ts';
-import type { WorkerConfig, WorkerResult } from './ext-proc-load-worker.ts';
+import type { WorkerConfig } from './ext-proc-load-worker.ts';
 
 const durationSchema = z.union([
   z.number().int().nonnegative(),
@@ -235,16 +236,16 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
           ...(o.rate !== undefined ? { rate: o.rate / o.workers } : {}),
           ...(o.streams !== undefined ? { maxStreams: Math.max(1, per(o.streams, i)) } : {}),
         };
-        return new Promise<WorkerResult>((resolve, reject) => {
+        return new Promise<Tally>((resolve, reject) => {
           const w = new Worker(workerUrl, { workerData: { eppkitExtProcLoad: true, config: cfg } });
-          w.on('message', (m: { ok?: boolean; progress?: number; result?: WorkerResult; error?: string }) => {
+          w.on('message', (m: { ok?: boolean; progress?: number; result?: Tally; error?: string }) => {
             if (m.progress !== undefined) {
               perWorker[i] = m.progress;
               progressStreams = perWorker.reduce((a, b) => a + b, 0);
               return;
             }
             if (m.ok && m.result) {
-              perWorker[i] = m.result.streams;
+              perWorker[i] = m.result.iterations;
               progressStreams = perWorker.reduce((a, b) => a + b, 0);
               resolve(m.result);
             } else reject(new EppkitError('EPPKIT_START_FAILED', { what: `load worker ${i}`, reason: m.error ?? 'unknown' }));
@@ -254,17 +255,13 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
         });
       }),
     );
-    const hist = mergeHistograms(results.map((r) => r.histogram));
-    const errorsByKind: Record<string, number> = {};
-    let streamsTotal = 0;
-    let streams = 0;
-    let elapsedMs = 0;
-    for (const r of results) {
-      streamsTotal += r.streams;
-      streams += r.measured;
-      elapsedMs = Math.max(elapsedMs, r.elapsedMs);
-      for (const [k, v] of Object.entries(r.errors)) errorsByKind[k] = (errorsByKind[k] ?? 0) + v;
-    }
+    // One merge for every load client: histograms summed, counters added up.
+    const m = mergeTallies(results);
+    // Streams the executor dropped because every in-flight slot was busy: errors of the client, by name.
+    const errorsByKind = m.dropped > 0 ? addCounts({ ...m.errorKinds }, { 'client-concurrency-limit': m.dropped }) : m.errorKinds;
+    const streamsTotal = m.iterations;
+    const streams = m.requests + m.errors - m.inFlightAtClose;
+    const elapsedMs = m.elapsedMs;
     const rssEnd = mockPid ? rssMiB(mockPid) : undefined;
     const cpuEnd = mockPid ? cpuMs(mockPid) : undefined;
     const result: ExtProcLoadResult = {
@@ -276,11 +273,10 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
       errorsByKind,
       rate: elapsedMs > 0 ? Math.round((streams / elapsedMs) * 1000) : 0,
       elapsedMs: Math.round(elapsedMs),
-      serviceTime: summarize(hist),
-      histogram: encodeHistogram(hist),
+      serviceTime: m.latencyMs,
+      histogram: m.histogram,
       client: { workers: o.workers, connections: o.connections, cpus: availableParallelism() },
     };
-    hist.destroy();
     if (cpuStart !== undefined && cpuEnd !== undefined && streamsTotal > 0) {
       const totalMs = cpuEnd - cpuStart;
       const us = (totalMs * 1000) / streamsTotal;

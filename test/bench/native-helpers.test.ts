@@ -2,7 +2,8 @@
 // the echo backend's identity headers and echo, and the bench EPP's pick over real ext_proc on
 // real HTTP/2 in each body mode the data planes use (headers only, BUFFERED with the headers
 // answer held until the body ended, FULL_DUPLEX_STREAMED with the body streamed back), the
-// response phase, and the delay directive. In CI a missing binary fails (CI builds them).
+// response phase, and the delay directive; the compiled HTTP load client sends the Node workers'
+// request and counts answers (chunked, close, non-2xx), hangs and refusals as they do. In CI a missing binary fails (CI builds them).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BENCH_TOOLS, builtBenchTool } from '../../harness/build/bench-tools-build.ts';
 import { startHelper, type StartedHelper } from '../../harness/bench/bench-helpers.ts';
@@ -13,11 +14,18 @@ import { fileURLToPath } from 'node:url';
 import type { BenchReport } from '../../harness/bench/bench-report.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { IN_FLIGHT_AT_CLOSE } from '../../core/load-executor.ts';
+import { runLoad } from '../../harness/bench/load-client.ts';
+import type { LoadSpec } from '../../harness/bench/load-worker.ts';
+import { runNativeLoad } from '../../harness/bench/native-load-client.ts';
 
 const echoBin = builtBenchTool(BENCH_TOOLS.echoBackend);
 const eppBin = builtBenchTool(BENCH_TOOLS.benchEpp);
 const loadBin = builtBenchTool(BENCH_TOOLS.extProcLoad);
-if (process.env.CI && (!echoBin || !eppBin || !loadBin)) throw new Error('CI: the compiled bench helpers are not built (eppkit build bench)');
+const httpLoadBin = builtBenchTool(BENCH_TOOLS.httpLoad);
+if (process.env.CI && (!echoBin || !eppBin || !loadBin || !httpLoadBin)) throw new Error('CI: the compiled bench helpers are not built (eppkit build bench)');
 const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-helpers-'));
 
 describe.skipIf(!echoBin || !eppBin)('compiled bench helpers', () => {
@@ -135,4 +143,90 @@ describe.skipIf(!loadBin)('eppkit bench mock-epp with the compiled ext_proc clie
     }
     expect(report.notes.some((n) => n.startsWith('mock EPP / do-nothing server CPU per stream:'))).toBe(true);
   }, 120_000);
+});
+
+describe.skipIf(!httpLoadBin || !echoBin)('compiled HTTP load client (eppkit-http-load)', () => {
+  let echo: StartedHelper;
+  let server: Server;
+  let base = '';
+  const seen: Array<{ method?: string; url?: string; headers: Record<string, unknown>; body: string }> = [];
+  beforeAll(async () => {
+    echo = await startHelper('echo backend', echoBin!, ['--listen', '127.0.0.2:0', '--name', 'pod-h'], /listening on http:\/\/(\S+)/, join(dir, 'echo-h.log'));
+    // Answers the compiled echo backend never gives: chunked, connection close, a hang, a 503.
+    server = createServer((req, res) => {
+      const body: Buffer[] = [];
+      req.on('data', (c: Buffer) => body.push(c));
+      req.on('end', () => {
+        if (req.url?.startsWith('/record')) {
+          const { host: _host, ...headers } = req.headers;
+          seen.push({ method: req.method, url: req.url, headers, body: Buffer.concat(body).toString() });
+          res.end('ok');
+        } else if (req.url === '/chunked') {
+          res.write('abc');
+          setImmediate(() => res.end('defg'));
+        } else if (req.url === '/close') {
+          res.setHeader('connection', 'close');
+          res.end('xy');
+        } else if (req.url === '/unavailable') {
+          res.statusCode = 503;
+          res.end('no');
+        }
+        // /hang: no answer at all.
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    server?.close();
+    await echo?.proc.stop();
+  });
+  const spec = (url: string, over: Partial<LoadSpec> = {}): LoadSpec => ({ url, method: 'GET', headers: {}, bodyBytes: 0, executor: 'constant-vus', connections: 4, warmupMs: 100, durationMs: 600, timeoutMs: 2000, ...over });
+
+  it('sends the Node workers\' request (method, path, headers, body), every answer counted once', async () => {
+    const s = spec(`${base}/record?q=1`, { method: 'POST', headers: { 'x-eppkit-delay-ms': '0' }, bodyBytes: 300, bodyModel: 'm-1', executor: 'constant-arrival-rate', rate: 200, connections: 16 });
+    const native = await runNativeLoad(httpLoadBin!, s);
+    const nativeSaw = seen.splice(0);
+    const node = await runLoad(s, 1);
+    const nodeSaw = seen.splice(0);
+    for (const r of [native, node]) {
+      expect(r.errors).toBe(0);
+      expect(r.requests).toBeGreaterThan(0);
+      expect(r.statusCodes).toEqual({ 200: r.requests });
+      expect(r.latencyMs.count).toBe(r.requests);
+      expect(r.bytes).toBe(2 * r.requests);
+    }
+    expect(nativeSaw[0]).toEqual(nodeSaw[0]);
+    expect(nativeSaw[0]).toMatchObject({ method: 'POST', url: '/record?q=1', headers: { 'x-eppkit-delay-ms': '0', 'content-type': 'application/octet-stream', 'content-length': '300' } });
+    expect(native.workerPids).toHaveLength(1);
+  });
+
+  it('chunked answers, connection: close and non-2xx are read to their end and counted', async () => {
+    const chunked = await runNativeLoad(httpLoadBin!, spec(`${base}/chunked`));
+    expect(chunked.errors).toBe(0);
+    expect(chunked.bytes).toBe(7 * chunked.requests);
+    const close = await runNativeLoad(httpLoadBin!, spec(`${base}/close`));
+    expect(close.errors).toBe(0);
+    expect(close.bytes).toBe(2 * close.requests);
+    const unavailable = await runNativeLoad(httpLoadBin!, spec(`${base}/unavailable`));
+    expect(unavailable.statusCodes).toEqual({ 503: unavailable.requests });
+    expect(unavailable.non2xx).toBe(unavailable.requests);
+  });
+
+  it('a hang is a timeout at window close, a refused port ECONNREFUSED, as with the Node workers', async () => {
+    const hang = await runNativeLoad(httpLoadBin!, spec(`${base}/hang`, { timeoutMs: 30_000 }));
+    expect(hang.requests).toBe(0);
+    expect(hang.inFlightAtClose).toBe(4);
+    expect(hang.errorKinds).toEqual({ [IN_FLIGHT_AT_CLOSE]: 4 });
+    const refused = await runNativeLoad(httpLoadBin!, spec('http://127.0.0.1:1/x', { durationMs: 200 }));
+    expect(refused.requests).toBe(0);
+    expect(Object.keys(refused.errorKinds)).toEqual(['ECONNREFUSED']);
+  });
+
+  it('burst: --connections requests at once every second, measured from the burst start', async () => {
+    const r = await runNativeLoad(httpLoadBin!, spec(`http://${echo.address}/b`, { executor: 'burst', connections: 20, warmupMs: 0, durationMs: 1500 }));
+    expect(r.requests).toBe(40);
+    expect(r.errors).toBe(0);
+  });
 });

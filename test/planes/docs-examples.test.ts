@@ -2,7 +2,7 @@
 // the other tests run), and its table of template variables is exactly PLANE_VARIABLES.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PLANE_VARIABLES } from '../../harness/data-planes/plane-templates.ts';
+import { ENTRY_VARIABLES, LISTENER_VARIABLES, PLANE_VARIABLES, RULE_VARIABLES } from '../../harness/data-planes/plane-templates.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const DOC = readFileSync(`${ROOT}docs/your-data-plane.md`, 'utf8');
@@ -15,8 +15,13 @@ describe('docs/your-data-plane.md', () => {
   });
 
   it('documents exactly the template variables there are', () => {
-    const table = DOC.slice(DOC.indexOf('| variable | value |'), DOC.indexOf('## The plane file'));
-    const documented = [...table.matchAll(/^\| `\{\{([^}]+)\}\}` \| /gm)].map((m) => m[1]);
-    expect(documented).toEqual(PLANE_VARIABLES.map(([n]) => n));
+    const rows = (from: string, to: string): string[] => {
+      const table = DOC.slice(DOC.indexOf('| variable | value |', DOC.indexOf(from)), DOC.indexOf(to, DOC.indexOf(from)));
+      return [...table.matchAll(/^\| (`\{\{[^|]+\}\}`(?: \/ `\{\{[^|]+\}\}`)*) \| /gm)].map((m) => (m[1] ?? '').replace(/`\{\{|\}\}`/g, ''));
+    };
+    expect(rows('## Templates and their variables', '### Several routes')).toEqual(PLANE_VARIABLES.map(([n]) => n));
+    expect(rows('Each item of `{{#listeners}}`', 'Each item of a listener')).toEqual(LISTENER_VARIABLES.map(([n]) => n));
+    expect(rows('Each item of a listener', 'Each item of `{{#entries}}`')).toEqual(RULE_VARIABLES.map(([n]) => n));
+    expect(rows('Each item of `{{#entries}}`', '## The plane file')).toEqual(ENTRY_VARIABLES.map(([n]) => n));
   });
 });

@@ -8,6 +8,7 @@
 //!   eppkit-echo-backend [--listen 127.0.0.2:0] [--name bench]
 //! Prints `listening on http://<ip:port>` when ready (the Node backend's ready line).
 
+use eppkit_bench_tools::json_str;
 use ring::digest;
 use std::fmt::Write as _;
 use std::io;
@@ -452,24 +453,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 fn reason(status: u16) -> &'static str {

@@ -6,13 +6,15 @@
 //!
 //!   eppkit-ext-proc-load --target ip:port [--rate 5000] [--concurrency 512] [--connections 4]
 //!       [--duration-ms 10000] [--warmup-ms 1000] [--body-bytes 1024] [--body-mode none|BUFFERED|FULL_DUPLEX_STREAMED]
-//! Prints one JSON object with the counts, the service-time percentiles (ms) and its own CPU.
+//! Streams start on the executor every eppkit load client shares (src/load.rs); it prints the
+//! same tally (counts, HDR buckets of service time in µs, its own CPU) as one JSON line, and
+//! exits when its stdin closes.
 
 use bytes::{Bytes, BytesMut};
 use epp_core::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use epp_core::pb::envoy::service::ext_proc::v3 as ep;
 use prost::Message;
-use std::cell::RefCell;
+use eppkit_bench_tools::load::{self, Executor, Outcome, Plan};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -25,15 +27,16 @@ struct Opts {
     warmup: Duration,
     body_bytes: usize,
     body_mode: String,
+    timeout: Duration,
 }
 
 fn usage(msg: &str) -> ! {
-    eprintln!("eppkit-ext-proc-load: {msg}\nusage: eppkit-ext-proc-load --target ip:port [--rate R] [--concurrency N] [--connections C] [--duration-ms D] [--warmup-ms W] [--body-bytes B] [--body-mode none|BUFFERED|FULL_DUPLEX_STREAMED]");
+    eprintln!("eppkit-ext-proc-load: {msg}\nusage: eppkit-ext-proc-load --target ip:port [--rate R] [--concurrency N] [--connections C] [--duration-ms D] [--warmup-ms W] [--body-bytes B] [--body-mode none|BUFFERED|FULL_DUPLEX_STREAMED] [--timeout-ms T]");
     std::process::exit(2);
 }
 
 fn parse() -> Opts {
-    let mut o = Opts { target: String::new(), rate: 0.0, concurrency: 64, connections: 4, duration: Duration::from_secs(10), warmup: Duration::from_secs(1), body_bytes: 1024, body_mode: "none".into() };
+    let mut o = Opts { target: String::new(), rate: 0.0, concurrency: 64, connections: 4, duration: Duration::from_secs(10), warmup: Duration::from_secs(1), body_bytes: 1024, body_mode: "none".into(), timeout: Duration::from_secs(5) };
     let mut a = std::env::args().skip(1);
     while let Some(k) = a.next() {
         let mut v = || a.next().unwrap_or_else(|| usage(&format!("{k} needs a value")));
@@ -47,6 +50,7 @@ fn parse() -> Opts {
             "--warmup-ms" => o.warmup = Duration::from_millis(num(v()) as u64),
             "--body-bytes" => o.body_bytes = num(v()) as usize,
             "--body-mode" => o.body_mode = v(),
+            "--timeout-ms" => o.timeout = Duration::from_millis(num(v()) as u64),
             _ => usage(&format!("unknown argument {k}")),
         }
     }
@@ -108,26 +112,8 @@ fn payload(o: &Opts) -> (Bytes, usize) {
     (out.freeze(), msgs.len())
 }
 
-#[derive(Default)]
-struct Stats {
-    lat_us: Vec<u32>,
-    errors: u64,
-    dropped: u64,
-    in_flight: usize,
-    total: u64,
-    last_end: Option<Instant>,
-}
-
-fn cpu_us() -> u64 {
-    // utime + stime of this process, from /proc (USER_HZ 100).
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    (t(11) + t(12)) * 10_000
-}
-
-async fn one(mut send: h2::client::SendRequest<Bytes>, authority: Rc<String>, body: Bytes, expected: usize) -> Result<(), String> {
+/// One ext_proc stream; Ok(when the last expected answer arrived).
+async fn one(mut send: h2::client::SendRequest<Bytes>, authority: Rc<String>, body: Bytes, expected: usize) -> Result<Instant, String> {
     let req = http::Request::builder()
         .method("POST")
         .uri(format!("http://{authority}/envoy.service.ext_proc.v3.ExternalProcessor/Process"))
@@ -166,6 +152,7 @@ async fn one(mut send: h2::client::SendRequest<Bytes>, authority: Rc<String>, bo
     if got < expected {
         return Err(format!("stream ended after {got} of {expected} answers"));
     }
+    let done_at = Instant::now();
     // Drain to the server's end of stream (its status): no reset from our side.
     while let Some(c) = rx.data().await {
         if let Ok(c) = c {
@@ -173,12 +160,13 @@ async fn one(mut send: h2::client::SendRequest<Bytes>, authority: Rc<String>, bo
         }
     }
     let _ = rx.trailers().await;
-    Ok(())
+    Ok(done_at)
 }
 
 fn main() {
     let o = parse();
     let (body, expected) = payload(&o);
+    load::exit_with_parent();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
@@ -198,91 +186,23 @@ fn main() {
             senders.push(send);
         }
         let authority = Rc::new(o.target.clone());
-        let stats = Rc::new(RefCell::new(Stats::default()));
-        let start = Instant::now();
-        let measure_from = start + o.warmup;
-        let stop_at = measure_from + o.duration;
-        let mut cpu0 = None;
-        let mut next = 0u64;
-        let interval = if o.rate > 0.0 { Duration::from_secs_f64(1.0 / o.rate) } else { Duration::ZERO };
-        let launch = |intended: Instant, i: usize| {
-            let st = stats.clone();
-            st.borrow_mut().in_flight += 1;
+        let senders = Rc::new(senders);
+        let rr = Rc::new(std::cell::Cell::new(0usize));
+        let timeout = o.timeout;
+        let fire: load::Fire = Rc::new(move || {
+            let i = rr.get();
+            rr.set(i + 1);
             let fut = one(senders[i % senders.len()].clone(), authority.clone(), body.clone(), expected);
-            tokio::task::spawn_local(async move {
-                let r = fut.await;
-                let end = Instant::now();
-                let mut s = st.borrow_mut();
-                s.in_flight -= 1;
-                s.total += 1;
-                if intended >= measure_from && intended < stop_at {
-                    s.last_end = Some(end);
-                    match r {
-                        Ok(()) => s.lat_us.push(end.duration_since(intended).as_micros().min(u32::MAX as u128) as u32),
-                        Err(_) => s.errors += 1,
-                    }
+            Box::pin(async move {
+                match tokio::time::timeout(timeout, fut).await {
+                    Err(_) => Outcome::Error("timeout".into()),
+                    Ok(Err(e)) => Outcome::Error(e),
+                    Ok(Ok(done_at)) => Outcome::Answered { status: None, bytes: 0, done_at: Some(done_at) },
                 }
-            });
-        };
-        loop {
-            let now = Instant::now();
-            if cpu0.is_none() && now >= measure_from {
-                cpu0 = Some(cpu_us());
-            }
-            if now >= stop_at {
-                break;
-            }
-            if o.rate > 0.0 {
-                // Every stream due by now starts (latency counts from its scheduled time).
-                loop {
-                    let intended = start + interval * next as u32;
-                    if intended > now || intended >= stop_at {
-                        break;
-                    }
-                    next += 1;
-                    if stats.borrow().in_flight >= o.concurrency {
-                        if intended >= measure_from {
-                            stats.borrow_mut().dropped += 1;
-                        }
-                        continue;
-                    }
-                    launch(intended, next as usize);
-                }
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            } else {
-                while stats.borrow().in_flight < o.concurrency {
-                    next += 1;
-                    launch(Instant::now(), next as usize);
-                }
-                tokio::task::yield_now().await;
-                tokio::time::sleep(Duration::from_micros(50)).await;
-            }
-        }
-        let cpu1 = cpu_us();
-        // Let the streams in flight finish (bounded).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while stats.borrow().in_flight > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let mut s = stats.borrow_mut();
-        let elapsed = s.last_end.map(|e| e.duration_since(measure_from)).unwrap_or(o.duration).max(o.duration);
-        let n = s.lat_us.len();
-        s.lat_us.sort_unstable();
-        let pct = |p: f64| -> f64 { if n == 0 { 0.0 } else { s.lat_us[((p * n as f64).ceil() as usize).clamp(1, n) - 1] as f64 / 1000.0 } };
-        let client_cpu_us = cpu1.saturating_sub(cpu0.unwrap_or(cpu1));
-        println!(
-            "{{\"streams\":{n},\"streamsTotal\":{},\"errors\":{},\"dropped\":{},\"elapsedMs\":{},\"rate\":{:.1},\"p50\":{:.3},\"p90\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3},\"clientCpuUs\":{client_cpu_us},\"clientUsPerStream\":{:.1}}}",
-            s.total,
-            s.errors,
-            s.dropped,
-            elapsed.as_millis(),
-            n as f64 / elapsed.as_secs_f64(),
-            pct(0.5),
-            pct(0.9),
-            pct(0.99),
-            pct(0.999),
-            pct(1.0),
-            if n > 0 { client_cpu_us as f64 / n as f64 } else { 0.0 }
-        );
+            })
+        });
+        let executor = if o.rate > 0.0 { Executor::ConstantArrivalRate } else { Executor::ConstantVus };
+        let plan = Plan { executor, slots: o.concurrency, rate: o.rate, warmup: o.warmup, duration: o.duration, timeout: o.timeout, max_iterations: None };
+        println!("{}", load::run(plan, fire).await.to_json());
     });
 }

@@ -1,0 +1,47 @@
+// A report directory used twice: the second run must judge the plane by its own logs only. A
+// crash line a previous run left in the scenario's log directory (here in the plane's
+// stdout+stderr file, which the plane-file driver appends to) must not fail a healthy plane.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BIN, eppkit, notPassed, results } from './plane-kit.ts';
+
+const SCENARIO = `name: one-request
+description: one routed request
+features: [body-buffered]
+setup:
+  backends:
+    - name: pod-a
+steps:
+  - request: { method: POST, path: /v1/completions, body: { json: { prompt: hi } } }
+    expect: { status: 200, backend: pod-a }
+`;
+
+describe('a reused report directory', () => {
+  it('starts each scenario with an empty log directory (old crash lines are not this run)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eppkit-reused-'));
+    writeFileSync(join(dir, 'one.yaml'), SCENARIO);
+    writeFileSync(
+      join(dir, 'plane.yaml'),
+      `name: tiny-node
+kind: node
+features: [body-buffered, fail-close]
+crashPatterns: ["^BOOM "]
+start:
+  command: >-
+    exec "${process.execPath}" "${BIN}" node-proxy --listen {{listen}} --epp {{epp}} --body-mode {{bodyMode}}
+    --timeout-ms {{timeoutMs}} --failure-mode {{failureMode}}
+  ready: { log: { matches: "listening on http" } }
+  readyTimeoutMs: 60000
+`,
+    );
+    // What an earlier run of this scenario on this plane left behind.
+    const stale = join(dir, 'out', 'logs', 'one-request--tiny-node', 'plane');
+    mkdirSync(stale, { recursive: true });
+    writeFileSync(join(stale, 'plane.log'), 'BOOM the previous run crashed here\n');
+    const r = eppkit(['run', 'one.yaml', '--plane', 'plane.yaml', '--report-dir', 'out'], dir, 300_000);
+    expect(notPassed(results(join(dir, 'out'))), r.stdout.slice(-2000)).toEqual([]);
+    expect(r.code).toBe(0);
+  }, 320_000);
+});
