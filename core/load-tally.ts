@@ -5,7 +5,10 @@
 import { encodeHistogram, mergeHistograms, summarize, type LatencySummary } from './latency-histogram.ts';
 
 export interface Tally {
-  /** Compressed base64 HDR histogram of latencies in µs (every answered iteration of the window). */
+  /**
+   * Compressed base64 HDR histogram of latencies in µs (every answered iteration of the window):
+   * what `eppkit bench merge` adds up, so percentiles of several shards come from one histogram.
+   */
   histogram: string;
   /** Iterations of the window answered (any HTTP status, or a served stream). */
   requests: number;

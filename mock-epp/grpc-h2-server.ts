@@ -16,6 +16,7 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
+import { encodeGrpcFrame, GrpcFrameDecoder } from '../core/grpc-frame.ts';
 
 // One peer string per HTTP/2 connection, not one per stream.
 const peers = new WeakMap<object, string>();
@@ -43,14 +44,10 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
   readonly path: string;
   readonly #stream: ServerHttp2Stream;
   readonly #codec: Codec<Req> & { serializeRes: (m: Res) => Buffer };
-  readonly #maxMessageBytes: number;
   #headersSent = false;
   #ended = false;
   #status: { code: number; details: string } = { code: 0, details: '' };
-  #chunks: Buffer[] = []; // bytes of the frame being received
-  #have = 0;
-  #need = -1; // frame size (prefix + message) once its prefix is known
-  #compressed = false;
+  readonly #frames: GrpcFrameDecoder;
   #closed = false;
   /** Messages written whose write has not completed (still in the stream's JS buffer or nghttp2's queue). */
   #writing = 0;
@@ -62,7 +59,7 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
     this.#stream = stream;
     this.path = path;
     this.#codec = codec;
-    this.#maxMessageBytes = maxMessageBytes;
+    this.#frames = new GrpcFrameDecoder({ maxMessageBytes });
     this.peer = peerOf(stream);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => {
@@ -73,7 +70,7 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
     });
     stream.on('close', () => {
       this.#closed = true;
-      this.#chunks = [];
+      this.#frames.clear();
       if (!this.#ended) {
         this.#ended = true;
         this.emit('cancelled', stream.rstCode);
@@ -87,43 +84,24 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
 
   #onData(chunk: Buffer): void {
     if (this.#ended) return;
-    // Chunks are kept as a list and joined once per complete frame: concatenating on every
-    // chunk would copy a large message over and over.
-    this.#chunks.push(chunk);
-    this.#have += chunk.length;
-    for (;;) {
-      if (this.#need < 0) {
-        if (this.#have < 5) return;
-        if ((this.#chunks[0] as Buffer).length < 5) this.#chunks = [Buffer.concat(this.#chunks, this.#have)];
-        const head = this.#chunks[0] as Buffer;
-        const len = head.readUInt32BE(1);
-        if (len > this.#maxMessageBytes) {
-          this.#chunks = [];
-          this.emit('refused', `message of ${len} bytes over the gRPC receive limit ${this.#maxMessageBytes}`);
-          this.end(8, `message of ${len} bytes is larger than ${this.#maxMessageBytes}`);
-          return;
-        }
-        this.#compressed = head[0] !== 0;
-        this.#need = 5 + len;
+    this.#frames.push(chunk);
+    for (let f = this.#frames.next(); f !== undefined; f = this.#frames.next()) {
+      if (f.kind === 'too-large') {
+        this.emit('refused', `message of ${f.length} bytes over the gRPC receive limit ${f.limit}`);
+        this.end(f.grpcStatus, f.detail);
+        return;
       }
-      if (this.#have < this.#need) return;
-      const all = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks, this.#have);
-      const payload = all.subarray(5, this.#need);
-      const rest = all.subarray(this.#need);
-      this.#chunks = rest.length > 0 ? [rest] : [];
-      this.#have = rest.length;
-      this.#need = -1;
-      if (this.#compressed) {
-        this.#chunks = [];
+      if (f.compressed) {
+        this.#frames.clear();
         this.emit('refused', 'compressed message (the mock accepts identity only)');
         this.end(12, 'message compression is not supported');
         return;
       }
       let msg: Req | { undecodable: string; size: number };
       try {
-        msg = this.#codec.deserialize(payload);
+        msg = this.#codec.deserialize(f.message);
       } catch (e) {
-        msg = { undecodable: (e as Error).message, size: payload.length };
+        msg = { undecodable: (e as Error).message, size: f.message.length };
       }
       this.emit('message', msg);
       if (this.#ended) return;
@@ -148,13 +126,8 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
   write(m: Res): void {
     if (this.#ended || this.#closed) return;
     this.#respond();
-    const body = this.#codec.serializeRes(m);
-    const frame = Buffer.allocUnsafe(5 + body.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(body.length, 1);
-    body.copy(frame, 5);
     this.#writing++;
-    this.#stream.write(frame, () => {
+    this.#stream.write(encodeGrpcFrame(this.#codec.serializeRes(m)), () => {
       this.#writing--;
       if (this.#writing === 0 && this.#resetAfterWrites !== undefined && !this.#closed && !this.#stream.destroyed) this.#stream.close(this.#resetAfterWrites);
     });

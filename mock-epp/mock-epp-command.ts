@@ -8,6 +8,7 @@ import { TRANSPORTS, type Transport } from './grpc-transport.ts';
 import { MockEpp } from './mock-epp.ts';
 import { isEndpoint, loadMockEppConfigFile, parseMockEppConfig, withProfile } from './mock-epp-config.ts';
 import { DEFAULT_PROFILE, PROFILES, PROFILE_MODELS, type ProfileName } from './fidelity-profiles.ts';
+import { env } from '../core/env.ts';
 
 interface Args {
   port: number;
@@ -94,7 +95,7 @@ const command: CommandModule<object, Args> = {
       .withPort(args.port)
       .withAdminHost(args['admin-host'] ?? args.host)
       .withAdminPort(args['admin-port'])
-      .withAdminToken(args['admin-token'] ?? process.env.EPPKIT_ADMIN_TOKEN)
+      .withAdminToken(args['admin-token'] ?? env().EPPKIT_ADMIN_TOKEN)
       .withTls(args['tls-cert'] && args['tls-key'] ? { cert: args['tls-cert'], key: args['tls-key'] } : undefined)
       .withDirectives(args.directives)
       .withTransport(args.transport)

@@ -6,6 +6,11 @@
 // request (withLatency / withErrorStatus). /health answers 200; /metrics vLLM-style gauges.
 // It keeps the last N requests (withMaxReceived, default 1,000) for tests to inspect: a ring,
 // so a long bench through it does not grow its memory.
+// Test hooks for data planes' own tests (node-proxy's): /__echo-body answers the request body
+// byte for byte; /__reset closes the connection without answering; /__reset-mid sends the head
+// and 100 of 1000 body bytes, then closes; /__big?bytes=N answers N bytes of pattern(N);
+// /__slow?ms=N answers after N ms (as x-echo-delay-ms; cutOff() counts those cut off before).
+// The compiled eppkit-echo-backend (proxies/nginx-epp/bench-tools) answers the same headers.
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -48,19 +53,33 @@ export function formatAddress(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+/** A request as `received` keeps it: the echo, plus the raw target and header lines. */
+export interface ReceivedRequest extends EchoRequest {
+  /** The request target as sent (path and query). */
+  url: string;
+  /** Header names and values in arrival order, as Node's rawHeaders. */
+  rawHeaders: string[];
+}
+
 export interface StartedEchoBackend extends AsyncDisposable {
   readonly identity: EchoIdentity;
   readonly name: string;
   readonly address: string;
+  /** http://<address> */
+  readonly url: string;
   readonly port: number;
   readonly ip: string;
   /**
    * The last `withMaxReceived` (default 1,000) model requests, oldest first: a fresh copy on each
    * read. /health and /metrics are not recorded.
    */
-  readonly received: readonly EchoRequest[];
+  readonly received: readonly ReceivedRequest[];
   /** Model requests since start, the ones dropped from `received` included. */
   readonly receivedTotal: number;
+  /** Delayed answers whose client went away before them. */
+  cutOff(): number;
+  /** Client connections open now. */
+  openConnections(): number;
   /** Closes the listening socket and every open connection: the port really is closed. */
   stop(): Promise<void>;
 }
@@ -84,6 +103,13 @@ function intHeader(req: IncomingMessage, name: string): number | undefined {
   const v = req.headers[name];
   if (typeof v !== 'string' || !/^\d+$/.test(v.trim())) return undefined;
   return Number(v.trim());
+}
+
+/** A deterministic byte pattern of length n (/__big's answer; bodies tests compare against it). */
+export function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >> 8)) & 0xff;
+  return b;
 }
 
 /** How many requests `received` keeps by default. */
@@ -149,20 +175,26 @@ export class EchoBackend {
   }
 
   async start(): Promise<StartedEchoBackend> {
-    const received = new RecentRing<EchoRequest>(this.maxReceived);
+    const received = new RecentRing<ReceivedRequest>(this.maxReceived);
     const sockets = new Set<Socket>();
     const pending = new Set<NodeJS.Timeout>();
     const { name, latencyMs, errorStatus } = this;
     let identity: EchoIdentity = { name, ip: this.host, port: 0, address: '' };
     let requestsRunning = 0;
     let requestsTotal = 0;
+    let cutOff = 0;
 
     const handle = (req: IncomingMessage, res: ServerResponse): void => {
+      const target = req.url ?? '/';
+      if (target.startsWith('/__reset') && !target.startsWith('/__reset-mid')) return void req.socket.destroy();
       const hash = createHash('sha256');
       let bytes = 0;
+      const keep = target.startsWith('/__echo-body');
+      const chunks: Buffer[] = [];
       req.on('data', (d: Buffer) => {
         bytes += d.length;
         hash.update(d);
+        if (keep) chunks.push(d);
       });
       req.on('error', () => res.destroy());
       req.on('end', () => {
@@ -182,10 +214,12 @@ export class EchoBackend {
           chunked: /chunked/i.test(String(req.headers['transfer-encoding'] ?? '')),
         };
         if (url.pathname === '/health' || url.pathname === '/metrics') return answerInfra(url.pathname, res);
-        received.push(echo);
+        received.push({ ...echo, url: target, rawHeaders: req.rawHeaders });
         requestsTotal++;
+        if (hook(url, chunks, res)) return;
         requestsRunning++;
-        const delay = intHeader(req, 'x-echo-delay-ms') ?? latencyMs;
+        const slow = url.pathname.startsWith('/__slow') ? Number(url.searchParams.get('ms') ?? '1000') : undefined;
+        const delay = intHeader(req, 'x-echo-delay-ms') ?? slow ?? latencyMs;
         const timer = setTimeout(() => {
           pending.delete(timer);
           requestsRunning--;
@@ -198,9 +232,32 @@ export class EchoBackend {
           if (pending.delete(timer)) {
             clearTimeout(timer);
             requestsRunning--;
+            cutOff++;
           }
         });
       });
+    };
+
+    const identityHeaders = (): Record<string, string> => ({ 'x-inference-pod': name, 'x-inference-port': String(identity.port) });
+
+    /** The test hooks that answer in their own way; true when one did. */
+    const hook = (url: URL, chunks: Buffer[], res: ServerResponse): boolean => {
+      if (url.pathname.startsWith('/__reset-mid')) {
+        res.writeHead(200, { ...identityHeaders(), 'content-length': '1000' });
+        res.write(Buffer.alloc(100, 1));
+        setTimeout(() => res.socket?.destroy(), 20);
+        return true;
+      }
+      if (url.pathname.startsWith('/__echo-body')) {
+        const body = Buffer.concat(chunks);
+        res.writeHead(200, { ...identityHeaders(), 'content-type': 'application/octet-stream', 'content-length': String(body.length) }).end(body);
+        return true;
+      }
+      if (url.pathname.startsWith('/__big')) {
+        res.writeHead(200, { ...identityHeaders(), 'content-type': 'application/octet-stream' }).end(pattern(Number(url.searchParams.get('bytes') ?? '0')));
+        return true;
+      }
+      return false;
     };
 
     const answerInfra = (path: string, res: ServerResponse): void => {
@@ -238,11 +295,7 @@ export class EchoBackend {
           choices: [{ index: 0, message: { role: 'assistant', content: `served by ${name}` }, finish_reason: 'stop' }],
         });
       }
-      const headers: Record<string, string | string[]> = {
-        'content-type': 'application/json',
-        'x-inference-pod': name,
-        'x-inference-port': String(identity.port),
-      };
+      const headers: Record<string, string | string[]> = { 'content-type': 'application/json', ...identityHeaders() };
       for (const [k, v] of parseSetHeaders(req.headers['x-echo-set-header'])) {
         const prev = headers[k.toLowerCase()];
         headers[k.toLowerCase()] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
@@ -281,6 +334,7 @@ export class EchoBackend {
       identity,
       name,
       address: identity.address,
+      url: `http://${identity.address}`,
       port,
       ip: this.host,
       get received() {
@@ -289,8 +343,15 @@ export class EchoBackend {
       get receivedTotal() {
         return requestsTotal;
       },
+      cutOff: () => cutOff,
+      openConnections: () => sockets.size,
       stop,
       [Symbol.asyncDispose]: stop,
     };
   }
+}
+
+/** An echo backend named `echo` on `host` (default 127.0.0.1, a free port); `record: false` keeps no requests (benchmarks). */
+export function startEchoBackend(host = '127.0.0.1', opts: { record?: boolean; name?: string } = {}): Promise<StartedEchoBackend> {
+  return new EchoBackend(opts.name ?? 'echo').withHost(host).withMaxReceived(opts.record === false ? 0 : DEFAULT_MAX_RECEIVED).start();
 }

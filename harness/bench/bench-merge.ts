@@ -6,6 +6,7 @@ import { hopCost } from './bench-verdict.ts';
 import { readFileSync } from 'node:fs';
 import { EppkitError } from '../../core/errors.ts';
 import { decodeHistogram, encodeHistogram, mergeHistograms, summarize } from '../../core/latency-histogram.ts';
+import { addCounts } from '../../core/load-tally.ts';
 import { REPORT_SCHEMA, type BenchReport, type TargetResult } from './bench-report.ts';
 import type { LoadResult } from './load-client.ts';
 
@@ -66,11 +67,7 @@ function usage(reason: string): EppkitError {
 function mergeLoads(loads: readonly LoadResult[]): LoadResult {
   const hist = mergeHistograms(loads.map((l) => l.histogram ?? ''));
   const sumOf = (f: (l: LoadResult) => number | undefined): number => loads.reduce((a, l) => a + (f(l) ?? 0), 0);
-  const addUp = (f: (l: LoadResult) => Record<string, number>): Record<string, number> => {
-    const out: Record<string, number> = {};
-    for (const l of loads) for (const [k, v] of Object.entries(f(l))) out[k] = (out[k] ?? 0) + v;
-    return out;
-  };
+  const addUp = (f: (l: LoadResult) => Record<string, number>): Record<string, number> => loads.reduce((a, l) => addCounts(a, f(l)), {});
   const merged: LoadResult = {
     latencyMs: summarize(hist),
     requests: sumOf((l) => l.requests),

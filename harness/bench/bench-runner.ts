@@ -7,14 +7,14 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BBR_DEFAULTS, routeWithDefaults } from '../../core/route-model.ts';
-import { MockEppProcess } from '../epp/mock-epp-process.ts';
-import { bbrMockConfig } from '../runner/run-scenario.ts';
+import type { MockEppProcess } from '../epp/mock-epp-process.ts';
 import { chatBody } from '../runner/request-body.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
-import type { ManagedProcess } from '../processes/managed-process.ts';
-import { planHelpers, startBenchBackend, startBenchEpp } from './bench-helpers.ts';
+import type { Launched } from '../launch/launch.ts';
+import { TestBed } from '../launch/test-bed.ts';
+import { benchBackendLaunch, benchEppLaunch, planHelpers, startOnBed } from './bench-helpers.ts';
 import { CpuHogs } from './cpu-hog.ts';
 import { checkHeadroom, headroomNotes, wrkAvailable, type HeadroomCheck } from './generator-headroom.ts';
 import type { BenchOptions } from './bench-options.ts';
@@ -73,7 +73,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   mkdirSync(logsDir, { recursive: true });
 
   // Compiled backend and EPP when built (auto), so eppkit's own processes cost less than the plane.
-  const helpers = planHelpers({ backend: o.backend, epp: o.epp });
+  const helpers = planHelpers({ backend: o.backend, epp: o.epp }, o.runtime);
   // eppkit's own client compiled when built (auto): a Node worker costs more CPU than some planes.
   const httpBin = o.client === 'eppkit' ? nativeHttpClient(o.httpClient) : undefined;
   const headroomWanted = o.headroom && o.direct && !o.url && o.client === 'eppkit';
@@ -112,7 +112,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
 
   // Interrupted (Ctrl-C, SIGTERM): stop this target's processes before exiting, so no mock,
   // backend or data plane outlives the bench. Load workers exit when their IPC channel closes.
-  const live = new Set<() => Promise<void>>();
+  let bed: TestBed | undefined;
   const hogs = CpuHogs.start(o.cpuHog);
   // Paused until a target's load window: they load the serving, not the drivers' start-up.
   hogs.signal('SIGSTOP');
@@ -120,7 +120,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
   if (o.cpuHog > 0) progress(`${o.cpuHog} CPU hog process(es) started beside the bench (pids ${hogs.pids.join(', ')}), running during each load window`);
   const onSignal = (sig: NodeJS.Signals): void => {
     progress(`${sig}: stopping the processes of the current target`);
-    void Promise.allSettled([...live, () => hogs.stop()].map((stop) => stop())).then(() => process.exit(130));
+    void Promise.allSettled([bed?.[Symbol.asyncDispose](), hogs.stop()]).then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -137,21 +137,22 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
       if (t.driver && t.delay > 0) headers['x-eppkit-delay-ms'] = String(t.delay);
       if (body) headers['content-type'] = o.bbr ? 'application/json' : 'application/octet-stream';
 
-      let backend: ManagedProcess | undefined;
-      let epp: ManagedProcess | undefined;
+      let backend: Launched | undefined;
+      let epp: Launched | undefined;
       let bbrServer: MockEppProcess | undefined;
       let dp: StartedDataPlane | undefined;
+      // This target's backend, EPP (mock or compiled), BBR mock and data plane, stopped together.
+      const targetBed = new TestBed({ workDir: dir, runtime: o.runtime });
+      bed = targetBed;
       try {
         progress(`${t.label}: starting`);
-        const b = t.url ? undefined : await startBenchBackend(helpers, join(dir, 'backend.log'));
+        const b = t.url ? undefined : await startOnBed(targetBed, benchBackendLaunch(helpers, dir));
         backend = b?.proc;
-        if (b) live.add(() => b.proc.stop());
         let url = t.url ?? `http://${b?.address}${o.path}`;
         if (t.driver && b) {
           const port = t.driver.fixedEppPort?.() ?? 0;
-          const e = await startBenchEpp(helpers, b.address, port, dir);
+          const e = await startOnBed(targetBed, benchEppLaunch(helpers, b.address, port, dir));
           epp = e.proc;
-          live.add(() => e.proc.stop());
           const route = routeWithDefaults({
             eppAddress: e.address,
             bodyMode: o.bodyMode,
@@ -161,12 +162,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           });
           if (route.bbr && t.driver.bbrViaExtProc) {
             // Envoy chains a BBR ext_proc server: the mock in the BBR role (its CPU is reported apart).
-            const bdir = join(dir, 'bbr');
-            mkdirSync(bdir, { recursive: true });
-            const m = await MockEppProcess.start({ workDir: bdir, config: bbrMockConfig(route.bbr), runtime: o.runtime });
-            bbrServer = m;
-            live.add(() => m.stop());
-            route.bbr = { ...route.bbr, extProcAddress: m.address };
+            bbrServer = await targetBed.withBbrMock(route.bbr);
+            route.bbr = { ...route.bbr, extProcAddress: bbrServer.address };
           }
           const unsupported = t.driver.unsupportedRoute?.(route);
           if (unsupported) {
@@ -174,9 +171,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
             results.pop();
             continue;
           }
-          const started = await t.driver.start(route, { workDir: dir, runtime: o.runtime, host: '127.0.0.1' });
-          dp = started;
-          live.add(() => started.stop());
+          dp = await targetBed.withDataPlane(t.driver, route);
           url = `${dp.url}${o.path}`;
         }
         const bad = await smoke(url, headers, body);
@@ -215,10 +210,11 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         const plane = dp;
         const sampler = new ProcessCpuSampler([
           ...(plane ? [{ role: 'data plane' as const, pids: () => plane.pids() }] : []),
-          ...(epp?.pid ? [{ role: 'EPP' as const, pids: () => processTree(epp!.pid!) }] : []),
-          ...(backend?.pid ? [{ role: 'backend' as const, pids: () => processTree(backend!.pid!) }] : []),
+          // Host pids: a helper in a container is sampled through its init as this host sees it.
+          ...(epp?.hostPid ? [{ role: 'EPP' as const, pids: () => processTree(epp!.hostPid!) }] : []),
+          ...(backend?.hostPid ? [{ role: 'backend' as const, pids: () => processTree(backend!.hostPid!) }] : []),
           // --bbr on a plane that chains a BBR ext_proc server: the mock in the BBR role, an EPP-like helper.
-          ...(bbrServer?.pid ? [{ role: 'EPP' as const, pids: () => processTree(bbrServer!.pid!) }] : []),
+          ...(bbrServer?.hostPid ? [{ role: 'EPP' as const, pids: () => processTree(bbrServer!.hostPid!) }] : []),
         ]);
         const footprintBefore = plane ? planeFootprint(plane) : undefined;
         const windowTimers = [setTimeout(() => sampler.start(), o.warmup), setTimeout(() => sampler.stop(), o.warmup + o.duration)];
@@ -229,6 +225,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
           result.load = o.client === 'autocannon' ? await runAutocannon(spec, o.workers) : httpBin ? await runNativeLoad(httpBin, spec) : await runLoad(spec, o.workers);
         } finally {
           for (const w of windowTimers) clearTimeout(w);
+          sampler.stopIfRunning();
           if (o.cpuHog > 0) {
             hogShares.push(`${t.label} ${Math.round(((hogs.cpuUs() - hogCpu0) / 1000 / Math.max(1, performance.now() - hogT0)) * 100) / 100}`);
             hogs.signal('SIGSTOP');
@@ -267,10 +264,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
             progress(`${t.label}: FAILED: ${why}`);
           }
         }
-        await epp?.stop().catch(() => {});
-        await bbrServer?.stop().catch(() => {});
-        await backend?.stop().catch(() => {});
-        live.clear();
+        await targetBed[Symbol.asyncDispose]();
+        bed = undefined;
       }
     }
   } finally {

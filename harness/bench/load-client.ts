@@ -6,36 +6,26 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
 import type { LatencySummary } from '../../core/latency-histogram.ts';
-import { mergeTallies } from '../../core/load-tally.ts';
+import { mergeTallies, type Tally } from '../../core/load-tally.ts';
 import type { LoadSpec, WorkerResult } from './load-worker.ts';
 
 const WORKER_FILE = fileURLToPath(new URL('./load-worker.ts', import.meta.url));
 
-export interface LoadResult {
+/**
+ * One target's load as the report shows it: the merged tally of the client's workers (counters
+ * as core/load-tally.ts documents them), plus its rate and each worker's own figures. autocannon
+ * has no dropped count, in-flight-at-close or µs histogram: those are the eppkit clients' only.
+ */
+export interface LoadResult
+  extends Pick<Tally, 'requests' | 'statusCodes' | 'non2xx' | 'errors' | 'errorKinds' | 'bytes' | 'elapsedMs'>,
+    Partial<Pick<Tally, 'dropped' | 'inFlightAtClose' | 'histogram'>> {
   latencyMs: LatencySummary;
-  requests: number;
   rps: number;
-  statusCodes: Record<string, number>;
-  non2xx: number;
-  errors: number;
-  errorKinds: Record<string, number>;
-  /** Arrival rate, eppkit client only: requests not sent because every connection was busy. */
-  dropped?: number;
-  bytes: number;
-  elapsedMs: number;
   /** Per worker, fraction of one core used during the window. */
   workerCpu: number[];
   /** Per worker (eppkit client): its pid and RSS at the end, for the per-process table. */
   workerPids?: number[];
   workerRssBytes?: number[];
-  /** Requests still unanswered when the window closed (plus grace): counted in errors as timeouts. */
-  inFlightAtClose?: number;
-  /**
-   * Every latency of the window as a compressed base64 HDR histogram in µs (eppkit client only):
-   * what `eppkit bench merge` adds up, so percentiles of several shards come from one histogram,
-   * never from averaged percentiles.
-   */
-  histogram?: string;
 }
 
 /** Splits `total` into `n` integer shares that differ by at most one. */

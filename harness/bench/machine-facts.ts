@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, type as osType } from 'node:os';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
 import type { DataPlaneDriver } from '../data-planes/data-plane-driver.ts';
+import { nginxBin } from '../../core/env.ts';
 
 export interface MachineFacts {
   cpuModel: string;
@@ -84,7 +85,7 @@ export async function dataPlaneVersion(driver: DataPlaneDriver): Promise<string>
     }
     default: {
       if (!driver.name.startsWith('nginx')) return 'unknown';
-      const line = await firstLine(process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx', ['-v']);
+      const line = await firstLine(nginxBin(), ['-v']);
       const v = line && /nginx\/(\S+)/.exec(line);
       const nginx = v?.[1] ? `nginx ${v[1]}` : 'nginx (version unknown)';
       if (driver.name === 'nginx-njs') {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
 import { cpuMs, rssMiB } from '../../mock-epp/load/ext-proc-load.ts';
 import { BENCH_TOOLS, benchToolPath, builtBenchTool } from '../build/bench-tools-build.ts';
-import { eppkitCommand } from '../processes/managed-process.ts';
+import { eppkitCommand } from '../launch/launch.ts';
 import { startHelper } from './bench-helpers.ts';
 import type { BenchOptions } from './bench-options.ts';
 import type { TargetResult } from './bench-report.ts';

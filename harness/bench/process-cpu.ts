@@ -109,6 +109,11 @@ export class ProcessCpuSampler {
     this.endedAt = performance.now();
   }
 
+  /** The load ended before the window's end (a burst run's last burst): the window ends now. */
+  stopIfRunning(): void {
+    if (this.startedAt > 0 && this.endedAt === 0) this.stop();
+  }
+
   /** Attributes the window's CPU to `requests` completed requests (plus self-measured processes). */
   attribute(requests: number, self: readonly SelfMeasured[] = []): CpuAttribution {
     const windowMs = Math.max(1, this.endedAt - this.startedAt);

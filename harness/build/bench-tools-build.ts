@@ -5,14 +5,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EppkitError } from '../../core/errors.ts';
-import { CRATE_DIR, cargoTargetDir, eppkitCacheDir, requireCargo, runBuildStep } from './nginx-module-build.ts';
+import { CRATE_DIR, cargoTargetDir, requireCargo, runBuildStep } from './nginx-module-build.ts';
+import { env, eppkitHome } from '../../core/env.ts';
 
 export const BENCH_TOOLS = { echoBackend: 'eppkit-echo-backend', benchEpp: 'eppkit-bench-epp', extProcLoad: 'eppkit-ext-proc-load', httpLoad: 'eppkit-http-load' } as const;
 export type BenchTool = (typeof BENCH_TOOLS)[keyof typeof BENCH_TOOLS];
 
 /** Where `eppkit build bench` leaves a tool ($EPPKIT_BENCH_TOOLS_DIR overrides the directory). */
 export function benchToolPath(tool: BenchTool): string {
-  return join(process.env.EPPKIT_BENCH_TOOLS_DIR ?? join(cargoTargetDir(), 'release'), tool);
+  return join(env().EPPKIT_BENCH_TOOLS_DIR ?? join(cargoTargetDir(), 'release'), tool);
 }
 
 /** The tool's path when it has been built, else undefined. */
@@ -31,7 +32,7 @@ export async function buildBenchTools(o: BenchToolsBuildOptions = {}): Promise<s
   requireCargo("eppkit bench's compiled echo backend and EPP");
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    CARGO_TARGET_DIR: cargoTargetDir(eppkitCacheDir()),
+    CARGO_TARGET_DIR: cargoTargetDir(eppkitHome()),
     PROTOC: process.env.PROTOC ?? '/usr/bin/protoc',
   };
   await runBuildStep('eppkit-bench-tools (cargo build)', 'cargo', ['build', '--release', '--locked', '-j', String(o.jobs ?? 2), '-p', 'eppkit-bench-tools', '--manifest-path', join(CRATE_DIR, 'Cargo.toml')], {

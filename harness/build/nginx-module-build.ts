@@ -7,10 +7,10 @@
 //     (never ngx's `vendored` feature: it downloads nginx) and PROTOC for the repo's protos.
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EppkitError } from '../../core/errors.ts';
+import { env, eppkitHome, nginxBin } from '../../core/env.ts';
 
 export const MODULE_FILE = 'libngx_http_rust_epp_module.so';
 export const CRATE_DIR = fileURLToPath(new URL('../../proxies/nginx-epp/', import.meta.url));
@@ -30,17 +30,13 @@ export interface NginxModuleBuildOptions {
   onOutput?: (chunk: string) => void;
 }
 
-export function eppkitCacheDir(): string {
-  return process.env.EPPKIT_HOME ?? join(homedir(), '.cache', 'eppkit');
-}
-
-export function cargoTargetDir(cacheDir = eppkitCacheDir()): string {
+export function cargoTargetDir(cacheDir = eppkitHome()): string {
   return process.env.CARGO_TARGET_DIR ?? join(cacheDir, 'cargo-target');
 }
 
 /** Where `eppkit build nginx` leaves the module (EPPKIT_NGINX_MODULE overrides). */
 export function defaultNginxModulePath(): string {
-  return process.env.EPPKIT_NGINX_MODULE ?? join(cargoTargetDir(), 'release', MODULE_FILE);
+  return env().EPPKIT_NGINX_MODULE ?? join(cargoTargetDir(), 'release', MODULE_FILE);
 }
 
 export function nginxVersion(nginxBin: string): string {
@@ -83,8 +79,8 @@ export function runBuildStep(what: string, command: string, args: string[], opts
 
 /** Configured nginx tree for this nginx version; created once. */
 export async function ensureNginxTree(o: NginxModuleBuildOptions = {}): Promise<string> {
-  const cacheDir = o.cacheDir ?? eppkitCacheDir();
-  const version = nginxVersion(o.nginxBin ?? process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx');
+  const cacheDir = o.cacheDir ?? eppkitHome();
+  const version = nginxVersion(o.nginxBin ?? nginxBin());
   const dir = join(cacheDir, `nginx-src-${version}`);
   if (existsSync(join(dir, 'objs', 'ngx_auto_config.h'))) return dir;
   const devDir = o.nginxDevDir ?? '/usr/share/nginx/src';
@@ -114,7 +110,7 @@ export function requireCargo(forWhat: string): void {
 export async function buildNginxModule(o: NginxModuleBuildOptions = {}): Promise<string> {
   requireCargo('the nginx module');
   const nginxDir = await ensureNginxTree(o);
-  const targetDir = o.targetDir ?? cargoTargetDir(o.cacheDir ?? eppkitCacheDir());
+  const targetDir = o.targetDir ?? cargoTargetDir(o.cacheDir ?? eppkitHome());
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CARGO_TARGET_DIR: targetDir,

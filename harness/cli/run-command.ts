@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver, Runtime } from '../data-planes/data-plane-driver.ts';
+import { ExternalDriver, type ExternalOverrides } from '../data-planes/external-driver.ts';
 import { PlaneFileDriver, loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
 import { DRIVERS, findDriver } from '../data-planes/registry.ts';
 import { ConformanceReporter } from '../reporters/conformance-reporter.ts';
@@ -17,7 +18,7 @@ import { JunitReporter } from '../reporters/junit-reporter.ts';
 import { MarkdownReporter } from '../reporters/markdown-reporter.ts';
 import { loadScenarios } from '../scenarios/load-scenarios.ts';
 import { defaultConcurrency, runAll } from '../runner/runner.ts';
-import { stopAllOnInterrupt } from '../processes/managed-process.ts';
+import { stopAllOnInterrupt } from '../launch/interrupt.ts';
 
 interface Args {
   paths: string[];
@@ -33,14 +34,16 @@ interface Args {
   'external-epp-port'?: number;
 }
 
-export function selectDrivers(spec: string): DataPlaneDriver[] {
-  if (spec.trim() === 'all') return [...DRIVERS];
+/** The drivers `spec` names; `external` carries the --external-* flags (never process.env). */
+export function selectDrivers(spec: string, external: ExternalOverrides = {}): DataPlaneDriver[] {
+  const configure = (d: DataPlaneDriver): DataPlaneDriver => (d instanceof ExternalDriver ? d.withOverrides(external) : d);
+  if (spec.trim() === 'all') return DRIVERS.map(configure);
   const names = spec
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
   if (names.length === 0) throw new EppkitError('EPPKIT_USAGE', { reason: '--data-plane needs a name, a comma-separated list, or all' });
-  return [...new Set(names)].map(findDriver);
+  return [...new Set(names)].map((n) => configure(findDriver(n)));
 }
 
 export function defaultReportDir(now = new Date()): string {
@@ -69,11 +72,10 @@ const command: CommandModule<object, Args> = {
     const runtime = argv.runtime as Runtime;
     const c = argv.concurrency;
     if (c !== undefined && (!Number.isInteger(c) || c < 1 || c > 32)) throw new EppkitError('EPPKIT_USAGE', { reason: '--concurrency must be an integer 1-32' });
-    if (argv['external-url']) process.env.EPPKIT_EXTERNAL_URL = argv['external-url'];
-    if (argv['external-epp-port'] !== undefined) process.env.EPPKIT_EXTERNAL_EPP_PORT = String(argv['external-epp-port']);
     const planes = argv.plane === undefined ? [] : Array.isArray(argv.plane) ? argv.plane : [argv.plane];
     const builtIn = argv['data-plane'] ?? (planes.length > 0 ? undefined : 'node-proxy');
-    const drivers = [...(builtIn ? selectDrivers(builtIn) : []), ...loadPlaneDrivers(planes)];
+    const external = { url: argv['external-url'] || undefined, eppPort: argv['external-epp-port'] };
+    const drivers = [...(builtIn ? selectDrivers(builtIn, external) : []), ...loadPlaneDrivers(planes)];
     const names = new Set<string>();
     for (const d of drivers) {
       if (names.has(d.name)) throw new EppkitError('EPPKIT_USAGE', { reason: `two data planes are named "${d.name}": rename the plane file's name` });

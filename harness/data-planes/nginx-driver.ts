@@ -10,9 +10,10 @@ import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../..
 import { renderNginxEppConfig, type NginxEppForm, type NginxEppRenderOptions } from '../../proxies/nginx-epp/nginx-epp-config.ts';
 import { renderNginxEppMultiConfig } from '../../proxies/nginx-epp/nginx-epp-multi-config.ts';
 import { defaultNginxModulePath } from '../build/nginx-module-build.ts';
-import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable } from '../containers/start-process-or-container.ts';
+import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable } from '../containers/image-roles.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 import { readTail, startNginx } from './start-nginx.ts';
+import { nginxBin } from '../../core/env.ts';
 
 export interface NginxDriverOptions {
   /** Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
@@ -77,7 +78,7 @@ export class NginxDriver implements DataPlaneDriver {
   }
 
   nginxBin(): string {
-    return this.opts.nginxBin ?? process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx';
+    return this.opts.nginxBin ?? nginxBin();
   }
 
   modulePath(): string {

@@ -9,18 +9,14 @@ import { EppkitError } from '../../core/errors.ts';
 import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { renderNginxNjsConfig, type NginxNjsRenderOptions } from '../../proxies/nginx-njs/nginx-njs-config.ts';
 import { renderNginxNjsMultiConfig } from '../../proxies/nginx-njs/nginx-njs-multi-config.ts';
-import {
-  CONTAINER_PATHS,
-  IMAGES_BY_ROLE,
-  containerAvailable,
-  eppkitInvocation,
-  startProcessOrContainer,
-  type StartedProcessOrContainer,
-} from '../containers/start-process-or-container.ts';
+import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable } from '../containers/image-roles.ts';
+import { eppkitInvocation, launch, type Launched } from '../launch/launch.ts';
+import { LISTENING } from './node-proxy-driver.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 import { freePort } from '../../core/net.ts';
 import { readTail, startNginx } from './start-nginx.ts';
 import { NODE_CRASH_PATTERNS } from './plane-health.ts';
+import { env, nginxBin } from '../../core/env.ts';
 
 export interface NginxNjsDriverOptions {
   /** nginx binary. Default EPPKIT_NGINX_BIN or /usr/sbin/nginx. */
@@ -73,11 +69,11 @@ export class NginxNjsDriver implements DataPlaneDriver {
   }
 
   private nginxBin(): string {
-    return this.opts.nginxBin ?? process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx';
+    return this.opts.nginxBin ?? nginxBin();
   }
 
   private njsModule(): string {
-    return this.opts.njsModule ?? process.env.EPPKIT_NJS_MODULE ?? '/usr/lib/nginx/modules/ngx_http_js_module.so';
+    return this.opts.njsModule ?? env().EPPKIT_NJS_MODULE ?? '/usr/lib/nginx/modules/ngx_http_js_module.so';
   }
 
   async available(runtime: Runtime): Promise<Availability> {
@@ -120,7 +116,7 @@ export class NginxNjsDriver implements DataPlaneDriver {
     if (!avail.ok) throw new EppkitError('EPPKIT_TOOL_MISSING', { tool: 'nginx-njs', reason: avail.reason ?? 'not available' });
     const workDir = resolve(ctx.workDir);
     mkdirSync(workDir, { recursive: true });
-    const shim = await startProcessOrContainer(
+    const shim = await launch(
       { ...ctx, workDir },
       {
         what: 'node-proxy shim',
@@ -130,15 +126,15 @@ export class NginxNjsDriver implements DataPlaneDriver {
           '--timeout-ms', String(route.timeoutMs),
           '--max-body-bytes', String(route.maxBodyBytes),
         ]),
-        readyPattern: /listening on (http:\/\/\S+)/,
-        readyTimeoutMs: 15_000,
+        waitFor: LISTENING,
+        startupTimeoutMs: 15_000,
         logFile: join(workDir, 'shim.log'),
         env: { NO_COLOR: '1' },
       },
     );
-    let nginx: StartedProcessOrContainer | undefined;
+    let nginx: Launched | undefined;
     try {
-      const shimUrl = (shim.readyMatch?.[1] ?? '').replace(/\/$/, '');
+      const shimUrl = (shim.ready[1] ?? '').replace(/\/$/, '');
       await warmShim(shimUrl, ctx.host);
       copyFileSync(EPP_JS, join(workDir, 'epp.js'));
       const started = await this.startNginx(route, { ...ctx, workDir }, shimUrl);

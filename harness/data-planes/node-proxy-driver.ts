@@ -6,9 +6,14 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
-import { IMAGES_BY_ROLE, containerAvailable, eppkitInvocation, startProcessOrContainer } from '../containers/start-process-or-container.ts';
+import { IMAGES_BY_ROLE, containerAvailable } from '../containers/image-roles.ts';
+import { eppkitInvocation, launch, type Launched } from '../launch/launch.ts';
+import { Wait } from '../launch/wait-strategy.ts';
 import { NODE_CRASH_PATTERNS, PlaneHealthMonitor } from './plane-health.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+
+/** node-proxy (and its shim) print this once they listen. */
+export const LISTENING = Wait.forLogLine(/listening on (http:\/\/\S+)/);
 
 const PROXY_MODULE = new URL('../../proxies/node-proxy/node-proxy-command.ts', import.meta.url);
 
@@ -102,16 +107,16 @@ export const nodeProxyDriver: DataPlaneDriver = {
     const configFile = join(ctx.workDir, 'node-proxy.json');
     writeFileSync(configFile, JSON.stringify(nodeProxyConfig(route), null, 2));
     // Local child process, or with --runtime docker the same command in eppkit/node (host network).
-    const proc = await startProcessOrContainer(ctx, {
+    const proc = await launch(ctx, {
       what: 'node-proxy',
       ...eppkitInvocation(nodeProxyArgs(route, `${ctx.host}:0`, configFile)),
-      readyPattern: /listening on (http:\/\/\S+)/,
-      readyTimeoutMs: 15_000,
+      waitFor: LISTENING,
+      startupTimeoutMs: 15_000,
       logFile: join(ctx.workDir, 'node-proxy.log'),
       env: { NO_COLOR: '1' },
       binds: route.eppTls?.caFile ? [route.eppTls.caFile] : [],
     });
-    const url = (proc.readyMatch?.[1] ?? '').replace(/\/$/, '');
+    const url = (proc.ready[1] ?? '').replace(/\/$/, '');
     const monitor = new PlaneHealthMonitor('node-proxy').withProcess('node-proxy', proc).withLogFile('node-proxy', join(ctx.workDir, 'node-proxy.log'), NODE_CRASH_PATTERNS, 0);
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => (stopped ??= monitor.stopping(() => proc.stop()));
@@ -129,7 +134,7 @@ export const nodeProxyDriver: DataPlaneDriver = {
 
 /** multi-pool: one node-proxy process per listener, each with its routes. */
 async function startListeners(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
-  const procs: Awaited<ReturnType<typeof startProcessOrContainer>>[] = [];
+  const procs: Launched[] = [];
   const urls: string[] = [];
   const stopAll = async (): Promise<void> => {
     await Promise.all(procs.map((p) => p.stop()));
@@ -138,17 +143,17 @@ async function startListeners(route: RouteModel, ctx: DriverContext): Promise<St
     for (let i = 0; i < listenerCount(route); i++) {
       const configFile = join(ctx.workDir, `node-proxy.listener-${i}.json`);
       writeFileSync(configFile, JSON.stringify(nodeProxyListenerConfig(route, i), null, 2));
-      const proc = await startProcessOrContainer(ctx, {
+      const proc = await launch(ctx, {
         what: `node-proxy (listener ${i})`,
         ...eppkitInvocation(['node-proxy', '--listen', `${ctx.host}:0`, '--config', configFile]),
-        readyPattern: /listening on (http:\/\/\S+)/,
-        readyTimeoutMs: 15_000,
+        waitFor: LISTENING,
+        startupTimeoutMs: 15_000,
         logFile: join(ctx.workDir, `node-proxy.listener-${i}.log`),
         env: { NO_COLOR: '1' },
         binds: planeRoutes(route).flatMap((r) => (r.eppTls?.caFile ? [r.eppTls.caFile] : [])),
       });
       procs.push(proc);
-      urls.push((proc.readyMatch?.[1] ?? '').replace(/\/$/, ''));
+      urls.push((proc.ready[1] ?? '').replace(/\/$/, ''));
     }
   } catch (e) {
     await stopAll();

@@ -14,24 +14,26 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatPath, parseText, readTextFile, validate } from '../../core/config-file.ts';
 import { EppkitError, type Problem } from '../../core/errors.ts';
-import { canConnect, freePort } from '../../core/net.ts';
+import { freePort } from '../../core/net.ts';
 import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
 import { defaultNginxModulePath } from '../build/nginx-module-build.ts';
 import { WARM_UP_HEADER } from '../epp/mock-epp-process.ts';
-import { ManagedProcess } from '../processes/managed-process.ts';
+import { ManagedProcess } from '../launch/managed-process.ts';
+import { NO_PROCESS, Wait, WaitExited, WaitTimeout, exitText, type WaitStrategy, type WaitTarget } from '../launch/wait-strategy.ts';
 import type { Availability, DataPlaneDriver, DriverContext, Feature, FixedSettings, Runtime, StartedDataPlane } from './data-plane-driver.ts';
 import { planeFileSchema, type PlaneFile, type PlaneOverride } from './plane-file-schema.ts';
 import { parseTemplate, planeVariables, renderTemplate, type PlaneTools, type TemplateVars } from './plane-templates.ts';
 import { readTail } from './start-nginx.ts';
 import { CRASH_PATTERNS_BY_KIND, PlaneHealthMonitor, userCrashPatterns, type CrashPattern } from './plane-health.ts';
+import { nginxBin } from '../../core/env.ts';
 
 const WARM_UP_MS = 15_000;
 
 export function planeTools(): PlaneTools {
   return {
-    nginx: process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx',
-    nginxModule: resolve(process.env.EPPKIT_NGINX_MODULE ?? defaultNginxModulePath()),
+    nginx: nginxBin(),
+    nginxModule: resolve(defaultNginxModulePath()),
     envoy: locateEnvoy().path ?? 'envoy',
   };
 }
@@ -186,7 +188,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
     // Plane health: its log scanned with its kind's patterns and its own crashPatterns.
     const monitor = new PlaneHealthMonitor(this.name);
     if (logFile) monitor.withLogFile(`${this.name} log`, logFile, this.crashPatterns(this.plane.kind), from);
-    await this.warmUp(url, notes, ctx.signal);
+    await this.warmUp(NO_PROCESS, url, notes, ctx.signal);
     // Nothing to start or stop: the user owns this process.
     const stop = (): Promise<void> => monitor.stopping(async () => {});
     return { name: this.name, url, logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
@@ -234,7 +236,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const listenerUrls = listeners.map((l) => `http://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
     try {
       for (const l of listeners) await this.waitReady(proc, url, l, dir, ctx.signal);
-      await this.warmUp(url, notes, ctx.signal);
+      await this.warmUp(proc, url, notes, ctx.signal);
     } catch (e) {
       await stop();
       throw e;
@@ -262,7 +264,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
       return proc.stop(1000);
     }
     if (s.signal === 'SIGTERM') return proc.stop(s.graceMs);
-    if (proc.running) proc.child.kill(s.signal);
+    proc.signal(s.signal);
     await Promise.race([proc.exited, sleep(s.graceMs)]);
     await proc.kill();
   }
@@ -271,37 +273,26 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const start = this.plane.start;
     if (!start) return;
     const r = start.ready;
-    const what = 'tcp' in r ? `a TCP connect to ${listen.host}:${listen.port}` : 'http' in r ? `GET ${url}${r.http.path} answering ${r.http.status}` : `a line matching /${r.log.matches}/ in ${r.log.file}`;
-    const deadline = Date.now() + start.readyTimeoutMs;
-    const re = 'log' in r ? new RegExp(r.log.matches, 'm') : undefined;
-    while (Date.now() < deadline && !signal?.aborted) {
-      if (!proc.running) {
-        const x = await proc.exited;
+    const wait: WaitStrategy<void> =
+      'tcp' in r
+        ? Wait.forTcp(listen.host, listen.port)
+        : 'http' in r
+          ? Wait.forHttp(`${url}${r.http.path}`, { status: r.http.status })
+          : Wait.forText(new RegExp(r.log.matches, 'm'), r.log.file === 'stdout' ? undefined : isAbsolute(r.log.file) ? r.log.file : join(dir, r.log.file));
+    try {
+      await wait.waitUntilReady(proc, { timeoutMs: start.readyTimeoutMs, ...(signal ? { signal } : {}) });
+    } catch (e) {
+      if (e instanceof WaitExited) {
         throw new EppkitError('EPPKIT_START_FAILED', {
           what: `plane ${this.name}`,
-          reason: `${this.file} start.command exited (${x.signal ?? `code ${x.code}`}) before it was ready: run it by hand in ${dir} to see why (the rendered config files are there); output:\n${proc.tail(1500)}`,
+          reason: `${this.file} start.command exited (${exitText(e.status)}) before it was ready: run it by hand in ${dir} to see why (the rendered config files are there); output:\n${proc.tail(1500)}`,
         });
       }
-      if ('tcp' in r) {
-        if (await canConnect(listen.host, listen.port)) return;
-      } else if ('http' in r) {
-        try {
-          const res = await fetch(`${url}${r.http.path}`, { signal: AbortSignal.timeout(1000) });
-          await res.arrayBuffer();
-          if (r.http.status === 'any' || res.status === r.http.status) return;
-        } catch {
-          // not listening yet
-        }
-      } else if (re) {
-        const text = r.log.file === 'stdout' ? proc.logs() : readTail(isAbsolute(r.log.file) ? r.log.file : join(dir, r.log.file), 256 * 1024);
-        if (re.test(text)) return;
-      }
-      await sleep(50);
+      throw new EppkitError('EPPKIT_START_FAILED', {
+        what: `plane ${this.name}`,
+        reason: `${this.file} start.ready: not ready within ${start.readyTimeoutMs} ms (waited for ${wait.description}); make the plane listen on {{listen}} (rendered ${listen.host}:${listen.port}) or fix start.ready, or raise start.readyTimeoutMs; output:\n${proc.tail(1500)}`,
+      });
     }
-    throw new EppkitError('EPPKIT_START_FAILED', {
-      what: `plane ${this.name}`,
-      reason: `${this.file} start.ready: not ready within ${start.readyTimeoutMs} ms (waited for ${what}); make the plane listen on {{listen}} (rendered ${listen.host}:${listen.port}) or fix start.ready, or raise start.readyTimeoutMs; output:\n${proc.tail(1500)}`,
-    });
   }
 
   /**
@@ -311,7 +302,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
    * WARM_UP_HEADER, so the runner's journal checks never count it. A started plane connects to
    * a mock that already runs: nothing to wait for unless warmUp says so.
    */
-  private async warmUp(url: string, notes: string[], signal?: AbortSignal): Promise<void> {
+  private async warmUp(target: WaitTarget, url: string, notes: string[], signal?: AbortSignal): Promise<void> {
     let mode = this.plane.warmUp;
     if (mode === 'auto') mode = this.plane.url ? (this.features.has('immediate-response') ? 'immediate' : 'routed') : 'none';
     if (mode === 'none') {
@@ -332,23 +323,24 @@ export class PlaneFileDriver implements DataPlaneDriver {
         : `a request routed by the mock EPP to eppkit's warm-up sink ${sinkAddr} (GET /eppkit-warm-up, x-eppkit-endpoint)`;
     notes.push(`[eppkit] warm-up: waiting for ${waitingFor}, at most ${WARM_UP_MS / 1000} s`);
     const headers: Record<string, string> = { [WARM_UP_HEADER]: '1', ...(mode === 'immediate' ? { 'x-eppkit-immediate': '204' } : { 'x-eppkit-endpoint': sinkAddr }) };
-    const deadline = Date.now() + WARM_UP_MS;
     let last = 'no answer';
+    const answered = Wait.until(
+      waitingFor,
+      async () => {
+        const r = await fetch(`${url}/eppkit-warm-up`, { headers, signal: AbortSignal.timeout(2000) });
+        await r.arrayBuffer();
+        if (r.status === 204 && (mode === 'immediate' || r.headers.get('x-eppkit-warm-up-sink') === '1')) return { ready: true, value: undefined };
+        return { ready: false, last: `status ${r.status}` };
+      },
+      200,
+    ).withTimeout(WARM_UP_MS);
     try {
-      while (Date.now() < deadline && !signal?.aborted) {
-        try {
-          const r = await fetch(`${url}/eppkit-warm-up`, { headers, signal: AbortSignal.timeout(2000) });
-          await r.arrayBuffer();
-          if (r.status === 204 && (mode === 'immediate' || r.headers.get('x-eppkit-warm-up-sink') === '1')) {
-            notes.push('[eppkit] warm-up: done');
-            return;
-          }
-          last = `status ${r.status}`;
-        } catch (e) {
-          last = (e as Error).message;
-        }
-        await sleep(200);
-      }
+      await answered.waitUntilReady(target, signal ? { signal } : {});
+      notes.push('[eppkit] warm-up: done');
+      return;
+    } catch (e) {
+      if (e instanceof WaitExited) last = `its process exited (${exitText(e.status)})`;
+      else if (e instanceof WaitTimeout && e.last) last = e.last;
     } finally {
       sink?.close();
     }

@@ -1,12 +1,13 @@
 // Starting Debian's nginx for a data plane (the native module or the NJS baseline): render the
 // config for a free port, start `nginx -p <workDir> -c <conf> -e <error.log> -g 'daemon off; ...'`
-// locally or in a container, and wait until it has written its pid file and accepts connections.
+// locally or in a container, and wait until it has written its pid file and accepts connections
+// on every listener.
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { EppkitError } from '../../core/errors.ts';
-import { canConnect, freePort } from '../../core/net.ts';
-import { CONTAINER_PATHS, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
+import { freePort } from '../../core/net.ts';
+import { CONTAINER_PATHS } from '../containers/image-roles.ts';
+import { launch, type Launched } from '../launch/launch.ts';
+import { Wait } from '../launch/wait-strategy.ts';
 import type { DriverContext } from './data-plane-driver.ts';
 import { NGINX_CRASH_PATTERNS, PlaneHealthMonitor } from './plane-health.ts';
 
@@ -36,7 +37,7 @@ export function readTail(file: string, maxChars: number): string {
   return t.length > maxChars ? `…${t.slice(-maxChars)}` : t;
 }
 
-export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Promise<{ proc: StartedProcessOrContainer; port: number; extraPorts: number[]; monitor: PlaneHealthMonitor }> {
+export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Promise<{ proc: Launched; port: number; extraPorts: number[]; monitor: PlaneHealthMonitor }> {
   const { workDir } = o;
   const confFile = join(workDir, 'nginx.conf');
   const errorLog = join(workDir, 'error.log');
@@ -57,17 +58,19 @@ export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Prom
     const stdoutFrom = existsSync(stdoutLog) ? statSync(stdoutLog).size : 0;
     // -e: the error log before the config is read (the default is /var/log/nginx).
     const args = ['-p', `${workDir}/`, '-c', confFile, '-e', errorLog, '-g', `daemon off;${o.masterProcess ? ' master_process on;' : ''}`];
-    const proc = await startProcessOrContainer(ctx, {
-      what: 'nginx',
-      image: o.image,
-      command: [CONTAINER_PATHS.nginx, ...args],
-      localCommand: [o.nginxBin, ...args],
-      logFile: stdoutLog,
-      binds: o.binds ?? [],
-    });
     try {
-      await waitReady(proc, workDir, ctx.host, port, o.startTimeoutMs ?? 15_000);
-      for (const p of extraPorts) if (!(await canConnect(ctx.host, p))) throw new EppkitError('EPPKIT_START_FAILED', { what: 'nginx', reason: `listener port ${p} does not accept connections` });
+      const proc = await launch(ctx, {
+        what: 'nginx',
+        image: o.image,
+        command: [CONTAINER_PATHS.nginx, ...args],
+        localCommand: [o.nginxBin, ...args],
+        logFile: stdoutLog,
+        binds: o.binds ?? [],
+        // nginx writes its pid file after binding; then every listener must accept.
+        waitFor: Wait.forAll(Wait.forPidFile(join(workDir, 'nginx.pid')), ...[port, ...extraPorts].map((p) => Wait.forTcp(ctx.host, p))),
+        startupTimeoutMs: o.startTimeoutMs ?? 15_000,
+        failureContext: () => `error.log:\n${readTail(errorLog, 2000)}`,
+      });
       // The master is the handle; workers are its children (pids()), and a worker's crash is
       // only visible in error.log ("worker process N exited on signal 11"), the master respawns it.
       const monitor = new PlaneHealthMonitor('nginx')
@@ -77,29 +80,9 @@ export async function startNginx(ctx: DriverContext, o: StartNginxOptions): Prom
       return { proc, port, extraPorts, monitor };
     } catch (e) {
       lastError = e;
-      // SIGTERM, not SIGKILL: the master takes its workers down with it.
-      await proc.stop(2000);
-      if (!/Address already in use/.test(readTail(errorLog, 4000) + proc.logs())) throw e;
+      // A freshly freed port taken meanwhile: try other ports.
+      if (!/Address already in use/.test(`${readTail(errorLog, 4000)}\n${String(e)}`)) throw e;
     }
   }
   throw lastError;
-}
-
-async function waitReady(proc: StartedProcessOrContainer, workDir: string, host: string, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const pidFile = join(workDir, 'nginx.pid');
-  const errorLog = join(workDir, 'error.log');
-  while (Date.now() < deadline) {
-    if (!proc.running) {
-      throw new EppkitError('EPPKIT_START_FAILED', {
-        what: 'nginx',
-        reason: `exited before it was ready; output:\n${proc.tail(2000)}\nerror.log:\n${readTail(errorLog, 2000)}`,
-      });
-    }
-    // nginx writes its pid file after binding; in a container the pid is of another namespace.
-    const pidOk = existsSync(pidFile) && (proc.pid === undefined || readFileSync(pidFile, 'utf8').trim() === String(proc.pid));
-    if (pidOk && (await canConnect(host, port))) return;
-    await sleep(50);
-  }
-  throw new EppkitError('EPPKIT_START_FAILED', { what: 'nginx', reason: `not ready within ${timeoutMs} ms; error.log:\n${readTail(errorLog, 2000)}` });
 }

@@ -5,7 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EppkitError } from '../../core/errors.ts';
 import type { Runtime } from '../data-planes/data-plane-driver.ts';
-import { eppkitInvocation, startProcessOrContainer, type StartedProcessOrContainer } from '../containers/start-process-or-container.ts';
+import { eppkitInvocation, launch, type Launched } from '../launch/launch.ts';
+import { Wait } from '../launch/wait-strategy.ts';
 
 /** One ext_proc stream as the mock EPP recorded it (shape owned by mock-epp/). */
 export type JournalEntry = Record<string, unknown>;
@@ -24,7 +25,7 @@ export interface MockEppProcessOptions {
 export const WARM_UP_HEADER = 'x-eppkit-warm-up';
 
 export class MockEppProcess implements AsyncDisposable {
-  private proc: StartedProcessOrContainer | undefined;
+  private proc: Launched | undefined;
   private readonly runtime: Runtime;
   private readonly workDir: string;
   readonly host: string;
@@ -60,6 +61,10 @@ export class MockEppProcess implements AsyncDisposable {
   get pid(): number | undefined {
     return this.proc?.pid;
   }
+  /** Its pid on this host (a container's init as the host sees it), for CPU accounting. */
+  get hostPid(): number | undefined {
+    return this.proc?.hostPid;
+  }
   get running(): boolean {
     return this.proc?.running ?? false;
   }
@@ -68,27 +73,22 @@ export class MockEppProcess implements AsyncDisposable {
     this.generation++;
     const configFile = join(this.workDir, `mock-epp-config.${this.generation}.json`);
     writeFileSync(configFile, JSON.stringify(this.config ?? {}, null, 2));
-    const proc = await startProcessOrContainer(
-      { workDir: this.workDir, runtime: this.runtime, host: this.host },
+    const proc = await launch(
+      { workDir: this.workDir, runtime: this.runtime },
       {
         what: 'mock EPP',
         ...eppkitInvocation(['mock-epp', '--host', this.host, '--port', String(this.port), '--admin-port', String(this.adminPort), '--config', configFile]),
-        readyPattern: /admin listening on http:\/\/\S+:(\d+)/,
-        readyTimeoutMs: 15_000,
+        // Both ports are printed (0 = a free one): read them back.
+        waitFor: Wait.forAll(Wait.forLogLine(/admin listening on http:\/\/\S+:(\d+)/), Wait.forLogLine(/grpc listening on \S+:(\d+)/)),
+        startupTimeoutMs: 15_000,
         logFile: join(this.workDir, 'mock-epp.log'),
         env: { NO_COLOR: '1' },
       },
     );
     this.proc = proc;
-    try {
-      const g = await proc.waitForLine(/grpc listening on \S+:(\d+)/, 15_000);
-      this.port = Number(g[1]);
-      this.adminPort = Number(proc.readyMatch?.[1]);
-    } catch (e) {
-      await proc.kill();
-      this.allLogs += proc.logs();
-      throw e;
-    }
+    const [admin, grpc] = proc.ready;
+    this.port = Number(grpc[1]);
+    this.adminPort = Number(admin[1]);
   }
 
   logs(): string {

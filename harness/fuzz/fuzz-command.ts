@@ -12,9 +12,10 @@ import type { Runtime } from '../data-planes/data-plane-driver.ts';
 import { findDriver } from '../data-planes/registry.ts';
 import { loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
 import type { DataPlaneDriver } from '../data-planes/data-plane-driver.ts';
-import { killAllManagedProcesses, stopAllOnInterrupt } from '../processes/managed-process.ts';
+import { killAllLaunched, stopAllOnInterrupt } from '../launch/interrupt.ts';
 import { printError } from '../../cli/output.ts';
 import { MiB, defaultRssLimit, parseSize, watchMemory } from './memory-guard.ts';
+import { startWatchdog } from '../launch/watchdog.ts';
 import { ALL_PROFILES, profilesFor, replayCase, runFuzz, type FuzzReport, type SavedCase } from './fuzz-runner.ts';
 
 interface Args {
@@ -85,11 +86,14 @@ const command: CommandModule<object, Args> = {
     const outDir = resolve(argv.out ?? resolve('reports', `fuzz-${new Date().toISOString().replace(/[:.]/g, '-')}`));
     const maxRss = argv['max-rss'] === undefined ? defaultRssLimit() : parseSize(argv['max-rss']);
     stopAllOnInterrupt();
+    // However this process ends (SIGKILL, the OOM killer), its planes end with it; and growth
+    // the in-process check cannot see (a native loop) is stopped at 1.5x the limit.
+    startWatchdog({ ceilingBytes: Math.round(maxRss * 1.5) });
     // A leak stops the run (planes included) before the machine's OOM killer picks a victim.
     watchMemory({
       limitBytes: maxRss,
       onExceeded: (rss) => {
-        killAllManagedProcesses();
+        killAllLaunched();
         printError(new EppkitError('EPPKIT_MEMORY_LIMIT', { what: 'eppkit fuzz', rss: MiB(rss), limit: MiB(maxRss) }));
         process.exit(1);
       },
@@ -112,7 +116,7 @@ const command: CommandModule<object, Args> = {
         process.stdout.write(`${driver.name}: the case no longer fails\n`);
         process.exitCode = 0;
       } else {
-        process.stdout.write(`${driver.name}: reproduced:\n${r.violations.map((v) => `  ${v.key} ${v.check}: expected ${v.expected}, got ${v.received}${v.outcome ? ` [${v.outcome}]` : ''}`).join('\n')}\n`);
+        process.stdout.write(`${driver.name}: reproduced:\n${r.violations.map((v) => `  ${v.key} ${v.check}: expected ${v.expected}, got ${v.received}${v.outcome ? ` [${v.outcome}]` : ''}${'why' in v ? `\n    known: ${String(v.why)}` : ''}`).join('\n')}\n`);
         process.exitCode = 1;
       }
       return;

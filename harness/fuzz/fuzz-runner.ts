@@ -120,6 +120,8 @@ export interface CaseResult {
   responses: FuzzResponse[];
   /** The plane must be restarted before the next case. */
   broken: boolean;
+  /** Violations the plane is known to show (known-differences.ts): not failing a search, but a replay reports them. */
+  known: Array<Violation & { why: string }>;
 }
 
 const CANARY = 'canary';
@@ -281,7 +283,7 @@ export class FuzzBench implements AsyncDisposable {
       this.#baseline = planeFootprint(plane);
       this.#needBaseline = false;
     }
-    const { failing, known } = splitKnown(this.#driver.name, violations, (key) => xs[Number(key.slice(prefix.length + 1))]);
+    const { failing, known } = splitKnown(this.#driver.name, violations, (key) => xs[Number(key.slice(prefix.length + 1))], this.profile.name);
     for (const k of known) this.counts.known[k.why] = (this.counts.known[k.why] ?? 0) + 1;
     // Counts.
     this.counts.cases++;
@@ -291,7 +293,7 @@ export class FuzzBench implements AsyncDisposable {
       this.counts.answers += r.events.filter((e) => 'out' in e && e.out !== 'delay' && e.out !== 'hang').length;
       this.#wireShapes.add(wireShape(r));
     }
-    return { violations: failing, outcomes, responses, broken };
+    return { violations: failing, known, outcomes, responses, broken };
   }
 
   get scriptShapes(): ReadonlySet<string> {
@@ -372,7 +374,18 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzReport> {
     await using bench = await FuzzBench.start({ driver: o.driver, runtime: o.runtime ?? 'local', workDir: join(o.outDir, `${o.driver.name}-${profile.name}`), profile, timeoutMs, marginMs, ...(o.statusAliases ? { statusAliases: o.statusAliases } : {}), counts });
     const failed = new Map<string, CaseResult>();
     let needsRestart = false;
-    const property = fc.asyncProperty(fuzzCase(limitsOf(o, timeoutMs)), async (c) => {
+    // fast-check's time limit (interruptAfterTimeLimit) stops waiting for a run but does not stop
+    // it: the run goes on in the background and could restart the plane after the bench is
+    // disposed (an orphaned plane) or overlap the next phase. Every check is followed by
+    // `await settle()`, which waits for the run in flight.
+    let inflight: Promise<unknown> = Promise.resolve();
+    const settle = (): Promise<unknown> => inflight;
+    const property = fc.asyncProperty(fuzzCase(limitsOf(o, timeoutMs)), (c) => {
+      const run = runOne(c);
+      inflight = run.catch(() => {});
+      return run;
+    });
+    const runOne = async (c: FuzzCase): Promise<void> => {
       if (needsRestart) {
         await bench.restartPlane();
         needsRestart = false;
@@ -385,7 +398,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzReport> {
         if (failed.size > 100) failed.delete(failed.keys().next().value as string);
         throw new FuzzCaseFailed(r.violations);
       }
-    });
+    };
     const search = await fc.check(property, {
       seed,
       numRuns: o.runs ?? 1_000_000,
@@ -393,6 +406,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzReport> {
       ...(budget !== undefined ? { interruptAfterTimeLimit: budget } : {}),
       markInterruptAsFailure: false,
     });
+    await settle();
     results.push({ profile, cases: search.numRuns });
     if (search.failed && !search.interrupted && search.counterexample) {
       const found = search.counterexample[0] as FuzzCase;
@@ -402,6 +416,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzReport> {
       const t0 = performance.now();
       const shrinkBudget = o.shrinkBudgetMs ?? 60_000;
       const shrink = await fc.check(property, { seed, path: search.counterexamplePath ?? undefined, interruptAfterTimeLimit: shrinkBudget, markInterruptAsFailure: false });
+      await settle();
       let shrunk = (shrink.failed && shrink.counterexample ? shrink.counterexample[0] : found) as FuzzCase;
       let last = failed.get(caseDigest(shrunk)) ?? failed.get(caseDigest(found));
       // fast-check shrinks inside each request; then drop whole requests that the failure does not need.
@@ -477,6 +492,8 @@ function saveFailure(o: FuzzRunOptions, profile: FuzzProfile, seed: number, time
 /** Runs a saved case once on a fresh plane: the violations it shows now (empty = it no longer fails). */
 export async function replayCase(o: { driver: DataPlaneDriver; runtime?: Runtime; saved: SavedCase; outDir: string; marginMs?: number; statusAliases?: OracleContext['statusAliases'] }): Promise<CaseResult> {
   const counts = emptyCounts();
+  // A replay says whether the case still shows its violations, known ones included.
   await using bench = await FuzzBench.start({ driver: o.driver, runtime: o.runtime ?? 'local', workDir: join(o.outDir, `${o.driver.name}-replay`), profile: o.saved.profile, timeoutMs: o.saved.timeoutMs, marginMs: o.marginMs ?? 2000, ...(o.statusAliases ? { statusAliases: o.statusAliases } : {}), counts });
-  return await bench.runCase(o.saved.fuzzCase);
+  const r = await bench.runCase(o.saved.fuzzCase);
+  return { ...r, violations: [...r.violations, ...r.known] };
 }

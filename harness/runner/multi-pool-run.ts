@@ -2,11 +2,10 @@
 // the plane's route model with every (route, pool) entry, the listener a request goes to, EPP
 // actions aimed at one pool's EPP, expectations on each pool's journal, and the statistical
 // check of a weighted split. run-scenario.ts calls these; single-route scenarios never do.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { routeWithDefaults, type BodyMode, type FailureMode, type RouteModel } from '../../core/route-model.ts';
-import type { Runtime, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
-import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
+import type { StartedDataPlane } from '../data-planes/data-plane-driver.ts';
+import type { MockEppProcess, JournalEntry } from '../epp/mock-epp-process.ts';
+import type { TestBed } from '../launch/test-bed.ts';
 import type { ActionStep, EppExpect, PoolSpec, RequestStep, Scenario } from '../scenarios/scenario-schema.ts';
 import { resolveString, resolveTemplates, type TemplateContext } from '../scenarios/templates.ts';
 import { checkJournalEntry, servedBy, type Mismatch, type SentRequest } from './expectations.ts';
@@ -30,19 +29,10 @@ export function poolEppConfig(pool: PoolSpec, cfg: Record<string, unknown>, tpl:
   return resolved;
 }
 
-/** Starts one mock EPP per pool, each in its own folder under workDir (config, log). */
-export async function startPoolEpps(s: Scenario, tpl: TemplateContext, workDir: string, runtime: Runtime): Promise<Map<string, MockEppProcess>> {
+/** Starts one mock EPP per pool on the bed, each in its own folder under its work dir (config, log). */
+export async function startPoolEpps(s: Scenario, tpl: TemplateContext, bed: TestBed): Promise<Map<string, MockEppProcess>> {
   const epps = new Map<string, MockEppProcess>();
-  try {
-    for (const pool of s.setup.pools ?? []) {
-      const dir = join(workDir, `epp-${pool.name}`);
-      mkdirSync(dir, { recursive: true });
-      epps.set(pool.name, await MockEppProcess.start({ workDir: dir, config: poolEppConfig(pool, pool.epp, tpl), runtime }));
-    }
-  } catch (e) {
-    await Promise.all([...epps.values()].map((m) => m.stop().catch(() => {})));
-    throw e;
-  }
+  for (const pool of s.setup.pools ?? []) epps.set(pool.name, await bed.withMockEpp({ config: poolEppConfig(pool, pool.epp, tpl), dir: `epp-${pool.name}` }));
   return epps;
 }
 

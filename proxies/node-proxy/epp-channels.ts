@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ExternalProcessorClient, type ProcessingRequest, type ProcessingResponse } from '../../core/proto.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { EppTls } from '../../core/route-model.ts';
-import { H2Call, H2Target } from './epp-h2-client.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, H2Call, H2Target } from './epp-h2-client.ts';
 
 /** What EppExchange uses of a stream: grpc-js's ClientDuplexStream, or H2Call. */
 export interface ExtProcCall {
@@ -72,9 +72,12 @@ export class EppChannels {
   private readonly clients = new Map<string, GrpcExtProcClient>();
   private readonly h2 = new Map<string, H2Target>();
   private readonly kind: EppClientKind;
+  private readonly maxMessageBytes: number;
 
-  constructor(kind: EppClientKind = 'http2') {
+  /** maxMessageBytes: the largest EPP answer the http2 client accepts (RESOURCE_EXHAUSTED beyond). */
+  constructor(kind: EppClientKind = 'http2', maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {
     this.kind = kind;
+    this.maxMessageBytes = maxMessageBytes;
   }
 
   /** The shared client for this target, created on first use. */
@@ -83,7 +86,7 @@ export class EppChannels {
     if (this.kind === 'http2') {
       let t = this.h2.get(key);
       if (!t) {
-        t = new H2Target(address, tls);
+        t = new H2Target(address, tls, this.maxMessageBytes);
         this.h2.set(key, t);
       }
       const target = t;

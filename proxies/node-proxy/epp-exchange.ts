@@ -140,40 +140,72 @@ const lingering = {
   },
 };
 
+/**
+ * Where the request direction of the exchange stands. Envoy's ext_proc filter keeps one such
+ * state per direction; these are the ones node-proxy goes through:
+ * - awaiting-headers: the request headers went out (maybe body too); their answer is owed.
+ * - awaiting-body: buffered mode, headers answered; the body answer is owed (the body was or
+ *   will be sent). Envoy takes the pick only with that answer, and times it out like any other.
+ * - relaying: streamed mode, decided; the EPP answers each chunk (a plain answer releases the
+ *   oldest chunk sent, a `body` mutation replaces it, clear_body drops it).
+ * - duplex: streamed mode, decided; the EPP owns the body (streamed_response) until its end.
+ * - pass-through: streamed mode; the EPP closed with OK mid-body: chunks go straight upstream.
+ * - bypassed: streamed mode, fail-open after a failure: the EPP is ignored for the rest.
+ * - complete: decided and nothing more owed for the request (its body, if any, has ended).
+ * - failed: a failure ended the request direction (the decision or a late failure).
+ */
+export type RequestState = 'awaiting-headers' | 'awaiting-body' | 'relaying' | 'duplex' | 'pass-through' | 'bypassed' | 'complete' | 'failed';
+
+/** The response direction: idle until the response-headers phase, then its answer owed, then complete. */
+export type ResponseState = 'idle' | 'awaiting-headers' | 'complete';
+
+/** Our side of the gRPC stream: open, half-closed by finish(), or cancelled (RST_STREAM). */
+export type LocalStreamState = 'open' | 'half-closed' | 'cancelled';
+
+/** The EPP's side: open, ended (any status or error), or ended with OK. */
+export type RemoteStreamState = 'open' | 'closed' | 'closed-ok';
+
+/** What the request direction may still deliver once the body is relayed: a failure, or an ImmediateResponse. */
+export type LateAnswer = FailDecision | ImmediateDecision;
+
 export class EppExchange {
   readonly call: ExtProcCall;
   readonly decision: Promise<Decision>;
   private resolveDecision!: (d: Decision) => void;
-  private decided = false;
-  private closed = false;
-  private closedOk = false;
-  private finished = false;
+  private decided: Decision | undefined;
+  private request: RequestState = 'awaiting-headers';
+  private response: ResponseState = 'idle';
+  private local: LocalStreamState = 'open';
+  private remote: RemoteStreamState = 'open';
   private timer: NodeJS.Timeout | undefined;
   /** The timeout fired; the failure waits for this loop iteration's I/O (see arm()). */
   private expiry: NodeJS.Immediate | undefined;
   private readonly started = performance.now();
   private readonly opts: EppExchangeOptions;
 
-  // request side
+  // what we sent
+  /** A body follows the headers on this stream (set by sendHeaders). */
+  private bodyExpected = false;
+  /** The last request message (headers with end_of_stream, or the body's end) went out. */
   private allSent = false;
-  private bodySent = false;
-  private headersAnswered = false;
-  private bodyAnswered = false;
+
+  // what the EPP answered
   private headerValue: string | undefined;
   private metadataValue: string | undefined;
   private readonly mutations: HeaderMutation[] = [];
   private bodyReplacement: Buffer | undefined;
 
   // streamed body relay (after headers; the EPP answers chunks)
+  /** Chunks sent and not yet answered (relaying), kept for fail-open's bypass(). */
   private readonly pending: Buffer[] = [];
   private clientEnded = false;
-  private bypassed = false;
-  private passThrough = false;
-  private duplex = false;
-  private bodyDone = false;
+  /** The EPP answered with streamed_response: it owns the body from then on (even after it ended it). */
+  private ownedByEpp = false;
   private sink: BodySink | undefined;
   private readonly early: Array<Buffer | null> = [];
-  private lateFailure: ((f: FailDecision) => void) | undefined;
+  private late: ((a: LateAnswer) => void) | undefined;
+  /** A late answer that came before onBody() gave somewhere to deliver it. */
+  private lateHeld: LateAnswer | undefined;
 
   // response phase
   private responseWaiter: ((r: ResponsePhaseResult) => void) | undefined;
@@ -189,11 +221,17 @@ export class EppExchange {
     this.call.on('end', () => this.onEnd());
   }
 
+  /** The states per direction and of the stream (for tests and debugging). */
+  get state(): { request: RequestState; response: ResponseState; local: LocalStreamState; remote: RemoteStreamState } {
+    return { request: this.request, response: this.response, local: this.local, remote: this.remote };
+  }
+
   /** First message: request headers, with protocol_config (and the subset hint, if any). */
   sendHeaders(headers: HeaderValue[], endOfStream: boolean): void {
     // Body mode none: no body follows on this stream, so say so. The real EPPs look only at
     // end_of_stream and would hold their answer for a body that never comes (a deadlock).
     const eos = endOfStream || this.opts.bodyMode === 'none';
+    this.bodyExpected = !eos;
     const msg: ProcessingRequest = {
       request_headers: { headers: { headers }, end_of_stream: eos },
       protocol_config: {
@@ -211,13 +249,13 @@ export class EppExchange {
       };
     }
     this.write(msg);
-    if (endOfStream || this.opts.bodyMode === 'none') this.setAllSent();
+    if (eos) this.setAllSent();
   }
 
   /** A body chunk (buffered: the whole body once, end=true; streamed: each chunk). */
   sendBody(chunk: Buffer, end: boolean): void {
-    if (this.bypassed) return;
-    if (this.passThrough) {
+    if (this.request === 'bypassed') return;
+    if (this.request === 'pass-through') {
       // The EPP closed with OK mid-body: ignored from then on, the chunks go straight through.
       this.emit(chunk);
       if (end) this.endBody();
@@ -225,32 +263,39 @@ export class EppExchange {
     }
     // Streamed mode keeps each chunk until the EPP answers for it (that is the one copy);
     // after a failure the chunks stay here for fail-open's bypass().
-    if (this.opts.bodyMode === 'streamed' && !this.duplex) {
+    if (this.opts.bodyMode === 'streamed' && !this.ownedByEpp) {
       if (chunk.length > 0 || end) this.pending.push(chunk);
       if (end) this.clientEnded = true;
     }
-    if (this.finished || this.closed) return;
-    this.bodySent = true;
+    if (this.local !== 'open' || this.remote !== 'open') return;
     this.write({ request_body: { body: chunk, end_of_stream: end } });
     if (end) this.setAllSent();
   }
 
-  /** Streamed mode: where upstream-bound body bytes go (null = end). Flushes what came early. */
-  onBody(sink: BodySink, lateFailure: (f: FailDecision) => void): void {
+  /**
+   * Streamed mode: where upstream-bound body bytes go (null = end), and where a late answer
+   * goes (a failure, or an ImmediateResponse while the body is relayed). Flushes what came early.
+   */
+  onBody(sink: BodySink, late: (a: LateAnswer) => void): void {
     this.sink = sink;
-    this.lateFailure = lateFailure;
+    this.late = late;
     for (const c of this.early.splice(0)) sink(c);
+    const held = this.lateHeld;
+    this.lateHeld = undefined;
+    if (held) late(held);
   }
 
   /** Runs the response-headers phase; resolves with mutations, an immediate answer, or a failure. */
   responseHeaders(status: number, headers: HeaderValue[], served: string, endOfStream: boolean): Promise<ResponsePhaseResult> {
     return new Promise((resolve) => {
-      if (this.closed || this.finished) {
+      if (this.remote !== 'open' || this.local !== 'open') {
+        this.response = 'complete';
         // An EPP that ended its stream with OK is ignored from then on (Envoy's table).
-        if (this.closedOk) resolve({ kind: 'continue', mutations: [] });
+        if (this.remote === 'closed-ok') resolve({ kind: 'continue', mutations: [] });
         else resolve({ kind: 'fail', reason: 'epp_closed', detail: 'stream closed before the response phase' });
         return;
       }
+      this.response = 'awaiting-headers';
       this.responseWaiter = resolve;
       this.write({
         response_headers: {
@@ -269,10 +314,10 @@ export class EppExchange {
 
   /** Done with the EPP: half-close; the EPP ends the stream. Cancels if it never does. */
   finish(): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.local !== 'open') return;
+    this.local = 'half-closed';
     this.clearTimer();
-    if (this.closed) return;
+    if (this.remote !== 'open') return;
     try {
       this.call.end();
     } catch {
@@ -283,16 +328,30 @@ export class EppExchange {
 
   /** Drops the stream now (client gone, fail-open, failure). */
   cancel(): void {
-    this.finished = true;
+    this.local = 'cancelled';
     this.clearTimer();
     lingering.delete(this);
-    if (!this.closed) this.call.cancel();
+    if (this.remote === 'open') this.call.cancel();
+  }
+
+  /** Streamed mode, fail-open: ignore the EPP for the rest of the body. */
+  bypass(): Buffer[] {
+    this.request = 'bypassed';
+    this.ownedByEpp = false;
+    // Chunks the EPP already released (no sink yet), then those it still held.
+    const out = this.early.filter((c): c is Buffer => c !== null);
+    this.early.length = 0;
+    return [...out, ...this.pending.splice(0)];
+  }
+
+  get streamedBodyOwnedByEpp(): boolean {
+    return this.ownedByEpp;
   }
 
   // ---- internals ----
 
   private write(msg: ProcessingRequest): void {
-    if (this.closed || this.finished) return;
+    if (this.remote !== 'open' || this.local !== 'open') return;
     try {
       this.call.write(msg);
     } catch (e) {
@@ -305,17 +364,20 @@ export class EppExchange {
     this.arm();
   }
 
+  /** An answer is owed by the EPP: a phase of ours waits for it. */
   private owesAnswer(): boolean {
-    if (this.responseWaiter) return true;
-    if (!this.decided) return true;
-    return this.opts.bodyMode === 'streamed' && this.bodySent && !this.bodyDone;
+    if (this.response === 'awaiting-headers') return true;
+    const r = this.request;
+    return r === 'awaiting-headers' || r === 'awaiting-body' || r === 'relaying' || r === 'duplex';
   }
 
   private arm(): void {
     this.clearTimer();
-    if (this.finished || this.closed) return;
+    if (this.local !== 'open' || this.remote !== 'open') return;
     if (!this.owesAnswer()) return;
-    if (!this.allSent && !this.responseWaiter) return;
+    // A slow client upload never counts against the EPP: the request phases time only once
+    // everything was sent.
+    if (!this.allSent && this.response !== 'awaiting-headers') return;
     this.timer = setTimeout(() => {
       // Node runs expired timers before it polls sockets. On a starved CPU (a busy machine, a
       // burst) one loop iteration can outlast the timeout while the EPP's answer already sits in
@@ -343,92 +405,107 @@ export class EppExchange {
 
   private decide(d: Decision): void {
     if (this.decided) return;
-    this.decided = true;
+    this.decided = d;
+    if (d.kind === 'fail') this.request = 'failed';
+    else if (d.kind === 'route' && this.opts.bodyMode === 'streamed' && this.bodyExpected) this.request = 'relaying';
+    else this.request = 'complete';
     if (d.kind !== 'fail') this.opts.metrics.eppLatency(performance.now() - this.started);
     this.resolveDecision(d);
+  }
+
+  /** The request body is still relayed by the EPP (streamed mode): a late answer goes to the relay. */
+  private relayOpen(): boolean {
+    return this.request === 'relaying' || this.request === 'duplex';
+  }
+
+  private deliverLate(a: LateAnswer): void {
+    if (this.late) this.late(a);
+    else this.lateHeld = a;
   }
 
   /** A failure at any point: resolves whatever is waiting, and drops the stream. */
   private fail(reason: EppFailureReason, detail: string): void {
     const f: FailDecision = { kind: 'fail', reason, detail };
-    const waiter = this.responseWaiter;
-    this.responseWaiter = undefined;
-    const wasDecided = this.decided;
+    const waiter = this.takeResponseWaiter();
+    const wasDecided = this.decided !== undefined;
+    const relayOpen = this.relayOpen();
     this.cancel();
     if (!wasDecided) this.decide(f);
     else if (waiter) waiter(f);
-    else if (this.opts.bodyMode === 'streamed' && this.bodySent && !this.bodyDone) this.lateFailure?.(f);
+    else if (relayOpen) {
+      this.request = 'failed';
+      this.deliverLate(f);
+    }
+  }
+
+  private takeResponseWaiter(): ((r: ResponsePhaseResult) => void) | undefined {
+    const w = this.responseWaiter;
+    this.responseWaiter = undefined;
+    if (w) this.response = 'complete';
+    return w;
   }
 
   private onError(e: { code: number; details?: string; message: string }): void {
-    if (this.finished && e.code === GrpcStatus.CANCELLED) {
+    if (this.local !== 'open' && e.code === GrpcStatus.CANCELLED) {
       this.markClosed();
       return;
     }
     const reason: EppFailureReason =
-      e.code === GrpcStatus.UNAVAILABLE && !this.headersAnswered ? 'epp_unavailable' : e.code === GrpcStatus.DEADLINE_EXCEEDED ? 'epp_timeout' : 'epp_grpc_error';
+      e.code === GrpcStatus.UNAVAILABLE && this.request === 'awaiting-headers' ? 'epp_unavailable' : e.code === GrpcStatus.DEADLINE_EXCEEDED ? 'epp_timeout' : 'epp_grpc_error';
     this.fail(reason, `gRPC ${GrpcStatus[e.code] ?? e.code}: ${e.details ?? e.message}`);
     this.markClosed();
   }
 
   private onEnd(): void {
-    this.closedOk = true;
-    if (this.finished) return this.markClosed();
-    // The EPP closed with OK. Before its decision that means "no endpoint".
-    if (!this.decided) this.fail('epp_closed', 'the EPP closed the stream before answering');
-    else if (this.responseWaiter) {
-      const w = this.responseWaiter;
-      this.responseWaiter = undefined;
-      w({ kind: 'continue', mutations: [] });
-    } else if (this.opts.bodyMode === 'streamed' && this.bodySent && !this.bodyDone) {
+    const wasOpen = this.remote === 'open';
+    this.remote = 'closed-ok';
+    if (this.local === 'open') {
+      // The EPP closed with OK. Before its decision that means "no endpoint".
+      if (!this.decided) this.fail('epp_closed', 'the EPP closed the stream before answering');
+      else if (this.response === 'awaiting-headers') this.takeResponseWaiter()?.({ kind: 'continue', mutations: [] });
       // Envoy: a processor that closes with OK is ignored from then on; release what it holds.
-      this.releaseAllPending();
+      else if (this.relayOpen()) this.releaseAllPending();
     }
-    this.markClosed();
+    if (wasOpen) this.closedBookkeeping();
   }
 
   private markClosed(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.remote !== 'open') return;
+    this.remote = 'closed';
+    this.closedBookkeeping();
+  }
+
+  private closedBookkeeping(): void {
     lingering.delete(this);
     this.clearTimer();
     this.opts.metrics.eppStreamClosed();
   }
 
   private onMessage(m: ProcessingResponse): void {
-    if (this.finished) return;
+    if (this.local !== 'open') return;
     if (m.dynamic_metadata) {
       const v = metadataEndpoint(m.dynamic_metadata);
       if (v !== undefined) this.metadataValue = v;
     }
     switch (m.response) {
-      case 'immediate_response': {
-        const d = immediateFrom(m.immediate_response ?? {});
-        if (!this.decided) {
-          this.cancel();
-          this.decide(d);
-        } else if (this.responseWaiter) {
-          const w = this.responseWaiter;
-          this.responseWaiter = undefined;
-          this.cancel();
-          w(d);
-        } else {
-          this.fail('epp_protocol_error', 'immediate_response after the request was sent upstream');
-        }
-        return;
-      }
+      case 'immediate_response':
+        return this.onImmediate(immediateFrom(m.immediate_response ?? {}));
       case 'request_headers':
-        if (this.headersAnswered || this.decided) return this.fail('epp_protocol_error', 'second request_headers answer');
-        this.headersAnswered = true;
+        if (this.request !== 'awaiting-headers') return this.fail('epp_protocol_error', 'second request_headers answer');
         this.takeCommon(m.request_headers?.response);
         this.headerValue ??= headerEndpoint(m.request_headers?.response?.header_mutation);
+        // Buffered with a body: the pick is taken with the body's answer, which is owed now.
+        if (this.opts.bodyMode === 'buffered' && this.bodyExpected) this.request = 'awaiting-body';
+        else this.decideRoute();
         break;
       case 'request_body':
-        if (!this.headersAnswered) return this.fail('epp_protocol_error', 'request_body answer before request_headers');
+        if (this.request === 'awaiting-headers') return this.fail('epp_protocol_error', 'request_body answer before request_headers');
         if (this.opts.bodyMode === 'buffered') {
-          if (this.bodyAnswered) return this.fail('epp_protocol_error', 'second request_body answer in buffered mode');
-          this.bodyAnswered = true;
-          this.takeCommon(m.request_body?.response);
+          if (this.request === 'awaiting-body') {
+            this.takeCommon(m.request_body?.response);
+            this.decideRoute();
+          } else if (this.bodyExpected) return this.fail('epp_protocol_error', 'second request_body answer in buffered mode');
+          // else: no body was sent; a spurious body answer changes nothing.
         } else if (this.opts.bodyMode === 'streamed') {
           this.streamedBody(m.request_body?.response);
         } else {
@@ -438,9 +515,8 @@ export class EppExchange {
       case 'request_trailers':
         break;
       case 'response_headers': {
-        const w = this.responseWaiter;
+        const w = this.takeResponseWaiter();
         if (!w) return this.fail('epp_protocol_error', 'response_headers answer without a response phase');
-        this.responseWaiter = undefined;
         const hm = m.response_headers?.response?.header_mutation;
         w({ kind: 'continue', mutations: hm ? [hm] : [] });
         this.arm();
@@ -449,8 +525,33 @@ export class EppExchange {
       default:
         return this.fail('epp_protocol_error', `unexpected answer ${m.response ?? '(empty oneof)'}`);
     }
-    if (!this.decided) this.maybeDecide();
     this.arm();
+  }
+
+  /**
+   * An ImmediateResponse answers the client in place of the upstream, at any phase still open:
+   * before the decision, in the response-headers phase, and (as Envoy does in
+   * FULL_DUPLEX_STREAMED) while the request body is still relayed, upstream request or not.
+   */
+  private onImmediate(d: ImmediateDecision): void {
+    if (!this.decided) {
+      this.cancel();
+      this.decide(d);
+      return;
+    }
+    const w = this.takeResponseWaiter();
+    if (w) {
+      this.cancel();
+      w(d);
+      return;
+    }
+    if (this.relayOpen()) {
+      this.cancel();
+      this.request = 'complete';
+      this.deliverLate(d);
+      return;
+    }
+    this.fail('epp_protocol_error', 'immediate_response after the request was sent upstream');
   }
 
   private takeCommon(c: CommonResponse | undefined): void {
@@ -463,9 +564,8 @@ export class EppExchange {
     }
   }
 
-  private maybeDecide(): void {
-    if (!this.headersAnswered) return;
-    if (this.opts.bodyMode === 'buffered' && this.bodySent && !this.bodyAnswered) return;
+  /** The request phases the pick depends on are answered: route, or fail for a missing or bad pick. */
+  private decideRoute(): void {
     const h = this.headerValue;
     const md = this.metadataValue;
     let raw: string;
@@ -492,16 +592,18 @@ export class EppExchange {
   // upstream (the processor owns the body from then on); a plain answer releases the oldest
   // chunk sent, a `body` mutation replaces it, clear_body drops it.
   private streamedBody(c: CommonResponse | undefined): void {
+    if (!this.relayOpen()) return; // the body already ended upstream: nothing left to relay
     const bm = c?.body_mutation;
     if (bm?.mutation === 'streamed_response' || bm?.streamed_response) {
-      this.duplex = true;
+      this.request = 'duplex';
+      this.ownedByEpp = true;
       this.pending.length = 0;
       const sr = bm.streamed_response ?? {};
       if (sr.body && sr.body.length > 0) this.emit(sr.body);
       if (sr.end_of_stream) this.endBody();
       return;
     }
-    if (this.duplex) return;
+    if (this.request === 'duplex') return;
     const next = this.pending.shift();
     if (next === undefined) return;
     if (bm?.mutation === 'body' || bm?.body !== undefined) this.emit(bm.body ?? Buffer.alloc(0));
@@ -510,28 +612,13 @@ export class EppExchange {
   }
 
   private releaseAllPending(): void {
-    if (this.duplex) {
+    if (this.request === 'duplex') {
       this.endBody();
       return;
     }
     for (const c of this.pending.splice(0)) this.emit(c);
     if (this.clientEnded) this.endBody();
-    else this.passThrough = true;
-  }
-
-  /** Streamed mode, fail-open: ignore the EPP for the rest of the body. */
-  bypass(): Buffer[] {
-    this.bypassed = true;
-    this.duplex = false;
-    this.bodyDone = true;
-    // Chunks the EPP already released (no sink yet), then those it still held.
-    const out = this.early.filter((c): c is Buffer => c !== null);
-    this.early.length = 0;
-    return [...out, ...this.pending.splice(0)];
-  }
-
-  get streamedBodyOwnedByEpp(): boolean {
-    return this.duplex;
+    else this.request = 'pass-through';
   }
 
   private emit(c: Buffer): void {
@@ -541,8 +628,8 @@ export class EppExchange {
   }
 
   private endBody(): void {
-    if (this.bodyDone) return;
-    this.bodyDone = true;
+    if (this.request === 'complete' || this.request === 'bypassed') return;
+    this.request = 'complete';
     if (this.sink) this.sink(null);
     else this.early.push(null);
   }

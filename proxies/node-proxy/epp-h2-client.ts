@@ -12,6 +12,8 @@ import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { EppkitError } from '../../core/errors.ts';
+import { encodeGrpcFrame, GrpcFrameDecoder } from '../../core/grpc-frame.ts';
+import { decodeGrpcMessage } from '../../core/grpc-status-message.ts';
 import { EXT_PROC_METHOD_PATH, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../../core/proto.ts';
 import type { EppTls } from '../../core/route-model.ts';
 import { encodeProcessingRequest } from '../../mock-epp/ext-proc-codec.ts';
@@ -22,6 +24,11 @@ interface MethodDef {
 const METHOD = (messageTypes as unknown as Record<string, Record<string, MethodDef>>)['envoy.service.ext_proc.v3.ExternalProcessor']?.Process as MethodDef;
 
 const INITIAL_BACKOFF_MS = 100;
+/**
+ * Default limit on one EPP answer: room for a replaced body at the default route limit (16 MiB)
+ * plus headers. EppChannels passes the configured routes' largest maxBodyBytes + 1 MiB.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 17 * 1024 * 1024;
 const MAX_BACKOFF_MS = 2000;
 
 export interface H2CallError extends Error {
@@ -39,7 +46,7 @@ function callError(code: number, details: string): H2CallError {
 /** One ext_proc stream. */
 export class H2Call extends EventEmitter {
   private readonly stream: http2.ClientHttp2Stream | undefined;
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly frames: GrpcFrameDecoder;
   private done = false;
   private grpcStatus: number | undefined;
   private grpcMessage = '';
@@ -47,6 +54,7 @@ export class H2Call extends EventEmitter {
 
   constructor(target: H2Target) {
     super();
+    this.frames = new GrpcFrameDecoder({ maxMessageBytes: target.maxMessageBytes });
     const session = target.session();
     if (typeof session === 'string') {
       // Still backing off after a failed connect: fail fast, as grpc-js does in TRANSIENT_FAILURE.
@@ -94,12 +102,7 @@ export class H2Call extends EventEmitter {
     if (!this.stream || this.done || this.stream.destroyed) return false;
     // protobufjs encode of the plain message, without the proto loader's fromObject copy of it
     // (the copy was a large share of this client's garbage per stream).
-    const body = encodeProcessingRequest(msg);
-    const frame = Buffer.allocUnsafe(5 + body.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(body.length, 1);
-    body.copy(frame, 5);
-    return this.stream.write(frame);
+    return this.stream.write(encodeGrpcFrame(encodeProcessingRequest(msg)));
   }
 
   end(): void {
@@ -114,20 +117,24 @@ export class H2Call extends EventEmitter {
   }
 
   private onData(d: Buffer): void {
-    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-    while (this.buf.length >= 5) {
-      const len = this.buf.readUInt32BE(1);
-      if (this.buf.length < 5 + len) return;
-      if (this.buf[0] !== 0) {
+    if (this.done) return;
+    this.frames.push(d);
+    for (let f = this.frames.next(); f !== undefined; f = this.frames.next()) {
+      if (f.kind === 'too-large') {
+        // As a gRPC client does: the call fails with RESOURCE_EXHAUSTED, nothing more is held.
+        this.stream?.close(http2.constants.NGHTTP2_CANCEL);
+        return this.finish(GrpcStatus.RESOURCE_EXHAUSTED, `EPP answer refused: ${f.detail}`);
+      }
+      if (f.compressed) {
+        this.frames.clear();
         this.stream?.close(http2.constants.NGHTTP2_CANCEL);
         return this.finish(GrpcStatus.INTERNAL, 'compressed message (not negotiated)');
       }
-      const msg = this.buf.subarray(5, 5 + len);
-      this.buf = this.buf.subarray(5 + len);
       let m: ProcessingResponse;
       try {
-        m = METHOD.responseDeserialize(msg);
+        m = METHOD.responseDeserialize(f.message);
       } catch (e) {
+        this.frames.clear();
         this.stream?.close(http2.constants.NGHTTP2_CANCEL);
         return this.finish(GrpcStatus.INTERNAL, `undecodable message: ${(e as Error).message}`);
       }
@@ -139,7 +146,8 @@ export class H2Call extends EventEmitter {
     const s = Number(h['grpc-status']);
     this.grpcStatus = Number.isInteger(s) ? s : GrpcStatus.UNKNOWN;
     const msg = h['grpc-message'];
-    this.grpcMessage = typeof msg === 'string' ? decodeURIComponent(msg) : '';
+    // Never decodeURIComponent: it throws on a stray '%' from the EPP, in an event handler.
+    this.grpcMessage = typeof msg === 'string' ? decodeGrpcMessage(msg) : '';
   }
 
   private finish(code: number, details: string): void {
@@ -163,8 +171,11 @@ export class H2Target {
   private retryAt = 0;
   lastError = '';
   wasConnected = false;
+  /** Largest EPP answer accepted; a larger one fails its stream with RESOURCE_EXHAUSTED. */
+  readonly maxMessageBytes: number;
 
-  constructor(address: string, tls: EppTls | undefined) {
+  constructor(address: string, tls: EppTls | undefined, maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {
+    this.maxMessageBytes = maxMessageBytes;
     this.authority = tls?.serverName ?? address;
     this.url = `${tls ? 'https' : 'http'}://${address}`;
     const options: http2.SecureClientSessionOptions = {};

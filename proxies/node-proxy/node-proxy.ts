@@ -112,7 +112,9 @@ export class NodeProxy {
   async start(): Promise<StartedNodeProxy> {
     const config = isResolved(this.input) ? this.input : resolveNodeProxyConfig(this.input);
     const log = this.logger ?? createLogger(config.shim ? 'node-proxy-shim' : 'node-proxy');
-    const channels = new EppChannels(config.eppClient);
+    // An EPP answer may carry a replaced body: room for the largest route body plus headers.
+    const maxAnswerBytes = Math.max(0, ...config.routes.map((r) => r.maxBodyBytes)) + 1024 * 1024;
+    const channels = new EppChannels(config.eppClient, maxAnswerBytes);
     const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
     const metrics = new ProxyMetrics();
     const routes = config.routes.map(compileRoute);

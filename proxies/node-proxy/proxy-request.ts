@@ -7,7 +7,7 @@ import type { HeaderMutation } from '../../core/proto.ts';
 import type { BbrOptions } from '../../core/route-model.ts';
 import { describeOutcome, scanModel } from '../../core/bbr-model.ts';
 import type { Endpoint } from './endpoint.ts';
-import { EppExchange, type Decision, type FailDecision, type ImmediateDecision } from './epp-exchange.ts';
+import { EppExchange, type Decision, type FailDecision, type ImmediateDecision, type LateAnswer } from './epp-exchange.ts';
 import { failCloseStatus, type Outcome, type ReasonCode } from './outcomes.ts';
 import { fallbackOrder, type CompiledRoute, type ProxyContext } from './proxy-context.ts';
 import { endToEnd, extProcRequestHeaders, extProcResponseHeaders, HeaderList } from './proxy-headers.ts';
@@ -406,7 +406,7 @@ export class ProxyRequest {
               this.maybeFinishEpp();
             } else ureq.write(c);
           },
-          (f) => this.onLateEppFailure(f, ureq),
+          (a) => this.onLateEppAnswer(a, ureq),
         );
       }
     }
@@ -417,9 +417,16 @@ export class ProxyRequest {
     if (!this.eppBodyPending && !this.eppResponsePending) this.ex?.finish();
   }
 
-  /** The EPP failed while it was relaying the streamed body. */
-  private onLateEppFailure(f: FailDecision, ureq: http.ClientRequest): void {
+  /** The EPP failed, or answered for the upstream, while it was relaying the streamed body. */
+  private onLateEppAnswer(f: LateAnswer, ureq: http.ClientRequest): void {
     if (this.finished) return;
+    if (f.kind === 'immediate') {
+      // As Envoy in FULL_DUPLEX_STREAMED: the local answer replaces the upstream request
+      // (a reset if the upstream's response already started to the client).
+      ureq.destroy();
+      this.immediate(f);
+      return;
+    }
     this.ctx.log.warn({ event: 'epp_failure', reason: f.reason, detail: f.detail, late: true });
     if (this.cr.route.failureMode === 'open' && !this.ex?.streamedBodyOwnedByEpp) {
       // Ignore the EPP from here on: send what it still held, then the rest of the client body.
@@ -517,10 +524,29 @@ export class ProxyRequest {
   private reject(status: number, reason: ReasonCode, detail: string, outcome: Outcome = 'rejected'): void {
     if (this.finished) return;
     this.done(outcome, reason, status, { detail });
-    // An unread request body would poison the keep-alive connection: close it after answering.
-    if (!this.req.readableEnded) this.res.shouldKeepAlive = false;
+    const unread = !this.req.readableEnded;
+    // A body over the limit is not read to its end: the connection closes after the answer.
+    if (unread && reason === 'body_too_large') this.res.shouldKeepAlive = false;
     sendLocal(this.res, status, [['content-type', 'text/plain']], `${reason}\n`, reason);
-    if (!this.req.readableEnded) this.req.resume();
+    if (unread && reason !== 'body_too_large') this.discardBody();
+    else if (unread) this.req.resume();
+  }
+
+  /**
+   * The answer went out before the request body was read (an EPP failure in body mode none, a
+   * fail-close answer that does not wait for the body): read the rest and drop it, so the
+   * keep-alive connection goes on with the next request, as Envoy's does. Bounded by the
+   * route's body limit; beyond it the connection closes.
+   */
+  private discardBody(): void {
+    const limit = this.cr.route.maxBodyBytes;
+    let seen = this.bodyBytes;
+    const socket = this.req.socket;
+    this.req.on('data', (c: Buffer) => {
+      seen += c.length;
+      if (seen > limit) socket.destroySoon();
+    });
+    this.req.resume();
   }
 
   private done(outcome: Outcome, reason: ReasonCode, status: number, extra?: Record<string, unknown>): void {

@@ -167,6 +167,8 @@ describe.skipIf(!httpLoadBin || !echoBin)('compiled HTTP load client (eppkit-htt
         } else if (req.url === '/close') {
           res.setHeader('connection', 'close');
           res.end('xy');
+        } else if (req.url === '/close-idle') {
+          res.end('k');
         } else if (req.url === '/unavailable') {
           res.statusCode = 503;
           res.end('no');
@@ -174,6 +176,8 @@ describe.skipIf(!httpLoadBin || !echoBin)('compiled HTTP load client (eppkit-htt
         // /hang: no answer at all.
       });
     });
+    // Idle keep-alive connections closed soon (Node adds a 1 s buffer): the reuse test below.
+    server.keepAliveTimeout = 100;
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -223,6 +227,13 @@ describe.skipIf(!httpLoadBin || !echoBin)('compiled HTTP load client (eppkit-htt
     expect(refused.requests).toBe(0);
     expect(Object.keys(refused.errorKinds)).toEqual(['ECONNREFUSED']);
   });
+
+  it('a keep-alive connection the server closed while idle is not reused: no error for the plane', async () => {
+    // One request every 2.5 s on 2 connections: each waits longer than the server keeps it.
+    const r = await runNativeLoad(httpLoadBin!, spec(`${base}/close-idle`, { executor: 'constant-arrival-rate', rate: 0.4, connections: 2, warmupMs: 0, durationMs: 6000 }));
+    expect(r.requests).toBeGreaterThanOrEqual(2);
+    expect(r.errorKinds).toEqual({});
+  }, 30_000);
 
   it('burst: --connections requests at once every second, measured from the burst start', async () => {
     const r = await runNativeLoad(httpLoadBin!, spec(`http://${echo.address}/b`, { executor: 'burst', connections: 20, warmupMs: 0, durationMs: 1500 }));

@@ -12,8 +12,9 @@ import { histogramCount } from '../../harness/bench/bench-merge.ts';
 import type { BenchReport } from '../../harness/bench/bench-report.ts';
 import { docker } from '../../harness/containers/docker-cli.ts';
 import { dockerSkipReason } from '../../harness/containers/docker-test-gate.ts';
-import { ensureEppkitImageCurrent } from '../../harness/containers/start-process-or-container.ts';
-import { ManagedProcess, eppkitCommand } from '../../harness/processes/managed-process.ts';
+import { ensureEppkitImageCurrent } from '../../harness/containers/image-roles.ts';
+import { eppkitCommand } from '../../harness/launch/launch.ts';
+import { ManagedProcess } from '../../harness/launch/managed-process.ts';
 
 const { command: NODE, args: PRE } = eppkitCommand();
 

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { eppkitCommand } from '../../harness/processes/managed-process.ts';
+import { eppkitCommand } from '../../harness/launch/launch.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const { command, args } = eppkitCommand();

@@ -2,13 +2,12 @@
 // proxy into $EPPKIT_HOME/bin). Locally a missing kustomize skips; with CI=true it fails.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { env, eppkitHome } from '../../core/env.ts';
 
 export function kustomizeBin(): string | undefined {
-  const home = process.env.EPPKIT_HOME ?? join(homedir(), '.cache', 'eppkit');
-  for (const c of [process.env.EPPKIT_KUSTOMIZE, join(home, 'bin', 'kustomize')]) if (c && existsSync(c)) return c;
+  for (const c of [env().EPPKIT_KUSTOMIZE, join(eppkitHome(), 'bin', 'kustomize')]) if (c && existsSync(c)) return c;
   try {
     execFileSync('kustomize', ['version'], { stdio: 'ignore' });
     return 'kustomize';

@@ -11,8 +11,9 @@ import { HealthClient } from '../../core/proto.ts';
 import { freePort } from '../../core/net.ts';
 import { docker, dockerBin } from '../../harness/containers/docker-cli.ts';
 import { dockerSkipReason } from '../../harness/containers/docker-test-gate.ts';
-import { ensureEppkitImageCurrent } from '../../harness/containers/start-process-or-container.ts';
-import { ManagedProcess, eppkitCommand } from '../../harness/processes/managed-process.ts';
+import { ensureEppkitImageCurrent } from '../../harness/containers/image-roles.ts';
+import { eppkitCommand } from '../../harness/launch/launch.ts';
+import { ManagedProcess } from '../../harness/launch/managed-process.ts';
 import { kustomizeBuild, kustomizeSkipReason, type K8sObject } from './kustomize.ts';
 
 const DEPLOY = join(import.meta.dirname, '..', '..', 'deploy');

@@ -14,7 +14,9 @@ import { MockEpp } from '../../mock-epp/mock-epp.ts';
 import { renderNginxEppConfig } from '../../proxies/nginx-epp/nginx-epp-config.ts';
 import { buildImages, nginxModulePath, type ImageResult } from '../../harness/containers/build-images.ts';
 import { dockerSkipReason } from '../../harness/containers/docker-test-gate.ts';
-import { CONTAINER_PATHS, IMAGES_BY_ROLE, startProcessOrContainer } from '../../harness/containers/start-process-or-container.ts';
+import { CONTAINER_PATHS, IMAGES_BY_ROLE } from '../../harness/containers/image-roles.ts';
+import { launch } from '../../harness/launch/launch.ts';
+import { Wait } from '../../harness/launch/wait-strategy.ts';
 import type { DriverContext } from '../../harness/data-planes/data-plane-driver.ts';
 import { freePort } from '../../core/net.ts';
 
@@ -71,11 +73,11 @@ describe.skipIf(skip !== undefined)(`data-plane images${skip ? ` (skipped: ${ski
       conf,
       nginxConf(workDir, [CONTAINER_PATHS.nginxNjsModule], `  js_import main from ${workDir}/hello.js;\n  server { listen 127.0.0.1:${port}; location / { js_content main.hello; } }`),
     );
-    await using nginx = await startProcessOrContainer(ctx, {
+    await using nginx = await launch(ctx, {
       what: 'nginx-njs',
       image: IMAGES_BY_ROLE.nginxNjs,
       command: [CONTAINER_PATHS.nginx, '-p', workDir, '-c', conf, '-g', 'daemon off;'],
-      readyUrl: `http://127.0.0.1:${port}/ready`,
+      waitFor: Wait.forHttp(`http://127.0.0.1:${port}/ready`),
     });
     const res = await fetch(`http://127.0.0.1:${port}/hello`);
     expect(res.status).toBe(200);
@@ -110,11 +112,11 @@ describe.skipIf(skip !== undefined)(`data-plane images${skip ? ` (skipped: ${ski
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
 `,
     );
-    await using envoy = await startProcessOrContainer(ctx, {
+    await using envoy = await launch(ctx, {
       what: 'envoy',
       image: IMAGES_BY_ROLE.envoy,
       command: [CONTAINER_PATHS.envoy, '-c', yaml, '--log-level', 'warn', '--base-id', String(port), '--concurrency', '1'],
-      readyUrl: `http://127.0.0.1:${port}/`,
+      waitFor: Wait.forHttp(`http://127.0.0.1:${port}/`),
     });
     const res = await fetch(`http://127.0.0.1:${port}/x`);
     expect(res.status).toBe(200);
@@ -137,12 +139,12 @@ describe.skipIf(skip !== undefined)(`data-plane images${skip ? ` (skipped: ${ski
       const conf = join(dir, 'nginx.conf');
       const route = routeWithDefaults({ eppAddress: epp.address, bodyMode: 'buffered' });
       writeFileSync(conf, renderNginxEppConfig(route, { workDir: dir, listenHost: '127.0.0.1', listenPort: port, modulePath: CONTAINER_PATHS.nginxEppModule, runAsRoot: true }));
-      await using nginx = await startProcessOrContainer(ctx, {
+      await using nginx = await launch(ctx, {
         what: 'nginx-epp',
         image: IMAGES_BY_ROLE.nginxEpp,
         command: [CONTAINER_PATHS.nginx, '-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off; master_process on;'],
         // A TCP probe: an HTTP one would go through the EPP and take a pick.
-        readyPort: port,
+        waitFor: Wait.forTcp('127.0.0.1', port),
       });
       const served: string[] = [];
       for (let i = 0; i < 2; i++) {

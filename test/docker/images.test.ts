@@ -10,8 +10,9 @@ import { ExtProcTestClient, envoyHeaders, lbMetadataValue, setHeaderValue } from
 import { BASE_IMAGE, HASH_LABEL, buildImages, type ImageResult } from '../../harness/containers/build-images.ts';
 import { docker, inspectImage } from '../../harness/containers/docker-cli.ts';
 import { dockerSkipReason } from '../../harness/containers/docker-test-gate.ts';
-import { EppkitContainer, removeOrphanContainers } from '../../harness/containers/eppkit-container.ts';
-import { eppkitInvocation, startProcessOrContainer, type StartedProcessOrContainer } from '../../harness/containers/start-process-or-container.ts';
+import { EppkitContainer, removeOrphanContainers } from '../../harness/launch/eppkit-container.ts';
+import { eppkitInvocation, launch, type Launched } from '../../harness/launch/launch.ts';
+import { Wait } from '../../harness/launch/wait-strategy.ts';
 import type { DriverContext } from '../../harness/data-planes/data-plane-driver.ts';
 
 const skip = await dockerSkipReason();
@@ -54,10 +55,10 @@ describe.skipIf(skip !== undefined)(`docker images${skip ? ` (skipped: ${skip})`
   }, 120_000);
 
   it('runs the mock EPP in eppkit/node on the host loopback; it answers ext_proc over gRPC and its admin API', async () => {
-    await using epp = await startProcessOrContainer(ctx, {
+    await using epp = await launch(ctx, {
       what: 'mock EPP',
       ...eppkitInvocation(['mock-epp', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0', '--endpoints', POOL.join(',')]),
-      readyPattern: /admin listening on (http:\/\/127\.0\.0\.1:\d+)/,
+      waitFor: Wait.forLogLine(/admin listening on (http:\/\/127\.0\.0\.1:\d+)/),
     });
     expect(epp.runtime).toBe('docker');
     const grpcLine = await epp.waitForLine(/grpc listening on (127\.0\.0\.1:\d+)/, 5000);
@@ -78,18 +79,18 @@ describe.skipIf(skip !== undefined)(`docker images${skip ? ` (skipped: ${skip})`
     } finally {
       client.close();
     }
-    const journal = await fetch(`${epp.readyMatch?.[1]}/journal?wait=2&timeoutMs=5000`).then((r) => r.json());
+    const journal = await fetch(`${epp.ready[1]}/journal?wait=2&timeoutMs=5000`).then((r) => r.json());
     const entries = Array.isArray(journal) ? journal : (journal as { entries: unknown[] }).entries;
     expect(entries).toHaveLength(2);
   });
 
   it('runs an echo backend in eppkit/node on 127.0.0.2 and it answers from the container', async () => {
-    await using backend = await startProcessOrContainer(ctx, {
+    await using backend = await launch(ctx, {
       what: 'backend',
       ...eppkitInvocation(['backend', '--listen', '127.0.0.2:0', '--name', 'pod-in-docker']),
-      readyPattern: /listening on (http:\/\/\S+)/,
+      waitFor: Wait.forLogLine(/listening on (http:\/\/\S+)/),
     });
-    const url = backend.readyMatch?.[1] ?? '';
+    const url = backend.ready[1] ?? '';
     expect(url).toMatch(/^http:\/\/127\.0\.0\.2:\d+$/);
     const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","prompt":"hi"}' });
     expect(res.status).toBe(200);
@@ -100,7 +101,7 @@ describe.skipIf(skip !== undefined)(`docker images${skip ? ` (skipped: ${skip})`
     const logFile = join(workDir, 'backend.log');
     const c = await new EppkitContainer('eppkit/node')
       .withCommand(['eppkit', 'backend', '--listen', '127.0.0.1:0'])
-      .withWaitForLog(/listening on/)
+      .withWaitStrategy(Wait.forLogLine(/listening on/))
       .withLogFile(logFile)
       .start();
     const id = c.id;
@@ -112,10 +113,10 @@ describe.skipIf(skip !== undefined)(`docker images${skip ? ` (skipped: ${skip})`
   });
 
   it('fails with a clear EppkitError, the output and a hint when a container dies or the image is missing', async () => {
-    const died = startProcessOrContainer(ctx, {
+    const died = launch(ctx, {
       what: 'backend',
       ...eppkitInvocation(['backend', '--listen', 'not-an-address']),
-      readyPattern: /listening on/,
+      waitFor: Wait.forLogLine(/listening on/),
     });
     await expect(died).rejects.toThrow(EppkitError);
     await expect(died).rejects.toThrow(/--listen must be host:port/);
@@ -124,16 +125,18 @@ describe.skipIf(skip !== undefined)(`docker images${skip ? ` (skipped: ${skip})`
   });
 
   it('removes the containers of a harness that was killed (no Ryuk), and only those', async () => {
-    const mod = new URL('../../harness/containers/eppkit-container.ts', import.meta.url).href;
+    const mod = new URL('../../harness/launch/eppkit-container.ts', import.meta.url).href;
+    const waits = new URL('../../harness/launch/wait-strategy.ts', import.meta.url).href;
     const script = `const { EppkitContainer } = await import(${JSON.stringify(mod)});
-      const c = await new EppkitContainer('eppkit/node').withCommand(['eppkit', 'backend', '--listen', '127.0.0.1:0']).withWaitForLog(/listening on/).start();
+      const { Wait } = await import(${JSON.stringify(waits)});
+      const c = await new EppkitContainer('eppkit/node').withCommand(['eppkit', 'backend', '--listen', '127.0.0.1:0']).withWaitStrategy(Wait.forLogLine(/listening on/)).start();
       process.stdout.write(c.id + '\\n');
       process.kill(process.pid, 'SIGKILL');`;
     const { spawnSync } = await import('node:child_process');
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
     const orphan = child.stdout.trim();
     expect(orphan, child.stderr).toMatch(/^[0-9a-f]{64}$/);
-    await using mine = await new EppkitContainer('eppkit/node').withCommand(['eppkit', 'backend', '--listen', '127.0.0.1:0']).withWaitForLog(/listening on/).start();
+    await using mine = await new EppkitContainer('eppkit/node').withCommand(['eppkit', 'backend', '--listen', '127.0.0.1:0']).withWaitStrategy(Wait.forLogLine(/listening on/)).start();
     // (Another test process starting its first container may reap it first: either way it goes.)
     await removeOrphanContainers();
     expect((await docker(['ps', '-aq', '--no-trunc', '--filter', `id=${orphan}`])).stdout.trim()).toBe('');
@@ -143,15 +146,15 @@ describe.skipIf(skip !== undefined)(`docker images${skip ? ` (skipped: ${skip})`
   });
 
   it('runs the same command as a local process with runtime local', async () => {
-    let p: StartedProcessOrContainer | undefined;
+    let p: Launched<RegExpMatchArray> | undefined;
     try {
-      p = await startProcessOrContainer({ ...ctx, runtime: 'local' }, {
+      p = await launch({ ...ctx, runtime: 'local' }, {
         what: 'backend',
         ...eppkitInvocation(['backend', '--listen', '127.0.0.1:0']),
-        readyPattern: /listening on (http:\/\/\S+)/,
+        waitFor: Wait.forLogLine(/listening on (http:\/\/\S+)/),
       });
       expect(p.runtime).toBe('local');
-      expect((await fetch(`${p.readyMatch?.[1]}/v1/models`)).status).toBeLessThan(500);
+      expect((await fetch(`${p.ready[1]}/v1/models`)).status).toBeLessThan(500);
     } finally {
       await p?.stop();
     }

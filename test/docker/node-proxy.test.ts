@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeWithDefaults } from '../../core/route-model.ts';
 import { buildImages } from '../../harness/containers/build-images.ts';
 import { dockerSkipReason } from '../../harness/containers/docker-test-gate.ts';
-import { eppkitInvocation, startProcessOrContainer, type StartedProcessOrContainer } from '../../harness/containers/start-process-or-container.ts';
+import { eppkitInvocation, launch, type Launched } from '../../harness/launch/launch.ts';
+import { Wait } from '../../harness/launch/wait-strategy.ts';
 import type { DriverContext } from '../../harness/data-planes/data-plane-driver.ts';
 import { nodeProxyDriver } from '../../harness/data-planes/node-proxy-driver.ts';
 
@@ -19,10 +20,10 @@ const skip = await dockerSkipReason();
 describe.skipIf(skip !== undefined)(`node-proxy with --runtime docker${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let workDir = '';
   let ctx: DriverContext;
-  const started: StartedProcessOrContainer[] = [];
+  const started: Launched<RegExpMatchArray>[] = [];
   let backendA = '';
   let backendB = '';
-  let epp: StartedProcessOrContainer;
+  let epp: Launched<RegExpMatchArray>;
   let eppAddress = '';
   let adminUrl = '';
 
@@ -31,22 +32,22 @@ describe.skipIf(skip !== undefined)(`node-proxy with --runtime docker${skip ? ` 
     workDir = mkdtempSync(join(tmpdir(), 'eppkit-docker-np-'));
     ctx = { workDir, runtime: 'docker', host: '127.0.0.1' };
     for (const [name, ip] of [['pod-a', '127.0.0.2'], ['pod-b', '127.0.0.3']] as const) {
-      const b = await startProcessOrContainer(ctx, {
+      const b = await launch(ctx, {
         what: `backend ${name}`,
         ...eppkitInvocation(['backend', '--listen', `${ip}:0`, '--name', name]),
-        readyPattern: /listening on http:\/\/(\S+)/,
+        waitFor: Wait.forLogLine(/listening on http:\/\/(\S+)/),
       });
       started.push(b);
-      if (name === 'pod-a') backendA = b.readyMatch?.[1] ?? '';
-      else backendB = b.readyMatch?.[1] ?? '';
+      if (name === 'pod-a') backendA = b.ready[1] ?? '';
+      else backendB = b.ready[1] ?? '';
     }
-    epp = await startProcessOrContainer(ctx, {
+    epp = await launch(ctx, {
       what: 'mock EPP',
       ...eppkitInvocation(['mock-epp', '--port', '0', '--admin-port', '0', '--endpoints', `${backendA},${backendB}`]),
-      readyPattern: /admin listening on (http:\/\/\S+)/,
+      waitFor: Wait.forLogLine(/admin listening on (http:\/\/\S+)/),
     });
     started.push(epp);
-    adminUrl = epp.readyMatch?.[1] ?? '';
+    adminUrl = epp.ready[1] ?? '';
     eppAddress = (await epp.waitForLine(/grpc listening on (\S+)/, 5000))[1] ?? '';
   }, 900_000);
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BodySendMode, EXT_PROC_METHOD_PATH } from '../../core/proto.ts';
 import { ExtProcTestClient, envoyHeaders, setHeaderValue } from '../../mock-epp/ext-proc-client.ts';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
+import { eventually } from '../support/eventually.ts';
 
 const POOL = ['127.0.0.2:8000'];
 let epp: StartedMockEpp;
@@ -165,8 +166,7 @@ describe('mock EPP bad input', () => {
       epp.clearJournal();
       const s = client.open();
       s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true } });
-      await new Promise((r) => setTimeout(r, 50));
-      expect(epp.openStreams).toBe(1);
+      await eventually(() => epp.openStreams === 1, 'the stream open at the mock');
       s.cancel();
       const [e] = await epp.waitForJournal(1, 2000);
       expect(e?.end?.how).toBe('client-cancelled');
@@ -219,7 +219,7 @@ describe('mock EPP bad input', () => {
       big.send({ request_body: { body: Buffer.alloc(34 * 1024 * 1024), end_of_stream: true } });
       const o = await big.outcome;
       expect(o.code).toBe(8);
-      await new Promise((r) => setTimeout(r, 50));
+      await eventually(() => epp.openStreams === 0, 'no stream left open at the mock').catch(() => undefined);
       expect(epp.openStreams).toBe(0);
       expect(epp.journal.at(-1)?.end?.how).toBe('bad-input');
       expect(badInputCount('refused-by-grpc')).toBe(refusedBefore + 1);
@@ -328,8 +328,7 @@ describe('mock EPP bad input on the grpc-js transport', () => {
       epp.clearJournal();
       const s = client.open();
       s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true } });
-      await new Promise((r) => setTimeout(r, 50));
-      expect(epp.openStreams).toBe(1);
+      await eventually(() => epp.openStreams === 1, 'the stream open at the mock');
       s.cancel();
       const [e] = await epp.waitForJournal(1, 2000);
       expect(e?.end?.how).toBe('client-cancelled');

@@ -6,7 +6,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { typeScriptNode } from '../../harness/processes/managed-process.ts';
+import { typeScriptNode } from '../../harness/launch/launch.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/reset-after-queued-writes.ts', import.meta.url));
 const hasPrlimit = (() => {

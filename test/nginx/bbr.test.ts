@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultNginxModulePath } from '../../harness/build/nginx-module-build.ts';
 import type { StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
-import type { StartedProcessOrContainer } from '../../harness/containers/start-process-or-container.ts';
+import type { Launched } from '../../harness/launch/launch.ts';
 import { NginxDriver } from '../../harness/data-planes/nginx-driver.ts';
 import { startNginx } from '../../harness/data-planes/start-nginx.ts';
-import { IMAGES_BY_ROLE } from '../../harness/containers/start-process-or-container.ts';
+import { IMAGES_BY_ROLE } from '../../harness/containers/image-roles.ts';
 import { chatBody } from '../../harness/runner/request-body.ts';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { gateFor, send, startBackends, workDir } from '../support/envoy-test-kit.ts';
@@ -22,7 +22,7 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 describe.skipIf(gate.skip)('nginx-epp body-based routing, hand-written config', () => {
   let a: StartedEchoBackend;
   let epp: StartedMockEpp;
-  let nginx: { proc: StartedProcessOrContainer; port: number };
+  let nginx: { proc: Launched; port: number };
   let dir: string;
   let base: string;
 

@@ -7,7 +7,7 @@ import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import type { BodyMode } from '../../core/route-model.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
-import { pattern, startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
+import { pattern, startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
 import { setHeaderOption } from '../../core/headers.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
@@ -100,14 +100,14 @@ describe('node-proxy body replacement by the EPP', () => {
     const p = proxies.get(mode) as StartedNodeProxy;
     const r = await send(p.url, { path: '/replace', chunks: ['original ', 'body'] });
     expect(r.status).toBe(200);
-    const seen = r.json<{ bodyLength: number; bodySha256: string }>();
+    const seen = r.json<{ request: { bodyBytes: number; bodySha256: string } }>().request;
     expect(seen.bodySha256).toBe(sha(Buffer.from('REPLACED BY EPP')));
   });
 
   it('none: the EPP never sees the body, the backend gets the original', async () => {
     const p = proxies.get('none') as StartedNodeProxy;
     const r = await send(p.url, { path: '/replace', body: 'original' });
-    expect(r.json<{ bodySha256: string }>().bodySha256).toBe(sha(Buffer.from('original')));
+    expect(r.json<{ request: { bodySha256: string } }>().request.bodySha256).toBe(sha(Buffer.from('original')));
   });
 
   it('streamed with plain per-chunk answers: the chunks are released as the EPP answers them', async () => {
@@ -168,6 +168,6 @@ async function sendSlowChunks(url: string, parts: string[]): Promise<string> {
 }
 
 async function expectQuiet(p: StartedNodeProxy): Promise<void> {
-  const { eventually } = await import('../../proxies/node-proxy/test-support/http-send.ts');
+  const { eventually } = await import('../support/eventually.ts');
   await eventually(() => p.metrics.data.active.requests === 0 && p.metrics.data.active.eppStreams === 0, 'no request or EPP stream left open');
 }

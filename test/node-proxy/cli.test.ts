@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
-import { startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
+import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
 
 const EPPKIT = fileURLToPath(new URL('../../bin/eppkit.js', import.meta.url));
@@ -158,7 +158,7 @@ describe('eppkit node-proxy (CLI)', () => {
       const [e] = await epp.waitForJournal(1, 5000);
       expect(e?.servedEndpoint).toBe(backend.address);
       // The other route's EPP is unreachable: fail-open from the file's top level.
-      expect((await send(cli.url, { path: '/other' })).headers['x-echo-port']).toBe(String(backend.port));
+      expect((await send(cli.url, { path: '/other' })).headers['x-inference-port']).toBe(String(backend.port));
     } finally {
       cli.child.kill('SIGTERM');
     }

@@ -7,8 +7,9 @@ import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import type { BodyMode } from '../../core/route-model.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
-import { startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
-import { eventually, send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
+import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { eventually } from '../support/eventually.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
 
 let backend: StartedEchoBackend;
@@ -124,7 +125,9 @@ describe('node-proxy many aborts leave nothing behind', () => {
             : `GET /__slow?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n`;
       sockets.push(await rawClient(p.url, text));
     }
-    await new Promise((r) => setTimeout(r, 100));
+    // Vanish once every request is in the proxy (waiting on the EPP, its body or the backend).
+    const seen = (): number => p.metrics.data.active.requests + Object.values(p.metrics.data.requests).reduce((t, n) => t + n, 0);
+    await eventually(() => seen() >= sockets.length, `all ${sockets.length} requests seen by the proxy`);
     for (const s of sockets) s.destroy();
     await nothingOpen(p);
     expect((await send(p.url)).status).toBe(200);

@@ -11,8 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { NodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
-import { startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
-import { eventually, send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
+import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { eventually } from '../support/eventually.ts';
 
 /** A TCP relay that counts connections and can refuse (drop) them, to play an EPP that dies. */
 async function startRelay(target: () => number) {
@@ -153,7 +154,7 @@ describe('node-proxy TLS to the EPP', () => {
       .start();
     const r = await send(p.url);
     expect(r.status).toBe(200);
-    expect(r.headers['x-echo-port']).toBe(String(backend.port));
+    expect(r.headers['x-inference-port']).toBe(String(backend.port));
   });
 
   it('refuses an EPP whose name does not match (fail-close 500)', async () => {

@@ -9,8 +9,9 @@ import { silentLogger } from '../../core/logger.ts';
 import type { FailureMode } from '../../core/route-model.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
 import type { NodeProxyInput } from '../../proxies/node-proxy/node-proxy-config.ts';
-import { startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
-import { eventually, send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
+import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { eventually } from '../support/eventually.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
 import { setHeaderOption } from '../../core/headers.ts';
 
@@ -91,7 +92,7 @@ describe.each(['buffered', 'streamed', 'none'] as const)('node-proxy EPP failure
     // ...and keeps serving.
     const ok = await send(p.url, { body: 'again' });
     expect(ok.status).toBe(200);
-    expect(ok.headers['x-echo-port']).toBe(String(picked.port));
+    expect(ok.headers['x-inference-port']).toBe(String(picked.port));
     await quiet(p);
   });
 
@@ -100,7 +101,7 @@ describe.each(['buffered', 'streamed', 'none'] as const)('node-proxy EPP failure
     const r = await send(p.url, { path: `/__echo-body${req.path ?? ''}`, headers: req.headers ?? {}, body: 'payload-bytes' });
     // The fallback backend answers; the body arrived whole.
     expect(r.status).toBe(200);
-    expect(r.headers['x-echo-port']).toBe(String(fallback.port));
+    expect(r.headers['x-inference-port']).toBe(String(fallback.port));
     expect(r.text()).toBe('payload-bytes');
     expect(count(p, 'fallback', reason)).toBe(1);
     await quiet(p);
@@ -149,7 +150,7 @@ describe('node-proxy EPP unreachable or gone', () => {
     for (let i = 0; i < 3; i++) {
       const r = await send(p.url, { body: 'x' });
       expect(r.status).toBe(200);
-      expect(r.headers['x-echo-port']).toBe(String(fallback.port));
+      expect(r.headers['x-inference-port']).toBe(String(fallback.port));
     }
     await quiet(p);
   });
@@ -163,7 +164,7 @@ describe('node-proxy EPP unreachable or gone', () => {
 
   it('fail-open tries the fallback endpoints in order when one refuses', async () => {
     await using p = await proxy('open', { eppAddress: await closedPort(), fallbackEndpoints: ['127.0.0.1:1', fallback.address] });
-    for (let i = 0; i < 4; i++) expect((await send(p.url)).headers['x-echo-port']).toBe(String(fallback.port));
+    for (let i = 0; i < 4; i++) expect((await send(p.url)).headers['x-inference-port']).toBe(String(fallback.port));
   });
 
   it.each(['close', 'open'] as const)('an EPP that dies mid-stream: %s mode has a defined answer, the proxy keeps serving', async (mode) => {
@@ -177,7 +178,7 @@ describe('node-proxy EPP unreachable or gone', () => {
     if (mode === 'close') {
       expect(r.status).toBe(500);
       expect(['epp_grpc_error', 'epp_unavailable', 'epp_closed']).toContain(r.headers['x-eppkit-reason']);
-    } else expect(r.headers['x-echo-port']).toBe(String(fallback.port));
+    } else expect(r.headers['x-inference-port']).toBe(String(fallback.port));
     const next = await send(p.url);
     expect(next.status).toBe(mode === 'close' ? 500 : 200);
     await quiet(p);
@@ -223,7 +224,7 @@ describe('node-proxy response-phase failures', () => {
     await using p = await proxy('open', { responseProcessing: true });
     const r = await send(p.url, { headers: { 'x-eppkit-phase': 'response_headers', 'x-eppkit-hang': 'true' } });
     expect(r.status).toBe(200);
-    expect(r.headers['x-echo-port']).toBe(String(picked.port));
+    expect(r.headers['x-inference-port']).toBe(String(picked.port));
     await quiet(p);
   });
 
@@ -236,7 +237,7 @@ describe('node-proxy response-phase failures', () => {
     await using p = await proxy('close', { eppAddress: s.address, bodyMode: 'none', responseProcessing: true });
     const r = await send(p.url);
     expect(r.status).toBe(200);
-    expect(r.headers['x-echo-port']).toBe(String(picked.port));
+    expect(r.headers['x-inference-port']).toBe(String(picked.port));
     await quiet(p);
   });
 
@@ -260,7 +261,7 @@ describe('node-proxy endpoint missing (scripted EPP)', () => {
     const r = await send(p.url);
     expect(r.status).toBe(status);
     if (mode === 'close') expect(r.headers['x-eppkit-reason']).toBe('endpoint_missing');
-    else expect(r.headers['x-echo-port']).toBe(String(fallback.port));
+    else expect(r.headers['x-inference-port']).toBe(String(fallback.port));
   });
 });
 

@@ -3,6 +3,7 @@
 // (error status, trailers-only, OK close, reset, timeout, unreachable), client aborts (RST),
 // one connection for all streams and reconnection, TLS, and shim mode.
 import * as net from 'node:net';
+import * as http2 from 'node:http2';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,9 +14,35 @@ import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
 import type { NodeProxyInput } from '../../proxies/node-proxy/node-proxy-config.ts';
-import { pattern, startEchoBackend, type StartedEchoBackend } from '../../proxies/node-proxy/test-support/echo-backend.ts';
-import { eventually, send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { pattern, startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
+import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { eventually } from '../support/eventually.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
+import { encodeGrpcFrame } from '../../core/grpc-frame.ts';
+
+/** A bare HTTP/2 server standing in for the EPP: `answer` writes whatever bytes and trailers a case needs. */
+async function rawEpp(answer: (stream: http2.ServerHttp2Stream) => void): Promise<{ address: string } & AsyncDisposable> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream: http2.ServerHttp2Stream) => {
+    stream.on('error', () => undefined);
+    // Answer once the request headers message arrived (as an EPP would).
+    stream.once('data', () => answer(stream));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    [Symbol.asyncDispose]: () =>
+      new Promise<void>((r) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
 
 let backend: StartedEchoBackend;
 let fallback: StartedEchoBackend;
@@ -86,7 +113,7 @@ describe('eppClient http2', () => {
   it('an answer of the wrong phase: fail-open goes to the fallback', async () => {
     await using p = await proxy({ failureMode: 'open', fallbackEndpoints: [fallback.address] });
     const r = await send(p.url, { path: '/wrong-phase', body: 'x' });
-    expect(r.headers['x-echo-port']).toBe(String(fallback.port));
+    expect(r.headers['x-inference-port']).toBe(String(fallback.port));
     await quiet(p);
   });
 
@@ -100,7 +127,7 @@ describe('eppClient http2', () => {
     expect(r.status).toBe(500);
     expect(r.headers['x-eppkit-reason']).toBe('epp_unavailable');
     await using open = await proxy({ eppAddress: `127.0.0.1:${port}`, failureMode: 'open', fallbackEndpoints: [fallback.address] });
-    for (let i = 0; i < 3; i++) expect((await send(open.url)).headers['x-echo-port']).toBe(String(fallback.port));
+    for (let i = 0; i < 3; i++) expect((await send(open.url)).headers['x-inference-port']).toBe(String(fallback.port));
   });
 
   it('a client abort mid-body resets the EPP stream', async () => {
@@ -190,4 +217,58 @@ describe('eppClient http2', () => {
     expect((await send(shim.url, { headers: { ...h, 'x-eppkit-grpc-error': 'INTERNAL' } })).status).toBe(500);
     expect((await send(shim.url, { headers: { ...h, 'x-eppkit-hang': 'true' } })).status).toBe(504);
   });
+
+  it('an EPP answer whose length prefix declares 4 GiB fails the stream with RESOURCE_EXHAUSTED at once, nothing buffered', async () => {
+    await using raw = await rawEpp((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+      // The prefix, then a little of the "message"; the stream then stays open.
+      stream.write(Buffer.concat([Buffer.from([0, 0xff, 0xff, 0xff, 0xff]), Buffer.alloc(1000)]));
+    });
+    await using p = await proxy({ eppAddress: raw.address, timeoutMs: 30_000 });
+    const r = await send(p.url, { body: 'x' });
+    expect(r.status).toBe(500);
+    expect(r.headers['x-eppkit-reason']).toBe('epp_grpc_error');
+    await quiet(p);
+  });
+
+  it('a grpc-message the EPP percent-encoded badly ("100%") is a defined failure, not a crash', async () => {
+    await using raw = await rawEpp((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '13', 'grpc-message': 'broken 100% %zz' }, { endStream: true });
+    });
+    await using p = await proxy({ eppAddress: raw.address });
+    for (let i = 0; i < 2; i++) {
+      const r = await send(p.url, { body: 'x' });
+      expect(r.status).toBe(500);
+      expect(r.headers['x-eppkit-reason']).toBe('epp_grpc_error');
+    }
+    await quiet(p);
+  });
+
+  it('answers split at every byte and several answers in one DATA frame decode alike', async () => {
+    // The headers answer with the pick, sent one byte per write.
+    const { messageTypes } = await import('../../core/proto.ts');
+    const codec = (messageTypes as unknown as Record<string, { serialize: (m: object) => Buffer }>)['envoy.service.ext_proc.v3.ProcessingResponse'];
+    const answer = encodeGrpcFrame(
+      codec!.serialize({
+        request_headers: { response: { header_mutation: { set_headers: [{ header: { key: 'x-gateway-destination-endpoint', raw_value: Buffer.from(backend.address) } }] } } },
+      }),
+    );
+    await using raw = await rawEpp((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      let i = 0;
+      const drip = (): void => {
+        if (stream.destroyed) return;
+        if (i === answer.length) return void stream.end();
+        stream.write(answer.subarray(i, ++i), drip);
+      };
+      drip();
+    });
+    await using p = await proxy({ eppAddress: raw.address, bodyMode: 'none' });
+    const r = await send(p.url);
+    expect(r.status).toBe(200);
+    expect(r.headers['x-inference-port']).toBe(String(backend.port));
+    await quiet(p);
+  });
 });
+

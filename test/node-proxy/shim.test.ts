@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { silentLogger } from '../../core/logger.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
-import { pattern } from '../../proxies/node-proxy/test-support/echo-backend.ts';
+import { pattern } from '../../harness/backends/echo-backend.ts';
 import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
 import { createHash } from 'node:crypto';
 

@@ -30,20 +30,6 @@ start:
     {{#responseProcessing}}--response-processing{{/responseProcessing}}
   ready: { log: { matches: "listening on http" } }
   readyTimeoutMs: 60000
-# Seen here, stated rather than hidden: in body mode none node-proxy answers an EPP failure
-# before it has read the request body, and then closes the client connection instead of
-# draining the body, so the next request on it opens a new one.
-overrides:
-  keepalive-after-timeout:
-    why: "node-proxy in body mode none answers the EPP timeout before reading the body and closes the connection: the scenario's one keep-alive connection cannot continue"
-    skip: true
-  keepalive-mixed-outcomes:
-    - step: routed to pod-b after the error
-      why: "node-proxy in body mode none answers the EPP error before reading the body and closes the connection"
-      expect: { reused: false }
-    - step: and routed again
-      why: "node-proxy in body mode none answers the EPP error before reading the body and closes the connection"
-      expect: { reused: false }
 `,
     );
     const r = eppkit(['run', '--plane', 'headers-only.yaml', '--report-dir', 'out'], dir);
@@ -51,11 +37,11 @@ overrides:
     const all = loadScenarios([]);
     const expected = all.filter((l) => requiredFeatures(l.scenario).every((f) => features.includes(f))).map((l) => l.scenario.name).sort();
     const ran = rs.scenarios.filter((s) => s.status !== 'skipped').map((s) => s.name).sort();
-    expect(ran).toEqual(expected.filter((n) => n !== 'keepalive-after-timeout'));
+    expect(ran).toEqual(expected);
     expect(notPassed(rs).filter((x) => x.startsWith('failed')), r.stdout.slice(-3000)).toEqual([]);
     // Far more than 1: everything that never looks at the body at the EPP (20 of 40 today).
     expect(ran.length).toBeGreaterThanOrEqual(15);
-    for (const s of rs.scenarios.filter((x) => x.status === 'skipped')) expect(s.reason).toMatch(/does not support: |skipped by headers-only's overrides: /);
+    for (const s of rs.scenarios.filter((x) => x.status === 'skipped')) expect(s.reason).toMatch(/does not support: /);
     expect(r.stdout).toMatch(new RegExp(`headers-only: ran ${ran.length} of ${all.length} scenarios; \\d+ skipped because the plane lacks body-buffered`));
     expect(r.code).toBe(0);
   }, 900_000);

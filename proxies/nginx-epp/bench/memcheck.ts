@@ -13,7 +13,6 @@
 //     (--bbr: body-based routing on, BBR bodies in memory and in temp files, and clients that
 //     drop the connection in the middle of the body while BBR reads it; --bbr-require: the
 //     same with epp_bbr_require_model on, so bodies without a model are answered 400)
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,8 +25,11 @@ import { chatBody } from '../../../harness/runner/request-body.ts';
 import { EchoBackend } from '../../../harness/backends/echo-backend.ts';
 import { defaultNginxModulePath } from '../../../harness/build/nginx-module-build.ts';
 import { MockEpp } from '../../../mock-epp/mock-epp.ts';
+import { nginxBin } from '../../../core/env.ts';
+import { TestBed } from '../../../harness/launch/test-bed.ts';
+import { Wait } from '../../../harness/launch/wait-strategy.ts';
 import { renderNginxEppConfig, type NginxEppForm } from '../nginx-epp-config.ts';
-import { canConnect, freePort } from '../../../core/net.ts';
+import { freePort } from '../../../core/net.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -47,8 +49,11 @@ const { values: a } = parseArgs({
 const valgrind = a.mode === 'valgrind';
 const bbr = a.bbr || a['bbr-require'];
 
-const backend = await new EchoBackend('a').start();
-const fallback = await new EchoBackend('fallback').start();
+const dir = mkdtempSync(join(tmpdir(), `eppkit-nginx-memcheck-${a.mode}-`));
+// Backends, the EPP and nginx: stopped together at the end.
+await using bed = new TestBed({ workDir: dir, runtime: 'local' });
+const backend = await bed.withEchoBackend(new EchoBackend('a'));
+const fallback = await bed.withEchoBackend(new EchoBackend('fallback'));
 const epp = await new MockEpp({
   endpoints: [backend.address],
   rules: [{ match: { headers: { 'x-case': 'immediate' } }, action: { immediate: { status: 503, headers: { 'x-why': 'busy' }, body: 'busy' } } }],
@@ -58,7 +63,7 @@ const epp = await new MockEpp({
   .withPort(0)
   .withAdminPort(null)
   .start();
-const dir = mkdtempSync(join(tmpdir(), `eppkit-nginx-memcheck-${a.mode}-`));
+bed.use(epp);
 const port = await freePort();
 const route = routeWithDefaults({
   eppAddress: epp.address,
@@ -82,10 +87,13 @@ writeFileSync(
   }),
 );
 const nginxArgs = ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')];
-const child = valgrind
-  ? spawn(
-      'valgrind',
-      [
+// Single process under valgrind (so it sees the module's worker code), master + worker for RSS.
+const nginx = await bed.withLaunched({
+  what: valgrind ? 'nginx under valgrind' : 'nginx',
+  image: '',
+  command: valgrind
+    ? [
+        'valgrind',
         '--tool=memcheck',
         '--leak-check=full',
         '--show-leak-kinds=definite,indirect,possible',
@@ -93,24 +101,17 @@ const child = valgrind
         '--track-origins=no',
         `--suppressions=${fileURLToPath(new URL('./nginx.supp', import.meta.url))}`,
         `--log-file=${join(dir, 'valgrind.log')}`,
-        '/usr/sbin/nginx',
+        nginxBin(),
         ...nginxArgs,
         '-g',
         'daemon off; master_process off;',
-      ],
-      { stdio: 'inherit' },
-    )
-  : spawn('/usr/sbin/nginx', [...nginxArgs, '-g', 'daemon off; master_process on;'], { stdio: 'inherit' });
-
-async function up(): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (await canConnect('127.0.0.1', port)) return;
-    await sleep(200);
-  }
-  throw new Error('nginx did not come up');
-}
-await up();
+      ]
+    : [nginxBin(), ...nginxArgs, '-g', 'daemon off; master_process on;'],
+  logFile: join(dir, 'nginx.out'),
+  // valgrind makes nginx start slowly.
+  waitFor: Wait.forTcp('127.0.0.1', port),
+  startupTimeoutMs: 120_000,
+});
 const url = `http://127.0.0.1:${port}/v1/completions`;
 
 const SCENARIOS: Array<{ headers?: Record<string, string>; body?: Buffer }> = [
@@ -220,8 +221,8 @@ if (valgrind) {
   }
 }
 console.log(`statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-child.kill(valgrind ? 'SIGTERM' : 'SIGQUIT');
-await new Promise((r) => child.once('exit', r));
+// valgrind writes its leak summary on the way out: give it time before SIGKILL.
+await nginx.stop(valgrind ? 300_000 : 10_000);
 if (valgrind) {
   const log = readFileSync(join(dir, 'valgrind.log'), 'utf8');
   const pick = (re: RegExp): string => re.exec(log)?.[0] ?? '(not found)';
@@ -233,6 +234,4 @@ if (valgrind) {
 }
 const errs = readFileSync(join(dir, 'error.log'), 'utf8').split('\n').filter((l) => /\[(alert|emerg|crit)\]/.test(l));
 console.log(`error.log alert/crit/emerg lines: ${errs.length}${errs.length ? `\n${errs.slice(0, 5).join('\n')}` : ''}`);
-await epp.stop();
-await backend.stop();
-await fallback.stop();
+

@@ -10,16 +10,18 @@
 // `--epp rust` uses the compiled bench EPP (bench-tools' eppkit-bench-epp, built by `eppkit
 // build bench`; `eppkit bench --epp native` runs the same one); `--epp mock` the eppkit MockEpp
 // (Node, one process). The backend is a plain nginx answering 200 (no Node in the data path).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { nginxBin } from '../../../core/env.ts';
 import { routeWithDefaults } from '../../../core/route-model.ts';
-import { BENCH_TOOLS, benchToolPath } from '../../../harness/build/bench-tools-build.ts';
+import { benchEppLaunch, planHelpers, startOnBed } from '../../../harness/bench/bench-helpers.ts';
+import { IMAGES_BY_ROLE } from '../../../harness/containers/image-roles.ts';
 import { NginxDriver } from '../../../harness/data-planes/nginx-driver.ts';
-import { freePort } from '../../../core/net.ts';
+import { startNginx } from '../../../harness/data-planes/start-nginx.ts';
+import { TestBed } from '../../../harness/launch/test-bed.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -34,21 +36,6 @@ const { values: a } = parseArgs({
 const connections = Number(a.connections);
 const delay = Number(a.delay);
 const duration = Number(a.duration);
-
-function waitLine(child: ChildProcess, re: RegExp, ms = 20_000): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`no ${re} within ${ms} ms: ${buf}`)), ms);
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = re.exec(buf);
-      if (m) {
-        clearTimeout(t);
-        resolve(m);
-      }
-    });
-  });
-}
 
 /** utime+stime of a process and its threads, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -65,68 +52,56 @@ function childPids(pid: number): number[] {
   return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
-const work = mkdtempSync(join(tmpdir(), 'eppkit-nginx-bench-'));
-const children: ChildProcess[] = [];
-try {
-  // Backend: plain nginx, 1 worker, 200 "ok".
-  const bport = await freePort();
-  const bdir = join(work, 'backend');
-  mkdirSync(bdir);
-  writeFileSync(
-    join(bdir, 'nginx.conf'),
-    `worker_processes 1; pid ${bdir}/nginx.pid; error_log ${bdir}/error.log warn;
+/** A plain nginx (1 worker) with this server block, on a free port, ready when its pid file is written and it accepts. */
+async function plainNginx(bed: TestBed, name: string, server: (port: number) => string): Promise<{ pid: number; port: number }> {
+  const workDir = join(bed.workDir, name);
+  mkdirSync(workDir);
+  const { proc, port } = await startNginx(
+    { workDir, runtime: 'local', host: '127.0.0.1' },
+    {
+      workDir,
+      image: IMAGES_BY_ROLE.nginxEpp,
+      nginxBin: nginxBin(),
+      masterProcess: true,
+      renderConfig: (p) => `worker_processes 1; pid ${workDir}/nginx.pid; error_log ${workDir}/error.log warn;
 events { worker_connections 8192; }
-http { access_log off; server { listen 127.0.0.1:${bport} backlog=4096; keepalive_requests 100000; location / { return 200 "ok\\n"; } } }\n`,
+http { access_log off; ${server(p)} }\n`,
+    },
   );
-  const backend = spawn('/usr/sbin/nginx', ['-p', `${bdir}/`, '-c', join(bdir, 'nginx.conf'), '-e', join(bdir, 'error.log'), '-g', 'daemon off;'], { stdio: 'ignore' });
-  children.push(backend);
-  const backendAddr = `127.0.0.1:${bport}`;
+  bed.use(proc);
+  return { pid: proc.pid!, port };
+}
 
-  let epp: ChildProcess;
-  let eppAddress: string;
-  if (a.epp === 'mock') {
-    epp = spawn(process.execPath, ['cli/eppkit.ts', 'mock-epp', '--port', '0', '--admin-port', '0', '--endpoints', backendAddr], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
-    children.push(epp);
-    eppAddress = (await waitLine(epp, /grpc listening on (\S+)/))[1]!;
-  } else {
-    epp = spawn(benchToolPath(BENCH_TOOLS.benchEpp), ['--listen', '127.0.0.1:0', '--endpoints', backendAddr], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(epp);
-    eppAddress = (await waitLine(epp, /grpc listening on (\S+)/))[1]!;
-  }
-  await sleep(300);
+{
+  // Backend, EPP, the plane and the proxy-only baseline: all stopped at the end of this block.
+  await using bed = new TestBed({ workDir: mkdtempSync(join(tmpdir(), 'eppkit-nginx-bench-')), runtime: 'local' });
+  // Backend: plain nginx, 1 worker, 200 "ok".
+  const backend = await plainNginx(bed, 'backend', (p) => `server { listen 127.0.0.1:${p} backlog=4096; keepalive_requests 100000; location / { return 200 "ok\\n"; } }`);
+  const backendAddr = `127.0.0.1:${backend.port}`;
 
-  const plane = await new NginxDriver({ form: a.form === 'direct' ? 'direct' : 'ngf', bufferedAccessLog: true }).start(routeWithDefaults({ eppAddress, timeoutMs: 2000 }), {
-    workDir: join(work, 'nginx'),
-    runtime: 'local',
-    host: '127.0.0.1',
-  });
+  // The compiled bench EPP (as `eppkit bench --epp native`) or the mock, started as the bench starts them.
+  const plan = planHelpers({ backend: 'auto', epp: a.epp === 'mock' ? 'mock' : 'native' });
+  const epp = await startOnBed(bed, benchEppLaunch(plan, backendAddr, 0, bed.workDir));
+  const eppAddress = epp.address;
+
+  const plane = await bed.withDataPlane(new NginxDriver({ form: a.form === 'direct' ? 'direct' : 'ngf', bufferedAccessLog: true }), routeWithDefaults({ eppAddress, timeoutMs: 2000 }));
   const nginxWorkers = childPids(plane.pid!);
   const procs: Record<string, number[]> = {
     'nginx worker (+ its tokio thread)': nginxWorkers,
-    [`EPP (${a.epp})`]: [epp.pid!],
-    'backend nginx': childPids(backend.pid!),
+    [`EPP (${a.epp})`]: [epp.proc.pid!],
+    'backend nginx': childPids(backend.pid),
   };
   // Baseline: the same proxying without the module (no EPP at all), same connections: what this
   // machine can do right now, whatever the EPP; run first, 5 s.
-  const pport = await freePort();
-  const pdir = join(work, 'proxy-only');
-  mkdirSync(pdir);
-  writeFileSync(
-    join(pdir, 'nginx.conf'),
-    `worker_processes 1; pid ${pdir}/nginx.pid; error_log ${pdir}/error.log warn;
-events { worker_connections 8192; }
-http { access_log off; server { listen 127.0.0.1:${pport} backlog=4096; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://${backendAddr}; } } }\n`,
-  );
-  const proxyOnly = spawn('/usr/sbin/nginx', ['-p', `${pdir}/`, '-c', join(pdir, 'nginx.conf'), '-e', join(pdir, 'error.log'), '-g', 'daemon off;'], { stdio: 'ignore' });
-  children.push(proxyOnly);
-  await sleep(500);
-  const proxyWorkers = childPids(proxyOnly.pid!);
+  const proxyOnly = await plainNginx(bed, 'proxy-only', (p) => `server { listen 127.0.0.1:${p} backlog=4096; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://${backendAddr}; } }`);
+  const pport = proxyOnly.port;
+  const proxyWorkers = childPids(proxyOnly.pid);
   const baseCpu0 = proxyWorkers.reduce((t, p) => t + cpuSeconds(p), 0);
   const base = spawnSync('wrk', [`-t${a.threads}`, `-c${connections}`, '-d5s', '--timeout', '5s', `http://127.0.0.1:${pport}/v1/completions`], { encoding: 'utf8' });
   const baseRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(base.stdout)?.[1] ?? NaN);
   const baseTotal = Number(/(\d+) requests in/.exec(base.stdout)?.[1] ?? NaN);
   const baseCpuPerReq = ((proxyWorkers.reduce((t, p) => t + cpuSeconds(p), 0) - baseCpu0) / baseTotal) * 1e6;
-  proxyOnly.kill('SIGTERM');
+  process.kill(proxyOnly.pid, 'SIGTERM');
   // Warm-up: connections to the EPP and backend exist before the measurement.
   spawnSync('wrk', ['-t1', '-c20', '-d2s', '-H', `x-eppkit-delay-ms: ${delay}`, `${plane.url}/v1/completions`], { encoding: 'utf8' });
   const before = Object.fromEntries(Object.entries(procs).map(([k, ps]) => [k, ps.reduce((s, p) => s + cpuSeconds(p), 0)]));
@@ -150,7 +125,4 @@ http { access_log off; server { listen 127.0.0.1:${pport} backlog=4096; location
     `load average at the end: ${load}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  await plane.stop();
-} finally {
-  for (const c of children) c.kill('SIGTERM');
 }

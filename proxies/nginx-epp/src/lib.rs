@@ -13,18 +13,23 @@
 //! Threads: nginx APIs are only ever called on the worker thread. The gRPC client runs on a tokio
 //! runtime (own threads, created in init_process after fork); a finished call pushes its outcome
 //! to a queue and writes an eventfd that is registered as a read event in the worker's loop.
-
-// Statics are read through raw pointers (`*(&raw mut X)`), never `&mut X`: keep that form.
-#![allow(clippy::deref_addrof)]
+//!
+//! Layers (no cycles): ffi (every raw pointer, the only unchecked code) <- conf <- worker <- request,
+//! balancer <- this file (the tables nginx reads and the callbacks it calls).
 
 mod balancer;
 mod conf;
+mod ffi;
 mod request;
-mod util;
 mod worker;
 
-use conf::*;
-use ngx::ffi::*;
+use conf::LocConf;
+use ffi::{ConfResult, Directive, Status};
+use ngx::ffi::{
+    ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1,
+    NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
+    NGX_HTTP_UPS_CONF,
+};
 use std::ffi::c_void;
 use std::ptr;
 
@@ -33,7 +38,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_get_endpoint"),
         type_: (NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(set_get_endpoint),
+        set: Some(ffi::directive!(LocConf, set_get_endpoint)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, get_endpoint),
         post: ptr::null_mut(),
@@ -41,7 +46,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_endpoint"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_endpoint),
+        set: Some(ffi::directive!(LocConf, conf::set_endpoint)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, endpoint),
         post: ptr::null_mut(),
@@ -49,7 +54,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_timeout_ms"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_timeout_ms),
+        set: Some(ffi::directive!(LocConf, conf::set_timeout_ms)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, timeout_ms),
         post: ptr::null_mut(),
@@ -57,7 +62,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_failure_mode_allow"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(set_flag),
+        set: Some(ffi::directive!(LocConf, conf::set_flag)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, fail_open),
         post: ptr::null_mut(),
@@ -65,7 +70,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_header_name"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_header_name),
+        set: Some(ffi::directive!(LocConf, conf::set_header_name)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, header_name),
         post: ptr::null_mut(),
@@ -73,7 +78,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_default_upstream"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_complex),
+        set: Some(ffi::directive!(LocConf, conf::set_complex)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, default_upstream),
         post: ptr::null_mut(),
@@ -81,7 +86,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_body_mode"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_body_mode),
+        set: Some(ffi::directive!(LocConf, conf::set_body_mode)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, body_mode),
         post: ptr::null_mut(),
@@ -89,7 +94,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_max_body_size"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_size),
+        set: Some(ffi::directive!(LocConf, conf::set_size)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, max_body),
         post: ptr::null_mut(),
@@ -97,7 +102,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_tls"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(set_flag),
+        set: Some(ffi::directive!(LocConf, conf::set_flag)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, tls),
         post: ptr::null_mut(),
@@ -105,7 +110,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_tls_verify"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(set_flag),
+        set: Some(ffi::directive!(LocConf, conf::set_flag)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, tls_verify),
         post: ptr::null_mut(),
@@ -113,7 +118,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_tls_ca"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_str),
+        set: Some(ffi::directive!(LocConf, conf::set_str)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, tls_ca),
         post: ptr::null_mut(),
@@ -121,7 +126,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_tls_server_name"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_str),
+        set: Some(ffi::directive!(LocConf, conf::set_str)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, tls_server_name),
         post: ptr::null_mut(),
@@ -129,7 +134,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_report_served"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(set_flag),
+        set: Some(ffi::directive!(LocConf, conf::set_flag)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, report_served),
         post: ptr::null_mut(),
@@ -137,7 +142,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_allow"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE) as ngx_uint_t,
-        set: Some(set_allow),
+        set: Some(ffi::directive!(LocConf, conf::set_allow)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, allow),
         post: ptr::null_mut(),
@@ -145,7 +150,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_subset_hint"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_complex),
+        set: Some(ffi::directive!(LocConf, conf::set_complex)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, subset_hint),
         post: ptr::null_mut(),
@@ -153,7 +158,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_balancer"),
         type_: (NGX_HTTP_UPS_CONF | NGX_CONF_NOARGS) as ngx_uint_t,
-        set: Some(balancer::set_balancer),
+        set: Some(ffi::directive!((), balancer::set_balancer)),
         conf: 0,
         offset: 0,
         post: ptr::null_mut(),
@@ -162,7 +167,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
         name: ngx::ngx_string!("epp_bbr"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
         // Not set_flag: BBR alone needs no gRPC runtime in the workers.
-        set: Some(ngx_conf_set_flag_slot),
+        set: Some(ffi::directive!(LocConf, conf::set_plain_flag)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, bbr),
         post: ptr::null_mut(),
@@ -170,7 +175,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_bbr_header"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_header_name),
+        set: Some(ffi::directive!(LocConf, conf::set_header_name)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, bbr_header),
         post: ptr::null_mut(),
@@ -178,7 +183,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_bbr_max_body_size"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
-        set: Some(set_size),
+        set: Some(ffi::directive!(LocConf, conf::set_size)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, bbr_max_body),
         post: ptr::null_mut(),
@@ -186,7 +191,7 @@ static mut COMMANDS: [ngx_command_t; 21] = [
     ngx_command_t {
         name: ngx::ngx_string!("epp_bbr_require_model"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG) as ngx_uint_t,
-        set: Some(ngx_conf_set_flag_slot),
+        set: Some(ffi::directive!(LocConf, conf::set_plain_flag)),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: std::mem::offset_of!(LocConf, bbr_require_model),
         post: ptr::null_mut(),
@@ -195,54 +200,54 @@ static mut COMMANDS: [ngx_command_t; 21] = [
 ];
 
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: Some(preconfiguration),
-    postconfiguration: Some(postconfiguration),
+    preconfiguration: Some(ffi::conf_handler!(preconfiguration)),
+    postconfiguration: Some(ffi::conf_handler!(postconfiguration)),
     create_main_conf: None,
     init_main_conf: None,
     create_srv_conf: None,
     merge_srv_conf: None,
-    create_loc_conf: Some(create_loc_conf),
-    merge_loc_conf: Some(merge_loc_conf),
+    create_loc_conf: Some(ffi::create_conf::<LocConf>),
+    merge_loc_conf: Some(ffi::merge_conf!(LocConf, conf::merge_loc_conf)),
 };
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
 pub static mut ngx_http_rust_epp_module: ngx_module_t = ngx_module_t {
     ctx: &MODULE_CTX as *const ngx_http_module_t as *mut c_void,
-    commands: unsafe { &raw mut COMMANDS[0] },
+    commands: &raw mut COMMANDS as *mut ngx_command_t,
     type_: NGX_HTTP_MODULE as ngx_uint_t,
-    init_process: Some(worker::init_process),
-    exit_process: Some(worker::exit_process),
+    init_process: Some(ffi::init_process!(init_process)),
+    exit_process: Some(ffi::exit_process!(worker::exit)),
     ..ngx_module_t::default()
 };
 
 ngx::ngx_modules!(ngx_http_rust_epp_module);
 
-/// Variables are added before the rest of the config is parsed, so `map`, `log_format` and
-/// `set` can use them.
-unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-    if conf::add_variables(cf).is_err() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    NGX_OK as ngx_int_t
+/// `epp_get_endpoint`: the content handler comes from here, so conf does not depend on request.
+fn set_get_endpoint(d: &mut Directive<LocConf>) -> ConfResult {
+    conf::set_get_endpoint(d, ffi::http_handler!(request::content_handler))
 }
 
-unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-    let cmcf = util::http_main_conf(cf, &raw const ngx_http_core_module) as *mut ngx_http_core_main_conf_t;
-    let pre = &mut (*cmcf).phases[ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE as usize].handlers;
-    let h = ngx_array_push(pre) as *mut ngx_http_handler_pt;
-    if h.is_null() {
-        return NGX_ERROR as ngx_int_t;
+fn init_process(cycle: &ffi::Cycle) -> Status {
+    worker::init(cycle, conf::module_used(), request::on_wake)
+}
+
+/// Variables are added before the rest of the config is parsed, so `map`, `log_format` and
+/// `set` can use them.
+fn preconfiguration(cf: &mut ffi::Conf) -> Status {
+    ffi::register_module::<LocConf>(&raw mut ngx_http_rust_epp_module);
+    if conf::add_variables(cf).is_err() {
+        return ffi::ERROR;
     }
-    *h = Some(request::precontent_handler);
-    let log = &mut (*cmcf).phases[ngx_http_phases_NGX_HTTP_LOG_PHASE as usize].handlers;
-    let h = ngx_array_push(log) as *mut ngx_http_handler_pt;
-    if h.is_null() {
-        return NGX_ERROR as ngx_int_t;
+    ffi::OK
+}
+
+fn postconfiguration(cf: &mut ffi::Conf) -> Status {
+    if !cf.add_phase_handler(false, ffi::http_handler!(request::precontent_handler))
+        || !cf.add_phase_handler(true, ffi::http_handler!(request::log_handler))
+        || conf::index_builtin_variables(cf).is_err()
+    {
+        return ffi::ERROR;
     }
-    *h = Some(request::log_handler);
-    if conf::index_builtin_variables(cf).is_err() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    NGX_OK as ngx_int_t
+    ffi::OK
 }

@@ -4,18 +4,22 @@
 // EPP takes little of the machine. CPU per stream = this process's CPU (process.cpuUsage) over
 // the run / streams: on a shared machine the figure that neighbours disturb least.
 //   node proxies/node-proxy/bench/epp-client-bench.ts [--streams 20000] [--clients http2,grpc-js]
-import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { rawHeader } from '../../../core/headers.ts';
 import { BENCH_TOOLS, benchToolPath } from '../../../harness/build/bench-tools-build.ts';
+import { launch } from '../../../harness/launch/launch.ts';
+import { Wait } from '../../../harness/launch/wait-strategy.ts';
 import { EppChannels, type EppClientKind } from '../epp-channels.ts';
 
 const { values: a } = parseArgs({ options: { streams: { type: 'string', default: '20000' }, clients: { type: 'string', default: 'http2,grpc-js' }, inflight: { type: 'string', default: '16' } } });
 const N = Number(a.streams);
 const INFLIGHT = Number(a.inflight);
 
-const epp = spawn(benchToolPath(BENCH_TOOLS.benchEpp), ['--listen', '127.0.0.1:0', '--endpoints', '127.0.0.2:8000'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const address = await new Promise<string>((resolve) => epp.stdout.on('data', (d: Buffer) => { const m = /grpc listening on (\S+)/.exec(d.toString()); if (m) resolve(m[1]!); }));
+const epp = await launch(
+  { runtime: 'local', workDir: process.cwd() },
+  { what: 'bench EPP', image: '', command: [benchToolPath(BENCH_TOOLS.benchEpp), '--listen', '127.0.0.1:0', '--endpoints', '127.0.0.2:8000'], waitFor: Wait.forLogLine(/grpc listening on (\S+)/) },
+);
+const address = epp.ready[1]!;
 const headers = [':method', 'GET', ':path', '/v1/completions', ':authority', 'bench.test', ':scheme', 'http', 'user-agent', 'bench'];
 const msg = { request_headers: { headers: { headers: Array.from({ length: headers.length / 2 }, (_, i) => rawHeader(headers[2 * i]!, headers[2 * i + 1]!)) }, end_of_stream: true } };
 
@@ -62,5 +66,5 @@ async function run(kind: EppClientKind, n: number): Promise<{ ms: number; errors
 try {
   for (const k of String(a.clients).split(',') as EppClientKind[]) await run(k, N);
 } finally {
-  epp.kill('SIGTERM');
+  await epp.stop();
 }

@@ -9,13 +9,15 @@
 //   2. latency at a fixed rate: an open-loop client sending --rate req/s on keep-alive
 //      connections, timing each request with process.hrtime (microsecond resolution;
 //      autocannon's histogram has 1 ms resolution, too coarse for a sub-millisecond hop).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { TestBed } from '../../../harness/launch/test-bed.ts';
+import { Wait } from '../../../harness/launch/wait-strategy.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const EPPKIT = `${ROOT}bin/eppkit.js`;
@@ -38,7 +40,8 @@ const DURATION = Number(opt.duration);
 const RATE = Number(opt.rate);
 const CONNECTIONS = Number(opt.connections);
 
-const children: ChildProcess[] = [];
+// The backend, the mock EPP and node-proxy, each its own process; stopped together.
+const bed = new TestBed({ workDir: mkdtempSync(join(tmpdir(), 'eppkit-node-proxy-bench-')), runtime: 'local' });
 
 /** CPU seconds (user+system) of a process and its children (cluster workers), from /proc. */
 function cpuSeconds(pid: number): number {
@@ -53,33 +56,10 @@ function cpuSeconds(pid: number): number {
     return NaN;
   }
 }
-function start(what: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): Promise<RegExpExecArray> {
-  const child = spawn(process.execPath, [...execArgv, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  return new Promise((resolve, reject) => {
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m) resolve(m);
-    });
-    child.on('exit', (code) => reject(new Error(`${what} exited ${code}: ${err}`)));
-  });
-}
-function stopAll(): Promise<void> {
-  return Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((r) => {
-          if (c.exitCode !== null) return r();
-          c.once('exit', () => r());
-          c.kill('SIGTERM');
-          setTimeout(() => c.kill('SIGKILL'), 5000).unref();
-        }),
-    ),
-  ).then(() => undefined);
+/** Starts `node <execArgv> <args>` on the bed; resolves with the match of its ready line. */
+async function start(what: string, args: string[], ready: RegExp, env: Record<string, string> = {}, execArgv: string[] = []): Promise<{ match: RegExpMatchArray; pid: number }> {
+  const proc = await bed.withLaunched({ what, image: '', command: [process.execPath, ...execArgv, ...args], env: { NO_COLOR: '1', ...env }, waitFor: Wait.forLogLine(ready) });
+  return { match: proc.ready, pid: proc.pid as number };
 }
 
 interface Throughput {
@@ -154,20 +134,22 @@ async function fixedRate(url: string, headers: Record<string, string>): Promise<
 
 async function main(): Promise<void> {
   const facts = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgAtStart: loadavg().map((x) => x.toFixed(2)) };
-  const [, backend] = await start('echo backend', [`${ROOT}proxies/node-proxy/bench/echo-server.ts`], /echo listening on (\S+)\n/);
-  const [, eppPort] = await start('mock EPP', [EPPKIT, 'mock-epp', '--port', '0', '--admin-port', '0', '--endpoints', backend as string], /grpc listening on 127\.0\.0\.1:(\d+)\n/, {
+  const b = await start('echo backend', [`${ROOT}proxies/node-proxy/bench/echo-server.ts`], /echo listening on (\S+)/);
+  const backend = b.match[1];
+  const e = await start('mock EPP', [EPPKIT, 'mock-epp', '--port', '0', '--admin-port', '0', '--endpoints', backend as string], /grpc listening on 127\.0\.0\.1:(\d+)/, {
     EPPKIT_LOG_LEVEL: 'warn',
   });
+  const eppPort = e.match[1];
   const profArgs = opt['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${opt['cpu-prof-dir']}`] : [];
-  const [, proxyUrl] = await start(
+  const np = await start(
     'node-proxy',
     [EPPKIT, 'node-proxy', '--listen', '127.0.0.1:0', '--epp', `127.0.0.1:${eppPort}`, '--workers', opt.workers as string, '--body-mode', opt['body-mode'] as string, '--timeout-ms', '1000', '--epp-client', opt['epp-client'] as string],
-    /listening on (http:\/\/\S+)\n/,
+    /listening on (http:\/\/\S+)/,
     { EPPKIT_LOG_LEVEL: opt['log-level'] as string },
     profArgs,
   );
-  const names = ['echo backend', 'mock EPP', 'node-proxy'];
-  children.forEach((c, i) => (pids[names[i] as string] = c.pid as number));
+  const proxyUrl = np.match[1];
+  Object.assign(pids, { 'echo backend': b.pid, 'mock EPP': e.pid, 'node-proxy': np.pid });
   const targets: Array<{ name: string; url: string; headers: Record<string, string> }> = [{ name: 'direct to backend', url: `http://${backend}`, headers: {} }];
   for (const d of (opt.delays as string).split(',')) {
     targets.push({ name: `node-proxy, EPP delay ${d} ms`, url: proxyUrl as string, headers: d === '0' ? {} : { 'x-eppkit-delay-ms': d } });
@@ -182,7 +164,7 @@ async function main(): Promise<void> {
     rows.push({ target: t.name, throughput, fixed });
     process.stderr.write(`${t.name}: ${JSON.stringify({ throughput, fixed })}\n`);
   }
-  await stopAll();
+  await bed[Symbol.asyncDispose]();
   const result = { facts: { ...facts, loadavgAtEnd: loadavg().map((x) => x.toFixed(2)) }, options: opt, rows };
   if (opt.json) writeFileSync(opt.json, JSON.stringify(result, null, 2));
 
@@ -200,6 +182,6 @@ async function main(): Promise<void> {
 
 main().catch(async (e: unknown) => {
   process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-  await stopAll();
+  await bed[Symbol.asyncDispose]();
   process.exit(1);
 });

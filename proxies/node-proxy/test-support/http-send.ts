@@ -65,13 +65,3 @@ export function send(baseUrl: string, opts: SendOptions = {}): Promise<SendResul
     } else req.end(opts.body);
   });
 }
-
-/** Polls `fn` until it returns true (for end states reached asynchronously, e.g. stream counts). */
-export async function eventually(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`not reached within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -186,7 +186,16 @@ impl Client {
     async fn iteration(self: Rc<Self>) -> Outcome {
         let c = self.clone();
         let exchange = async move {
-            let reused = c.idle.borrow_mut().pop();
+            let reused = loop {
+                let Some(conn) = c.idle.borrow_mut().pop() else { break None };
+                // A connection the server closed while it sat idle (its keep-alive timeout) is
+                // dropped, not used: Node's agent forgets such sockets too, and the plane did
+                // nothing wrong. Readiness is tokio's cached state: no syscall while idle.
+                match conn.sock.try_read(&mut [0u8; 1]) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Some(conn),
+                    _ => continue,
+                }
+            };
             let mut conn = match reused {
                 Some(conn) => conn,
                 None => {

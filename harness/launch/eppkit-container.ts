@@ -1,21 +1,23 @@
 // A container the harness owns, over testcontainers: always on the host network (so every
 // socket is on the host's loopback, as the network rule demands, and a port the caller picks,
 // or port 0, means the same inside and out), from a local image (never pulled: there is no
-// registry), with its output kept like a ManagedProcess (memory + optional file) and ready when
-// a log line matches or an HTTP URL on loopback answers.
+// registry), with its output kept like a ManagedProcess (LogBuffer: memory + optional file) and
+// ready when its wait strategy says so (wait-strategy.ts, the same family as for processes).
 //
 //   await using c = await new EppkitContainer('eppkit/node')
 //     .withCommand(['eppkit', 'backend', '--listen', '127.0.0.2:0'])
-//     .withWaitForLog(/listening on (http:\/\/\S+)/)
+//     .withWaitStrategy(Wait.forLogLine(/listening on (http:\/\/\S+)/))
 //     .start();
-//   c.readyMatch?.[1]  // the URL the backend printed
-import { createWriteStream, type WriteStream } from 'node:fs';
+//   (c.ready as RegExpMatchArray)[1]  // the URL the backend printed
+import { spawnSync } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import type { Readable } from 'node:stream';
 import type { StartedTestContainer } from 'testcontainers';
 import { EppkitError } from '../../core/errors.ts';
-import { docker, inspectImage } from './docker-cli.ts';
-import { canConnect } from '../../core/net.ts';
+import { docker, dockerBin, inspectImage } from '../containers/docker-cli.ts';
+import { track, untrack } from './interrupt.ts';
+import type { Launched } from './launched.ts';
+import { LogBuffer } from './log-buffer.ts';
+import { Wait, startFailed, type ExitStatus, type WaitStrategy } from './wait-strategy.ts';
 
 // Ryuk (the reaper) is an image from a registry; there is none here. Containers are removed by
 // stop()/dispose instead. Set before testcontainers is first loaded (it is imported lazily).
@@ -63,104 +65,6 @@ export interface BindSpec {
   mode?: 'rw' | 'ro';
 }
 
-/** Output kept in memory, split in lines, with waiters for a line matching a pattern. */
-class LogBuffer {
-  private buf = '';
-  private partial = '';
-  private lines: string[] = [];
-  private waiters: Array<{ re: RegExp; resolve: (m: RegExpMatchArray) => void }> = [];
-  private file: WriteStream | undefined;
-  ended = false;
-  private endWaiters: Array<() => void> = [];
-  private readonly maxChars: number;
-
-  constructor(maxChars: number, logFile?: string) {
-    this.maxChars = maxChars;
-    if (logFile) this.file = createWriteStream(logFile, { flags: 'a' });
-  }
-
-  attach(stream: Readable): void {
-    stream.on('data', (d: Buffer | string) => this.push(typeof d === 'string' ? d : d.toString('utf8')));
-    stream.on('error', () => this.end());
-    stream.on('end', () => this.end());
-    stream.on('close', () => this.end());
-  }
-
-  push(text: string): void {
-    this.buf += text;
-    if (this.buf.length > this.maxChars) this.buf = this.buf.slice(this.buf.length - this.maxChars);
-    this.file?.write(text);
-    const parts = (this.partial + text).split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const line of parts) {
-      this.lines.push(line);
-      if (this.lines.length > 10_000) this.lines.shift();
-      this.waiters = this.waiters.filter((w) => {
-        const m = line.match(w.re);
-        if (m) w.resolve(m);
-        return !m;
-      });
-    }
-  }
-
-  private end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    for (const w of this.endWaiters) w();
-    this.endWaiters = [];
-    for (const f of this.endListeners) f();
-  }
-
-  private endListeners: Array<() => void> = [];
-
-  /** Calls `f` once when the stream ends (at once when it has). */
-  onEnded(f: () => void): void {
-    if (this.ended) f();
-    else this.endListeners.push(f);
-  }
-
-  /** Resolves when the log stream has ended (the container exited), or after `ms`. */
-  whenEnded(ms: number): Promise<void> {
-    if (this.ended) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.endWaiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-
-  find(re: RegExp): RegExpMatchArray | undefined {
-    for (const line of this.lines) {
-      const m = line.match(re);
-      if (m) return m;
-    }
-    return undefined;
-  }
-
-  waitFor(re: RegExp): Promise<RegExpMatchArray> {
-    const seen = this.find(re);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve) => this.waiters.push({ re, resolve }));
-  }
-
-  text(): string {
-    return this.buf;
-  }
-
-  tail(chars: number): string {
-    return this.buf.length > chars ? `…${this.buf.slice(-chars)}` : this.buf;
-  }
-
-  close(): Promise<void> {
-    const f = this.file;
-    this.file = undefined;
-    if (!f) return Promise.resolve();
-    return new Promise((resolve) => f.end(resolve));
-  }
-}
-
 export class EppkitContainer {
   private readonly image: string;
   private what: string;
@@ -169,9 +73,7 @@ export class EppkitContainer {
   private env: Record<string, string> = {};
   private binds: BindSpec[] = [];
   private workingDir: string | undefined;
-  private logRe: RegExp | undefined;
-  private httpUrl: string | undefined;
-  private tcp: { host: string; port: number } | undefined;
+  private waitStrategy: WaitStrategy<unknown> | undefined;
   private startupTimeoutMs = 30_000;
   private logFile: string | undefined;
   private maxLogChars = 256 * 1024;
@@ -219,24 +121,9 @@ export class EppkitContainer {
     return this;
   }
 
-  /** Ready when a line of output (stdout or stderr) matches; the match is `readyMatch`. */
-  withWaitForLog(re: RegExp): this {
-    this.logRe = re;
-    return this;
-  }
-
-  /** Ready when this loopback URL answers any HTTP status (e.g. http://127.0.0.1:9901/ready). */
-  withWaitForHttp(url: string): this {
-    const host = new URL(url).hostname;
-    if (!/^127\.|^\[::1\]$|^localhost$/.test(host)) throw new EppkitError('EPPKIT_USAGE', { reason: `readiness URL must be on loopback (got ${url})` });
-    this.httpUrl = url;
-    return this;
-  }
-
-  /** Ready when a TCP connection to this loopback host:port succeeds (nginx, which prints nothing). */
-  withWaitForTcp(host: string, port: number): this {
-    if (!/^127\.|^::1$|^localhost$/.test(host)) throw new EppkitError('EPPKIT_USAGE', { reason: `readiness address must be on loopback (got ${host})` });
-    this.tcp = { host, port };
+  /** Ready when this says so (default: as soon as it runs); what it finds is `ready`. */
+  withWaitStrategy(w: WaitStrategy<unknown>): this {
+    this.waitStrategy = w;
     return this;
   }
 
@@ -259,7 +146,7 @@ export class EppkitContainer {
       throw new EppkitError('EPPKIT_START_FAILED', { what: `${this.what} (container ${this.image})`, reason: `image ${this.image} is not built: run \`eppkit build images\`` });
     }
     const tc = await import('testcontainers');
-    const logs = new LogBuffer(this.maxLogChars, this.logFile);
+    const logs = new LogBuffer({ maxChars: this.maxLogChars, logFile: this.logFile });
     let c = new tc.GenericContainer(this.image)
       .withNetworkMode('host')
       .withPullPolicy({ shouldPull: () => false })
@@ -272,8 +159,6 @@ export class EppkitContainer {
     if (this.binds.length > 0) c = c.withBindMounts(this.binds.map((b) => ({ source: b.source, target: b.target ?? b.source, mode: b.mode ?? 'rw' })));
     if (this.workingDir) c = c.withWorkingDir(this.workingDir);
     if (this.user) c = c.withUser(this.user);
-    // testcontainers' log strategy also fails fast when the container exits before the line.
-    if (this.logRe) c = c.withWaitStrategy(tc.Wait.forLogMessage(this.logRe));
 
     let started: StartedTestContainer;
     try {
@@ -288,12 +173,10 @@ export class EppkitContainer {
     const sc = new StartedEppkitContainer(this.what, this.image, started, logs);
     sc.hostPid = await containerHostPid(started.getId());
     try {
-      if (this.logRe) sc.readyMatch = await withTimeout(logs.waitFor(this.logRe), 5_000, `${this.what}: ready line not captured`);
-      if (this.httpUrl) await waitForHttp(this.httpUrl, this.startupTimeoutMs, () => logs.ended);
-      if (this.tcp) await waitForTcp(this.tcp.host, this.tcp.port, this.startupTimeoutMs, () => logs.ended);
+      if (this.waitStrategy) sc.ready = await this.waitStrategy.waitUntilReady(sc, { timeoutMs: this.startupTimeoutMs });
     } catch (e) {
       await sc.kill();
-      throw new EppkitError('EPPKIT_START_FAILED', { what: `${this.what} (container ${this.image})`, reason: `${e instanceof Error ? e.message : String(e)}; output:\n${logs.tail(2000)}` });
+      throw startFailed({ what: `${this.what} (container ${this.image})`, tail: (n) => logs.tail(n) }, e);
     }
     return sc;
   }
@@ -320,56 +203,35 @@ async function containerExit(id: string): Promise<{ code: number | null; signal:
   return { code: n, signal: null };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(t));
-}
-
-export async function waitForTcp(host: string, port: number, timeoutMs: number, exited: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await canConnect(host, port))) {
-    if (exited()) throw new Error(`exited before ${host}:${port} accepted connections`);
-    if (Date.now() > deadline) throw new Error(`${host}:${port} did not accept connections within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function waitForHttp(url: string, timeoutMs: number, exited: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(1000) });
-      return;
-    } catch {
-      if (exited()) throw new Error(`the container exited before ${url} answered`);
-      if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-export class StartedEppkitContainer implements AsyncDisposable {
+export class StartedEppkitContainer implements Launched {
   readonly what: string;
   readonly image: string;
-  /** The match of the readiness pattern (withWaitForLog), e.g. to read the port printed. */
-  readyMatch: RegExpMatchArray | undefined;
+  readonly runtime = 'docker' as const;
+  /** Its pids live in its own namespace: see hostPid. */
+  readonly pid = undefined;
+  /** What its wait strategy found. */
+  ready: unknown = undefined;
   private readonly container: StartedTestContainer;
   private readonly buffer: LogBuffer;
   private stopped: Promise<void> | undefined;
   /** The container's init process as this host sees it (for /proc sampling); set by start(). */
   hostPid: number | undefined;
   /** How it ended (`docker inspect`'s exit code; 128+N is signal N), once it has. */
-  exitStatus: { code: number | null; signal: string | null } | undefined;
+  exitStatus: ExitStatus | undefined;
   /** Resolves when the container has ended, with its exit status when docker still knows it. */
-  readonly exited: Promise<{ code: number | null; signal: string | null } | undefined>;
+  readonly exited: Promise<ExitStatus | undefined>;
 
   constructor(what: string, image: string, container: StartedTestContainer, buffer: LogBuffer) {
     this.what = what;
     this.image = image;
     this.container = container;
     this.buffer = buffer;
+    // Ctrl-C of the harness: `docker rm -f` at once (no Ryuk here to reap it later).
+    const killable = { killNow: () => void spawnSync(dockerBin(), ['rm', '-f', container.getId()], { stdio: 'ignore', timeout: 10_000 }) };
+    track(killable);
     this.exited = new Promise((resolve) => {
       buffer.onEnded(() => {
+        untrack(killable);
         void containerExit(container.getId()).then((x) => {
           this.exitStatus = x ?? { code: null, signal: null };
           resolve(x);
@@ -395,12 +257,16 @@ export class StartedEppkitContainer implements AsyncDisposable {
     return this.buffer.tail(chars);
   }
 
+  nextLine(re: RegExp): Promise<RegExpMatchArray> {
+    return this.buffer.nextMatch(re);
+  }
+
   /** First output line matching `re` (already printed lines count). */
   async waitForLine(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
     try {
-      return await withTimeout(this.buffer.waitFor(re), timeoutMs, `no "${re.source}" line within ${timeoutMs} ms`);
+      return await Wait.forLogLine(re).waitUntilReady(this, { timeoutMs });
     } catch (e) {
-      throw new EppkitError('EPPKIT_TIMEOUT', { what: `${this.what}: waiting for "${re.source}"`, ms: timeoutMs }, [{ path: '', message: (e as Error).message }]);
+      throw startFailed(this, e);
     }
   }
 
