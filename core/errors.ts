@@ -20,6 +20,7 @@ export const ERRORS = {
   EPPKIT_BUILD_FAILED: { exit: 1, message: 'build of {what} failed: {reason}' },
   EPPKIT_SCENARIO_INVALID: { exit: 2, message: 'invalid scenario file {source}' },
   EPPKIT_PLANE_INVALID: { exit: 2, message: 'invalid plane file {source}' },
+  EPPKIT_INPUT_INVALID: { exit: 2, message: 'invalid input files: {source}' },
   EPPKIT_TIMEOUT: { exit: 1, message: '{what} timed out after {ms} ms' },
   EPPKIT_MEMORY_LIMIT: { exit: 1, message: '{what} grew to {rss} MiB resident, over its limit of {limit} MiB; stopped it and every process it started' },
 } as const satisfies Record<string, ErrorSpec>;
@@ -32,6 +33,8 @@ export interface Problem {
   message: string;
   /** 1-based line in the source file, when known. */
   line?: number;
+  /** The file, when one error reports the problems of several files. */
+  file?: string;
 }
 
 export class EppkitError extends Error {
@@ -51,15 +54,66 @@ export class EppkitError extends Error {
     this.details = details;
   }
 
-  /** The full text a user sees: the headline, then every problem on its own line. */
+  /** The full text a user sees: the headline, then every problem on its own line (grouped by file when there are several). */
   format(): string {
     const lines = [`${this.code}: ${this.message}`];
-    for (const p of this.problems) {
+    const item = (p: Problem, indent: string): string => {
       const where = [p.line !== undefined ? `line ${p.line}` : '', p.path || '(root)'].filter(Boolean).join(', ');
-      lines.push(`  - ${where}: ${p.message}`);
+      return `${indent}- ${where}: ${p.message}`;
+    };
+    let file: string | undefined;
+    for (const p of this.problems) {
+      if (p.file === undefined) {
+        lines.push(item(p, '  '));
+        continue;
+      }
+      if (p.file !== file) lines.push(`  ${p.file}`);
+      file = p.file;
+      lines.push(item(p, '    '));
     }
     return lines.join('\n');
   }
+}
+
+/**
+ * One error for the problems of several inputs (every bad file of a run at once): the code
+ * they share (EPPKIT_INPUT_INVALID when they differ), each problem named with its file.
+ * Errors without problems of their own (an unreadable file) become one problem of their file.
+ */
+export function combineErrors(errors: readonly EppkitError[]): EppkitError {
+  if (errors.length === 1) return errors[0] as EppkitError;
+  if (errors.length === 0) throw new RangeError('combineErrors needs at least one error');
+  const codes = new Set(errors.map((e) => e.code));
+  // One code for all, if its headline needs nothing but the files ("cannot read {source}: {reason}" does).
+  const shared = codes.size === 1 ? (errors[0] as EppkitError).code : undefined;
+  const code: ErrorCode = shared && !/\{(?!source\})\w+\}/.test(ERRORS[shared].message) ? shared : 'EPPKIT_INPUT_INVALID';
+  const problems = errors.flatMap((e) => {
+    const file = String(e.details.files ?? e.details.source ?? '?');
+    return e.problems.length > 0 ? e.problems.map((p) => ({ ...p, file: p.file ?? file })) : [{ path: '', message: e.message, file }];
+  });
+  const files = [...new Set(problems.map((p) => p.file))];
+  const n = problems.length;
+  return new EppkitError(code, { source: `${files.join(', ')}: ${n} problem${n === 1 ? '' : 's'}`, files: files.join(', ') }, problems);
+}
+
+/**
+ * Runs every loader (plane files, scenario files, ...) even when one fails, so a user sees the
+ * problems of every input at once: EppkitErrors are combined into one, anything else is a bug
+ * and thrown as is.
+ */
+export function loadAll<T extends ReadonlyArray<() => unknown>>(...loads: T): { -readonly [K in keyof T]: ReturnType<T[K]> } {
+  const errors: EppkitError[] = [];
+  const out = loads.map((load) => {
+    try {
+      return load();
+    } catch (e) {
+      if (e instanceof EppkitError) errors.push(e);
+      else throw e;
+      return undefined;
+    }
+  });
+  if (errors.length > 0) throw combineErrors(errors);
+  return out as { -readonly [K in keyof T]: ReturnType<T[K]> };
 }
 
 export function isEppkitError(e: unknown): e is EppkitError {

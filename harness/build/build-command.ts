@@ -1,6 +1,7 @@
 // `eppkit build <what>`: builds artifacts the data planes need. Subcommands live in this folder,
-// one entry each in SUBCOMMANDS (`nginx` here; `images` is added next to it).
+// one entry each in SUBCOMMANDS (`nginx` and `bench` here, `images` from harness/containers).
 import type { Argv, CommandModule } from 'yargs';
+import { buildImagesCommand } from '../containers/build-images.ts';
 import { buildBenchTools } from './bench-tools-build.ts';
 import { buildNginxModule } from './nginx-module-build.ts';
 
@@ -32,8 +33,11 @@ const bench: CommandModule<object, NginxArgs> = {
   },
 };
 
-export const SUBCOMMANDS: CommandModule<object, never>[] = [nginx as unknown as CommandModule<object, never>, bench as unknown as CommandModule<object, never>];
-SUBCOMMANDS.push((await import('../containers/build-images.ts')).buildImagesCommand as unknown as CommandModule<object, never>);
+export const SUBCOMMANDS: CommandModule<object, never>[] = [
+  nginx as unknown as CommandModule<object, never>,
+  bench as unknown as CommandModule<object, never>,
+  buildImagesCommand as unknown as CommandModule<object, never>,
+];
 
 const command: CommandModule = {
   command: 'build',

@@ -5,7 +5,7 @@
 // bad scenario file (file, line and path named; no stack trace).
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { EppkitError } from '../../core/errors.ts';
+import { EppkitError, loadAll } from '../../core/errors.ts';
 import type { DataPlaneDriver, Runtime } from '../data-planes/data-plane-driver.ts';
 import { ExternalDriver, type ExternalOverrides } from '../data-planes/external-driver.ts';
 import { PlaneFileDriver, loadPlaneDrivers } from '../data-planes/plane-file-driver.ts';
@@ -75,13 +75,16 @@ const command: CommandModule<object, Args> = {
     const planes = argv.plane === undefined ? [] : Array.isArray(argv.plane) ? argv.plane : [argv.plane];
     const builtIn = argv['data-plane'] ?? (planes.length > 0 ? undefined : 'node-proxy');
     const external = { url: argv['external-url'] || undefined, eppPort: argv['external-epp-port'] };
-    const drivers = [...(builtIn ? selectDrivers(builtIn, external) : []), ...loadPlaneDrivers(planes)];
+    const builtInDrivers = builtIn ? selectDrivers(builtIn, external) : [];
+    // Every bad plane file and scenario file at once, not the first one.
+    const [planeDrivers, loadedScenarios] = loadAll(() => loadPlaneDrivers(planes), () => loadScenarios(argv.paths));
+    const drivers = [...builtInDrivers, ...planeDrivers];
     const names = new Set<string>();
     for (const d of drivers) {
       if (names.has(d.name)) throw new EppkitError('EPPKIT_USAGE', { reason: `two data planes are named "${d.name}": rename the plane file's name` });
       names.add(d.name);
     }
-    let scenarios = loadScenarios(argv.paths);
+    let scenarios = loadedScenarios;
     if (argv.tag.length > 0) scenarios = scenarios.filter((s) => s.scenario.tags.some((t) => argv.tag.includes(t)));
     // An override for a scenario that exists nowhere (this run, the built-in suite) is most
     // likely a typo in its name.

@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatPath, parseText, readTextFile, validate } from '../../core/config-file.ts';
-import { EppkitError, type Problem } from '../../core/errors.ts';
+import { checkSchema, deepFreeze, formatPath, parseText, readTextFile, sortByLine } from '../../core/config-file.ts';
+import { EppkitError, combineErrors, type Problem } from '../../core/errors.ts';
 import { freePort } from '../../core/net.ts';
 import { isMultiRoute, listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { locateEnvoy } from '../../proxies/envoy/envoy-binary.ts';
@@ -42,11 +42,26 @@ function commandStrings(c: string | readonly string[] | undefined): string[] {
   return c === undefined ? [] : typeof c === 'string' ? [c] : [...c];
 }
 
-/** Reads, validates and checks a plane file (templates parsed, variables known); frozen. */
+/** What the template checks read of a plane file: from the parsed file, or, when it does not fit the schema, what of it has the right shape. */
+type TemplateView = { start?: { command: string | readonly string[]; env: Record<string, string>; stop: { command?: string | readonly string[] | undefined }; templates: ReadonlyArray<{ from: string; to: string }> } | undefined; version?: string | readonly string[] | undefined };
+
+function rawTemplateView(data: unknown): TemplateView {
+  const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const cmd = (v: unknown): string | string[] | undefined => (typeof v === 'string' ? v : Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined);
+  const root = obj(data);
+  const start = root.start === undefined ? undefined : obj(root.start);
+  const env = Object.fromEntries(Object.entries(obj(start?.env)).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  const templates = (Array.isArray(start?.templates) ? start.templates : []).map(obj).map((t) => ({ from: typeof t.from === 'string' ? t.from : '', to: typeof t.to === 'string' ? t.to : '' }));
+  return { start: start && { command: cmd(start.command) ?? [], env, stop: { command: cmd(obj(start.stop).command) }, templates }, version: cmd(root.version) };
+}
+
+/** Reads, validates and checks a plane file (templates parsed, variables known): every problem at once; frozen. */
 export function loadPlaneFile(file: string): { plane: PlaneFile; templates: ReadonlyMap<string, string> } {
   const { data, lineOf } = parseText(readTextFile(file), file, 'EPPKIT_PLANE_INVALID');
-  const plane = validate(planeFileSchema, data, file, { code: 'EPPKIT_PLANE_INVALID', lineOf });
-  const problems: Problem[] = [];
+  const checked = checkSchema(planeFileSchema, data, { lineOf });
+  // A schema problem does not hide the template problems: both are reported in one go.
+  const plane: TemplateView = checked.success ? checked.data : rawTemplateView(data);
+  const problems: Problem[] = checked.success ? [] : [...checked.problems];
   const problem = (path: PropertyKey[], message: string): void => {
     const p: Problem = { path: formatPath(path), message };
     const line = lineOf(path);
@@ -68,6 +83,7 @@ export function loadPlaneFile(file: string): { plane: PlaneFile; templates: Read
     if (typeof stopCmd === 'string') checkInline(stopCmd, ['start', 'stop', 'command']);
     else stopCmd?.forEach((a, i) => checkInline(a, ['start', 'stop', 'command', i]));
     start.templates.forEach((t, i) => {
+      if (!t.from) return;
       const from = resolve(dirname(file), t.from);
       let text: string;
       try {
@@ -82,8 +98,8 @@ export function loadPlaneFile(file: string): { plane: PlaneFile; templates: Read
     });
   }
   for (const v of commandStrings(plane.version)) if (/\{\{/.test(v) && !/\{\{\s*(tools\.|env\.)/.test(v)) problem(['version'], 'a version command may use only {{tools.*}} and {{env.*}}');
-  if (problems.length > 0) throw new EppkitError('EPPKIT_PLANE_INVALID', { source: file }, problems);
-  return { plane, templates };
+  if (problems.length > 0 || !checked.success) throw new EppkitError('EPPKIT_PLANE_INVALID', { source: file }, sortByLine(problems));
+  return { plane: deepFreeze(checked.data), templates };
 }
 
 function argvOf(c: string | readonly string[], vars: TemplateVars): { command: string; args: string[] } {
@@ -363,8 +379,7 @@ export function loadPlaneDrivers(files: readonly string[]): PlaneFileDriver[] {
       else throw e;
     }
   }
-  if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new EppkitError('EPPKIT_PLANE_INVALID', { source: errors.map((e) => e.details.source).join(', ') }, errors.flatMap((e) => e.problems.map((p) => ({ ...p, path: `${e.details.source}: ${p.path}` }))));
+  if (errors.length > 0) throw combineErrors(errors);
   const seen = new Map<string, string>();
   for (const d of drivers) {
     const prev = seen.get(d.name);

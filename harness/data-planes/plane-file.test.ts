@@ -1,5 +1,5 @@
-// Plane files are checked once, all problems at once, with file, line and key: unknown
-// features, unknown template variables (in the template file, with its line), unbalanced
+// Plane files are checked once, all problems at once (schema and templates together), with
+// file, line and key: unknown features, unknown template variables (in the template file, with its line), unbalanced
 // sections, start and url together. Templates render lists, flags and inverted sections.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +37,10 @@ describe('plane files', () => {
     const feature = e.problems.find((p) => p.path === 'features[1]');
     expect(feature?.line).toBe(2);
     expect(feature?.message).toMatch(/unknown feature; known: body-none/);
-    // The schema passes first, then templates: fix the feature and the template problems show.
+    // A schema problem does not hide the template problems: they come in the same error.
+    expect(e.problems.find((p) => p.path === 'start.command[1]')?.message).toContain('{{dirr}} is not a variable');
+    expect(e.problems.find((p) => p.path === 'start.templates[0].from')?.message).toContain('{{epp.hots}} is not a variable');
+    expect(e.problems.map((p) => p.line)).toEqual([...e.problems.map((p) => p.line)].sort((a, b) => (a ?? 0) - (b ?? 0)));
     writeFileSync(join(dir, 'p.yaml'), 'name: p\nfeatures: [body-buffered]\nstart:\n  command: ["x", "{{dirr}}"]\n  templates:\n    - { from: conf.tpl, to: c.conf }\n    - { from: missing.tpl, to: m.conf }\n');
     e = refused(join(dir, 'p.yaml'));
     const byPath = new Map(e.problems.map((p) => [p.path, p]));

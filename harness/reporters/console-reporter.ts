@@ -2,6 +2,7 @@
 // bar, redrawn in place; in CI (CI set, or stdout not a TTY): one plain line per scenario.
 // Colours through cli/output.ts's chalk (NO_COLOR, --no-color, FORCE_COLOR). Failures print expected
 // against received, the EPP journal entry and the data plane's log excerpt.
+import { isAbsolute, join } from 'node:path';
 import { chalk } from '../../cli/output.ts';
 import { mostlySkippedWarning } from '../runner/coverage.ts';
 import type { RunReport, ScenarioResult } from '../runner/results.ts';
@@ -37,14 +38,15 @@ export function compactEntry(e: unknown): unknown {
   return { id: x.id, phases, pick: x.pick, rule: x.rule, answers, end: x.end, servedEndpoint: x.servedEndpoint, problems: x.problems };
 }
 
-export function formatFailure(r: ScenarioResult): string {
+/** A scenario's failure for a terminal; `reportDir` makes the full logs' path one to paste (absolute). */
+export function formatFailure(r: ScenarioResult, reportDir?: string): string {
   const lines: string[] = [];
   lines.push(chalk.red.bold(`✗ ${r.name} [${r.dataPlane}]`) + chalk.dim(`  ${r.file}`));
   if (!r.failure) {
     lines.push(`  ${r.reason ?? ''}`);
     return lines.join('\n');
   }
-  lines.push(`  at ${r.failure.step}`);
+  lines.push(`  at ${r.failure.step}${r.failure.request ? ` (request ${r.failure.request})` : ''}`);
   for (const m of r.failure.mismatches.slice(0, 12)) {
     lines.push(`  ${chalk.bold(m.what)}`);
     lines.push(`    ${chalk.green('expected')} ${show(m.expected)}`);
@@ -53,13 +55,13 @@ export function formatFailure(r: ScenarioResult): string {
   if (r.failure.mismatches.length > 12) lines.push(`  … ${r.failure.mismatches.length - 12} more`);
   if (r.failure.journalEntry) {
     const j = JSON.stringify(compactEntry(r.failure.journalEntry), null, 1).replace(/\n\s*/g, ' ');
-    lines.push(chalk.dim('  EPP journal entry:'));
+    lines.push(chalk.dim(`  EPP journal entry${r.failure.request ? ` of request ${r.failure.request}` : ''}:`));
     lines.push(chalk.dim(indent(j.length > 3000 ? `${j.slice(0, 3000)}\n…` : j, '    ')));
-  }
+  } else if (r.failure.journalNote) lines.push(chalk.dim(`  ${r.failure.journalNote}`));
   const log = r.failure.dataPlaneLog.trim();
   lines.push(chalk.dim(`  ${r.dataPlane} log (last lines):`));
   lines.push(chalk.dim(indent(log ? log.split('\n').slice(-25).join('\n') : '(empty)', '    ')));
-  if (r.logDir) lines.push(chalk.dim(`  full logs: ${r.logDir}`));
+  if (r.logDir) lines.push(chalk.dim(`  full logs: ${reportDir && !isAbsolute(r.logDir) ? join(reportDir, r.logDir) : r.logDir}`));
   return lines.join('\n');
 }
 
@@ -127,7 +129,7 @@ export class ConsoleReporter implements Reporter {
     const failed = report.scenarios.filter((r) => r.status === 'failed');
     if (failed.length) {
       this.out.write(`\n${chalk.red.bold('Failures')}\n\n`);
-      for (const r of failed) this.out.write(`${formatFailure(r)}\n\n`);
+      for (const r of failed) this.out.write(`${formatFailure(r, report.reportDir)}\n\n`);
     }
     const warned = report.scenarios.filter((r) => r.warnings?.length);
     if (warned.length) {

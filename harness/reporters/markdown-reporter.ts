@@ -1,7 +1,7 @@
 // report.md: short enough for a CI step summary ($GITHUB_STEP_SUMMARY): totals, a table per
 // data plane, each failure with expected/received.
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { mostlySkippedWarning } from '../runner/coverage.ts';
 import type { RunReport, ScenarioResult } from '../runner/results.ts';
 import type { Reporter } from './reporter.ts';
@@ -34,7 +34,7 @@ export function markdownReport(report: RunReport): string {
     out.push('| | scenario | time | latency p50 / p99 / max (ms) | EPP service p50 / p99 (ms) | note |', '|---|---|---:|---|---|---|');
     for (const r of rs) {
       const lat = r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.max}` : '';
-      const svc = r.eppServiceTimeMs ? `${r.eppServiceTimeMs.p50} / ${r.eppServiceTimeMs.p99}` : '';
+      const svc = r.eppServiceTimeMs ? `${r.eppServiceTimeMs.p50} / ${r.eppServiceTimeMs.p99}${r.eppCancelledStreams ? ` (${r.eppCancelledStreams} of ${r.eppServiceTimeMs.count} streams cancelled)` : ''}` : '';
       const note = [r.reason ?? '', ...(r.warnings ?? []).map((w) => `⚠️ ${w}`)].filter(Boolean).join('; ');
       out.push(`| ${icon(r)} | ${cell(r.name)} | ${(r.durationMs / 1000).toFixed(2)} s | ${lat} | ${svc} | ${cell(note)} |`);
     }
@@ -44,11 +44,12 @@ export function markdownReport(report: RunReport): string {
   if (failures.length) {
     out.push('## Failures', '');
     for (const r of failures) {
-      out.push(`### ${r.name} on ${r.dataPlane}`, '', `\`${r.file}\`, ${r.failure?.step ?? ''}`, '');
+      out.push(`### ${r.name} on ${r.dataPlane}`, '', `\`${r.file}\`, ${r.failure?.step ?? ''}${r.failure?.request ? `, request ${r.failure.request}` : ''}`, '');
       out.push('| check | expected | received |', '|---|---|---|');
       for (const m of r.failure?.mismatches.slice(0, 10) ?? []) out.push(`| ${cell(m.what)} | \`${cell(JSON.stringify(m.expected))}\` | \`${cell(JSON.stringify(m.received)).slice(0, 300)}\` |`);
       out.push('');
       if (r.failure?.dataPlaneLog.trim()) out.push('<details><summary>data plane log (tail)</summary>', '', '```', r.failure.dataPlaneLog.split('\n').slice(-30).join('\n'), '```', '</details>', '');
+      if (r.logDir) out.push(`Full logs: \`${isAbsolute(r.logDir) ? r.logDir : join(report.reportDir, r.logDir)}\``, '');
     }
   }
   return `${out.join('\n')}\n`;

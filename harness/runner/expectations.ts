@@ -8,6 +8,8 @@ export interface Mismatch {
   what: string;
   expected: unknown;
   received: unknown;
+  /** The request it is about (its eppkit-request-id), when one request is singled out. */
+  request?: string;
 }
 
 export interface EchoView {

@@ -31,6 +31,8 @@ export interface ExchangeResult {
   reused?: boolean;
   /** Expect: 100-continue: the plane answered 100 Continue first. */
   continued?: boolean;
+  /** The id the request carried (eppkit-request-id), to find its EPP journal entry. */
+  requestId?: string;
 }
 
 /** How a request that hit its deadline ends: `no answer within N ms`. */

@@ -27,6 +27,8 @@ export interface StepResult {
   status: ScenarioStatus;
   durationMs: number;
   requests?: number;
+  /** Client latency of this step's answered requests (report.html plots it per step). */
+  latencyMs?: LatencySummary;
   /** With `eventually`: how many times the step ran until it held. */
   attempts?: number;
   statuses?: Record<string, number>;
@@ -40,8 +42,12 @@ export interface StepResult {
 export interface FailureDetail {
   step: string;
   mismatches: Mismatch[];
-  /** The EPP journal entry of the failing request (or the last of the step). */
+  /** The failing request's id (its eppkit-request-id header), when one request is singled out. */
+  request?: string;
+  /** The EPP journal entry of that request, found by its id; absent when it never reached the EPP. */
   journalEntry?: unknown;
+  /** Why no journal entry is shown, when there is none. */
+  journalNote?: string;
   dataPlaneLog: string;
   eppLog: string;
 }
@@ -62,7 +68,12 @@ export interface ScenarioResult {
   features: string[];
   steps: StepResult[];
   latencyMs?: LatencySummary;
+  /** Client latencies of the scenario's answered requests as a histogram (report.html's distribution plot). */
+  latencyHistogram?: LatencyHistogram;
+  /** What the mock EPP spent per stream, streams the plane cancelled included (their time until the cancel). */
   eppServiceTimeMs?: LatencySummary;
+  /** How many of those streams the plane cancelled before the EPP was done (a timeout, a client gone). */
+  eppCancelledStreams?: number;
   failure?: FailureDetail;
   /** Where this scenario's logs were kept (relative to the report directory). */
   logDir?: string;
@@ -120,6 +131,23 @@ export function summarize(results: readonly ScenarioResult[]): RunSummary {
   const s: RunSummary = { passed: 0, failed: 0, skipped: 0 };
   for (const r of results) s[r.status]++;
   return s;
+}
+
+/**
+ * Latencies in buckets a quarter of an octave wide (upper bounds 2^(k/4) ms): [upper bound ms,
+ * count] for each bucket that is not empty, in order. Small enough for results.json whatever the
+ * number of requests, fine enough for a distribution plot.
+ */
+export type LatencyHistogram = Array<[upperMs: number, count: number]>;
+
+export function latencyHistogram(samples: readonly number[]): LatencyHistogram | undefined {
+  if (samples.length === 0) return undefined;
+  const counts = new Map<number, number>();
+  for (const ms of samples) {
+    const k = Math.ceil(Math.log2(Math.max(ms, 0.01)) * 4);
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts.entries()].sort(([a], [b]) => a - b).map(([k, n]) => [Math.round(2 ** (k / 4) * 1000) / 1000, n]);
 }
 
 /** Nearest-rank percentiles; undefined for no samples. */

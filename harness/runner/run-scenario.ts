@@ -19,7 +19,8 @@ import { Http1Connection, type Http1Request } from './http1-connection.ts';
 import { NO_ANSWER, exchange, type ExchangeResult } from './http-exchange.ts';
 import { actionEppConfig, buildPlaneRoute, checkPoolJournals, checkSplit, isMultiPool, journalMarks, requestBaseUrl, startPoolEpps } from './multi-pool-run.ts';
 import { prepareBody } from './request-body.ts';
-import { RUN_LEAK_BOUNDS, latencySummary, leakFinding, type FailureDetail, type PlaneFootprint, type ScenarioResult, type StepResult } from './results.ts';
+import { RUN_LEAK_BOUNDS, latencyHistogram, latencySummary, leakFinding, type FailureDetail, type PlaneFootprint, type ScenarioResult, type StepResult } from './results.ts';
+import { REQUEST_ID_HEADER, entryOfRequest, failingRequest, isCancelled, requestIdOf, requestIds, streamServiceTime } from './request-journal.ts';
 
 export interface RunScenarioOptions {
   loaded: LoadedScenario;
@@ -143,11 +144,12 @@ function stepOverride(step: RequestStep, index: number, name: string, driver: Da
 
 class StepFailure extends Error {
   readonly mismatches: Mismatch[];
-  readonly journalEntry: JournalEntry | undefined;
-  constructor(mismatches: Mismatch[], journalEntry?: JournalEntry) {
+  /** The failing request's id and its journal entry (or why there is none). */
+  readonly evidence: Pick<FailureDetail, 'request' | 'journalEntry' | 'journalNote'>;
+  constructor(mismatches: Mismatch[], evidence: Pick<FailureDetail, 'request' | 'journalEntry' | 'journalNote'>) {
     super(mismatches.map((m) => m.what).join('; '));
     this.mismatches = mismatches;
-    this.journalEntry = journalEntry;
+    this.evidence = evidence;
   }
 }
 
@@ -156,12 +158,6 @@ function stepName(step: Step, i: number, tpl: TemplateContext): string {
   if (isGroupStep(step)) return 'pipelined' in step ? `pipelined: ${step.pipelined.length} requests` : `parallel: ${step.parallel.length} steps`;
   if ('action' in step) return `${step.action}${step.backend ? ` ${step.backend}` : ''}${step.ms !== undefined ? ` ${timingMs(step.ms, tpl)}ms` : ''}`;
   return `${step.request.method} ${step.request.path}${step.request.repeat > 1 ? ` x${step.request.repeat}` : ''}` || `step ${i + 1}`;
-}
-
-function entryServiceTime(e: JournalEntry): number | undefined {
-  const answers = e.answers as Array<{ serviceTimeMs?: number }> | undefined;
-  if (!answers || answers.length === 0) return undefined;
-  return answers.reduce((a, x) => a + (x.serviceTimeMs ?? 0), 0);
 }
 
 export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioResult> {
@@ -266,7 +262,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         assertHealthy(dp);
         continue;
       }
-      const ctx: RequestStepContext = { ...requestDeadline(s, settings.timeoutMs), dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps, conns };
+      const ctx: RequestStepContext = { ...requestDeadline(s, settings.timeoutMs), dp, epp, tpl, dir: loaded.dir, signal: ac.signal, s, poolEpps, conns, nextRequestId: requestIds(i + 1) };
       let out: RequestStepOutcome;
       let attempts = 0;
       let overrideWhy: string | undefined;
@@ -292,7 +288,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         }
       }
       const { results, mismatches, stepEntries } = out;
-      for (const r of results) if (!r.aborted && r.status !== undefined) latencies.push(r.latencyMs);
+      const stepLatencies = results.filter((r) => !r.aborted && r.status !== undefined).map((r) => r.latencyMs);
+      latencies.push(...stepLatencies);
       const statuses: Record<string, number> = {};
       const served: Record<string, number> = {};
       for (const r of results) {
@@ -310,6 +307,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         statuses,
         servedBy: served,
       };
+      const stepLatency = latencySummary(stepLatencies);
+      if (stepLatency) res.latencyMs = stepLatency;
       if (isRequestStep(step) && step.eventually) res.attempts = attempts;
       if (overrideWhy) res.override = overrideWhy;
       if (mismatches.length) res.mismatches = mismatches.slice(0, 20);
@@ -320,10 +319,7 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
         res.status = 'failed';
         throw new PlaneFailure(h);
       }
-      if (mismatches.length) {
-        const entry = stepEntries[stepEntries.length - 1] ?? (await epp.journal().catch(() => [])).at(-1);
-        throw new StepFailure(mismatches, entry);
-      }
+      if (mismatches.length) throw new StepFailure(mismatches, await failureEvidence(mismatches, results, stepEntries, epp, poolEpps));
     }
   } catch (e) {
     const dpLog = dp?.logs() ?? '';
@@ -334,14 +330,11 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
       failure = { step: stepLabel, mismatches: planeMismatches(e.health), dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
     } else if (e instanceof StepFailure) {
       failReason = `${stepLabel}: ${e.mismatches.slice(0, 3).map((m) => m.what).join('; ')}${e.mismatches.length > 3 ? ` (+${e.mismatches.length - 3} more)` : ''}`;
-      failure = { step: stepLabel, mismatches: e.mismatches, dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
-      if (e.journalEntry) failure.journalEntry = e.journalEntry;
+      failure = { step: stepLabel, mismatches: e.mismatches, ...e.evidence, dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
     } else {
       const msg = ac.signal.aborted ? `timed out after ${s.timeoutMs} ms` : isEppkitError(e) ? e.format() : (e as Error)?.message ?? String(e);
       failReason = `${stepLabel}: ${msg.split('\n')[0]}`;
       failure = { step: stepLabel, mismatches: [{ what: 'error', expected: 'no error', received: msg }], dataPlaneLog: excerpt(dpLog), eppLog: excerpt(eppLog) };
-      const entry = (await epp?.journal().catch(() => []))?.at(-1);
-      if (entry) failure.journalEntry = entry;
     }
     if (ac.signal.aborted) failReason = `${stepLabel}: timed out after ${s.timeoutMs} ms`;
   }
@@ -349,7 +342,8 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   // EPP service time over every stream of the scenario, before the mock goes away.
   const journal: JournalEntry[] = [];
   for (const e of poolEpps.size > 0 ? poolEpps.values() : [epp]) journal.push(...((await e?.journal().catch(() => [] as JournalEntry[])) ?? []));
-  const service = journal.map(entryServiceTime).filter((x): x is number => x !== undefined);
+  const service = journal.map(streamServiceTime).filter((x): x is number => x !== undefined);
+  const cancelled = journal.filter(isCancelled).length;
   clearTimeout(timer);
   for (const c of conns.values()) c.close();
   footprintAfter = dp ? planeFootprint(dp) : undefined;
@@ -381,8 +375,11 @@ export async function runScenario(opts: RunScenarioOptions): Promise<ScenarioRes
   }
   const lat = latencySummary(latencies);
   if (lat) extra.latencyMs = lat;
+  const hist = latencyHistogram(latencies);
+  if (hist) extra.latencyHistogram = hist;
   const svc = latencySummary(service);
   if (svc) extra.eppServiceTimeMs = svc;
+  if (svc && cancelled > 0) extra.eppCancelledStreams = cancelled;
   if (opts.logDir) extra.logDir = opts.logDir;
   if (leak && opts.strict && !failure) {
     failReason = `at scenario end: ${leak} (--strict)`;
@@ -412,6 +409,8 @@ interface RequestStepContext {
   deadlineWhy: string;
   /** Named keep-alive connections of this scenario (request.connection). */
   conns: Map<string, Http1Connection>;
+  /** The id of the step's next request (its eppkit-request-id header). */
+  nextRequestId: () => string;
 }
 
 interface PreparedRequest {
@@ -446,7 +445,7 @@ function http1Request(rq: RequestStep['request'], p: PreparedRequest, c: Request
   return {
     method: p.method,
     target: p.target,
-    headers: p.headers,
+    headers: { ...p.headers, [REQUEST_ID_HEADER]: c.nextRequestId() },
     ...(p.body ? { body: p.body.bytes } : {}),
     ...(rq.chunked ? { chunked: rq.chunked } : {}),
     ...(trailers ? { trailers } : {}),
@@ -471,13 +470,13 @@ async function sendHttp1(reqs: Http1Request[], name: string | undefined, c: Requ
     try {
       conn = await Http1Connection.open(host, port, reqs[0]?.timeoutMs ?? 15_000);
     } catch (e) {
-      return reqs.map(() => ({ headers: {}, body: Buffer.alloc(0), bodySha256: EMPTY_SHA256, latencyMs: 0, endedAt: Date.now(), error: (e as Error).message, aborted: false }));
+      return reqs.map((q) => withRequestId({ headers: {}, body: Buffer.alloc(0), bodySha256: EMPTY_SHA256, latencyMs: 0, endedAt: Date.now(), error: (e as Error).message, aborted: false }, q.headers[REQUEST_ID_HEADER]));
     }
     if (name) c.conns.set(name, conn);
   }
   const out = await conn.exchange(reqs, u.host, reused);
   if (!name) conn.close();
-  return out;
+  return out.map((r, i) => withRequestId(r, reqs[i]?.headers[REQUEST_ID_HEADER]));
 }
 
 /** The step's own timeoutMs, else the deadline derived from the route. */
@@ -489,16 +488,46 @@ function stepDeadline(rq: RequestStep['request'], c: RequestStepContext): number
 async function sendOne(rq: RequestStep['request'], p: PreparedRequest, c: RequestStepContext): Promise<ExchangeResult> {
   const deadline = stepDeadline(rq, c);
   if (rq.connection || rq.expectContinue || rq.trailers) return (await sendHttp1([http1Request(rq, p, c, deadline)], rq.connection, c))[0] as ExchangeResult;
-  return exchange({
+  const id = c.nextRequestId();
+  const r = await exchange({
     url: p.url,
     method: p.method,
-    headers: p.headers,
+    headers: { ...p.headers, [REQUEST_ID_HEADER]: id },
     ...(p.body ? { body: p.body.bytes } : {}),
     ...(rq.chunked ? { chunked: rq.chunked } : {}),
     ...(rq.abortAfterMs !== undefined ? { abortAfterMs: timingMs(rq.abortAfterMs, c.tpl) } : {}),
     timeoutMs: deadline,
     signal: c.signal,
   });
+  return withRequestId(r, id);
+}
+
+function withRequestId(r: ExchangeResult, id: string | undefined): ExchangeResult {
+  if (id !== undefined) r.requestId = id;
+  return r;
+}
+
+/**
+ * The failing request of a step and its EPP journal entry, found by the request's id header in
+ * the step's entries, then in every EPP's whole journal (a stream that started late); when it is
+ * not there, say so instead of showing another request's entry.
+ */
+async function failureEvidence(
+  mismatches: readonly Mismatch[],
+  results: readonly ExchangeResult[],
+  stepEntries: readonly JournalEntry[],
+  epp: MockEppProcess,
+  poolEpps: ReadonlyMap<string, MockEppProcess>,
+): Promise<Pick<FailureDetail, 'request' | 'journalEntry' | 'journalNote'>> {
+  const id = failingRequest(mismatches, results);
+  if (id === undefined) return { journalNote: `no single request failed (${results.length} requests): the step's EPP streams are in the journal` };
+  let entry = entryOfRequest(stepEntries, id);
+  for (const e of entry ? [] : new Set([epp, ...poolEpps.values()])) {
+    entry = entryOfRequest(await e.journal().catch(() => [] as JournalEntry[]), id);
+    if (entry) break;
+  }
+  if (entry) return { request: id, journalEntry: entry };
+  return { request: id, journalNote: `request ${id} has no EPP journal entry: it never reached the EPP (or the data plane did not pass its ${REQUEST_ID_HEADER} header on)` };
 }
 
 /** Every response of a step against its expectations (one line per distinct mismatch). */
@@ -511,7 +540,7 @@ function judgeResponses(expect: RequestStep['expect'], results: readonly Exchang
       if (seen.has(key)) continue;
       seen.add(key);
       const what = results.length > 1 ? `request ${j + 1}/${results.length}: ${m.what}` : m.what;
-      mismatches.push({ ...m, what: `${label}${what}` });
+      mismatches.push({ ...m, what: `${label}${what}`, ...(r.requestId !== undefined ? { request: r.requestId } : {}) });
     }
   }
   mismatches.push(...checkAggregate(expect, results).map((m) => ({ ...m, what: `${label}${m.what}` })));
@@ -553,7 +582,11 @@ async function runRequestStep(step: RequestStep, expect: RequestStep['expect'], 
     stepEntries = all.slice(journalBefore);
     if (eppExpect.endsWithinMs !== undefined) stepEntries = await waitForStreamsToEnd(c.epp, journalBefore, stepEntries, results, eppExpect.endsWithinMs);
     if (stepEntries.length !== want) mismatches.push({ what: 'EPP journal entries (streams) for this step', expected: want, received: stepEntries.length });
-    for (const [j, e] of stepEntries.entries()) mismatches.push(...checkJournalEntry(eppExpect, e, sent, stepEntries.length > 1 ? `entry ${j + 1}:` : ''));
+    for (const [j, e] of stepEntries.entries()) {
+      const id = requestIdOf(e);
+      const prefix = stepEntries.length > 1 ? `entry ${j + 1}${id ? ` (request ${id})` : ''}:` : '';
+      mismatches.push(...checkJournalEntry(eppExpect, e, sent, prefix).map((m) => (id !== undefined ? { ...m, request: id } : m)));
+    }
     if (eppExpect.endsWithinMs !== undefined) mismatches.push(...checkStreamsEnded(stepEntries, results, eppExpect.endsWithinMs));
     mismatches.push(...checkJournalConnections(eppExpect, stepEntries));
   }

@@ -146,7 +146,7 @@ const bodySchema = z.union([
 ]);
 
 const requestSchema = z.strictObject({
-  method: z.string().regex(/^[A-Z]+$/).default('GET'),
+  method: z.string().regex(/^[A-Z]+$/, { message: 'must be an upper-case method: GET, POST, ...' }).default('GET'),
   path: z.string().startsWith('/').default('/v1/completions'),
   query: z
     .union([z.string(), z.array(z.tuple([z.string(), z.string()])), z.record(z.string(), z.string())])

@@ -106,6 +106,20 @@ describe('eppkit run (child process)', () => {
     expect(existsSync(join(cwd, 'reports'))).toBe(false);
   });
 
+  it('reports every bad plane file and scenario file at once (exit 2), each problem at its own line with the close valid name', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'eppkit-run-'));
+    writeFileSync(join(cwd, 'plane.yaml'), 'name: my-plane\nfeatures: [body-buffered, fail-opn]\nstrat:\n  command: x\n');
+    writeFileSync(join(cwd, 'a.yaml'), PASSING.replace('    - name: pod-b\n', '    - name: pod-b\n      latncyMs: 1\n'));
+    writeFileSync(join(cwd, 'b.yaml'), `${PASSING.replace('name: tiny-routing', 'name: b')}  - action: stop-ep\n`);
+    const r = eppkit(['run', '--plane', 'plane.yaml', 'a.yaml', 'b.yaml'], cwd);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('EPPKIT_INPUT_INVALID');
+    expect(r.stderr).toMatch(/plane\.yaml\n {4}- line 2, features\[1\]: unknown feature; .*\(did you mean "fail-open"\?\)\n {4}- line 3, strat: unknown key "strat" \(did you mean "start"\?\)/);
+    expect(r.stderr).toMatch(/a\.yaml\n {4}- line 8, setup\.backends\[1\]\.latncyMs: unknown key "latncyMs" \(did you mean "latencyMs"\?\)/);
+    expect(r.stderr).toMatch(/b\.yaml\n {4}- line 16, steps\[1\]\.action: "stop-ep" is not one of: "stop-epp", .* \(did you mean "stop-epp"\?\)/);
+    expect(r.stderr).not.toMatch(/Invalid input|\n\s+at /);
+  });
+
   it('exits 2 on a YAML syntax error and on bad usage', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'eppkit-run-'));
     writeFileSync(join(cwd, 'syntax.yaml'), 'name: x\nsteps: [\n');

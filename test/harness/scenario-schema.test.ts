@@ -1,6 +1,8 @@
 // The scenario format: the committed JSON Schema is what the zod schema generates, every
 // built-in scenario is valid, and every problem of a bad file is reported with line and path.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEppkitError, type EppkitError } from '../../core/errors.ts';
 import { SCHEMA_FILE, scenarioJsonSchema } from '../../harness/scenarios/generate-schema.ts';
@@ -116,7 +118,8 @@ steps:
     expect(byPath.get('name')?.line).toBe(1);
     expect(byPath.get('setup.backends[0].ip')?.line).toBe(6);
     expect(byPath.get('setup.route.fallback[0]')?.message).toContain('pod-x');
-    expect(byPath.get('steps[0].request')?.message).toMatch(/bogus/);
+    expect(byPath.get('steps[0].request.bogus')?.message).toMatch(/unknown key "bogus"/);
+    expect(byPath.get('steps[0].request.bogus')?.line).toBe(15);
     expect(byPath.get('steps[0].expect.status')?.line).toBe(16);
     expect(byPath.get('steps[1].backend')?.line).toBe(18);
     // The schema error stops before the semantic pass: fix, then see the rest.
@@ -130,5 +133,28 @@ steps:
   it('refuses a YAML syntax error with its line', () => {
     const e = problemsOf('name: a\nsetup: [\n');
     expect(e.problems[0]?.line).toBeGreaterThan(0);
+  });
+
+  it('reports every bad file of a run at once, each problem with its file; the mock EPP config is checked even when the rest is broken', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eppkit-scenarios-'));
+    writeFileSync(join(dir, 'a.yaml'), BASE.replace('name: s', 'name: a').replace('    - name: pod-a', '    - name: pod-a\n      latncyMs: 3').replace('  - request:', '  - action: stop-ep\n  - request:'));
+    writeFileSync(join(dir, 'b.yaml'), BASE.replace('name: s', 'name: b').replace('setup:', 'setup:\n  epp: { picker: round-robn }').replace('expect: { status: 200 }', 'expect: { status: 200, bakend: pod-a }'));
+    writeFileSync(join(dir, 'c.yaml'), BASE.replace('name: s', 'name: c'));
+    let e: EppkitError | undefined;
+    try {
+      loadScenarios([dir]);
+    } catch (x) {
+      if (isEppkitError(x)) e = x;
+      else throw x;
+    }
+    expect(e?.code).toBe('EPPKIT_SCENARIO_INVALID');
+    const got = (e?.problems ?? []).map((p) => [p.file?.replace(`${dir}/`, ''), p.line, p.path, p.message]);
+    expect(got).toEqual([
+      ['a.yaml', 6, 'setup.backends[0].latncyMs', 'unknown key "latncyMs" (did you mean "latencyMs"?)'],
+      ['a.yaml', 8, 'steps[0].action', expect.stringMatching(/^"stop-ep" is not one of: "stop-epp", "kill-epp", .*"sleep" \(did you mean "stop-epp"\?\)$/)],
+      ['b.yaml', 4, 'setup.epp.picker', expect.stringContaining('did you mean "round-robin"?')],
+      ['b.yaml', 9, 'steps[0].expect.bakend', 'unknown key "bakend" (did you mean "backend"?)'],
+    ]);
+    expect(e?.format()).toContain(`${join(dir, 'b.yaml')}\n    - line 4, setup.epp.picker:`);
   });
 });

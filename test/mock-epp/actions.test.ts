@@ -5,6 +5,7 @@ import { ExtProcTestClient, envoyHeaders, lbMetadataValue, setHeaderValue } from
 import { TRANSPORTS } from '../../mock-epp/grpc-transport.ts';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import type { MockEppConfigInput } from '../../mock-epp/mock-epp-config.ts';
+import { eventually } from '../support/eventually.ts';
 
 const POOL = ['127.0.0.2:8000', '127.0.0.3:8000'];
 let epp: StartedMockEpp;
@@ -180,7 +181,8 @@ describe.each(TRANSPORTS)('mock EPP rules and directives (%s transport)', (trans
       const s = client.open();
       s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true } });
       const pending = s.next();
-      await new Promise((r) => setTimeout(r, 50));
+      // Cancel once the mock holds the stream (hanging), not before it has seen it.
+      await eventually(() => epp.openStreams === 1, 'the stream open (hanging) at the mock');
       s.cancel();
       expect(await pending).toBeUndefined();
       expect((await s.outcome).code).toBe(1);

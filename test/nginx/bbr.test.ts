@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nginxBin } from '../../core/env.ts';
 import { defaultNginxModulePath } from '../../harness/build/nginx-module-build.ts';
 import type { StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import type { Launched } from '../../harness/launch/launch.ts';
@@ -14,6 +15,7 @@ import { startNginx } from '../../harness/data-planes/start-nginx.ts';
 import { IMAGES_BY_ROLE } from '../../harness/containers/image-roles.ts';
 import { chatBody } from '../../harness/runner/request-body.ts';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
+import { eventually } from '../support/eventually.ts';
 import { gateFor, send, startBackends, workDir } from '../support/envoy-test-kit.ts';
 
 const gate = await gateFor(new NginxDriver());
@@ -36,7 +38,7 @@ describe.skipIf(gate.skip)('nginx-epp body-based routing, hand-written config', 
       {
         workDir: dir,
         image: IMAGES_BY_ROLE.nginxEpp,
-        nginxBin: process.env.EPPKIT_NGINX_BIN ?? '/usr/sbin/nginx',
+        nginxBin: nginxBin(),
         renderConfig: (port) => `
 load_module ${defaultNginxModulePath()};
 ${process.getuid?.() === 0 ? 'user root;' : ''}
@@ -142,8 +144,9 @@ http {
     expect(e?.requestHeaders?.['x-gateway-model-name']).toBe('mistral');
     expect(e?.model).toBe('mistral');
     expect(e?.requestBody?.sha256).toBe(sha(body));
-    const log = readFileSync(join(dir, 'access.log'), 'utf8');
-    expect(log).toMatch(/\/ngf\/v1\/completions bbr=ok model=mistral/);
+    // nginx writes the access log line after the response went out (log phase): wait for it.
+    const line = /\/ngf\/v1\/completions bbr=ok model=mistral/;
+    await eventually(() => line.test(readFileSync(join(dir, 'access.log'), 'utf8')), 'the access log line of the NGF request');
     // Not logged as a refusal or run twice: one info line per problem body, none for this one.
     const err = readFileSync(join(dir, 'error.log'), 'utf8');
     expect(err).not.toMatch(/\[(alert|crit|emerg)\]/);

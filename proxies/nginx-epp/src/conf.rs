@@ -98,7 +98,7 @@ impl LocConf {
     }
     /// The epp_allow list; None = any endpoint.
     pub fn allowlist(&self) -> Option<&Arc<Allowlist>> {
-        self.allow.as_ref().map(|b| &**b)
+        self.allow.as_deref()
     }
 }
 

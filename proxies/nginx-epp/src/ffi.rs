@@ -218,7 +218,7 @@ impl<T: 'static> Directive<'_, T> {
         unsafe {
             let a = (*self.cf).args;
             let all = std::slice::from_raw_parts((*a).elts as *const ngx_str_t, (*a).nelts);
-            all.iter().skip(1).map(|s| bytes(s)).collect()
+            all.iter().skip(1).map(bytes).collect()
         }
     }
 
@@ -242,7 +242,7 @@ impl<T: 'static> Directive<'_, T> {
         // and to be aligned for F.
         unsafe {
             let off = (*self.cmd).offset;
-            assert!(off + std::mem::size_of::<F>() <= std::mem::size_of::<T>() && off % std::mem::align_of::<F>() == 0);
+            assert!(off + std::mem::size_of::<F>() <= std::mem::size_of::<T>() && off.is_multiple_of(std::mem::align_of::<F>()));
             &mut *((self.conf as *mut u8).add(off) as *mut F)
         }
     }

@@ -578,35 +578,47 @@ fn clean_value(v: &[u8]) -> Vec<u8> {
 }
 
 fn rebuild_headers(r: &mut Request, ops: &[HeaderOp]) -> Result<(), ()> {
-    // (lower-case name, the i-th header as is, or a new value)
-    enum E {
+    // The i-th header as is, or a new (lower-case name, value); names compared without
+    // allocating (the EPP's are lower-case already, the client's in any case).
+    enum E<'a> {
         Keep(usize),
-        New(Vec<u8>),
+        New(&'a str, Vec<u8>),
     }
-    let mut list: Vec<(String, E)> =
-        r.headers_in().iter().enumerate().map(|(i, (k, _))| (String::from_utf8_lossy(k).to_ascii_lowercase(), E::Keep(i))).collect();
-    for op in ops {
-        let name = match op {
-            HeaderOp::Set(n, _) | HeaderOp::Append(n, _) | HeaderOp::Remove(n) => n,
-        };
-        if protected(name) || epp_core::settings::validate_header_name(name).is_err() {
-            r.log(ffi::WARN, &format!("epp: ignoring mutation of header {name:?}"));
-            continue;
-        }
-        match op {
-            HeaderOp::Set(n, v) => {
-                list.retain(|(k, _)| k != n);
-                list.push((n.clone(), E::New(clean_value(v))));
+    let mut refused: Vec<&str> = Vec::new();
+    let entries_owned: Vec<E> = {
+        let old = r.headers_in();
+        let mut list: Vec<E> = (0..old.len()).map(E::Keep).collect();
+        for op in ops {
+            let name = match op {
+                HeaderOp::Set(n, _) | HeaderOp::Append(n, _) | HeaderOp::Remove(n) => n.as_str(),
+            };
+            if protected(name) || epp_core::settings::validate_header_name(name).is_err() {
+                refused.push(name);
+                continue;
             }
-            HeaderOp::Append(n, v) => list.push((n.clone(), E::New(clean_value(v)))),
-            HeaderOp::Remove(n) => list.retain(|(k, _)| k != n),
+            let same = |e: &E| match e {
+                E::Keep(i) => old[*i].0.eq_ignore_ascii_case(name.as_bytes()),
+                E::New(n, _) => n.eq_ignore_ascii_case(name),
+            };
+            match op {
+                HeaderOp::Set(_, v) => {
+                    list.retain(|e| !same(e));
+                    list.push(E::New(name, clean_value(v)));
+                }
+                HeaderOp::Append(_, v) => list.push(E::New(name, clean_value(v))),
+                HeaderOp::Remove(_) => list.retain(|e| !same(e)),
+            }
         }
+        list
+    };
+    for name in refused {
+        r.log(ffi::WARN, &format!("epp: ignoring mutation of header {name:?}"));
     }
-    let entries: Vec<HeaderEntry> = list
+    let entries: Vec<HeaderEntry> = entries_owned
         .iter()
-        .map(|(n, e)| match e {
+        .map(|e| match e {
             E::Keep(i) => HeaderEntry::Keep(*i),
-            E::New(v) => HeaderEntry::New(n.as_bytes(), v),
+            E::New(n, v) => HeaderEntry::New(n.as_bytes(), v),
         })
         .collect();
     if r.rebuild_headers_in(&entries) { Ok(()) } else { Err(()) }

@@ -36,9 +36,17 @@ pub struct Waker {
 impl Waker {
     /// Runtime side: hand a finished call to the worker and wake its loop.
     pub fn complete(&self, id: u64, c: Completion) {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push((id, c));
-        // EAGAIN only when the counter is about to overflow: the worker is awake anyway.
-        let _ = (&self.fd).write(&1u64.to_ne_bytes());
+        let first = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.push((id, c));
+            q.len() == 1
+        };
+        // One wake-up per batch: a non-empty queue was already signalled, and the worker's
+        // drain (after its read of the eventfd) takes everything queued up to then, this one
+        // included. EAGAIN only when the counter is about to overflow: the worker is awake.
+        if first {
+            let _ = (&self.fd).write(&1u64.to_ne_bytes());
+        }
     }
 
     /// Worker side: the calls finished since the last wake-up.

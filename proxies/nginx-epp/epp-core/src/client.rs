@@ -168,15 +168,18 @@ async fn run<F>(
     let mut coll = Collector::new(&call.header_name, call.mode, body_sent).with_allowlist((*call.allow).clone());
     let timeout_outcome = || Outcome::failed(EppStatus::Timeout, format!("no EPP answer within {} ms", call.timeout.as_millis()));
     let mut deadline = Instant::now() + call.timeout;
-    // The request side is a channel: closed right after the body (half-close), or kept open
-    // when a served report is to follow on the same stream.
-    let (tx, rx) = tokio::sync::mpsc::channel(msgs.len() + 1);
-    for m in msgs {
-        let _ = tx.try_send(m);
-    }
-    let more = if report.is_some() { Some(tx) } else { drop(tx); None };
-    let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let mut stream = match timeout_at(deadline, client.process(requests)).await {
+    // The request side: the messages, then half-close; a channel only when a served report is
+    // to follow on the same stream (the common call allocates no channel).
+    let (opened, more) = if report.is_some() {
+        let (tx, rx) = tokio::sync::mpsc::channel(msgs.len() + 1);
+        for m in msgs {
+            let _ = tx.try_send(m);
+        }
+        (timeout_at(deadline, client.process(tokio_stream::wrappers::ReceiverStream::new(rx))).await, Some(tx))
+    } else {
+        (timeout_at(deadline, client.process(tokio_stream::iter(msgs))).await, None)
+    };
+    let mut stream = match opened {
         Err(_) => return done(timeout_outcome()),
         Ok(Err(s)) => return done(from_status(s)),
         Ok(Ok(r)) => r.into_inner(),
