@@ -210,10 +210,31 @@ export class PlaneFileDriver implements DataPlaneDriver {
     return { name: this.name, url, logs, pids: () => monitor.pids(), health: () => monitor.health(), stop, [Symbol.asyncDispose]: stop };
   }
 
+  /**
+   * Starts the plane on ports eppkit picked. A picked port is only free when picked: another
+   * process (a parallel scenario, another tool) can bind it before the plane does. The plane
+   * then fails with "Address already in use"; that is eppkit's race, not the plane's fault, so
+   * it is started again on new ports (twice at most), and the report's log says so.
+   */
   private async startProcess(route: RouteModel, ctx: DriverContext): Promise<StartedDataPlane> {
+    const retried: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startProcessOnce(route, ctx, retried);
+      } catch (e) {
+        const taken = e instanceof EppkitError && /address already in use|EADDRINUSE/i.test(e.message);
+        if (!taken || attempt >= 3 || ctx.signal?.aborted) throw e;
+        retried.push(`[eppkit] attempt ${attempt}: a port eppkit picked was taken before the plane bound it (address already in use); starting again on new ports`);
+      }
+    }
+  }
+
+  private async startProcessOnce(route: RouteModel, ctx: DriverContext, retried: readonly string[]): Promise<StartedDataPlane> {
     const start = this.plane.start;
     if (!start) throw new Error('unreachable: a plane file has start or url');
     const dir = resolve(ctx.workDir, 'plane');
+    // Empty on every attempt: a failed attempt's logs (its bind error) are not this plane's health.
+    rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     // multi-pool: a port per listener, and one per (route, pool) entry ({{bind}}) for two-tier planes.
     const listeners = await Promise.all(Array.from({ length: listenerCount(route) }, async () => ({ host: ctx.host, port: await freePort(ctx.host) })));
@@ -230,7 +251,7 @@ export class PlaneFileDriver implements DataPlaneDriver {
     const { command, args } = argvOf(start.command, vars);
     const proc = new ManagedProcess({ what: `${this.name} (${this.file})`, command, args, cwd: dir, env, logFile: join(dir, 'plane.log') });
     const logFiles = start.logs.map((l) => (typeof l === 'string' ? l : l.file)).map((f) => (isAbsolute(f) ? f : join(dir, f)));
-    const notes: string[] = [`[eppkit] ${this.file}: ${command} ${args.join(' ')} (in ${dir}, listen ${vars.listen}, EPP ${route.eppAddress})`];
+    const notes: string[] = [...retried, `[eppkit] ${this.file}: ${command} ${args.join(' ')} (in ${dir}, listen ${vars.listen}, EPP ${route.eppAddress})`];
     const logs = (): string =>
       [notes.join('\n'), `--- ${this.name} stdout+stderr ---\n${proc.tail(64 * 1024)}`, ...logFiles.map((f) => `--- ${f} ---\n${readTail(f, 64 * 1024)}`)].join('\n');
     // Plane health: the process it started (exit code or signal), its stdout+stderr and each log

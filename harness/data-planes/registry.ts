@@ -1,5 +1,6 @@
 // Every data plane `eppkit run` knows, by name. A driver adds itself with one import and one
 // entry in DRIVERS (order = the order of `eppkit list` and of `--data-plane all`).
+import { didYouMean } from '../../core/did-you-mean.ts';
 import { EppkitError } from '../../core/errors.ts';
 import type { DataPlaneDriver } from './data-plane-driver.ts';
 import { envoyDriver } from './envoy-driver.ts';
@@ -23,6 +24,9 @@ export function driverNames(): string[] {
 
 export function findDriver(name: string): DataPlaneDriver {
   const d = DRIVERS.find((x) => x.name === name);
-  if (!d) throw new EppkitError('EPPKIT_USAGE', { reason: `unknown data plane "${name}"; known: ${driverNames().join(', ')}` });
+  if (!d) {
+    const guess = didYouMean(name, driverNames());
+    throw new EppkitError('EPPKIT_USAGE', { reason: `unknown data plane "${name}"${guess ? ` (did you mean "${guess}"?)` : ''}; known: ${driverNames().join(', ')}` });
+  }
   return d;
 }

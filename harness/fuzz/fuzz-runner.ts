@@ -194,6 +194,7 @@ export class FuzzBench implements AsyncDisposable {
       failureMode: o.profile.failureMode,
       timeoutMs: o.timeoutMs,
       fullDuplex: o.profile.bodyMode === 'streamed',
+      bodyNone: o.profile.bodyMode === 'none',
       pool,
       backends: new Map(backends.map((b) => [b.name, b.address])),
       outsider: (backends[POOL_NAMES.length] as StartedEchoBackend).address,

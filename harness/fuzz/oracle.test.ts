@@ -33,6 +33,18 @@ describe('fuzz oracle', () => {
     expect(judge(X, res(undefined, undefined, { error: 'ECONNRESET' }), [r], ctx()).violations[0]?.check).toBe('no-answer');
   });
 
+  it('body mode NONE: an immediate response after the headers answer may be routed or answered', () => {
+    const immediate: FuzzEvent = { t: 2, out: 'immediate', emit: { do: 'immediate', status: 200 } };
+    const r = rec([{ t: 0, in: 'request_headers', eos: false }, answer(1), immediate, { t: 3, end: 'by-mock' }]);
+    // Buffered: the body is still owed, so the immediate response decides.
+    expect(classify(r, X, ctx('open')).kind).toBe('immediate');
+    const none = { ...ctx('open'), bodyNone: true };
+    expect(classify(r, X, none).kind).toBe('lenient');
+    expect(judge(X, res(200, 'pool-b'), [r], none).violations).toEqual([]);
+    expect(judge(X, res(200), [r], none).violations).toEqual([]);
+    expect(judge(X, res(200, 'outsider'), [r], none).violations[0]?.check).toBe('backend');
+  });
+
   it('wrong phase: 500 under FailClose, the pool or the pick under FailOpen', () => {
     const r = rec([inHeaders, answer(1, 'request_body'), { t: 2, end: 'cancelled' }]);
     expect(classify(r, X, ctx()).kind).toBe('epp-error');

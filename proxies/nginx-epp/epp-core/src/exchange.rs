@@ -237,6 +237,11 @@ impl Collector {
                 self.immediate = Some(Outcome::Immediate { status, headers, body: ir.body });
                 true
             }
+            Some(R::RequestHeaders(_)) if self.headers_answer.is_some() => {
+                // Envoy: a spurious message (the headers were answered already) fails the stream.
+                self.protocol_error = Some("a second request_headers answer (spurious message)".into());
+                true
+            }
             Some(R::RequestHeaders(hr)) => {
                 let mut pick = None;
                 let mut ops = Vec::new();
@@ -480,6 +485,16 @@ mod tests {
         let mut c = Collector::new(DEFAULT_ENDPOINT_HEADER, BodyMode::None, false);
         assert!(c.feed(headers_answer(vec![], vec![], Some(lb_md(DEFAULT_ENDPOINT_HEADER, "[::1]:9000")))));
         assert!(matches!(c.outcome(), Outcome::Routed { endpoint, .. } if endpoint == "[::1]:9000"));
+    }
+
+    #[test]
+    fn a_second_headers_answer_is_a_protocol_error() {
+        // Buffered with a body: the first headers answer leaves the body's answer owed; a second
+        // headers answer is Envoy's spurious message (500 under FailClose), not the body's answer.
+        let mut c = Collector::new(DEFAULT_ENDPOINT_HEADER, BodyMode::Buffered, true);
+        assert!(!c.feed(headers_answer(vec![hv(DEFAULT_ENDPOINT_HEADER, "10.0.0.1:80")], vec![], None)));
+        assert!(c.feed(headers_answer(vec![hv(DEFAULT_ENDPOINT_HEADER, "10.0.0.1:80")], vec![], None)));
+        assert!(matches!(c.outcome(), Outcome::Failed { status: EppStatus::Error, detail } if detail.contains("second request_headers")));
     }
 
     #[test]

@@ -1,0 +1,46 @@
+// eppkit picks the plane's ports; one can be taken by another process before the plane binds
+// it. That race is eppkit's, so the plane is started again on new ports, and the failed
+// attempt's log lines (its bind error) do not count against the plane's health.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BIN, eppkit, notPassed, results } from './plane-kit.ts';
+
+const SCENARIO = `name: one-request
+description: one routed request
+features: [body-buffered]
+setup:
+  backends:
+    - name: pod-a
+steps:
+  - request: { method: POST, path: /v1/completions, body: { json: { prompt: hi } } }
+    expect: { status: 200, backend: pod-a }
+`;
+
+describe('a port taken before the plane binds it', () => {
+  it('starts the plane again on new ports; the failed attempt is noted, not judged', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eppkit-port-taken-'));
+    writeFileSync(join(dir, 'one.yaml'), SCENARIO);
+    // The first start fails as a plane does when its port is gone; the marker sits outside
+    // {{dir}}, which eppkit empties before each attempt.
+    writeFileSync(
+      join(dir, 'plane.yaml'),
+      `name: unlucky-node
+kind: node
+features: [body-buffered, fail-close]
+crashPatterns: ["^bind\\\\(\\\\) to "]
+start:
+  command: >-
+    if [ ! -e "${dir}/tried" ]; then touch "${dir}/tried"; echo "bind() to {{listen}} failed (98: Address already in use)" >&2; exit 1; fi;
+    exec "${process.execPath}" "${BIN}" node-proxy --listen {{listen}} --epp {{epp}} --body-mode {{bodyMode}}
+    --timeout-ms {{timeoutMs}} --failure-mode {{failureMode}}
+  ready: { log: { matches: "listening on http" } }
+  readyTimeoutMs: 60000
+`,
+    );
+    const r = eppkit(['run', 'one.yaml', '--plane', 'plane.yaml', '--report-dir', 'out'], dir, 300_000);
+    expect(notPassed(results(join(dir, 'out'))), r.stdout.slice(-2000)).toEqual([]);
+    expect(r.code).toBe(0);
+  }, 320_000);
+});
