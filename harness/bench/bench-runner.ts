@@ -31,6 +31,7 @@ import { healthReason } from '../data-planes/plane-health.ts';
 import { planeFootprint } from '../runner/run-scenario.ts';
 import { hopCost, judgeTarget } from './bench-verdict.ts';
 import { ProcessCpuSampler } from './process-cpu.ts';
+import { settledFootprint } from './settled-footprint.ts';
 
 /** Drivers `all` stands for: every registered one except `external`, which needs the user's own setup. */
 export function resolveDataPlanes(names: readonly string[], registry: readonly DataPlaneDriver[] = DRIVERS): DataPlaneDriver[] {
@@ -234,7 +235,8 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         const l = result.load;
         const self = (l.workerPids ?? []).map((pid, i) => ({ role: 'load worker' as const, name: httpBin ? BENCH_TOOLS.httpLoad : 'node load-worker', pid, coreShare: l.workerCpu[i] ?? 0, elapsedMs: l.elapsedMs, rssBytes: l.workerRssBytes?.[i] ?? 0 }));
         result.cpu = sampler.attribute(l.requests, self);
-        const footprintAfter = plane ? planeFootprint(plane) : undefined;
+        // Once the plane has closed what the client left: sockets still closing are no leak.
+        const footprintAfter = plane ? await settledFootprint(() => planeFootprint(plane)) : undefined;
         if (footprintBefore && footprintAfter) result.footprint = { before: footprintBefore, after: footprintAfter };
         const health = plane?.health();
         if (health && !health.ok) result.planeProblems = health.problems;

@@ -31,7 +31,10 @@ export function sendLocal(res: http.ServerResponse, status: number, headers: Arr
   for (const [k, v] of headers) {
     const lk = k.toLowerCase();
     if (lk === 'content-length' || lk === 'transfer-encoding' || lk === 'connection' || lk.startsWith(':')) continue;
-    if (/[\r\n\0]/.test(v) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) continue;
+    // A header the EPP sent that HTTP cannot carry (a control byte in its value, a name that is
+    // not a token) is left out, as Envoy ignores an invalid mutation: Node's writeHead would
+    // throw and the client would see a reset instead of the EPP's answer (fuzz finding).
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(v) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) continue;
     flat.push(k, v);
   }
   if (reason) flat.push('x-eppkit-reason', reason);

@@ -637,6 +637,9 @@ fn send_immediate(r: &mut Request, status: u16, headers: &[(String, Vec<u8>)], b
                 || epp_core::settings::validate_header_name(k).is_err())
         })
         .map(|(k, v)| (k.as_bytes(), clean_value(v)))
+        // A value HTTP cannot carry (another control byte, DEL) leaves the header out, as Envoy
+        // ignores an invalid mutation; written as is, the client could not parse the response.
+        .filter(|(_, v)| v.iter().all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f)))
         .collect();
     let refs: Vec<(&[u8], &[u8])> = kept.iter().map(|(k, v)| (*k, v.as_slice())).collect();
     let rc = r.send_response(status, &refs, body);
