@@ -134,7 +134,7 @@ export class BbrSession {
       return this.#endWith(3, 'empty-request', 'bad-input');
     }
     this.#env.metrics.phases.inc(phase);
-    const jp: JournalPhase = { phase, atMs: this.#j.ms() };
+    const jp: JournalPhase = { phase, atMs: this.#j.msAt(tIn) };
     this.entry.phases.push(jp);
     switch (phase) {
       case 'request_headers': {

@@ -252,7 +252,7 @@ export class ExtProcSession {
     const phase = m.request;
     if (phase === undefined) return this.#badInput('empty-request', 'ProcessingRequest with no phase set');
     this.#env.metrics.phases.inc(phase);
-    const jp: JournalPhase = { phase, atMs: this.#j.ms() };
+    const jp: JournalPhase = { phase, atMs: this.#j.msAt(tIn) };
     const md = m.metadata_context ? metadataToJson(m.metadata_context) : undefined;
     if (md) {
       jp.metadataContext = md;

@@ -53,18 +53,15 @@ export interface PickDecision {
 }
 
 /** Parses `x-eppkit-*` request headers into an action (directives win over a matched rule). */
+const NO_DIRECTIVES = Object.freeze({ action: Object.freeze({}) as RuleAction, seen: Object.freeze({}) as Record<string, string>, problems: Object.freeze([]) as unknown as string[] });
+
 export function directivesToAction(headers: Readonly<Record<string, string>>): { action: RuleAction; seen: Record<string, string>; problems: string[] } {
-  const seen: Record<string, string> = {};
+  let seen: Record<string, string> | undefined;
+  for (const k in headers) if (k.startsWith(DIRECTIVE_PREFIX)) (seen ??= {})[k] = headers[k] as string;
+  // Most requests carry none: one shared (frozen) answer, nothing allocated.
+  if (seen === undefined) return NO_DIRECTIVES;
   const problems: string[] = [];
-  let any = false;
-  for (const k in headers) {
-    if (k.startsWith(DIRECTIVE_PREFIX)) {
-      seen[k] = headers[k] as string;
-      any = true;
-    }
-  }
   const action: RuleAction = {};
-  if (!any) return { action, seen, problems };
   const phaseRaw = seen['x-eppkit-phase'];
   let phase: Phase = 'request_headers';
   if (phaseRaw !== undefined) {
@@ -115,18 +112,23 @@ export function decidePick(input: PickInput): PickDecision {
   const rule = input.rules.length > 0 ? firstMatch(input.rules as CompiledRule[], { headers, ordinal: input.ordinal, body: input.body, model }) : undefined;
   let action: RuleAction = rule ? rule.action : NO_ACTION;
   let source: Exclude<PickSource, 'malformed'> = rule?.action.endpoint !== undefined ? 'rule' : 'picker';
-  const d: Omit<PickDecision, 'outcome' | 'action'> = { problems: NO_PROBLEMS };
-  if (rule) d.rule = rule.name;
+  let directives: Record<string, string> | undefined;
+  let problems = NO_PROBLEMS;
   if (config.directives) {
     const dir = directivesToAction(headers);
-    if (Object.keys(dir.seen).length > 0) {
-      d.directives = dir.seen;
-      d.problems = dir.problems;
+    if (dir !== NO_DIRECTIVES) {
+      directives = dir.seen;
+      problems = dir.problems;
       if (dir.action.endpoint !== undefined) source = 'directive';
       action = { ...action, ...dir.action };
     }
   }
-  const done = (outcome: PickOutcome): PickDecision => ({ ...d, action, outcome });
+  const done = (outcome: PickOutcome): PickDecision => {
+    const d: PickDecision = { action, problems, outcome };
+    if (rule) d.rule = rule.name;
+    if (directives) d.directives = directives;
+    return d;
+  };
   if (action.endpoint !== undefined) {
     const list = Array.isArray(action.endpoint) ? action.endpoint : [action.endpoint];
     return done({ kind: 'pick', value: list.join(','), endpoints: list, source });

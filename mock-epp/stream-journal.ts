@@ -52,9 +52,9 @@ const NO_PROBLEMS: string[] = Object.freeze([]) as unknown as string[];
 const NO_METADATA = Object.freeze({}) as JournalEntry['metadataContext'];
 const NO_BODY_MODE = Object.freeze({ request: '', response: '' });
 
-/** Milliseconds since `t0`, to the µs. */
-function msSince(t0: number): number {
-  return Math.round((performance.now() - t0) * 1000) / 1000;
+/** Milliseconds from `t0` to `t1` (performance.now() readings), to the µs. */
+function msBetween(t0: number, t1: number): number {
+  return Math.round((t1 - t0) * 1000) / 1000;
 }
 
 export class StreamJournal {
@@ -86,14 +86,20 @@ export class StreamJournal {
 
   /** Milliseconds since the stream opened. */
   ms(): number {
-    return msSince(this.#t0);
+    return msBetween(this.#t0, performance.now());
+  }
+
+  /** Milliseconds from the stream's open to `t` (a performance.now() reading, e.g. a message's arrival). */
+  msAt(t: number): number {
+    return msBetween(this.#t0, t);
   }
 
   /** Records an answer about to be written (times from the stream's open and from the message it answers, received at tIn). */
   answered(a: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'>, tIn: number): void {
     const ans = a as JournalAnswer;
-    ans.atMs = this.ms();
-    ans.serviceTimeMs = msSince(tIn);
+    const now = performance.now();
+    ans.atMs = msBetween(this.#t0, now);
+    ans.serviceTimeMs = msBetween(tIn, now);
     this.entry.answers.push(ans);
     this.#env.metrics.answers.inc(a.kind);
     this.#env.metrics.observeServiceTime(ans.serviceTimeMs);

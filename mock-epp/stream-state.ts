@@ -63,7 +63,7 @@ function modeName(n: number): string {
 }
 
 // A handful of combinations in practice: one frozen object each, shared by every stream.
-const modesCache = new Map<string, BodyModes>();
+const modesCache = new Map<number, BodyModes>();
 
 export function bodyModesOf(m: ProcessingRequest, defaultBodyMode: BodyModeName): BodyModes {
   const pc = m.protocol_config;
@@ -71,8 +71,10 @@ export function bodyModesOf(m: ProcessingRequest, defaultBodyMode: BodyModeName)
   const request = pc ? (pc.request_body_mode ?? 0) : def;
   const response = pc ? (pc.response_body_mode ?? 0) : def;
   const swo = pc?.send_body_without_waiting_for_header_response === true;
-  const key = `${pc ? 1 : 0}/${request}/${response}/${swo ? 1 : 0}`;
-  let modes = modesCache.get(key);
+  // A number, not a string: no key to build for every stream. Modes past 1023 (garbage) are not cached.
+  const cacheable = request >= 0 && request < 1024 && response >= 0 && response < 1024;
+  const key = (pc ? 1 : 0) + (swo ? 2 : 0) + request * 4 + response * 4096;
+  let modes = cacheable ? modesCache.get(key) : undefined;
   if (modes) return modes;
   const journal = Object.freeze({ request: modeName(request), response: modeName(response) });
   modes = Object.freeze({
@@ -84,6 +86,6 @@ export function bodyModesOf(m: ProcessingRequest, defaultBodyMode: BodyModeName)
     journal,
     protocolConfig: pc ? Object.freeze({ requestBodyMode: journal.request, responseBodyMode: journal.response, sendBodyWithoutWaitingForHeaderResponse: swo }) : undefined,
   });
-  if (modesCache.size < 1000) modesCache.set(key, modes);
+  if (cacheable && modesCache.size < 1000) modesCache.set(key, modes);
   return modes;
 }
