@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { EppkitError, isEppkitError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { parseMockEppConfigText } from './mock-epp-config.ts';
+import { parseConfigReplacementText } from './mock-epp-config.ts';
 import { DEFAULT_PROFILE, PROFILES, PROFILE_MODELS, PROFILE_SWITCHES } from './fidelity-profiles.ts';
 import type { StartedMockEpp } from './mock-epp.ts';
 
@@ -100,7 +100,7 @@ export class AdminServer {
         const text = await readBody(req, MAX_CONFIG_BYTES);
         if (text === undefined) return send(res, 413, { error: `config body over ${MAX_CONFIG_BYTES} bytes` });
         try {
-          const cfg = parseMockEppConfigText(text, 'PUT /config');
+          const cfg = parseConfigReplacementText(text, this.#epp.config, 'PUT /config');
           this.#epp.setConfig(cfg, 'PUT /config');
           return send(res, 200, this.#epp.config);
         } catch (e) {

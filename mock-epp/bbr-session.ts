@@ -13,27 +13,17 @@
 // - No usable model: the same answers without the mutation. Not JSON: the stream ends with
 //   gRPC UNKNOWN (the data plane's failure mode decides). A model that is not a string is
 //   stringified (Go's %v). Each of these three is configurable (mock-epp-config.ts `bbr`).
-import { hash } from 'node:crypto';
 import { describeOutcome, scanModel } from '../core/bbr-model.ts';
-import { headerMapToObject, setHeaderOption } from '../core/headers.ts';
+import { setHeaderOption } from '../core/headers.ts';
 import { BodySendMode, type CommonResponse, type ProcessingRequest, type ProcessingResponse } from '../core/proto.ts';
-import type { SessionEnv, Undecodable } from './ext-proc-session.ts';
+import { bytesOf, summarizeBody } from './body-digest.ts';
 import type { GrpcServerCall } from './grpc-transport.ts';
-import type { JournalAnswer, JournalBody, JournalEntry, JournalPhase, StreamEnd } from './journal.ts';
+import type { JournalAnswer, JournalEntry, JournalPhase, StreamEnd } from './journal.ts';
 import { BODY_MODE_NAMES, type BbrRoleConfig } from './mock-epp-config.ts';
+import type { SessionEnv, Undecodable } from './session-env.ts';
+import { StreamJournal, journalHeaders } from './stream-journal.ts';
 
-const EMPTY = Buffer.alloc(0);
-
-function bytesOf(x: Uint8Array | readonly number[] | undefined | null): Buffer {
-  if (Buffer.isBuffer(x)) return x;
-  if (!x || x.length === 0) return EMPTY;
-  return Buffer.from(x as Uint8Array);
-}
-
-function summary(buf: Buffer, firstBytes: number): JournalBody {
-  const head = buf.subarray(0, firstBytes);
-  return { size: buf.length, sha256: hash('sha256', buf, 'hex'), firstBytes: head.toString('utf8'), firstBytesBase64: head.toString('base64') };
-}
+const summary = summarizeBody;
 
 /** Go's %v of a decoded JSON value, as upstream BBR writes a non-string model. */
 function goFormat(v: unknown): string {
@@ -47,12 +37,11 @@ function goFormat(v: unknown): string {
 }
 
 export class BbrSession {
-  readonly entry: JournalEntry;
   readonly #call: GrpcServerCall<ProcessingResponse>;
   readonly #env: SessionEnv;
   readonly #cfg: BbrRoleConfig;
   readonly #firstBytes: number;
-  readonly #t0 = performance.now();
+  readonly #j: StreamJournal;
   #finished = false;
   #streaming = false;
   #modeKnown = false;
@@ -69,19 +58,7 @@ export class BbrSession {
     this.#env = env;
     this.#cfg = env.state.config.bbr;
     this.#firstBytes = env.state.config.journal.firstBytes;
-    this.entry = {
-      id: env.nextId(),
-      startedAt: new Date().toISOString(),
-      peer: call.peer,
-      bodyMode: { request: '', response: '' },
-      phases: [],
-      metadataContext: {},
-      answers: [],
-      problems: [],
-    };
-    env.metrics.streamsTotal++;
-    env.metrics.streamsActive++;
-    env.journal.open(this.entry);
+    this.#j = new StreamJournal(env, call.peer, undefined, ' (bbr)');
     call.on('message', (m: ProcessingRequest | Undecodable) => this.#onMessage(m));
     call.on('halfClose', () => {
       if (this.#finished) return;
@@ -92,26 +69,18 @@ export class BbrSession {
     call.on('refused', (reason: string) => this.#finish('bad-input', 8, reason));
   }
 
-  #ms(): number {
-    return Math.round((performance.now() - this.#t0) * 1000) / 1000;
+  get entry(): JournalEntry {
+    return this.#j.entry;
   }
 
   #finish(how: StreamEnd, grpcCode?: number, detail?: string): void {
     if (this.#finished) return;
     this.#finished = true;
-    const e = this.entry;
-    e.endedAt = new Date().toISOString();
-    e.durationMs = this.#ms();
-    e.end = { how };
-    if (grpcCode !== undefined) e.end.grpcCode = grpcCode;
-    if (detail !== undefined) e.end.detail = detail;
-    if (this.#size > 0 || this.#bodyEnded) e.requestBody = summary(Buffer.concat(this.#chunks), this.#firstBytes);
+    if (this.#size > 0 || this.#bodyEnded) this.entry.requestBody = summary(Buffer.concat(this.#chunks), this.#firstBytes);
     this.#chunks = [];
     this.#respChunks = [];
-    this.#env.metrics.streamsActive--;
-    this.#env.metrics.streamEnds.inc(how);
-    this.#env.journal.ended(e);
-    this.#env.onClosed(this as never);
+    this.#j.end(how, grpcCode, detail);
+    this.#env.onClosed(this);
   }
 
   /** Server stopping. */
@@ -129,19 +98,12 @@ export class BbrSession {
 
   #write(resp: ProcessingResponse, a: Omit<JournalAnswer, 'atMs' | 'serviceTimeMs'>, tIn: number): void {
     if (this.#finished) return;
-    const ans = a as JournalAnswer;
-    ans.atMs = this.#ms();
-    ans.serviceTimeMs = Math.round((performance.now() - tIn) * 1000) / 1000;
-    this.entry.answers.push(ans);
-    this.#env.metrics.answers.inc(a.kind);
-    this.#env.metrics.observeServiceTime(ans.serviceTimeMs);
+    this.#j.answered(a, tIn);
     this.#call.write(resp);
   }
 
   #problem(reason: string, detail: string): void {
-    this.entry.problems.push(`${reason}: ${detail}`);
-    this.#env.metrics.badInput.inc(reason);
-    this.#env.logger.warn({ stream: this.entry.id, reason, detail }, 'bad input on ext_proc stream (bbr)');
+    this.#j.problem(reason, detail);
   }
 
   #onMessage(m: ProcessingRequest | Undecodable): void {
@@ -172,12 +134,12 @@ export class BbrSession {
       return this.#endWith(3, 'empty-request', 'bad-input');
     }
     this.#env.metrics.phases.inc(phase);
-    const jp: JournalPhase = { phase, atMs: this.#ms() };
+    const jp: JournalPhase = { phase, atMs: this.#j.msAt(tIn) };
     this.entry.phases.push(jp);
     switch (phase) {
       case 'request_headers': {
         const h = m.request_headers ?? {};
-        jp.headers = headerMapToObject(h.headers);
+        jp.headers = journalHeaders(h.headers);
         jp.endOfStream = h.end_of_stream === true;
         if (this.#gotHeaders) {
           this.#problem('second-request-headers', 'request_headers received twice');
@@ -213,7 +175,7 @@ export class BbrSession {
         return this.#onBodyEnd(tIn);
       }
       case 'request_trailers': {
-        jp.headers = headerMapToObject(m.request_trailers?.trailers);
+        jp.headers = journalHeaders(m.request_trailers?.trailers);
         if (!this.#bodyEnded && this.#gotHeaders) {
           // The body ended with trailers: decide now, then answer the trailers.
           this.#bodyEnded = true;
@@ -223,7 +185,7 @@ export class BbrSession {
       }
       case 'response_headers': {
         const h = m.response_headers ?? {};
-        jp.headers = headerMapToObject(h.headers);
+        jp.headers = journalHeaders(h.headers);
         jp.endOfStream = h.end_of_stream === true;
         if (this.#streaming && !jp.endOfStream && this.entry.bodyMode.response === 'FULL_DUPLEX_STREAMED') {
           this.#respHeld = true;
@@ -244,7 +206,7 @@ export class BbrSession {
         return this.#echo('response_body', Buffer.concat(this.#respChunks), tIn);
       }
       case 'response_trailers': {
-        jp.headers = headerMapToObject(m.response_trailers?.trailers);
+        jp.headers = journalHeaders(m.response_trailers?.trailers);
         return this.#write({ response_trailers: {} }, { kind: 'response_trailers' }, tIn);
       }
     }
@@ -267,7 +229,7 @@ export class BbrSession {
     }
     if (model === undefined && o.status !== 'no_body') {
       const why = describeOutcome(o, cfg.maxBodyBytes);
-      this.entry.problems.push(`bbr: ${why}`);
+      this.#j.note(`bbr: ${why}`);
       if (cfg.requireModel) {
         const status = o.status === 'too_large' ? 413 : 400;
         this.#write(

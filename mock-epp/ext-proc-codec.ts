@@ -24,12 +24,28 @@ export function decodeProcessingRequest(b: Buffer): ProcessingRequestMessage {
   return ProcessingRequest.decode(b) as unknown as ProcessingRequestMessage;
 }
 
-/** Encodes a ProcessingResponse built as a plain object (Buffers for bytes, numbers for enums, camelCase Struct values), or passes a Buffer through. */
+// Answers the session shares between streams (session-answers.ts: the plain pick answer per
+// value, the empty body answers) are frozen and never change: encoded once.
+const frozenEncoded = new WeakMap<object, Buffer>();
+
+/**
+ * Encodes a ProcessingResponse built as a plain object (Buffers for bytes, numbers for enums,
+ * camelCase Struct values), or passes a Buffer through. A frozen object is encoded once and
+ * its bytes reused: freeze only answers that never change, nested parts included. The bytes
+ * are shared: the transport copies them into its frame.
+ */
 export function encodeProcessingResponse(m: unknown): Buffer {
   // Already-encoded bytes go out as they are: the fuzz mode (fuzz-session.ts) sends undecodable answers.
   if (Buffer.isBuffer(m)) return m;
+  const frozen = Object.isFrozen(m);
+  if (frozen) {
+    const b = frozenEncoded.get(m as object);
+    if (b) return b;
+  }
   const u8 = ProcessingResponse.encode(m as protobuf.Message).finish();
-  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+  const b = Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+  if (frozen) frozenEncoded.set(m as object, b);
+  return b;
 }
 
 /**

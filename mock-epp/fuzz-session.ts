@@ -7,7 +7,8 @@ import type { Logger } from '../core/logger.ts';
 import { headerMapToObject } from '../core/headers.ts';
 import type { ProcessingRequest } from '../core/proto.ts';
 import { constants as h2 } from 'node:http2';
-import type { ExtProcCall, Undecodable } from './ext-proc-session.ts';
+import type { ExtProcCall, Undecodable } from './session-env.ts';
+import { StreamSleeper } from './stream-sleeper.ts';
 import {
   VALID_ANSWER,
   answerMessage,
@@ -72,8 +73,7 @@ export class FuzzSession {
   #halfClosed = false;
   #ended = false;
   #hung = false;
-  #timers = new Set<NodeJS.Timeout>();
-  #wake: (() => void) | undefined;
+  readonly #sleeper = new StreamSleeper();
   #fullDuplex: boolean;
 
   constructor(call: ExtProcCall, id: number, book: FuzzBook, logger: Logger, onClosed: (s: FuzzSession) => void) {
@@ -111,9 +111,8 @@ export class FuzzSession {
   #finish(how: 'cancelled' | 'half-closed' | 'by-mock'): void {
     if (this.#ended) return;
     this.#ended = true;
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
-    this.#wake?.();
+    // Wakes a sleeping turn, which then stops (#ended).
+    this.#sleeper.cancel();
     this.record.events.push({ t: this.#t(), end: how });
     this.record.done = true;
     this.#book.closed(this.record);
@@ -239,7 +238,7 @@ export class FuzzSession {
         return;
       case 'delay':
         this.#note(e);
-        await this.#sleep(e.ms);
+        await this.#sleeper.sleep(e.ms);
         return;
       case 'end':
         this.#note(e);
@@ -256,18 +255,5 @@ export class FuzzSession {
         this.#hung = true;
         return;
     }
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.#timers.delete(t);
-        this.#wake = undefined;
-        resolve();
-      }, ms);
-      this.#timers.add(t);
-      // A stream that goes away wakes the sleeper; the turn then stops (#ended).
-      this.#wake = () => resolve();
-    });
   }
 }

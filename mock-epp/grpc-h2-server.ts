@@ -33,6 +33,7 @@ function peerOf(stream: ServerHttp2Stream): string {
   return p;
 }
 
+import { encodeGrpcMessage } from '../core/grpc-status-message.ts';
 import type { Codec, GrpcServerCall, GrpcTransportServer, MethodHandler } from './grpc-transport.ts';
 
 export type { Codec, MethodHandler } from './grpc-transport.ts';
@@ -113,7 +114,7 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
     this.#stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
     this.#stream.once('wantTrailers', () => {
       const t: Record<string, string> = { 'grpc-status': String(this.#status.code) };
-      if (this.#status.details) t['grpc-message'] = encodeURIComponent(this.#status.details);
+      if (this.#status.details) t['grpc-message'] = encodeGrpcMessage(this.#status.details);
       try {
         this.#stream.sendTrailers(t);
       } catch {
@@ -141,7 +142,7 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
     if (!this.#headersSent) {
       this.#headersSent = true;
       const h: Record<string, string | number> = { [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': String(code) };
-      if (details) h['grpc-message'] = encodeURIComponent(details);
+      if (details) h['grpc-message'] = encodeGrpcMessage(details);
       this.#stream.respond(h, { endStream: true });
       return;
     }
@@ -219,7 +220,7 @@ export class GrpcH2Server implements GrpcTransportServer {
     }
     const m = this.#methods.get(path);
     if (!m) {
-      stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': encodeURIComponent(`unknown method ${path}`) }, { endStream: true });
+      stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': encodeGrpcMessage(`unknown method ${path}`) }, { endStream: true });
       return;
     }
     const enc = headers['grpc-encoding'];

@@ -3,6 +3,7 @@
 // the parsed result is frozen and swapped atomically.
 import { z } from 'zod';
 import { loadConfigFile, parseText, validate } from '../core/config-file.ts';
+import { EppkitError } from '../core/errors.ts';
 import { DEFAULT_PROFILE, HOLD_HEADERS, PROFILES, PROFILE_SWITCHES, type FidelitySwitches, type ProfileName } from './fidelity-profiles.ts';
 
 export const PHASES = [
@@ -328,10 +329,39 @@ export function parseMockEppConfig(input: unknown, source = 'mock EPP config'): 
   return validate(mockEppConfigSchema, input ?? {}, source);
 }
 
-/** Validates YAML or JSON text (admin PUT /config), with line numbers. */
+/** Validates YAML or JSON text, with line numbers. */
 export function parseMockEppConfigText(text: string, source = 'PUT /config'): MockEppConfig {
   const { data, lineOf } = parseText(text, source);
   return validate(mockEppConfigSchema, data ?? {}, source, { lineOf });
+}
+
+/**
+ * A config that replaces the one in effect (admin PUT /config, StartedMockEpp.setConfig).
+ * Everything given replaces, everything else takes its default, except the pool: without an
+ * `endpoints` key the current pool stays (it usually comes from --endpoints or DNS, and a PUT
+ * that changes the rules must not empty it); `endpoints: []` empties it. An empty body or
+ * `null` is an error, never "all defaults with no pool".
+ */
+export function parseConfigReplacement(
+  data: unknown,
+  current: { readonly endpoints: readonly string[] },
+  source: string,
+  lineOf?: (path: ReadonlyArray<PropertyKey>) => number | undefined,
+): MockEppConfig {
+  if (data === null || data === undefined) {
+    throw new EppkitError('EPPKIT_CONFIG_INVALID', { source }, [
+      { path: '', message: 'empty config: send the config as a YAML or JSON object (`{}` for the defaults; the pool stays unless `endpoints` is given)' },
+    ]);
+  }
+  let input = data;
+  if (typeof data === 'object' && !Array.isArray(data) && !Object.hasOwn(data, 'endpoints')) input = { ...data, endpoints: [...current.endpoints] };
+  return validate(mockEppConfigSchema, input, source, lineOf ? { lineOf } : {});
+}
+
+/** parseConfigReplacement for YAML or JSON text (admin PUT /config), with line numbers. */
+export function parseConfigReplacementText(text: string, current: { readonly endpoints: readonly string[] }, source = 'PUT /config'): MockEppConfig {
+  const { data, lineOf } = parseText(text, source);
+  return parseConfigReplacement(data, current, source, lineOf);
 }
 
 export function loadMockEppConfigFile(file: string): MockEppConfig {

@@ -11,12 +11,12 @@ import { GrpcJsServer } from './grpc-js-transport.ts';
 import { TRANSPORTS, type Codec, type GrpcServerCall, type GrpcTransportServer, type MethodHandler, type Transport } from './grpc-transport.ts';
 import { AdminServer } from './admin-server.ts';
 import { BbrSession } from './bbr-session.ts';
-import { ExtProcSession, type ConfigState, type ExtProcCall } from './ext-proc-session.ts';
+import { ExtProcSession, type ConfigState, type ExtProcCall, type SessionEnv } from './ext-proc-session.ts';
 import { FuzzSession, type FuzzBook } from './fuzz-session.ts';
 import { FuzzScriptBook } from './fuzz-book.ts';
 import type { FuzzScript } from './fuzz-script.ts';
 import { Journal, type JournalEntry } from './journal.ts';
-import { parseMockEppConfig, withProfile, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
+import { parseConfigReplacement, parseMockEppConfig, withProfile, type MockEppConfig, type MockEppConfigInput } from './mock-epp-config.ts';
 import type { ProfileName } from './fidelity-profiles.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
 import { createPicker } from './pickers.ts';
@@ -246,9 +246,13 @@ export class StartedMockEpp implements AsyncDisposable {
       throw new EppkitError('EPPKIT_TIMEOUT', { what: `waiting for ${n} journal entries (${e.message})`, ms: timeoutMs });
     });
   }
-  /** Validates and swaps the config atomically (open streams keep the old one). Throws EppkitError listing every problem. */
+  /**
+   * Validates and swaps the config atomically (open streams keep the old one). Throws
+   * EppkitError listing every problem. Without `endpoints` the current pool stays; `null` is
+   * an error (mock-epp-config.ts parseConfigReplacement).
+   */
   setConfig(input: unknown, source = 'setConfig'): MockEppConfig {
-    let config = parseMockEppConfig(input, source);
+    let config = parseConfigReplacement(input, this.#state.config, source);
     if (this.#directivesOverride !== undefined && config.directives !== this.#directivesOverride) {
       config = parseMockEppConfig({ ...config, directives: this.#directivesOverride }, source);
     }
@@ -351,15 +355,24 @@ export class StartedMockEpp implements AsyncDisposable {
     }
     // The BBR role answers in its own session type (mock-epp/bbr-session.ts).
     const Session = this.#state.config.role === 'bbr' ? BbrSession : ExtProcSession;
-    const session = new Session(call, {
-      state: this.#state,
-      journal: this.#journal,
-      metrics: this.metrics,
-      logger: this.#logger,
-      nextId: () => ++this.#nextId,
-      onClosed: (s) => this.#sessions.delete(s),
-    });
-    this.#sessions.add(session);
+    this.#sessions.add(new Session(call, this.#sessionEnv()));
+  }
+
+  /** One env per config in effect, shared by its streams (no closures per stream). */
+  #envFor: { state: ConfigState; env: SessionEnv } | undefined;
+  #sessionEnv(): SessionEnv {
+    if (this.#envFor?.state !== this.#state) {
+      const env: SessionEnv = {
+        state: this.#state,
+        journal: this.#journal,
+        metrics: this.metrics,
+        logger: this.#logger,
+        nextId: () => ++this.#nextId,
+        onClosed: (s) => this.#sessions.delete(s),
+      };
+      this.#envFor = { state: this.#state, env };
+    }
+    return this.#envFor.env;
   }
 
   /**

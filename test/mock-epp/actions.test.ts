@@ -141,11 +141,11 @@ describe.each(TRANSPORTS)('mock EPP rules and directives (%s transport)', (trans
     });
 
     it('gRPC error at request_headers and at response_headers', async () => {
-      use({ rules: [{ action: { grpcError: { code: 'RESOURCE_EXHAUSTED', message: 'shed' } } }] });
+      use({ rules: [{ action: { grpcError: { code: 'RESOURCE_EXHAUSTED', message: 'shed: 100% busy (café)' } } }] });
       const a = await ask();
       expect(a.r).toBeUndefined();
       expect(a.code).toBe(8);
-      expect(a.details).toBe('shed');
+      expect(a.details).toBe('shed: 100% busy (café)');
       use({ rules: [{ action: { grpcError: { code: 13, phase: 'response_headers' } } }] });
       const s = client.open();
       s.send({ request_headers: { headers: { headers: envoyHeaders({}) }, end_of_stream: true } });
@@ -256,7 +256,10 @@ describe.each(TRANSPORTS)('mock EPP rules and directives (%s transport)', (trans
       use({});
       expect(dest((await ask({ 'x-eppkit-endpoint': 'whatever:1' })).r)).toBe('whatever:1');
       expect((await ask({ 'x-eppkit-immediate': '503' })).r?.immediate_response?.status?.code).toBe(503);
-      expect((await ask({ 'x-eppkit-grpc-error': 'UNAVAILABLE' })).code).toBe(14);
+      const unavailable = await ask({ 'x-eppkit-grpc-error': 'UNAVAILABLE' });
+      expect(unavailable.code).toBe(14);
+      // grpc-message percent-encoded once, as the spec says (encodeURIComponent left '%3A' in it).
+      expect(unavailable.details).toBe('x-eppkit-grpc-error: UNAVAILABLE');
       expect((await ask({ 'x-eppkit-grpc-error': '7' })).code).toBe(7);
       expect((await ask({ 'x-eppkit-reset': 'true' })).details).toMatch(RESET_DETAILS);
       expect((await ask({ 'x-eppkit-close': 'true' })).r).toBeUndefined();

@@ -72,6 +72,30 @@ describe('eppkit mock-epp', () => {
     expect(await p.exit).toBe(0);
   });
 
+  it('PUT /config without endpoints keeps the --endpoints pool; endpoints: [] empties it; an empty body or null is 400', async () => {
+    const p = await start(['--endpoints', '127.0.0.7:8000']);
+    const put = (body: string) => fetch(`${p.admin}/config`, { method: 'PUT', body });
+    const changed = await put('picker: random\nrules: [{ match: { headers: { x-r: "1" } }, action: { endpoint: 10.0.0.1:80 } }]\n');
+    expect(changed.status).toBe(200);
+    expect(((await changed.json()) as { endpoints: string[] }).endpoints).toEqual(['127.0.0.7:8000']);
+    expect(setHeaderValue(await pick(p.grpc), 'x-gateway-destination-endpoint')).toBe('127.0.0.7:8000');
+    expect(setHeaderValue(await pick(p.grpc, { 'x-r': '1' }), 'x-gateway-destination-endpoint')).toBe('10.0.0.1:80');
+    for (const body of ['', '   \n', 'null', '~']) {
+      const bad = await put(body);
+      expect(bad.status, `PUT ${JSON.stringify(body)}`).toBe(400);
+      const err = (await bad.json()) as { code: string; problems: Array<{ message: string }> };
+      expect(err.code).toBe('EPPKIT_CONFIG_INVALID');
+      expect(err.problems[0]?.message).toMatch(/^empty config/);
+    }
+    // The failed PUTs left the config alone.
+    expect(setHeaderValue(await pick(p.grpc, { 'x-r': '1' }), 'x-gateway-destination-endpoint')).toBe('10.0.0.1:80');
+    const emptied = await put('{ "endpoints": [] }');
+    expect(((await emptied.json()) as { endpoints: string[] }).endpoints).toEqual([]);
+    expect(setHeaderValue(await pick(p.grpc), 'x-gateway-destination-endpoint')).toBeUndefined();
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+  });
+
   it('--config (YAML) with --endpoints overriding, --no-directives', async () => {
     const file = join(dir, 'ok.yaml');
     writeFileSync(file, 'endpoints: [127.0.0.5:1]\nrules:\n  - match: { headers: { x-r: "1" } }\n    action: { endpoint: 10.0.0.1:80 }\n');

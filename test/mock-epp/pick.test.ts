@@ -47,6 +47,26 @@ describe.each(TRANSPORTS)('mock EPP pick (%s transport)', (transport) => {
       expect(picks).toEqual([...POOL, ...POOL]);
     });
 
+    it('journals and counts a pick only when it was sent (not for streams that ended before the headers answer)', async () => {
+      epp.setConfig({ profile: 'lenient', endpoints: ['127.0.0.2:8000'], rules: [{ match: { headers: { 'x-slow': 'yes' } }, action: { delay: { ms: 30_000 } } }] });
+      epp.clearJournal();
+      const counted = () => epp.metrics.picks.get('127.0.0.2:8000');
+      const before = counted();
+      // Ends with an error before any answer; cancelled while the answer is delayed; a normal pick.
+      await headersOnly({ 'x-eppkit-grpc-error': 'UNAVAILABLE' });
+      const slow = client.open();
+      slow.send({ request_headers: { headers: { headers: envoyHeaders({ 'x-slow': 'yes' }) }, end_of_stream: true } });
+      // The headers are in (the pick decided), the answer is being delayed.
+      await expect.poll(() => epp.journal[1]?.phases.length).toBe(1);
+      slow.cancel();
+      expect(await slow.next()).toBeUndefined();
+      await headersOnly();
+      const entries = await epp.waitForJournal(3, 5000);
+      expect(entries.map((e) => e.end?.how)).toEqual(['grpc-error', 'client-cancelled', 'completed']);
+      expect(entries.map((e) => e.pick?.value)).toEqual([undefined, undefined, '127.0.0.2:8000']);
+      expect(counted() - before).toBe(1);
+    });
+
     it('sets the conformance echo header and honours test-epp-endpoint-selection (ip or ip:port)', async () => {
       epp.setConfig({ profile: 'lenient', endpoints: POOL });
       const r = await headersOnly({ 'test-epp-endpoint-selection': '127.0.0.3' });

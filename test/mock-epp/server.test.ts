@@ -131,7 +131,8 @@ describe('admin API', () => {
     const body = (await bad.json()) as { code: string; problems: Array<{ path: string; message: string; line?: number }> };
     expect(body.code).toBe('EPPKIT_CONFIG_INVALID');
     const paths = body.problems.map((p) => p.path);
-    expect(paths).toEqual(expect.arrayContaining(['endpoints[0]', 'endpoints[1]', 'picker', 'rules[0]']));
+    // Each problem at its own path: the unknown key too, not its parent's.
+    expect(paths).toEqual(expect.arrayContaining(['endpoints[0]', 'endpoints[1]', 'picker', 'rules[0].action.delay.ms', 'rules[0].extra']));
     expect(body.problems.length).toBeGreaterThanOrEqual(4);
     expect(body.problems.every((p) => typeof p.line === 'number')).toBe(true);
     expect(await pick(client)).toBe('127.0.0.9:9000');
