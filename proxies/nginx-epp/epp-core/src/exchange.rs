@@ -274,6 +274,12 @@ impl Collector {
                 self.headers_answer = Some((pick, ops));
                 self.done()
             }
+            Some(R::RequestBody(_)) if self.headers_answer.is_none() => {
+                // Envoy: a body answer while the headers answer is owed is a spurious message and
+                // fails the stream (an immediate response after it does not undo that).
+                self.protocol_error = Some("a request_body answer while the request_headers answer is owed (spurious message)".into());
+                true
+            }
             Some(R::RequestBody(br)) => {
                 let end = match self.mode {
                     BodyMode::Streamed => br
@@ -539,6 +545,19 @@ mod tests {
             ..Default::default()
         });
         assert!(matches!(c.outcome(), Outcome::Immediate { status: 200, .. }), "missing status becomes 200");
+    }
+
+    #[test]
+    fn a_body_answer_before_the_headers_answer_is_a_protocol_error() {
+        for mode in [BodyMode::Buffered, BodyMode::Streamed] {
+            let mut c = Collector::new(DEFAULT_ENDPOINT_HEADER, mode, true);
+            let body = ep::ProcessingResponse { response: Some(R::RequestBody(ep::BodyResponse::default())), ..Default::default() };
+            assert!(c.feed(body), "the stream is over at the spurious message");
+            match c.outcome() {
+                Outcome::Failed { status: EppStatus::Error, detail } => assert!(detail.contains("owed"), "{detail}"),
+                o => panic!("expected a protocol error, got {o:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,31 @@
+// Fuzz findings kept as regression tests: each shrunk case in test/fixtures/fuzz-cases/ runs
+// on nginx (both forms) and node-proxy and must pass.
+// - immediate-header-control-byte: an ImmediateResponse header whose value is the byte 0x01.
+//   Envoy ignores the invalid header and answers; the module wrote it into the response as is
+//   (the client could not parse it) and node-proxy reset the client. Both now leave it out.
+// - body-answer-while-headers-answer-owed: FailClose, full duplex, a body answer before the
+//   headers answer, then an ImmediateResponse 200. Envoy fails the stream at the spurious
+//   message (500); the module answered the 200.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { nginxDirectDriver } from '../../harness/data-planes/nginx-driver.ts';
+import { eppkit, notPassed, results } from '../planes/plane-kit.ts';
+import { gateFor } from '../support/envoy-test-kit.ts';
+
+const CASES = new URL('../fixtures/fuzz-cases/', import.meta.url).pathname;
+const gate = await gateFor(nginxDirectDriver);
+
+describe.skipIf(gate.skip)('fuzz findings on nginx and node-proxy', () => {
+  for (const name of ['immediate-header-control-byte', 'body-answer-while-headers-answer-owed']) {
+    it(`${name} passes on nginx, nginx-direct and node-proxy`, () => {
+      const dir = mkdtempSync(join(tmpdir(), 'eppkit-fuzz-case-'));
+      const r = eppkit(['run', join(CASES, `${name}.yaml`), '--data-plane', 'nginx-direct,nginx,node-proxy', '--report-dir', 'out'], dir, 300_000);
+      const rs = results(join(dir, 'out'));
+      expect(notPassed(rs), r.stdout.slice(-2000)).toEqual([]);
+      expect(rs.scenarios.map((s) => s.dataPlane).sort()).toEqual(['nginx', 'nginx-direct', 'node-proxy']);
+      expect(r.code).toBe(0);
+    }, 320_000);
+  }
+});
