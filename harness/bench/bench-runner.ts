@@ -240,7 +240,7 @@ export async function runBench(o: BenchOptions, run: BenchRunOptions): Promise<B
         if (footprintBefore && footprintAfter) result.footprint = { before: footprintBefore, after: footprintAfter };
         const health = plane?.health();
         if (health && !health.ok) result.planeProblems = health.problems;
-        const verdict = judgeTarget({ load: l, maxErrorRatio: o.maxErrorRatio, ...(health ? { health } : {}), ...(result.footprint ? { footprint: result.footprint } : {}), strict: o.strict });
+        const verdict = judgeTarget({ load: l, maxErrorRatio: o.maxErrorRatio, ...(health ? { health } : {}), ...(result.footprint ? { footprint: result.footprint } : {}), connections: o.connections, strict: o.strict });
         if (verdict.failed) result.failed = verdict.failed;
         if (verdict.warnings.length) result.warnings = verdict.warnings;
         progress(`${t.label}: ${result.load.rps} req/s, p50 ${result.load.latencyMs.p50} ms, p99 ${result.load.latencyMs.p99} ms${result.cpu?.dataPlaneUsPerRequest != null ? `, data plane ${result.cpu.dataPlaneUsPerRequest} µs CPU/request` : ''}${result.failed ? `; FAILED: ${result.failed}` : ''}`);

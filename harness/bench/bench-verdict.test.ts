@@ -38,6 +38,10 @@ describe('judgeTarget', () => {
     expect(judgeTarget({ load: load(1), maxErrorRatio: 0.01, health }).failed).toBe('data plane crash — nginx error.log: worker process 7 exited on signal 11');
     const footprint = { before: { rssBytes: 0, fds: 10, processes: 1 }, after: { rssBytes: 0, fds: 500, processes: 1 } };
     expect(judgeTarget({ load: load(1), maxErrorRatio: 0.01, footprint }).warnings[0]).toMatch(/open fds 10 → 500 \(\+490 > 128\)/);
+    // An upstream pool as large as the load's connections is not a leak; beyond it, it is.
+    const pool = { before: { rssBytes: 0, fds: 10, processes: 1 }, after: { rssBytes: 0, fds: 210, processes: 1 } };
+    expect(judgeTarget({ load: load(1), maxErrorRatio: 0.01, footprint: pool, connections: 200 }).warnings).toEqual([]);
+    expect(judgeTarget({ load: load(1), maxErrorRatio: 0.01, footprint: pool, connections: 50 }).warnings[0]).toMatch(/\+200 > 178/);
     expect(judgeTarget({ load: load(1), maxErrorRatio: 0.01, footprint, strict: true }).failed).toMatch(/--strict/);
   });
 });
