@@ -37,6 +37,9 @@ export const FEATURES = [
 ] as const;
 export type Feature = (typeof FEATURES)[number];
 
+/** What every full ext_proc plane here does: the three body modes, both failure modes, the EPP's answers applied, its timeout. */
+export const EXT_PROC_CORE_FEATURES: readonly Feature[] = ['body-none', 'body-buffered', 'body-streamed', 'fail-open', 'fail-close', 'immediate-response', 'header-mutation', 'timeout'];
+
 export type Runtime = 'local' | 'docker';
 
 export interface DriverContext {

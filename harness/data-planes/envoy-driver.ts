@@ -14,7 +14,7 @@ import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable } from '../containe
 import { launch } from '../launch/launch.ts';
 import { Wait } from '../launch/wait-strategy.ts';
 import { ENVOY_CRASH_PATTERNS, PlaneHealthMonitor } from './plane-health.ts';
-import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+import { EXT_PROC_CORE_FEATURES, type Availability, type DataPlaneDriver, type DriverContext, type Feature, type Runtime, type StartedDataPlane } from './data-plane-driver.ts';
 import { env } from '../../core/env.ts';
 
 export interface EnvoyDriverOptions {
@@ -43,14 +43,7 @@ export interface StartedEnvoy extends StartedDataPlane {
 export const STATS_FILTER = '(ext_proc|eppkit_picked_endpoint|eppkit_fallback_pool|eppkit_epp\\.upstream_rq|http\\.eppkit\\.downstream_rq_[0-9]xx|http\\.eppkit\\.downstream_rq_total)';
 
 const ENVOY_FEATURES: Feature[] = [
-  'body-none',
-  'body-buffered',
-  'body-streamed',
-  'fail-open',
-  'fail-close',
-  'immediate-response',
-  'header-mutation',
-  'timeout',
+  ...EXT_PROC_CORE_FEATURES,
   // ORIGINAL_DST refuses what it cannot parse as ip:port (503), it never proxies garbage.
   'endpoint-validation',
   'tls',

@@ -11,7 +11,7 @@ import { renderNginxEppConfig, type NginxEppForm, type NginxEppRenderOptions } f
 import { renderNginxEppMultiConfig } from '../../proxies/nginx-epp/nginx-epp-multi-config.ts';
 import { defaultNginxModulePath } from '../build/nginx-module-build.ts';
 import { CONTAINER_PATHS, IMAGES_BY_ROLE, containerAvailable } from '../containers/image-roles.ts';
-import type { Availability, DataPlaneDriver, DriverContext, Feature, Runtime, StartedDataPlane } from './data-plane-driver.ts';
+import { EXT_PROC_CORE_FEATURES, type Availability, type DataPlaneDriver, type DriverContext, type Feature, type Runtime, type StartedDataPlane } from './data-plane-driver.ts';
 import { readTail, startNginx } from './start-nginx.ts';
 import { nginxBin } from '../../core/env.ts';
 
@@ -37,17 +37,10 @@ export interface NginxDriverOptions {
 // 'fallback-list' holds with the balancer form (the default): the module's `epp_balancer`
 // upstream hands nginx the EPP's whole list, and proxy_next_upstream tries it in order.
 const NGINX_FEATURES: Feature[] = [
+  ...EXT_PROC_CORE_FEATURES,
   'fallback-list',
-  'body-none',
-  'body-buffered',
-  'body-streamed',
-  'fail-open',
-  'fail-close',
-  'immediate-response',
-  'header-mutation',
   'metadata-endpoint',
   'served-endpoint',
-  'timeout',
   'endpoint-validation',
   'tls',
   'client-abort',
