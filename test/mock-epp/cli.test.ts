@@ -6,13 +6,19 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ExtProcTestClient, envoyHeaders, setHeaderValue } from '../../mock-epp/ext-proc-client.ts';
 import { selfSignedCert } from '../../mock-epp/self-signed-cert.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'eppkit-mock-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// A test that fails before its own SIGTERM must not leave its mock EPP serving.
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children.clear();
+});
 
 interface Running {
   child: ChildProcess;
@@ -25,6 +31,7 @@ interface Running {
 
 function run(args: string[]): { child: ChildProcess; exit: Promise<number | null>; out: { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, [join(ROOT, 'cli/eppkit.ts'), 'mock-epp', ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', EPPKIT_LOG_LEVEL: 'warn' } });
+  children.add(child);
   const out = { stdout: '', stderr: '' };
   child.stdout?.on('data', (d: Buffer) => (out.stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out.stderr += d.toString()));
