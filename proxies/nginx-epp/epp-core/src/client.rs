@@ -198,7 +198,9 @@ async fn run<F>(
                 deadline = Instant::now() + call.timeout;
             }
             Ok(Ok(None)) => break,
-            Ok(Err(_)) if coll.has_pick_answer() => break,
+            // The same rule for a gRPC error (a reset, a status): buffered with the body's answer
+            // owed, Envoy fails the call even after the pick (FailClose 500, fuzz finding).
+            Ok(Err(_)) if coll.has_pick_answer() && call.mode == BodyMode::Streamed => break,
             Ok(Err(s)) => return done(from_status(s)),
         }
     }
