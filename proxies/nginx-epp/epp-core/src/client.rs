@@ -198,9 +198,9 @@ async fn run<F>(
                 deadline = Instant::now() + call.timeout;
             }
             Ok(Ok(None)) => break,
-            // The same rule for a gRPC error (a reset, a status): buffered with the body's answer
-            // owed, Envoy fails the call even after the pick (FailClose 500, fuzz finding).
-            Ok(Err(_)) if coll.has_pick_answer() && call.mode == BodyMode::Streamed => break,
+            // A gRPC error (a reset, a status) while answers are owed fails the call even after the
+            // pick, in both body modes, as Envoy does (FailClose 500; fuzz findings): unlike a
+            // late echo in full duplex, an error ends the body's relay.
             Ok(Err(s)) => return done(from_status(s)),
         }
     }
