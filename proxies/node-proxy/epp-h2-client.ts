@@ -206,7 +206,11 @@ export class H2Target {
 
   private connect(): http2.ClientHttp2Session {
     // Our own socket: http2 sessions refuse setNoDelay/setKeepAlive on theirs afterwards.
-    const s = http2.connect(this.url, { ...this.options, createConnection: () => this.socket() });
+    // maxSessionMemory (MB): the bodies in flight to the EPP and its unread answers count toward
+    // it. Node's default, 10 MB, is a few large bodies: past it Node refuses every new stream
+    // with ENHANCE_YOUR_CALM, and each following request failed until those streams ended (a
+    // fuzz finding: FailClose 500s after a case with MiB bodies to an EPP that did not read).
+    const s = http2.connect(this.url, { maxSessionMemory: 256, ...this.options, createConnection: () => this.socket() });
     this.current = s;
     this.wasConnected = false;
     s.on('connect', () => {
