@@ -337,6 +337,7 @@ export function planeVariables(route: RouteModel, dir: string, listen: { host: s
     };
   };
   const entryScopes = entries.map(entryScope);
+  // A rule's pools reuse these scopes, with first/last within the rule.
   const listeners = Array.from({ length: listenerCount(route) }, (_, l) => l);
   return {
     dir,
@@ -363,7 +364,7 @@ export function planeVariables(route: RouteModel, dir: string, listen: { host: s
           root: r.pathPrefix === '/',
           split: r.pools.length > 1,
           // first/last within the rule's pools (split_clients' last line is `*`).
-          pools: r.pools.map((e, j) => ({ vars: { ...entryScope(e).vars, first: j === 0, last: j === r.pools.length - 1 } })),
+          pools: r.pools.map((e, j) => ({ vars: { ...(entryScopes[index.get(e) ?? 0] as Scope).vars, first: j === 0, last: j === r.pools.length - 1 } })),
         })).map((sc, i) => ({ vars: { ...sc.vars, index: String(rules.indexOf(mine[i] as (typeof rules)[number])) } })),
       };
     }),

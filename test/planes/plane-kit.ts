@@ -20,3 +20,19 @@ export function results(reportDir: string): RunReport {
 export function notPassed(r: RunReport): string[] {
   return r.scenarios.filter((s) => s.status !== 'passed').map((s) => `${s.status} ${s.name}: ${(s.reason ?? '').slice(0, 300)}`);
 }
+
+/** A scenario of one routed POST: enough to start a plane and judge it once. */
+export const ONE_REQUEST_SCENARIO = `name: one-request
+description: one routed request
+features: [body-buffered]
+setup:
+  backends:
+    - name: pod-a
+steps:
+  - request: { method: POST, path: /v1/completions, body: { json: { prompt: hi } } }
+    expect: { status: 200, backend: pod-a }
+`;
+
+/** A plane file's start command that runs eppkit's node-proxy with the scenario's route. */
+export const NODE_PROXY_COMMAND = `exec "${process.execPath}" "${BIN}" node-proxy --listen {{listen}} --epp {{epp}} --body-mode {{bodyMode}}
+    --timeout-ms {{timeoutMs}} --failure-mode {{failureMode}}`;

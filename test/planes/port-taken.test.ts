@@ -5,23 +5,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, eppkit, notPassed, results } from './plane-kit.ts';
-
-const SCENARIO = `name: one-request
-description: one routed request
-features: [body-buffered]
-setup:
-  backends:
-    - name: pod-a
-steps:
-  - request: { method: POST, path: /v1/completions, body: { json: { prompt: hi } } }
-    expect: { status: 200, backend: pod-a }
-`;
+import { eppkit, NODE_PROXY_COMMAND, notPassed, ONE_REQUEST_SCENARIO, results } from './plane-kit.ts';
 
 describe('a port taken before the plane binds it', () => {
   it('starts the plane again on new ports; the failed attempt is noted, not judged', () => {
     const dir = mkdtempSync(join(tmpdir(), 'eppkit-port-taken-'));
-    writeFileSync(join(dir, 'one.yaml'), SCENARIO);
+    writeFileSync(join(dir, 'one.yaml'), ONE_REQUEST_SCENARIO);
     // The first start fails as a plane does when its port is gone; the marker sits outside
     // {{dir}}, which eppkit empties before each attempt.
     writeFileSync(
@@ -33,8 +22,7 @@ crashPatterns: ["^bind\\\\(\\\\) to "]
 start:
   command: >-
     if [ ! -e "${dir}/tried" ]; then touch "${dir}/tried"; echo "bind() to {{listen}} failed (98: Address already in use)" >&2; exit 1; fi;
-    exec "${process.execPath}" "${BIN}" node-proxy --listen {{listen}} --epp {{epp}} --body-mode {{bodyMode}}
-    --timeout-ms {{timeoutMs}} --failure-mode {{failureMode}}
+    ${NODE_PROXY_COMMAND}
   ready: { log: { matches: "listening on http" } }
   readyTimeoutMs: 60000
 `,

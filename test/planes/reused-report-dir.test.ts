@@ -5,23 +5,12 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, eppkit, notPassed, results } from './plane-kit.ts';
-
-const SCENARIO = `name: one-request
-description: one routed request
-features: [body-buffered]
-setup:
-  backends:
-    - name: pod-a
-steps:
-  - request: { method: POST, path: /v1/completions, body: { json: { prompt: hi } } }
-    expect: { status: 200, backend: pod-a }
-`;
+import { eppkit, NODE_PROXY_COMMAND, notPassed, ONE_REQUEST_SCENARIO, results } from './plane-kit.ts';
 
 describe('a reused report directory', () => {
   it('starts each scenario with an empty log directory (old crash lines are not this run)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'eppkit-reused-'));
-    writeFileSync(join(dir, 'one.yaml'), SCENARIO);
+    writeFileSync(join(dir, 'one.yaml'), ONE_REQUEST_SCENARIO);
     writeFileSync(
       join(dir, 'plane.yaml'),
       `name: tiny-node
@@ -30,8 +19,7 @@ features: [body-buffered, fail-close]
 crashPatterns: ["^BOOM "]
 start:
   command: >-
-    exec "${process.execPath}" "${BIN}" node-proxy --listen {{listen}} --epp {{epp}} --body-mode {{bodyMode}}
-    --timeout-ms {{timeoutMs}} --failure-mode {{failureMode}}
+    ${NODE_PROXY_COMMAND}
   ready: { log: { matches: "listening on http" } }
   readyTimeoutMs: 60000
 `,
