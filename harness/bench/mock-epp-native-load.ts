@@ -20,6 +20,18 @@ import type { WorkerResult } from './load-worker.ts';
 import { runJsonTool, workerResultOf, type NativeTally } from './native-load-client.ts';
 
 const BASELINE_SERVER = fileURLToPath(new URL('../../mock-epp/load/baselines/minimal-h2-server.ts', import.meta.url));
+/**
+ * V8 flags of both servers (the same for both, so the ratio compares code, not runtimes).
+ * Allocation-site pretenuring: the journal's entries live for 10,000 streams (2 s at 5,000/s),
+ * so V8 soon pretenures the allocation sites that build them (allocates straight in the old
+ * generation), and the young objects such old ones point to, dead or not, survive every
+ * scavenge until the next full GC (our reading of the numbers). Measured under this bench (--trace-gc-nvp): 9.6 MB survived each scavenge (every ~0.5 s),
+ * pauses 12-22 ms and p99 15-18 ms; without pretenuring 3.7-4.3 MB (the journal itself), pauses
+ * ~5 ms, p99 7 ms. The do-nothing server allocates nothing long-lived and is unchanged by it.
+ * A larger young generation (--max-semi-space-size=128) made pauses longer (12-15 ms), not rarer
+ * enough, so it is not used.
+ */
+export const BENCH_SERVER_NODE_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring'];
 const BODY_MODES = { none: 'none', buffered: 'BUFFERED', streamed: 'FULL_DUPLEX_STREAMED' } as const;
 
 /** The compiled client's path, or undefined when `node` was asked for or it is not built. */
@@ -42,16 +54,29 @@ export interface NativeMockEppRun {
   notes: string[];
 }
 
+export interface BenchServer {
+  label: 'do-nothing h2 server' | 'mock-epp';
+  command: string;
+  args: string[];
+}
+
+/** The servers of one run, each started fresh: the do-nothing baseline (optional), then the mock. */
+export function benchServers(o: Pick<BenchOptions, 'baseline'>): BenchServer[] {
+  const node = eppkitCommand();
+  return [
+    ...(o.baseline ? [{ label: 'do-nothing h2 server' as const, command: process.execPath, args: [...BENCH_SERVER_NODE_FLAGS, BASELINE_SERVER] }] : []),
+    // process.execPath is a Node that bin/eppkit.js runs in place (it re-spawns only an older
+    // one), so the flags reach the mock's own process.
+    { label: 'mock-epp', command: node.command, args: [...BENCH_SERVER_NODE_FLAGS, ...node.args, 'mock-epp', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0', '--endpoints', '127.0.0.2:8000,127.0.0.3:8000,127.0.0.4:8000,127.0.0.5:8000'] },
+  ];
+}
+
 /** Runs the baseline (optional) and the mock, each a fresh process, under the compiled client. */
 export async function runNativeMockEppLoad(bin: string, o: BenchOptions, progress: (line: string) => void): Promise<NativeMockEppRun> {
   const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-mock-epp-'));
-  const node = eppkitCommand();
-  const servers = [
-    ...(o.baseline ? [{ label: 'do-nothing h2 server', command: process.execPath, args: [BASELINE_SERVER] }] : []),
-    { label: 'mock-epp', command: node.command, args: [...node.args, 'mock-epp', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0', '--endpoints', '127.0.0.2:8000,127.0.0.3:8000,127.0.0.4:8000,127.0.0.5:8000'] },
-  ];
+  const servers = benchServers(o);
   const results: TargetResult[] = [];
-  const notes: string[] = [];
+  const notes: string[] = [`both servers run under Node with ${BENCH_SERVER_NODE_FLAGS.join(' ')} (the journal defeats V8's pretenuring: harness/bench/mock-epp-native-load.ts).`];
   const perStream: Record<string, number> = {};
   for (const s of servers) {
     progress(`${s.label}: starting, then ${o.duration / 1000} s under the compiled ext_proc client`);
