@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 pub mod load;
+pub mod precise_timer;
 
 /// Appends `s` as a JSON string.
 pub fn json_str(out: &mut String, s: &str) {

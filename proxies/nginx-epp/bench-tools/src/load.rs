@@ -12,6 +12,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::precise_timer::ScheduleSleeper;
+
 /// Error kind of an iteration still in flight when the window (plus grace) closed.
 pub const IN_FLIGHT_AT_CLOSE: &str = "timeout (in flight at window close)";
 /// The burst executor starts a burst this often (when the previous one is over).
@@ -164,6 +166,23 @@ pub fn exit_with_parent() {
     });
 }
 
+/// When the k-th iteration of a constant arrival rate is due: `start + k / rate`, computed from
+/// k (not by adding intervals), so rounding never accumulates into drift.
+#[derive(Clone, Copy)]
+pub struct ArrivalSchedule {
+    start: Instant,
+    interval_ns: f64,
+}
+
+impl ArrivalSchedule {
+    pub fn new(start: Instant, rate: f64) -> ArrivalSchedule {
+        ArrivalSchedule { start, interval_ns: 1e9 / rate.max(1e-9) }
+    }
+    pub fn at(&self, k: u64) -> Instant {
+        self.start + Duration::from_nanos((k as f64 * self.interval_ns).round() as u64)
+    }
+}
+
 struct State {
     tally: Tally,
     open: HashMap<u64, Instant>,
@@ -291,17 +310,19 @@ pub async fn run(plan: Plan, fire: Fire) -> Tally {
             }
         }
         Executor::ConstantArrivalRate => {
-            let interval = Duration::from_secs_f64(1.0 / plan.rate.max(1e-9));
+            let schedule = ArrivalSchedule::new(start, plan.rate);
+            // tokio's timer wakes once per ms; this one at each intended start (precise_timer.rs).
+            let mut sleeper = ScheduleSleeper::new();
             let mut k = 0u64;
             'sched: loop {
                 let now = Instant::now();
                 loop {
-                    let intended = start + interval.mul_f64(k as f64);
+                    let intended = schedule.at(k);
                     if intended >= stop_at || st.borrow().started >= max {
                         break 'sched;
                     }
                     if intended > now {
-                        tokio::time::sleep_until(intended.into()).await;
+                        sleeper.sleep_until(intended).await;
                         break;
                     }
                     k += 1;
@@ -345,4 +366,64 @@ pub async fn run(plan: Plan, fire: Fire) -> Tally {
     tally.cpu_us = cpu_end.saturating_sub(cpu0);
     tally.cpu = if elapsed > 0.0 { tally.cpu_us as f64 / 1000.0 / elapsed } else { 0.0 };
     tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_schedule_is_exact_per_k_without_drift() {
+        let t0 = Instant::now();
+        let s = ArrivalSchedule::new(t0, 5000.0);
+        for k in 0..10_000u64 {
+            assert_eq!(s.at(k + 1) - s.at(k), Duration::from_micros(200));
+        }
+        assert_eq!(s.at(5_000_000) - t0, Duration::from_secs(1000));
+        let s3 = ArrivalSchedule::new(t0, 3.0);
+        assert_eq!(s3.at(3) - t0, Duration::from_secs(1));
+    }
+
+    /// The median gap between consecutive starts of one 300 ms run at 5,000/s (µs), and how many
+    /// gaps were under 20 µs.
+    fn median_start_gap_us() -> (u128, usize, usize) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let local = tokio::task::LocalSet::new();
+        let starts: Rc<RefCell<Vec<Instant>>> = Rc::default();
+        let fire: Fire = {
+            let starts = starts.clone();
+            Rc::new(move || {
+                let now = Instant::now();
+                starts.borrow_mut().push(now);
+                Box::pin(async move { Outcome::Answered { status: None, bytes: 0, done_at: Some(now) } })
+            })
+        };
+        let plan = Plan { executor: Executor::ConstantArrivalRate, slots: 1024, rate: 5000.0, warmup: Duration::ZERO, duration: Duration::from_millis(300), timeout: Duration::from_secs(1), max_iterations: None };
+        let tally = local.block_on(&rt, run(plan, fire));
+        let starts = starts.borrow();
+        // Every intended start in the window either started or was dropped at the slot cap.
+        assert_eq!(starts.len() as u64 + tally.dropped, 1500);
+        assert_eq!(tally.requests as usize, starts.len());
+        let mut gaps: Vec<u128> = starts.windows(2).map(|w| (w[1] - w[0]).as_micros()).collect();
+        gaps.sort_unstable();
+        (gaps[gaps.len() / 2], gaps.iter().filter(|&&g| g < 20).count(), gaps.len())
+    }
+
+    /// At 5,000/s, streams must leave one by one at their intended times, not in a burst per
+    /// millisecond (tokio's timer wheel): with tokio's sleep ~4 of 5 consecutive starts were µs
+    /// apart, in every run (median gap 0). A starved thread on a loaded machine also bunches
+    /// starts (it wakes late), so the property is asserted on the best of three runs: the old
+    /// schedule cannot pass any of them. No bound is put on lateness itself.
+    #[test]
+    fn constant_arrival_rate_starts_streams_one_by_one_not_per_millisecond() {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (median, bunched, n) = median_start_gap_us();
+            if median >= 100 {
+                return;
+            }
+            seen.push(format!("median gap {median} µs, {bunched} of {n} gaps under 20 µs"));
+        }
+        panic!("starts leave in bursts: {}", seen.join("; "));
+    }
 }
