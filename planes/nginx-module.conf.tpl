@@ -29,7 +29,8 @@ http {
 {{#failOpen}}{{#pool}}        server {{.}};
 {{/pool}}{{/failOpen}}{{^failOpen}}        server unix:{{runDir}}/fail-close.sock;
 {{/failOpen}}{{#failOpen}}{{^pool}}        server unix:{{runDir}}/fail-close.sock;
-{{/pool}}{{/failOpen}}    }
+{{/pool}}{{/failOpen}}        keepalive 64;   # after epp_balancer: reuse backend connections
+    }
 {{/entries}}
     # A rule split across pools by weight: a pool per request, then that pool's location.
 {{#listeners}}{{#rules}}{{#split}}    split_clients "${request_id}" $split_{{index}} {

@@ -80,6 +80,8 @@ export interface StartedEchoBackend extends AsyncDisposable {
   cutOff(): number;
   /** Client connections open now. */
   openConnections(): number;
+  /** Client connections accepted since start (a plane that reuses its upstream connections opens few). */
+  acceptedConnections(): number;
   /** Closes the listening socket and every open connection: the port really is closed. */
   stop(): Promise<void>;
 }
@@ -305,7 +307,9 @@ export class EchoBackend {
     };
 
     const server: Server = createServer({ keepAliveTimeout: 5000 }, handle);
+    let accepted = 0;
     server.on('connection', (s) => {
+      accepted += 1;
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     });
@@ -345,6 +349,7 @@ export class EchoBackend {
       },
       cutOff: () => cutOff,
       openConnections: () => sockets.size,
+      acceptedConnections: () => accepted,
       stop,
       [Symbol.asyncDispose]: stop,
     };

@@ -39,6 +39,10 @@ export interface NginxEppRenderOptions {
 
 export const INTERNAL_PATH = '/_eppkit_inference';
 
+// Idle backend connections each worker keeps (nginx's `keepalive`, after `epp_balancer` so it wraps
+// the module's peer selection): without it every request opens a new TCP connection to the pick.
+export const UPSTREAM_KEEPALIVE = 64;
+
 /** Directives shared by both forms. */
 export function eppDirectives(route: RouteModel, indent: string): string {
   const lines = [
@@ -135,6 +139,7 @@ ${
     upstream eppkit_pick {
         epp_balancer;
 ${failOpen ? serverLines(route.fallbackEndpoints) : `        server unix:${failCloseSock};`}
+        keepalive ${UPSTREAM_KEEPALIVE};
     }
 `
     : `    # NGF's template: no endpoint from the EPP -> FailOpen: the pool; otherwise a 500.
@@ -148,6 +153,7 @@ ${failOpen ? serverLines(route.fallbackEndpoints) : `        server unix:${failC
     ? `
     upstream eppkit_pool {
 ${serverLines(route.fallbackEndpoints)}
+        keepalive ${UPSTREAM_KEEPALIVE};
     }
 `
     : ''

@@ -7,7 +7,7 @@
 // location. Both forms, with or without `epp_balancer`, as the single-route renderer.
 import { listenerCount, planeRoutes, type RouteModel } from '../../core/route-model.ts';
 import { failCloseServer, failCloseSocketPath, hostPort, multiRouteServers, proxyLines, quote, serverLines, sizeK, splitClientsBlocks, splitHostPort } from '../nginx-conf.ts';
-import { eppDirectives, INTERNAL_PATH, nginxEppPreamble, type NginxEppRenderOptions } from './nginx-epp-config.ts';
+import { eppDirectives, INTERNAL_PATH, nginxEppPreamble, type NginxEppRenderOptions, UPSTREAM_KEEPALIVE } from './nginx-epp-config.ts';
 
 export interface NginxEppMultiRenderOptions extends NginxEppRenderOptions {
   /** One port per listener, by listener index ([0] = listenPort). */
@@ -27,11 +27,12 @@ export function renderNginxEppMultiConfig(route: RouteModel, o: NginxEppMultiRen
   for (const [k, e] of entries.entries()) {
     const pool = e.fallbackEndpoints.length > 0;
     const failOpen = e.failureMode === 'open' && pool;
-    if (balancer) http.push(`    upstream eppkit_pick_${k} {\n        epp_balancer;\n${failOpen ? serverLines(e.fallbackEndpoints) : `        server unix:${failCloseSock};`}\n    }`);
+    const keepalive = `        keepalive ${UPSTREAM_KEEPALIVE};`;
+    if (balancer) http.push(`    upstream eppkit_pick_${k} {\n        epp_balancer;\n${failOpen ? serverLines(e.fallbackEndpoints) : `        server unix:${failCloseSock};`}\n${keepalive}\n    }`);
     else {
       if (form === 'ngf')
         http.push(`    map $inference_workload_endpoint $inference_backend_${k} {\n        ""      ${failOpen ? `eppkit_pool_${k}` : `unix:${failCloseSock}:`};\n        default $inference_workload_endpoint;\n    }`);
-      if (pool) http.push(`    upstream eppkit_pool_${k} {\n${serverLines(e.fallbackEndpoints)}\n    }`);
+      if (pool) http.push(`    upstream eppkit_pool_${k} {\n${serverLines(e.fallbackEndpoints)}\n${keepalive}\n    }`);
     }
   }
   http.push(...splitClientsBlocks(route));

@@ -9,6 +9,9 @@
 // - reset-after-pick-body-answer-owed: FailClose, buffered, the pick on the headers answer, then
 //   a reset while the body's answer is owed. Envoy fails the call (500); the module routed it.
 // - grpc-error-after-pick-full-duplex: the same with gRPC INTERNAL in full duplex, mid-body.
+// - cancelled-after-first-chunk-answer-full-duplex: full duplex, the pick, a plain answer to the
+//   first of 48 body chunks, then gRPC CANCELLED. The module took the plain answer as the body's
+//   end and routed it (200); Envoy and node-proxy count one answer per chunk and fail it (500).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +24,7 @@ const CASES = new URL('../fixtures/fuzz-cases/', import.meta.url).pathname;
 const gate = await gateFor(nginxDirectDriver);
 
 describe.skipIf(gate.skip)('fuzz findings on nginx and node-proxy', () => {
-  for (const name of ['immediate-header-control-byte', 'body-answer-while-headers-answer-owed', 'reset-after-pick-body-answer-owed', 'grpc-error-after-pick-full-duplex']) {
+  for (const name of ['immediate-header-control-byte', 'body-answer-while-headers-answer-owed', 'reset-after-pick-body-answer-owed', 'grpc-error-after-pick-full-duplex', 'cancelled-after-first-chunk-answer-full-duplex']) {
     it(`${name} passes on nginx, nginx-direct and node-proxy`, () => {
       const dir = mkdtempSync(join(tmpdir(), 'eppkit-fuzz-case-'));
       const r = eppkit(['run', join(CASES, `${name}.yaml`), '--data-plane', 'nginx-direct,nginx,node-proxy', '--report-dir', 'out'], dir, 300_000);

@@ -73,6 +73,16 @@ describe.skipIf(gate.skip)('nginx-epp routing', () => {
       expect(entry?.end?.how).toBe('completed');
     });
 
+    it('keeps its backend connections alive: ten requests to one pick open at most one new connection', async () => {
+      const before = b.acceptedConnections();
+      for (let i = 0; i < 10; i++) {
+        const r = await send(url(), { headers: { 'x-eppkit-endpoint': b.address } });
+        expect(r.pod).toBe('b');
+      }
+      // Without `keepalive` in the upstream nginx opens (and closes) one connection per request.
+      expect(b.acceptedConnections() - before).toBeLessThanOrEqual(1);
+    });
+
     it('uses the first valid entry of a comma list and refuses a list without one', async () => {
       let r = await send(url(), { headers: { 'x-eppkit-endpoint': `${a.address},${b.address}` } });
       expect(r.pod).toBe('a');

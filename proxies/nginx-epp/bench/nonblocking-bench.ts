@@ -20,6 +20,7 @@ import { routeWithDefaults } from '../../../core/route-model.ts';
 import { benchEppLaunch, planHelpers, startOnBed } from '../../../harness/bench/bench-helpers.ts';
 import { IMAGES_BY_ROLE } from '../../../harness/containers/image-roles.ts';
 import { NginxDriver } from '../../../harness/data-planes/nginx-driver.ts';
+import { UPSTREAM_KEEPALIVE } from '../nginx-epp-config.ts';
 import { startNginx } from '../../../harness/data-planes/start-nginx.ts';
 import { TestBed } from '../../../harness/launch/test-bed.ts';
 
@@ -92,8 +93,9 @@ http { access_log off; ${server(p)} }\n`,
     'backend nginx': childPids(backend.pid),
   };
   // Baseline: the same proxying without the module (no EPP at all), same connections: what this
-  // machine can do right now, whatever the EPP; run first, 5 s.
-  const proxyOnly = await plainNginx(bed, 'proxy-only', (p) => `server { listen 127.0.0.1:${p} backlog=4096; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://${backendAddr}; } }`);
+  // machine can do right now, whatever the EPP; run first, 5 s. It keeps backend connections alive
+  // as the module's upstream does, so the difference is the EPP hop alone.
+  const proxyOnly = await plainNginx(bed, 'proxy-only', (p) => `upstream backend { server ${backendAddr}; keepalive ${UPSTREAM_KEEPALIVE}; } server { listen 127.0.0.1:${p} backlog=4096; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://backend; } }`);
   const pport = proxyOnly.port;
   const proxyWorkers = childPids(proxyOnly.pid);
   const baseCpu0 = proxyWorkers.reduce((t, p) => t + cpuSeconds(p), 0);

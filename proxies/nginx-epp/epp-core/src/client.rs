@@ -165,7 +165,9 @@ async fn run<F>(
         .max_encoding_message_size(MAX_MESSAGE);
     let msgs = build_messages(&call.request, call.mode);
     let body_sent = msgs.len() > 1;
-    let mut coll = Collector::new(&call.header_name, call.mode, body_sent).with_allowlist((*call.allow).clone());
+    let mut coll = Collector::new(&call.header_name, call.mode, body_sent)
+        .with_body_chunks(msgs.len() - 1)
+        .with_allowlist((*call.allow).clone());
     let timeout_outcome = || Outcome::failed(EppStatus::Timeout, format!("no EPP answer within {} ms", call.timeout.as_millis()));
     let mut deadline = Instant::now() + call.timeout;
     // The request side: the messages, then half-close; a channel only when a served report is

@@ -192,6 +192,12 @@ pub struct Collector {
     mode: BodyMode,
     headers_answer: Option<(Option<String>, Vec<HeaderOp>)>,
     body_done: bool,
+    /// Streamed mode: body chunks sent and not yet answered by a plain (non-`streamed_response`)
+    /// body answer. Each plain answer releases one chunk, as Envoy and node-proxy count them.
+    chunks_owed: usize,
+    /// Streamed mode: the EPP answered with `streamed_response` and owns the body until its
+    /// `end_of_stream`; plain answers no longer end it.
+    epp_owns_body: bool,
     immediate: Option<Outcome>,
     protocol_error: Option<String>,
     allow: Allowlist,
@@ -206,10 +212,20 @@ impl Collector {
             mode,
             headers_answer: None,
             body_done: !body_sent,
+            chunks_owed: usize::from(body_sent),
+            epp_owns_body: false,
             immediate: None,
             protocol_error: None,
             allow: Allowlist::default(),
         }
+    }
+
+    /// Streamed mode: how many body chunks were sent (default one when a body was sent).
+    pub fn with_body_chunks(mut self, n: usize) -> Self {
+        if self.body_sent {
+            self.chunks_owed = n.max(1);
+        }
+        self
     }
 
     /// Picks outside `allow` are refused (the first allowed entry of the list is used).
@@ -282,12 +298,22 @@ impl Collector {
             }
             Some(R::RequestBody(br)) => {
                 let end = match self.mode {
-                    BodyMode::Streamed => br
-                        .response
-                        .and_then(|c| c.body_mutation)
-                        .and_then(|m| m.mutation)
-                        .map(|m| matches!(m, ep::body_mutation::Mutation::StreamedResponse(s) if s.end_of_stream))
-                        .unwrap_or(true),
+                    BodyMode::Streamed => match br.response.and_then(|c| c.body_mutation).and_then(|m| m.mutation) {
+                        // Full duplex: the EPP relays the body itself; only its end ends it.
+                        Some(ep::body_mutation::Mutation::StreamedResponse(sr)) => {
+                            self.epp_owns_body = true;
+                            sr.end_of_stream
+                        }
+                        // A plain answer (or a per-chunk mutation) answers the oldest chunk sent;
+                        // the body is done when every chunk has its answer. Counting it as the
+                        // end let a gRPC error after the first of many chunks route the request
+                        // (fuzz finding; Envoy and node-proxy fail it).
+                        _ if self.epp_owns_body => false,
+                        _ => {
+                            self.chunks_owed = self.chunks_owed.saturating_sub(1);
+                            self.chunks_owed == 0
+                        }
+                    },
                     _ => true,
                 };
                 if end {
@@ -558,6 +584,40 @@ mod tests {
                 o => panic!("expected a protocol error, got {o:?}"),
             }
         }
+    }
+
+    #[test]
+    fn full_duplex_plain_body_answers_release_one_chunk_each() {
+        let plain = || ep::ProcessingResponse { response: Some(R::RequestBody(ep::BodyResponse::default())), ..Default::default() };
+        let streamed = |eos: bool| ep::ProcessingResponse {
+            response: Some(R::RequestBody(ep::BodyResponse {
+                response: Some(ep::CommonResponse {
+                    body_mutation: Some(ep::BodyMutation {
+                        mutation: Some(ep::body_mutation::Mutation::StreamedResponse(ep::StreamedBodyResponse { body: vec![], end_of_stream: eos })),
+                    }),
+                    ..Default::default()
+                }),
+            })),
+            ..Default::default()
+        };
+        // Three chunks sent: the pick, then three plain answers; only the third completes it.
+        let mut c = Collector::new(DEFAULT_ENDPOINT_HEADER, BodyMode::Streamed, true).with_body_chunks(3);
+        assert!(!c.feed(headers_answer(vec![hv(DEFAULT_ENDPOINT_HEADER, "10.0.0.1:1")], vec![], None)));
+        assert!(!c.feed(plain()), "one of three chunks answered");
+        assert!(!c.feed(plain()), "two of three chunks answered");
+        assert!(c.feed(plain()), "every chunk answered");
+        assert!(matches!(c.outcome(), Outcome::Routed { .. }));
+        // Once the EPP relays the body (streamed_response), only its end_of_stream ends it.
+        let mut c = Collector::new(DEFAULT_ENDPOINT_HEADER, BodyMode::Streamed, true).with_body_chunks(2);
+        assert!(!c.feed(headers_answer(vec![hv(DEFAULT_ENDPOINT_HEADER, "10.0.0.1:1")], vec![], None)));
+        assert!(!c.feed(streamed(false)));
+        assert!(!c.feed(plain()));
+        assert!(!c.feed(plain()), "plain answers do not end a body the EPP owns");
+        assert!(c.feed(streamed(true)));
+        // Buffered: one body answer whatever the chunk count.
+        let mut c = Collector::new(DEFAULT_ENDPOINT_HEADER, BodyMode::Buffered, true).with_body_chunks(5);
+        assert!(!c.feed(headers_answer(vec![hv(DEFAULT_ENDPOINT_HEADER, "10.0.0.1:1")], vec![], None)));
+        assert!(c.feed(plain()));
     }
 
     #[test]
