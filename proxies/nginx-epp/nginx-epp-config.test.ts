@@ -60,7 +60,7 @@ describe('renderNginxEppConfig', () => {
     for (const form of ['ngf', 'direct'] as const) {
       const conf = renderNginxEppConfig(route, { ...base, form, balancer: true });
       // `keepalive` after `epp_balancer`: nginx's keepalive module wraps the peer selection it finds.
-      expect(conf).toMatch(/upstream eppkit_pick \{\s+epp_balancer;\s+server 127\.0\.0\.5:80;\s+server \[::1\]:81;\s+keepalive 64;\s+\}/);
+      expect(conf).toMatch(/upstream eppkit_pick \{\s+epp_balancer;\s+server 127\.0\.0\.5:80;\s+server \[::1\]:81;\s+keepalive 256;\s+\}/);
       expect(conf).toContain('proxy_next_upstream error timeout;');
       expect(conf).toContain(form === 'ngf' ? 'proxy_pass http://eppkit_pick$request_uri;' : 'proxy_pass http://eppkit_pick;');
       expect(conf).not.toContain('$inference_backend');

@@ -41,7 +41,9 @@ export const INTERNAL_PATH = '/_eppkit_inference';
 
 // Idle backend connections each worker keeps (nginx's `keepalive`, after `epp_balancer` so it wraps
 // the module's peer selection): without it every request opens a new TCP connection to the pick.
-export const UPSTREAM_KEEPALIVE = 64;
+// 256, not nginx's usual 64: the C/D bench's bursts need ~170 at once, and with 64 nginx closed
+// and reopened the rest (3 of 6 runs had a ~1.07 s request: a SYN retransmit; none of 3 with 256).
+export const UPSTREAM_KEEPALIVE = 256;
 
 /** Directives shared by both forms. */
 export function eppDirectives(route: RouteModel, indent: string): string {

@@ -20,7 +20,7 @@ describe('nginx-epp multi-pool config', () => {
     // FailOpen pool 0 falls back to its own servers; pool 1 (FailClose) to the 500 socket.
     expect(conf).toMatch(/upstream eppkit_pick_0 \{\n\s+epp_balancer;\n\s+server 127\.0\.0\.2:80;/);
     expect(conf).toMatch(/upstream eppkit_pick_1 \{\n\s+epp_balancer;\n\s+server unix:/);
-    expect(conf).toMatch(/upstream eppkit_pick_1 \{\n\s+epp_balancer;\n\s+server unix:[^\n]+\n\s+keepalive 64;\n\s+\}/);
+    expect(conf).toMatch(/upstream eppkit_pick_1 \{\n\s+epp_balancer;\n\s+server unix:[^\n]+\n\s+keepalive 256;\n\s+\}/);
     expect(conf).toContain('proxy_pass http://eppkit_pick_1$request_uri;');
     expect(conf.match(/listen 127\.0\.0\.1:800\d;/g)).toEqual(['listen 127.0.0.1:8001;', 'listen 127.0.0.1:8002;']);
     // The second listener serves only its route (and 404 elsewhere), with its own timeout.

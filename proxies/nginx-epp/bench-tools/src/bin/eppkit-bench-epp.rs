@@ -21,13 +21,14 @@ use ep::external_processor_server::{ExternalProcessor, ExternalProcessorServer};
 use ep::processing_request::Request as Rq;
 use ep::processing_response::Response as Rs;
 use prost_types::{value::Kind, Struct, Value};
-use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
+use eppkit_bench_tools::precise_timer::ScheduleSleeper;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -43,6 +44,83 @@ struct Shared {
     picks: Vec<ep::ProcessingResponse>,
     next: AtomicUsize,
     default_delay_ms: u64,
+    delays: Arc<Delays>,
+}
+
+/// The delayed answers' deadlines, woken by one task on a timerfd (precise_timer), not by tokio's
+/// timer wheel: its 1 ms slots and ms-rounded epoll timeout made a 50 ms delay 51-52 ms, which
+/// the C/D bound (connections / delay) of `eppkit bench nonblocking` counted against the plane.
+#[derive(Default)]
+struct Delays {
+    due: Mutex<BinaryHeap<Reverse<Due>>>,
+    /// An earlier deadline than the one the driver sleeps to.
+    rearm: tokio::sync::Notify,
+}
+
+struct Due {
+    at: Instant,
+    seq: u64,
+    waker: Waker,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+impl Delays {
+    /// Wakes `waker` at `at` (or just after); a stream registers again on every Pending poll.
+    fn wake_at(&self, at: Instant, waker: &Waker) {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        let earliest = due.peek().map(|Reverse(d)| d.at);
+        due.push(Reverse(Due { at, seq: SEQ.fetch_add(1, Ordering::Relaxed), waker: waker.clone() }));
+        if earliest.is_none_or(|e| at < e) {
+            self.rearm.notify_one();
+        }
+    }
+
+    /// The driver: sleeps to the earliest deadline, wakes every stream that is due.
+    async fn drive(self: Arc<Self>) {
+        let mut sleeper = ScheduleSleeper::new();
+        loop {
+            let next = self.due.lock().unwrap_or_else(|e| e.into_inner()).peek().map(|Reverse(d)| d.at);
+            match next {
+                None => self.rearm.notified().await,
+                Some(at) => {
+                    if at > Instant::now() {
+                        tokio::select! {
+                            _ = sleeper.sleep_until(at) => {}
+                            _ = self.rearm.notified() => continue,
+                        }
+                    }
+                    let now = Instant::now();
+                    let mut woken = Vec::new();
+                    {
+                        let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+                        while due.peek().is_some_and(|Reverse(d)| d.at <= now) {
+                            woken.push(due.pop().expect("peeked").0.waker);
+                        }
+                    }
+                    for w in woken {
+                        w.wake();
+                    }
+                }
+            }
+        }
+    }
 }
 
 struct Epp(Arc<Shared>);
@@ -101,8 +179,8 @@ struct Session {
     held_body: Vec<u8>,
     delay_ms: u64,
     queue: VecDeque<ep::ProcessingResponse>,
-    /// A delayed headers answer holds the queue until it fires.
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A delayed headers answer holds the queue until this instant (Shared::delays wakes it).
+    hold_until: Option<Instant>,
     input_done: bool,
 }
 
@@ -129,7 +207,7 @@ impl Session {
         let n = self.shared.picks.len();
         let i = self.shared.next.fetch_add(1, Ordering::Relaxed) % n;
         if self.delay_ms > 0 {
-            self.sleep = Some(Box::pin(tokio::time::sleep(Duration::from_millis(self.delay_ms))));
+            self.hold_until = Some(Instant::now() + Duration::from_millis(self.delay_ms));
         }
         self.queue.push_back(self.shared.picks[i].clone());
     }
@@ -225,18 +303,25 @@ impl Session {
     }
 }
 
+impl Session {
+    fn pending(&self, cx: &mut Context<'_>) -> Poll<Option<Result<ep::ProcessingResponse, Status>>> {
+        if let Some(t) = self.hold_until {
+            self.shared.delays.wake_at(t, cx.waker());
+        }
+        Poll::Pending
+    }
+}
+
 impl Stream for Session {
     type Item = Result<ep::ProcessingResponse, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some(s) = this.sleep.as_mut() {
-                if s.as_mut().poll(cx).is_ready() {
-                    this.sleep = None;
-                }
+            if this.hold_until.is_some_and(|t| Instant::now() >= t) {
+                this.hold_until = None;
             }
-            if this.sleep.is_none() {
+            if this.hold_until.is_none() {
                 if let Some(r) = this.queue.pop_front() {
                     return Poll::Ready(Some(Ok(r)));
                 }
@@ -245,14 +330,14 @@ impl Stream for Session {
                 }
             }
             if this.input_done {
-                // Only the delay is pending; its timer wakes us.
-                return Poll::Pending;
+                // Only the delay is pending; the delays' driver wakes us.
+                return this.pending(cx);
             }
             match Pin::new(&mut this.input).poll_next(cx) {
                 Poll::Ready(Some(Ok(m))) => this.handle(m),
                 // Half-close, or a broken stream: answer what is owed, then end with OK.
                 Poll::Ready(Some(Err(_))) | Poll::Ready(None) => this.input_done = true,
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => return this.pending(cx),
             }
         }
     }
@@ -275,7 +360,7 @@ impl ExternalProcessor for Epp {
             held_body: Vec::new(),
             delay_ms: self.0.default_delay_ms,
             queue: VecDeque::with_capacity(2),
-            sleep: None,
+            hold_until: None,
             input_done: false,
         }))
     }
@@ -304,9 +389,11 @@ fn main() {
     if endpoints.is_empty() {
         usage("--endpoints is required");
     }
-    let shared = Arc::new(Shared { picks: endpoints.iter().map(|e| pick_answer(e)).collect(), next: AtomicUsize::new(0), default_delay_ms: delay_ms });
+    let delays = Arc::new(Delays::default());
+    let shared = Arc::new(Shared { picks: endpoints.iter().map(|e| pick_answer(e)).collect(), next: AtomicUsize::new(0), default_delay_ms: delay_ms, delays: delays.clone() });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(async move {
+        tokio::spawn(delays.drive());
         let listener = tokio::net::TcpListener::bind(&listen).await.unwrap_or_else(|e| usage(&format!("cannot listen on {listen}: {e}")));
         println!("grpc listening on {}", listener.local_addr().expect("local addr"));
         // TCP_NODELAY: with Nagle, a pick's small frames can wait for a delayed ACK (~40 ms).
@@ -326,4 +413,44 @@ fn main() {
             .await
             .expect("serve");
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Flag(std::sync::atomic::AtomicBool);
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn delays_wake_each_stream_at_its_deadline_never_before_whatever_the_order() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let delays = Arc::new(Delays::default());
+            tokio::spawn(delays.clone().drive());
+            let t0 = Instant::now();
+            // Registered later-first: the driver must re-arm for each earlier deadline.
+            let offsets = [30u64, 10, 20, 5];
+            let flags: Vec<Arc<Flag>> = offsets.iter().map(|_| Arc::new(Flag(false.into()))).collect();
+            for (o, f) in offsets.iter().zip(&flags) {
+                delays.wake_at(t0 + Duration::from_millis(*o), &Waker::from(f.clone()));
+            }
+            let mut woken_at = vec![None; offsets.len()];
+            while woken_at.iter().any(Option::is_none) {
+                tokio::task::yield_now().await;
+                for (i, f) in flags.iter().enumerate() {
+                    if woken_at[i].is_none() && f.0.load(Ordering::SeqCst) {
+                        woken_at[i] = Some(Instant::now());
+                    }
+                }
+            }
+            for (o, w) in offsets.iter().zip(&woken_at) {
+                assert!(w.unwrap() >= t0 + Duration::from_millis(*o), "woken before its deadline ({o} ms)");
+            }
+        });
+    }
 }
