@@ -1,6 +1,7 @@
 // The journal: one entry per ext_proc stream, what was received and what was answered.
 // Bounded (oldest dropped), and waitable so tests and the admin long-poll can block on it.
 import type { Json } from '../core/proto-struct.ts';
+import { PackedEntry, packEntry } from './packed-entry.ts';
 
 export interface JournalBody {
   /** Bytes received in this message (or in total, for the aggregated body). */
@@ -100,8 +101,17 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
+// An ended entry is packed (packed-entry.ts) once this many streams have opened after it: by
+// then nothing writes to it any more, and it is still young, so its tree dies in the young
+// generation instead of being copied twice. Open entries stay live objects.
+const PACK_LAG = 256;
+
+type Held = JournalEntry | PackedEntry;
+const isEnded = (e: Held): boolean => e instanceof PackedEntry || e.end !== undefined;
+const viewOf = (e: Held): JournalEntry => (e instanceof PackedEntry ? e.view() : e);
+
 export class Journal {
-  #entries: JournalEntry[] = [];
+  #entries: Held[] = [];
   // Ended entries among those held, and the id of the oldest held entry (ids only grow), so
   // waiters are checked in O(1) per ended stream instead of a scan of the whole journal.
   #endedHeld = 0;
@@ -113,15 +123,27 @@ export class Journal {
     this.maxEntries = maxEntries;
   }
 
-  /** The newest `maxEntries` entries, oldest first. */
+  /** The newest `maxEntries` entries, oldest first (a new array; ended entries are rebuilt from their packed form). */
   get entries(): JournalEntry[] {
     if (this.#entries.length > this.maxEntries) this.#trim();
-    return this.#entries;
+    return this.#entries.map(viewOf);
+  }
+
+  /** How many entries `entries` would return, without building them. */
+  get size(): number {
+    return Math.min(this.#entries.length, this.maxEntries);
+  }
+
+  /** How many held entries are packed (for tests). */
+  get packed(): number {
+    let n = 0;
+    for (const e of this.#entries) if (e instanceof PackedEntry) n++;
+    return n;
   }
 
   #trim(): void {
     const removed = this.#entries.splice(0, this.#entries.length - this.maxEntries);
-    for (const e of removed) if (e.end !== undefined) this.#endedHeld--;
+    for (const e of removed) if (isEnded(e)) this.#endedHeld--;
     this.#minId = this.#entries[0]?.id ?? Number.POSITIVE_INFINITY;
   }
 
@@ -129,6 +151,12 @@ export class Journal {
   open(entry: JournalEntry): void {
     if (this.#entries.length === 0) this.#minId = entry.id;
     this.#entries.push(entry);
+    const i = this.#entries.length - 1 - PACK_LAG;
+    const old = this.#entries[i];
+    if (old !== undefined && !(old instanceof PackedEntry) && old.end !== undefined) {
+      const p = packEntry(old);
+      if (p) this.#entries[i] = p;
+    }
     // Trim in batches (a quarter of the bound) so a full journal costs O(1) per stream, not a shift each time.
     if (this.#entries.length > this.maxEntries + Math.max(1, this.maxEntries >> 2)) this.#trim();
   }
@@ -146,7 +174,10 @@ export class Journal {
   }
 
   #endedEntries(): JournalEntry[] {
-    return this.entries.filter((e) => e.end !== undefined);
+    if (this.#entries.length > this.maxEntries) this.#trim();
+    const out: JournalEntry[] = [];
+    for (const e of this.#entries) if (isEnded(e)) out.push(viewOf(e));
+    return out;
   }
 
   #check(w: Waiter): void {

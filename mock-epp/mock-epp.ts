@@ -279,7 +279,7 @@ export class StartedMockEpp implements AsyncDisposable {
   }
   renderMetrics(): string {
     const depths = this.queueDepths();
-    return this.metrics.render({ poolSize: this.#state.config.endpoints.length, journalEntries: this.#journal.entries.length, ...(depths ? { queueDepths: depths } : {}) });
+    return this.metrics.render({ poolSize: this.#state.config.endpoints.length, journalEntries: this.#journal.size, ...(depths ? { queueDepths: depths } : {}) });
   }
   get openStreams(): number {
     return this.#sessions.size;

@@ -1,0 +1,117 @@
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../core/logger.ts';
+import { BodySendMode } from '../core/proto.ts';
+import { toProtoStruct } from '../core/proto-struct.ts';
+import { decodeProcessingRequest, encodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.ts';
+import { ExtProcSession, type ConfigState } from './ext-proc-session.ts';
+import { Journal, type JournalEntry } from './journal.ts';
+import { parseMockEppConfig } from './mock-epp-config.ts';
+import { MockEppMetrics } from './mock-epp-metrics.ts';
+import { packEntry } from './packed-entry.ts';
+import { createPicker } from './pickers.ts';
+import { compileRules } from './rules.ts';
+
+const raw = (k: string, v: string) => ({ key: k, raw_value: Buffer.from(v) });
+const REQUEST = [raw(':method', 'POST'), raw(':path', '/v1/completions'), raw(':authority', 'bench.test'), raw(':scheme', 'http'), raw('content-type', 'application/json')];
+
+/** Streams of different kinds, each as the messages a data plane sends (encoded, then decoded as the transport does). */
+const STREAMS: Record<string, unknown[]> = {
+  'headers + buffered body (the bench)': [
+    { request_headers: { headers: { headers: [...REQUEST, raw('content-length', '16')] }, end_of_stream: false }, protocol_config: { request_body_mode: BodySendMode.BUFFERED, response_body_mode: 0, send_body_without_waiting_for_header_response: true } },
+    { request_body: { body: Buffer.from('{"model":"m1"}  '), end_of_stream: true } },
+  ],
+  'headers only': [{ request_headers: { headers: { headers: [raw(':method', 'GET'), raw(':path', '/x'), raw('x-odd', 'a,b')] }, end_of_stream: true } }],
+  'response phases with served-endpoint metadata': [
+    { request_headers: { headers: { headers: REQUEST }, end_of_stream: true } },
+    {
+      response_headers: { headers: { headers: [raw(':status', '200')] }, end_of_stream: false },
+      metadata_context: { filter_metadata: { 'envoy.lb': toProtoStruct({ 'x-gateway-destination-endpoint-served': '127.0.0.2:8000' }) } },
+    },
+    { response_body: { body: Buffer.from('done'), end_of_stream: true } },
+  ],
+  'immediate response by directive': [{ request_headers: { headers: { headers: [...REQUEST, raw('x-eppkit-immediate', '503')] }, end_of_stream: true } }],
+  'body before headers (a problem)': [{ request_body: { body: Buffer.from('x'), end_of_stream: true } }],
+};
+
+class FakeCall extends EventEmitter {
+  readonly peer = '127.0.0.1:40000';
+  ended = false;
+  write(m: unknown): void {
+    encodeProcessingResponse(m);
+  }
+  end(): void {
+    this.ended = true;
+  }
+  reset(): string {
+    return 'RST_STREAM';
+  }
+}
+
+function harness(maxEntries: number) {
+  const config = parseMockEppConfig({ endpoints: ['127.0.0.2:8000', '127.0.0.3:8000'], journal: { maxEntries } });
+  const state: ConfigState = { config, rules: compileRules(config.rules), picker: createPicker(config.picker), needsModel: false, needsBody: false, ordinal: 0 };
+  const journal = new Journal(config.journal.maxEntries);
+  let nextId = 0;
+  const env = { state, journal, metrics: new MockEppMetrics(), logger: silentLogger, nextId: () => ++nextId, onClosed: () => {} };
+  /** Runs one stream; returns its entry's JSON as it was when the stream ended. */
+  const stream = (messages: unknown[]): { id: number; json: string } => {
+    const call = new FakeCall();
+    new ExtProcSession(call as never, env);
+    for (const m of messages) call.emit('message', decodeProcessingRequest(encodeProcessingRequest(m)));
+    call.emit('halfClose');
+    const e = journal.entries.at(-1) as JournalEntry;
+    expect(e.end).toBeDefined();
+    return { id: e.id, json: JSON.stringify(e) };
+  };
+  return { journal, stream };
+}
+
+describe('packed journal entries', () => {
+  it('read back byte for byte as they were when their stream ended, for every kind of stream', () => {
+    const { journal, stream } = harness(10_000);
+    const before = Object.entries(STREAMS).map(([kind, messages]) => ({ kind, ...stream(messages) }));
+    expect(journal.packed).toBe(0);
+    // Enough streams after them for them to be packed.
+    for (let i = 0; i < 400; i++) stream(STREAMS['headers + buffered body (the bench)']!);
+    expect(journal.packed).toBeGreaterThan(before.length);
+    const byId = new Map(journal.entries.map((e) => [e.id, e]));
+    for (const b of before) expect({ kind: b.kind, json: JSON.stringify(byId.get(b.id)) }).toEqual({ kind: b.kind, json: b.json });
+    // The whole journal as the admin API sends it.
+    expect(JSON.stringify(journal.entries)).toBe(`[${journal.entries.map((e) => JSON.stringify(e)).join(',')}]`);
+  });
+
+  it('keeps key order, undefined values, shared frozen values and nested arrays as they were', () => {
+    const shared = Object.freeze({ request: 'BUFFERED', response: 'NONE' });
+    const e = {
+      id: 7,
+      startedAt: 't',
+      peer: 'p',
+      bodyMode: shared,
+      phases: [{ phase: 'request_headers', atMs: 0.5, headers: { b: '1', a: '2', '10': 'n' } }],
+      metadataContext: { ns: { list: [1, 'x', null, { deep: true }] } },
+      answers: [],
+      problems: ['one'],
+      model: undefined,
+      end: { how: 'completed' },
+    } as unknown as JournalEntry;
+    const v = packEntry(e)!.view();
+    expect(JSON.stringify(v)).toBe(JSON.stringify(e));
+    expect(Object.keys(v)).toEqual(Object.keys(e));
+    expect('model' in v).toBe(true);
+    expect(v.bodyMode).toBe(shared);
+    expect(v).toEqual(e);
+    // A new object each read: a reader cannot change what the journal holds.
+    expect(packEntry(e)!.view()).not.toBe(v);
+  });
+
+  it('trims, counts ended entries and serves waiters the same with packed entries', async () => {
+    const { journal, stream } = harness(300);
+    for (let i = 0; i < 700; i++) stream(STREAMS['headers only']!);
+    expect(journal.packed).toBeGreaterThan(0);
+    expect(journal.size).toBe(300);
+    const all = journal.entries;
+    expect(all.map((e) => e.id)).toEqual(Array.from({ length: 300 }, (_, i) => 401 + i));
+    expect((await journal.waitFor(300, 100)).map((e) => e.id)).toEqual(all.map((e) => e.id));
+  });
+});
