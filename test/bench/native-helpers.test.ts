@@ -20,6 +20,7 @@ import { IN_FLIGHT_AT_CLOSE } from '../../core/load-executor.ts';
 import { runLoad } from '../../harness/bench/load-client.ts';
 import type { LoadSpec } from '../../harness/bench/load-worker.ts';
 import { runNativeLoad } from '../../harness/bench/native-load-client.ts';
+import { FLOOR_LABEL } from '../../harness/bench/mock-epp-native-load.ts';
 
 const echoBin = builtBenchTool(BENCH_TOOLS.echoBackend);
 const eppBin = builtBenchTool(BENCH_TOOLS.benchEpp);
@@ -128,14 +129,15 @@ describe.skipIf(!echoBin || !eppBin)('compiled bench helpers', () => {
 });
 
 describe.skipIf(!loadBin)('eppkit bench mock-epp with the compiled ext_proc client', () => {
-  it('measures the do-nothing server and the mock under the same fixed rate, with CPU per stream and the ratio', () => {
+  it('measures the compiled floor, the do-nothing server and the mock under the same fixed rate, with CPU per stream and the ratio', () => {
     const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-mock-native-'));
     const bin = fileURLToPath(new URL('../../bin/eppkit.js', import.meta.url));
     const r = spawnSync(process.execPath, [bin, 'bench', 'mock-epp', '--rate', '200', '--streams', '64', '--duration', '1s', '--warmup', '200ms', '--report-dir', dir, '--json', '--quiet'], { encoding: 'utf8', timeout: 90_000 });
     expect(r.status).toBe(0);
     const report = JSON.parse(r.stdout) as BenchReport;
     expect(report.loadClient.kind).toMatch(/^compiled ext_proc client/);
-    expect(report.results.map((x) => x.target)).toEqual(['do-nothing h2 server', 'mock-epp']);
+    // The compiled bench EPP, when built, runs first: the machine's latency floor.
+    expect(report.results.map((x) => x.target)).toEqual([...(eppBin ? [FLOOR_LABEL] : []), 'do-nothing h2 server', 'mock-epp']);
     for (const x of report.results) {
       expect(x.load!.requests).toBeGreaterThan(0);
       expect(x.load!.errors).toBe(0);
