@@ -60,6 +60,7 @@ export function flagsToOptions(a: Args): Record<string, unknown> {
     extProcClient: a['ext-proc-client'],
     httpClient: a['http-client'],
     baseline: a.baseline,
+    rounds: a.rounds,
     cpuHog: a['cpu-hog'],
   };
 }
@@ -136,6 +137,7 @@ const command: CommandModule<object, Args> = {
       .option('http-client', { type: 'string', describe: "eppkit's HTTP load client: native (compiled eppkit-http-load, one thread), node (worker processes) or auto (default: native when built)" })
       .option('ext-proc-client', { type: 'string', describe: 'mock-epp: load client native (compiled, when built), node, or auto (default)' })
       .option('baseline', { type: 'boolean', describe: 'mock-epp, native client: also measure a do-nothing ext_proc server in the same run (default true; --no-baseline)' })
+      .option('rounds', { type: 'string', describe: 'mock-epp with the baseline: measure the do-nothing server and the mock N times, alternated; the ratio is the median of the rounds (default 1)' })
       .option('headroom', { type: 'boolean', describe: 'check the load generator against wrk on direct in the same run (default true; --no-headroom)' })
       .option('streams', { type: 'string', describe: 'mock-epp: concurrent ext_proc streams (default 32)' })
       .option('url', { type: 'string', describe: 'measure a plane that is already running (e.g. a gateway): the full URL; nothing is started' })

@@ -132,6 +132,12 @@ export const BenchOptionsSchema = z
     httpClient: z.enum(HTTP_CLIENT_KINDS).default('auto'),
     /** mock-epp with the native client: measure a do-nothing ext_proc server first, the same way. */
     baseline: z.boolean().default(true),
+    /**
+     * mock-epp with the native client and the baseline: the do-nothing server and the mock are
+     * measured this many times, alternated, and the ratio is the median of the rounds' ratios
+     * (each server's own CPU per stream moves by ±10 % between minutes on a shared machine).
+     */
+    rounds: intFrom.pipe(z.number().int().min(1).max(20)).default(1),
     /** Generator-headroom check: wrk against direct right after the client measured it. */
     headroom: z.boolean().default(true),
     /** mock-epp mode: concurrent ext_proc streams. */
@@ -187,6 +193,9 @@ export const BenchOptionsSchema = z
     }
     if (o.shard && o.connections !== undefined && o.connections < o.shard.count) {
       ctx.addIssue({ code: 'custom', path: ['connections'], message: `${o.shard.count} shards need at least ${o.shard.count} connections (one each)` });
+    }
+    if (o.rounds > 1 && (o.mode !== 'mock-epp' || !o.baseline)) {
+      ctx.addIssue({ code: 'custom', path: ['rounds'], message: 'rounds alternates the do-nothing server and the mock: it needs mock-epp with the baseline' });
     }
     if (o.directUrl && !o.url) ctx.addIssue({ code: 'custom', path: ['directUrl'], message: 'directUrl is the baseline of url: give url too' });
     if (o.url && o.mode !== 'data-planes') ctx.addIssue({ code: 'custom', path: ['url'], message: `url measures a running plane; it does not combine with ${o.mode}` });

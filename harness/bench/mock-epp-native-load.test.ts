@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BENCH_SERVER_NODE_FLAGS, FLOOR_LABEL, benchServers } from './mock-epp-native-load.ts';
+import { BENCH_SERVER_NODE_FLAGS, FLOOR_LABEL, benchServers, benchSteps, roundRatios } from './mock-epp-native-load.ts';
 
 describe('eppkit bench mock-epp servers (compiled client)', () => {
   it('starts the do-nothing server and the mock under the same Node flags, as Node options (before the script)', () => {
@@ -27,5 +27,25 @@ describe('eppkit bench mock-epp servers (compiled client)', () => {
 
   it('runs the mock alone without --baseline', () => {
     expect(benchServers({ baseline: false }, '/x/eppkit-bench-epp').map((s) => s.label)).toEqual(['mock-epp']);
+  });
+
+  it('alternates the do-nothing server and the mock for --rounds, the floor once first', () => {
+    const steps = benchSteps(benchServers({ baseline: true }, '/x/eppkit-bench-epp'), 3);
+    expect(steps.map((s) => s.target)).toEqual([FLOOR_LABEL, 'do-nothing h2 server #1', 'mock-epp #1', 'do-nothing h2 server #2', 'mock-epp #2', 'do-nothing h2 server #3', 'mock-epp #3']);
+    expect(benchSteps(benchServers({ baseline: true }, null), 1).map((s) => s.target)).toEqual(['do-nothing h2 server', 'mock-epp']);
+  });
+
+  it("takes the median of the rounds' ratios, each round against its own do-nothing run", () => {
+    const r = roundRatios([
+      { round: 1, label: 'do-nothing h2 server', us: 80 },
+      { round: 1, label: 'mock-epp', us: 112 },
+      { round: 2, label: 'do-nothing h2 server', us: 100 },
+      { round: 2, label: 'mock-epp', us: 120 },
+      { round: 3, label: 'do-nothing h2 server', us: 75 },
+      { round: 3, label: 'mock-epp', us: 93.75 },
+    ]);
+    expect(r).toEqual({ ratios: [1.4, 1.2, 1.25], median: 1.25 });
+    expect(roundRatios([{ round: 1, label: 'mock-epp', us: 90 }])).toBeUndefined();
+    expect(roundRatios([{ round: 1, label: 'do-nothing h2 server', us: 50 }, { round: 1, label: 'mock-epp', us: 65 }, { round: 2, label: 'do-nothing h2 server', us: 50 }, { round: 2, label: 'mock-epp', us: 60 }])?.median).toBe(1.25);
   });
 });

@@ -82,22 +82,59 @@ export function benchServers(o: Pick<BenchOptions, 'baseline'>, benchEpp: string
   ];
 }
 
+/** One measurement: a server, and its round when the do-nothing server and the mock alternate. */
+export interface BenchStep {
+  server: BenchServer;
+  round: number;
+  /** Target name in the report: the server's label, with its round when there are several. */
+  target: string;
+}
+
+/**
+ * The order of the measurements: the floor once, then `rounds` times the do-nothing server and
+ * the mock, alternated, so a minute of the machine's drift weighs on both alike.
+ */
+export function benchSteps(servers: readonly BenchServer[], rounds: number): BenchStep[] {
+  const floor = servers.filter((s) => s.label === FLOOR_LABEL);
+  const paired = servers.filter((s) => s.label !== FLOOR_LABEL);
+  const steps: BenchStep[] = floor.map((server) => ({ server, round: 1, target: server.label }));
+  for (let round = 1; round <= rounds; round++) {
+    for (const server of paired) steps.push({ server, round, target: rounds > 1 ? `${server.label} #${round}` : server.label });
+  }
+  return steps;
+}
+
+/** The median of the rounds' ratios (mock / do-nothing CPU per stream), and each round's. */
+export function roundRatios(perStream: ReadonlyArray<{ round: number; label: BenchServer['label']; us: number }>): { ratios: number[]; median: number } | undefined {
+  const ratios: number[] = [];
+  for (const round of [...new Set(perStream.map((p) => p.round))].sort((a, b) => a - b)) {
+    const base = perStream.find((p) => p.round === round && p.label === 'do-nothing h2 server')?.us;
+    const mock = perStream.find((p) => p.round === round && p.label === 'mock-epp')?.us;
+    if (base && mock) ratios.push(Math.round((mock / base) * 100) / 100);
+  }
+  if (ratios.length === 0) return undefined;
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : Math.round(((sorted[mid - 1]! + sorted[mid]!) / 2) * 100) / 100;
+  return { ratios, median };
+}
+
 /** Runs the baseline (optional) and the mock, each a fresh process, under the compiled client. */
 export async function runNativeMockEppLoad(bin: string, o: BenchOptions, progress: (line: string) => void): Promise<NativeMockEppRun> {
   const dir = mkdtempSync(join(tmpdir(), 'eppkit-bench-mock-epp-'));
   const servers = benchServers(o);
   const results: TargetResult[] = [];
   const notes: string[] = [`both servers run under Node with ${BENCH_SERVER_NODE_FLAGS.join(' ')} (the journal defeats V8's pretenuring: harness/bench/mock-epp-native-load.ts).`];
-  const perStream: Record<string, number> = {};
+  const perStream: Array<{ round: number; label: BenchServer['label']; us: number }> = [];
   const VERSIONS: Record<BenchServer['label'], string> = {
     [FLOOR_LABEL]: 'eppkit-bench-epp (Rust, tonic, one thread)',
     'do-nothing h2 server': `mock-epp/load/baselines/minimal-h2-server.ts on Node ${process.version}`,
     'mock-epp': `eppkit mock EPP on Node ${process.version}`,
   };
   const p99: Record<string, number> = {};
-  for (const s of servers) {
-    progress(`${s.label}: starting, then ${o.duration / 1000} s under the compiled ext_proc client`);
-    const h = await startHelper(s.label, s.command, s.args, /grpc listening on (\S+)/, join(dir, `${s.label.replace(/\W+/g, '-')}.log`));
+  for (const { server: s, round, target } of benchSteps(servers, o.rounds)) {
+    progress(`${target}: starting, then ${o.duration / 1000} s under the compiled ext_proc client`);
+    const h = await startHelper(s.label, s.command, s.args, /grpc listening on (\S+)/, join(dir, `${target.replace(/\W+/g, '-')}.log`));
     try {
       const pid = h.proc.pid!;
       const cpu0 = cpuMs(pid) ?? 0;
@@ -109,24 +146,28 @@ export async function runNativeMockEppLoad(bin: string, o: BenchOptions, progres
       // Server CPU over the whole run (warm-up included) per stream ended in it.
       const us = tally.iterations > 0 ? Math.round(((cpuTotal * 1000) / tally.iterations) * 10) / 10 : 0;
       const clientUsPerStream = load.requests > 0 ? Math.round((clientCpuUs / load.requests) * 10) / 10 : 0;
-      perStream[s.label] = us;
+      perStream.push({ round, label: s.label, us });
       p99[s.label] = load.latencyMs.p99;
       results.push({
-        target: s.label,
+        target,
         dataPlane: null,
         eppDelayMs: 0,
         version: VERSIONS[s.label],
         load,
         mockEpp: { cpu: { totalMs: cpuTotal, usPerStream: us, impliedStreamsPerCoreSecond: us > 0 ? Math.round(1e6 / us) : 0 }, rssMiB: { start: rss0, end: rss1, max: Math.max(rss0, rss1) } },
       });
-      notes.push(`${s.label}: ${us} µs of server CPU per stream over ${tally.iterations.toLocaleString('en-US')} streams (warm-up included); the compiled client used ${clientUsPerStream} µs per stream (${Math.round(tally.cpu * 100)} % of a core).`);
+      notes.push(`${target}: ${us} µs of server CPU per stream over ${tally.iterations.toLocaleString('en-US')} streams (warm-up included); the compiled client used ${clientUsPerStream} µs per stream (${Math.round(tally.cpu * 100)} % of a core).`);
     } finally {
       await h.proc.stop();
     }
   }
-  const base = perStream['do-nothing h2 server'];
-  const mock = perStream['mock-epp'];
-  if (base && mock) notes.push(`mock EPP / do-nothing server CPU per stream: ${Math.round((mock / base) * 100) / 100}× (${mock} / ${base} µs), same client, same run.`);
+  const r = roundRatios(perStream);
+  if (r && o.rounds > 1) {
+    notes.push(`mock EPP / do-nothing server CPU per stream: ${r.median}×, the median of ${r.ratios.length} alternated rounds (${r.ratios.map((x) => `${x}×`).join(', ')}), same client, same run.`);
+  } else if (r) {
+    const us = (label: BenchServer['label']): number | undefined => perStream.find((p) => p.label === label)?.us;
+    notes.push(`mock EPP / do-nothing server CPU per stream: ${r.median}× (${us('mock-epp')} / ${us('do-nothing h2 server')} µs), same client, same run.`);
+  }
   const floor = p99[FLOOR_LABEL];
   if (floor !== undefined) notes.push(`latency floor: the compiled ext_proc server's p99 was ${floor} ms under the same client and schedule (no GC; what any server gets from this machine and its load now); the Node servers' p99 above it is theirs.`);
   return { results, notes };
