@@ -122,8 +122,9 @@ export class AdminServer {
           const entries = await this.#epp.waitForJournal(n, timeoutMs);
           return send(res, 200, entries);
         } catch (e) {
-          const ended = this.#epp.journal.filter((x) => x.end !== undefined);
-          return send(res, 504, { error: (e as Error).message, ended: ended.length, entries: this.#epp.journal });
+          // One snapshot: each read of the journal rebuilds its packed entries.
+          const all = this.#epp.journal;
+          return send(res, 504, { error: (e as Error).message, ended: all.filter((x) => x.end !== undefined).length, entries: all });
         }
       }
       case 'DELETE /journal':
