@@ -8,7 +8,7 @@ import { ExtProcSession, type ConfigState } from './ext-proc-session.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { parseMockEppConfig } from './mock-epp-config.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
-import { packEntry } from './packed-entry.ts';
+import { compileFiller, packEntry, type Shape } from './packed-entry.ts';
 import { createPicker } from './pickers.ts';
 import { compileRules } from './rules.ts';
 
@@ -113,5 +113,43 @@ describe('packed journal entries', () => {
     const all = journal.entries;
     expect(all.map((e) => e.id)).toEqual(Array.from({ length: 300 }, (_, i) => 401 + i));
     expect((await journal.waitFor(300, 100)).map((e) => e.id)).toEqual(all.map((e) => e.id));
+  });
+
+  it('packs every later entry of a shape through its compiled check, to the same bytes', () => {
+    const { journal, stream } = harness(10_000);
+    // Each kind twice: the first packing finds the shape, the second goes through its compiled check.
+    const before = [1, 2].flatMap(() => Object.entries(STREAMS).map(([kind, messages]) => ({ kind, ...stream(messages) })));
+    for (let i = 0; i < 400; i++) stream(STREAMS['headers + buffered body (the bench)']!);
+    expect(journal.packed).toBeGreaterThan(before.length);
+    const byId = new Map(journal.entries.map((e) => [e.id, e]));
+    for (const b of before) expect({ kind: b.kind, json: JSON.stringify(byId.get(b.id)) }).toEqual({ kind: b.kind, json: b.json });
+  });
+
+  it("accepts exactly the entries of its shape (keys in order, leaves, array lengths), any key's characters", () => {
+    const LEAF: Shape = { k: 0, n: 1 };
+    const obj = (keys: string[], kids: Shape[]): Shape => ({ k: 1, n: kids.reduce((a, c) => a + c.n, 0), keys, kids });
+    const arr = (kids: Shape[]): Shape => ({ k: 2, n: kids.reduce((a, c) => a + c.n, 0), kids });
+    const odd = ['a"b', "c'd", 'back\\slash', 'new\nline', 'sep\u2028x', '${x}', '`'];
+    const shape = obj(['id', ...odd, 'list', 'frozen'], [LEAF, ...odd.map(() => LEAF), arr([LEAF, obj(['k'], [LEAF])]), LEAF]);
+    const f = compileFiller(shape);
+    const shared = Object.freeze({ request: 'r' });
+    const make = () => ({ id: 1, ...Object.fromEntries(odd.map((k, i) => [k, i])), list: [null, { k: 'v' }], frozen: shared }) as Record<string, unknown>;
+    const out: unknown[] = new Array(shape.n);
+    expect(f(make(), out)).toBe(true);
+    expect(out).toEqual([1, ...odd.map((_, i) => i), null, 'v', shared]);
+    expect(out[out.length - 1]).toBe(shared);
+    const variants: Array<[string, (x: Record<string, unknown>) => Record<string, unknown>]> = [
+      ['keys in another order', (x) => { const { id, ...rest } = x; return { ...rest, id }; }],
+      ['an extra key', (x) => ({ ...x, more: 1 })],
+      ['a missing key', (x) => { const { frozen: _, ...rest } = x; return rest; }],
+      ['a tree where a leaf was', (x) => ({ ...x, id: { n: 1 } })],
+      ['a frozen object where a tree was', (x) => ({ ...x, list: Object.freeze([null, { k: 'v' }]) })],
+      ['a longer array', (x) => ({ ...x, list: [null, { k: 'v' }, 3] })],
+      ['an object where an array was', (x) => ({ ...x, list: { 0: null, 1: { k: 'v' } } })],
+      ['an array where an object was', (x) => ({ ...x, list: [null, ['v']] })],
+    ];
+    for (const [what, change] of variants) expect({ what, fits: f(change(make()), new Array(shape.n)) }).toEqual({ what, fits: false });
+    expect(f('text', [])).toBe(false);
+    expect(f(null, [])).toBe(false);
   });
 });

@@ -9,7 +9,7 @@
 import type { JournalEntry } from './journal.ts';
 
 /** How to rebuild one node: a leaf (the next value), an object (keys in order), an array; `n` = its leaves. */
-type Shape =
+export type Shape =
   | { readonly k: 0; readonly n: 1 }
   | { readonly k: 1; readonly n: number; readonly keys: readonly string[]; readonly kids: readonly Shape[] }
   | { readonly k: 2; readonly n: number; readonly kids: readonly Shape[] };
@@ -19,10 +19,17 @@ const LEAF: Shape = Object.freeze({ k: 0, n: 1 });
 // header sets) entries are simply kept as they are.
 const MAX_SHAPES = 512;
 const shapes = new Map<string, Shape>();
-// The shapes last packed, tried first: checking an entry against a known shape is a walk with
-// string comparisons, much cheaper than computing its signature.
+// The shapes last packed, tried first: checking an entry against a known shape (its compiled
+// check) is much cheaper than computing its signature.
 const RECENT = 8;
 const recent: Shape[] = [];
+// Each shape's compiled check (compileFiller), made the first time an entry is checked against it.
+const fillers = new WeakMap<Shape, Filler>();
+function fillerOf(shape: Shape): Filler {
+  let f = fillers.get(shape);
+  if (f === undefined) fillers.set(shape, (f = compileFiller(shape)));
+  return f;
+}
 // An entry with more values than this (big metadata, many phases) is kept as it is.
 const MAX_VALUES = 256;
 
@@ -34,28 +41,52 @@ function isTree(x: unknown): x is Record<string, unknown> | unknown[] {
   return proto === Object.prototype || proto === null;
 }
 
-/** Writes x's leaves into out from i when x has shape s; the next index, or -1 when it has not. */
-function fill(s: Shape, x: unknown, out: unknown[], i: number): number {
-  if (s.k === 0) {
-    if (isTree(x)) return -1;
-    out[i] = x;
-    return i + 1;
-  }
-  if (!isTree(x)) return -1;
-  if (s.k === 2) {
-    if (!Array.isArray(x) || x.length !== s.kids.length) return -1;
-    for (let j = 0; j < x.length && i >= 0; j++) i = fill(s.kids[j] as Shape, x[j], out, i);
-    return i;
-  }
-  if (Array.isArray(x)) return -1;
-  let j = 0;
-  for (const key in x) {
-    if (key !== s.keys[j]) return -1;
-    i = fill(s.kids[j] as Shape, x[key], out, i);
-    if (i < 0) return -1;
-    j++;
-  }
-  return j === s.keys.length ? i : -1;
+/** Whether x has one shape, its leaves then written into out in order (compiled per shape). */
+type Filler = (x: unknown, out: unknown[]) => boolean;
+
+/**
+ * Compiles the check of one shape into straight-line code: each object's keys checked in order
+ * and its values read by their literal names, so every property load sees one kind of object.
+ * The generic walk it replaces (one recursive function for every shape, whose loads saw every
+ * kind of object) was the mock's costliest function under the bench; compiled, the session's
+ * cost per stream fell from 7.2-7.4 to 6.4-6.9 µs (session-micro-bench.ts; docs/BENCHMARKS.md
+ * "Mock EPP cost, 2026-11-30"). Keys are embedded with JSON.stringify, which makes any string
+ * a valid string literal; shapes are bounded (MAX_SHAPES), so are the functions.
+ */
+export function compileFiller(shape: Shape): Filler {
+  const lines: string[] = [];
+  const keyLists: (readonly string[])[] = [];
+  let vars = 0;
+  let leaf = 0;
+  const walk = (s: Shape, x: string): void => {
+    if (s.k === 0) {
+      lines.push(`if (typeof ${x} === 'object' && ${x} !== null && isTree(${x})) return false;`, `out[${leaf++}] = ${x};`);
+      return;
+    }
+    lines.push(`if (typeof ${x} !== 'object' || ${x} === null || !isTree(${x})) return false;`);
+    if (s.k === 2) {
+      lines.push(`if (!Array.isArray(${x}) || ${x}.length !== ${s.kids.length}) return false;`);
+      s.kids.forEach((kid, j) => {
+        const v = `v${vars++}`;
+        lines.push(`const ${v} = ${x}[${j}];`);
+        walk(kid, v);
+      });
+      return;
+    }
+    const keys = `K${keyLists.length}`;
+    keyLists.push(s.keys);
+    const j = `j${vars++}`;
+    lines.push(`if (Array.isArray(${x})) return false;`, `let ${j} = 0;`, `for (const key in ${x}) if (key !== ${keys}[${j}++]) return false;`, `if (${j} !== ${s.keys.length}) return false;`);
+    s.keys.forEach((key, i) => {
+      const v = `v${vars++}`;
+      lines.push(`const ${v} = ${x}[${JSON.stringify(key)}];`);
+      walk(s.kids[i] as Shape, v);
+    });
+  };
+  walk(shape, 'x');
+  const params = ['isTree', ...keyLists.map((_, i) => `K${i}`)];
+  const make = new Function(...params, `return function fillShape(x, out) {\n${lines.join('\n')}\nreturn true;\n};`) as (...a: unknown[]) => Filler;
+  return make(isTree, ...keyLists);
 }
 
 /** Appends x's leaves to `values` and returns its signature; undefined when over the bound. */
@@ -130,7 +161,7 @@ export function packEntry(e: JournalEntry): PackedEntry | undefined {
   for (let r = 0; r < recent.length; r++) {
     const shape = recent[r] as Shape;
     const values = new Array<unknown>(shape.n);
-    if (fill(shape, e, values, 0) === shape.n) {
+    if (fillerOf(shape)(e, values)) {
       if (r > 0) {
         recent.splice(r, 1);
         recent.unshift(shape);

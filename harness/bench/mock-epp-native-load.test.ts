@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { BENCH_SERVER_NODE_FLAGS, FLOOR_LABEL, benchServers, benchSteps, roundRatios } from './mock-epp-native-load.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { BENCH_SERVER_NODE_FLAGS, FLOOR_LABEL, benchServers, benchSteps, cpuAfter, roundRatios, serverCpuPerStream } from './mock-epp-native-load.ts';
 
 describe('eppkit bench mock-epp servers (compiled client)', () => {
   it('starts the do-nothing server and the mock under the same Node flags, as Node options (before the script)', () => {
@@ -47,5 +47,34 @@ describe('eppkit bench mock-epp servers (compiled client)', () => {
     expect(r).toEqual({ ratios: [1.4, 1.2, 1.25], median: 1.25 });
     expect(roundRatios([{ round: 1, label: 'mock-epp', us: 90 }])).toBeUndefined();
     expect(roundRatios([{ round: 1, label: 'do-nothing h2 server', us: 50 }, { round: 1, label: 'mock-epp', us: 65 }, { round: 2, label: 'do-nothing h2 server', us: 50 }, { round: 2, label: 'mock-epp', us: 60 }])?.median).toBe(1.25);
+  });
+
+  it('counts server CPU per stream after the warm-up, over the measured streams, and keeps the whole run beside it', () => {
+    // 12 s at 5,000/s: 60,000 streams, 50,000 after a 2 s warm-up that cost 1,400 ms of CPU.
+    const c = serverCpuPerStream({ cpuStart: 100, cpuAtWarmupEnd: 1_500, cpuEnd: 6_100, streams: 60_000, measuredStreams: 50_000 });
+    expect(c).toEqual({ us: 92, measuredMs: 4_600, wholeRunUs: 100 });
+    // No reading at the warm-up's end (the client ended first): the whole run, said as such.
+    expect(serverCpuPerStream({ cpuStart: 0, cpuAtWarmupEnd: undefined, cpuEnd: 6_000, streams: 60_000, measuredStreams: 50_000 })).toEqual({ us: 100, measuredMs: 6_000, wholeRunUs: 100 });
+    expect(serverCpuPerStream({ cpuStart: 0, cpuAtWarmupEnd: 10, cpuEnd: 20, streams: 0, measuredStreams: 0 }).us).toBe(0);
+  });
+
+  it('reads the CPU once the warm-up has passed, not before, and not at all when cancelled first', () => {
+    vi.useFakeTimers();
+    try {
+      const reads: number[] = [];
+      const a = cpuAfter(42, 2_000, (pid) => (reads.push(pid), pid * 10));
+      vi.advanceTimersByTime(1_999);
+      expect(a.value()).toBeUndefined();
+      vi.advanceTimersByTime(1);
+      expect(a.value()).toBe(420);
+      vi.advanceTimersByTime(10_000);
+      expect(reads).toEqual([42]);
+      const b = cpuAfter(42, 5, () => 1);
+      b.cancel();
+      vi.advanceTimersByTime(100);
+      expect(b.value()).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
