@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
+import { eventually } from '../support/eventually.ts';
 
 const EPPKIT = fileURLToPath(new URL('../../bin/eppkit.js', import.meta.url));
 
@@ -95,7 +96,9 @@ describe('eppkit node-proxy (CLI)', () => {
       expect(await metric(cli.adminUrl as string, /^eppkit_node_proxy_requests_total\{outcome="epp_failure",reason="epp_grpc_error",status="500"/)).toBe(1);
       expect(await metric(cli.adminUrl as string, /^eppkit_node_proxy_epp_latency_seconds_count/)).toBe(3);
       expect(await metric(cli.adminUrl as string, /^eppkit_node_proxy_upstream_latency_seconds_count/)).toBe(3);
-      // Structured JSON logs on stderr, one line per request with its reason code.
+      // Structured JSON logs on stderr, one line per request with its reason code (request
+      // lines are written in batches, within 100 ms).
+      await eventually(() => cli.stderr().split('\n').filter((l) => l.includes('"event":"request"')).length >= 4, 'four request log lines');
       const lines = cli.stderr().split('\n').filter((l) => l.includes('"event":"request"')).map((l) => JSON.parse(l) as { reason: string });
       expect(lines.map((l) => l.reason).sort()).toEqual(['epp_grpc_error', 'ok', 'ok', 'ok']);
     } finally {

@@ -36,7 +36,9 @@ impl PreciseTimer {
         }
         // SAFETY: raw is a fresh fd nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(PreciseTimer { fd: AsyncFd::with_interest(fd, Interest::READABLE)? })
+        // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open (same fd) until dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
+        Ok(PreciseTimer { fd })
     }
 
     /// Returns at `t` or just after (never before); at once when `t` has passed.

@@ -52,9 +52,16 @@ struct Shared {
 /// the C/D bound (connections / delay) of `eppkit bench nonblocking` counted against the plane.
 #[derive(Default)]
 struct Delays {
-    due: Mutex<BinaryHeap<Reverse<Due>>>,
+    due: Mutex<DueQueue>,
     /// An earlier deadline than the one the driver sleeps to.
     rearm: tokio::sync::Notify,
+}
+
+/// Deadlines, earliest first; `next_seq` keeps equal deadlines in arrival order.
+#[derive(Default)]
+struct DueQueue {
+    heap: BinaryHeap<Reverse<Due>>,
+    next_seq: u64,
 }
 
 struct Due {
@@ -83,10 +90,11 @@ impl Ord for Due {
 impl Delays {
     /// Wakes `waker` at `at` (or just after); a stream registers again on every Pending poll.
     fn wake_at(&self, at: Instant, waker: &Waker) {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
-        let earliest = due.peek().map(|Reverse(d)| d.at);
-        due.push(Reverse(Due { at, seq: SEQ.fetch_add(1, Ordering::Relaxed), waker: waker.clone() }));
+        let earliest = due.heap.peek().map(|Reverse(d)| d.at);
+        let seq = due.next_seq;
+        due.next_seq += 1;
+        due.heap.push(Reverse(Due { at, seq, waker: waker.clone() }));
         if earliest.is_none_or(|e| at < e) {
             self.rearm.notify_one();
         }
@@ -96,7 +104,7 @@ impl Delays {
     async fn drive(self: Arc<Self>) {
         let mut sleeper = ScheduleSleeper::new();
         loop {
-            let next = self.due.lock().unwrap_or_else(|e| e.into_inner()).peek().map(|Reverse(d)| d.at);
+            let next = self.due.lock().unwrap_or_else(|e| e.into_inner()).heap.peek().map(|Reverse(d)| d.at);
             match next {
                 None => self.rearm.notified().await,
                 Some(at) => {
@@ -110,8 +118,8 @@ impl Delays {
                     let mut woken = Vec::new();
                     {
                         let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
-                        while due.peek().is_some_and(|Reverse(d)| d.at <= now) {
-                            woken.push(due.pop().expect("peeked").0.waker);
+                        while due.heap.peek().is_some_and(|Reverse(d)| d.at <= now) {
+                            woken.push(due.heap.pop().expect("peeked").0.waker);
                         }
                     }
                     for w in woken {
