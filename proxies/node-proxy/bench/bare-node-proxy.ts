@@ -5,30 +5,25 @@
 //   node proxies/node-proxy/bench/bare-node-proxy.ts --listen 127.0.0.1:18080 --backend 127.0.0.1:18081
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
+import { parseListen } from '../node-proxy-config.ts';
+import { listenOn } from '../node-proxy.ts';
 
 const { values } = parseArgs({ options: { listen: { type: 'string', default: '127.0.0.1:0' }, backend: { type: 'string' } } });
-const split = (hp: string): [string, number] => {
-  const i = hp.lastIndexOf(':');
-  return [hp.slice(0, i), Number(hp.slice(i + 1))];
-};
-if (!values.backend) {
+const backend = parseListen(values.backend ?? '');
+if (!backend) {
   process.stderr.write('usage: bare-node-proxy.ts --backend host:port [--listen host:port]\n');
   process.exit(2);
 }
-const [bHost, bPort] = split(values.backend);
-const [lHost, lPort] = split(values.listen);
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' });
 
 const server = http.createServer((req, res) => {
-  const up = http.request({ host: bHost, port: bPort, method: req.method, path: req.url, headers: req.headers, agent }, (ures) => {
+  const up = http.request({ host: backend.host, port: backend.port, method: req.method, path: req.url, headers: req.headers, agent }, (ures) => {
     res.writeHead(ures.statusCode ?? 502, ures.headers);
     ures.pipe(res);
   });
   up.on('error', () => res.destroy());
   req.pipe(up);
 });
-server.listen(lPort, lHost, () => {
-  const a = server.address();
-  process.stdout.write(`listening on http://${lHost}:${typeof a === 'object' && a ? a.port : lPort}\n`);
-});
+const at = await listenOn(server, values.listen);
+process.stdout.write(`listening on http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}\n`);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => server.close(() => process.exit(0)));
