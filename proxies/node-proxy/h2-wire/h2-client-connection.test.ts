@@ -79,13 +79,19 @@ class Recorder implements StreamHandler {
   data: Buffer[] = [];
   ended = false;
   closed: StreamClose | undefined;
+  /** Called from inside the handler when the peer ends the stream (as WireCall closes its side). */
+  onEnd: (() => void) | undefined;
   onHeaders(fields: string[], end: boolean): void {
     this.headers.push({ fields, end });
-    if (end) this.ended = true;
+    if (end) this.#end();
   }
   onData(d: Buffer, end: boolean): void {
     this.data.push(Buffer.from(d));
-    if (end) this.ended = true;
+    if (end) this.#end();
+  }
+  #end(): void {
+    this.ended = true;
+    this.onEnd?.();
   }
   onClose(why: StreamClose): void {
     this.closed = why;
@@ -144,6 +150,26 @@ describe('H2ClientConnection', () => {
     expect(r.headers[1]).toEqual({ fields: ['grpc-status', '0'], end: true });
     expect(r.closed).toBeUndefined();
     expect(conn.streamCount).toBe(0);
+  });
+
+  it('a stream closed both ways is gone before its handler hears the end: closing our side then sends nothing', async () => {
+    const { peer, conn } = await setup();
+    const r = new Recorder();
+    const s = conn.open(r);
+    r.onEnd = () => s.reset(ErrorCode.NO_ERROR);
+    s.end();
+    peer.send(FrameType.HEADERS, 0x5, 1, Buffer.concat([RESPONSE, TRAILERS]));
+    await tick();
+    expect(r.ended).toBe(true);
+    expect(peer.of(FrameType.RST_STREAM)).toEqual([]);
+    // Still open on our side: the same close is a RST_STREAM NO_ERROR.
+    const r2 = new Recorder();
+    const s2 = conn.open(r2);
+    r2.onEnd = () => s2.reset(ErrorCode.NO_ERROR);
+    await tick();
+    peer.send(FrameType.HEADERS, 0x5, 3, Buffer.concat([RESPONSE, TRAILERS]));
+    await tick();
+    expect(peer.of(FrameType.RST_STREAM, 3)[0]?.payload.readUInt32BE(0)).toBe(ErrorCode.NO_ERROR);
   });
 
   it('honours the peer windows: DATA split at the stream window, the rest after WINDOW_UPDATE', async () => {

@@ -418,7 +418,7 @@ export class H2ClientConnection {
     const data = this.#unpad(flags, payload);
     if (data === undefined) return this.#connectionError(ErrorCode.PROTOCOL_ERROR, 'padding longer than the DATA frame');
     const end = (flags & FLAG_END_STREAM) !== 0;
-    if (end) s.remoteEnded = true;
+    if (end) this.#remoteEnd(s);
     else {
       s.unacked += payload.length;
       if (s.unacked >= OUR_STREAM_WINDOW / 2) {
@@ -428,7 +428,6 @@ export class H2ClientConnection {
       }
     }
     s.handler.onData(data, end);
-    if (end) this.#remoteEnd(s);
   }
 
   #onHeadersFrame(flags: number, id: number, payload: Buffer): void {
@@ -476,9 +475,8 @@ export class H2ClientConnection {
     // A second block is the trailers and must end the stream (gRPC sends nothing after them).
     if (s.headerBlocks >= 1 && !end) return this.#streamError(s, ErrorCode.PROTOCOL_ERROR, 'trailers without END_STREAM');
     s.headerBlocks++;
-    if (end) s.remoteEnded = true;
-    s.handler.onHeaders(fields, end);
     if (end) this.#remoteEnd(s);
+    s.handler.onHeaders(fields, end);
   }
 
   #onRstStream(id: number, payload: Buffer): void {
@@ -569,7 +567,12 @@ export class H2ClientConnection {
 
   // ---- stream and connection ends ----
 
+  /**
+   * The peer's END_STREAM, before the handler hears of it: a stream closed both ways is gone
+   * by then, so a handler that closes its side in answer sends nothing more (no RST_STREAM).
+   */
   #remoteEnd(s: H2ClientStream): void {
+    s.remoteEnded = true;
     if (s.localEnded) this.#forget(s);
   }
 
