@@ -59,6 +59,8 @@ const OUR_CONNECTION_WINDOW = 16 * 1024 * 1024;
 const MAX_HEADER_BLOCK = 256 * 1024;
 /** DATA goes to the socket only while less than this waits in its buffer; the rest waits per stream. */
 const SOCKET_HIGH_WATER = 1024 * 1024;
+/** Frames of one turn up to this size are copied into one buffer and written at once. */
+const COALESCE_BYTES = 16 * 1024;
 
 /** Why a stream ended without its peer's END_STREAM (or with a reset after it). */
 export type StreamClose =
@@ -304,6 +306,12 @@ export class H2ClientConnection {
     this.#out = [];
     if (out.length === 1) {
       this.#socket.write(out[0] as Buffer);
+      return;
+    }
+    let bytes = 0;
+    for (const b of out) bytes += b.length;
+    if (bytes <= COALESCE_BYTES) {
+      this.#socket.write(Buffer.concat(out, bytes));
       return;
     }
     this.#socket.cork();
