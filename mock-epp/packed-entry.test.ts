@@ -5,6 +5,7 @@ import { BodySendMode } from '../core/proto.ts';
 import { toProtoStruct } from '../core/proto-struct.ts';
 import { decodeProcessingRequest, encodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.ts';
 import { ExtProcSession, type ConfigState } from './ext-proc-session.ts';
+import { forwardEvents, type CallHandler } from './grpc-transport.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { parseMockEppConfig } from './mock-epp-config.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
@@ -37,6 +38,9 @@ const STREAMS: Record<string, unknown[]> = {
 class FakeCall extends EventEmitter {
   readonly peer = '127.0.0.1:40000';
   ended = false;
+  setHandler(h: CallHandler): void {
+    forwardEvents(this, h);
+  }
   write(m: unknown): void {
     encodeProcessingResponse(m);
   }
