@@ -50,11 +50,15 @@ export function intern(s: string): string {
   return s;
 }
 
-/** headerMapToObject (core/headers.ts) for the journal: names and values interned. */
+/**
+ * headerMapToObject (core/headers.ts) for the journal: values interned. Names are not: a
+ * property name is internalized by V8 itself (one string per name, held by the object's hidden
+ * class), so interning it here too was a second hash lookup per header for nothing.
+ */
 export function journalHeaders(map: HeaderMap | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const h of map?.headers ?? []) {
-    const key = intern(h.key);
+    const key = h.key;
     const prev = out[key];
     const v = headerValueText(h);
     out[key] = prev === undefined ? intern(v) : `${prev},${v}`;
