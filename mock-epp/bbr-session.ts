@@ -59,14 +59,27 @@ export class BbrSession {
     this.#cfg = env.state.config.bbr;
     this.#firstBytes = env.state.config.journal.firstBytes;
     this.#j = new StreamJournal(env, call.peer, undefined, ' (bbr)');
-    call.on('message', (m: ProcessingRequest | Undecodable) => this.#onMessage(m));
-    call.on('halfClose', () => {
-      if (this.#finished) return;
-      this.#call.end();
-      this.#finish('completed');
-    });
-    call.on('cancelled', (reason: number | string) => this.#finish('client-cancelled', undefined, typeof reason === 'number' ? `RST_STREAM ${reason}` : reason));
-    call.on('refused', (reason: string) => this.#finish('bad-input', 8, reason));
+    call.setHandler(this);
+  }
+
+  // ---- the call's events (this session is its handler: grpc-transport.ts CallHandler) ----
+
+  onMessage(m: ProcessingRequest | Undecodable): void {
+    this.#onMessage(m);
+  }
+
+  onHalfClose(): void {
+    if (this.#finished) return;
+    this.#call.end();
+    this.#finish('completed');
+  }
+
+  onCancelled(reason: number | string): void {
+    this.#finish('client-cancelled', undefined, typeof reason === 'number' ? `RST_STREAM ${reason}` : reason);
+  }
+
+  onRefused(reason: string): void {
+    this.#finish('bad-input', 8, reason);
   }
 
   get entry(): JournalEntry {

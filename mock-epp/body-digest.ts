@@ -17,11 +17,23 @@ export function sha256Hex(buf: Buffer): string {
   return oneShotHash('sha256', buf, 'hex');
 }
 
+// The leading bytes last summarized and their two texts: a body that starts as the one before
+// it (a client sending one request again and again) gets them without decoding and interning
+// them again. A copy: the bytes summarized may be a view of a buffer that is reused.
+let lastHead: Buffer = Buffer.alloc(0);
+let lastUtf8 = '';
+let lastBase64 = '';
+
 /** The journal's summary of some bytes (`sha` when already known). */
 export function summarizeBody(buf: Buffer, firstBytes: number, sha = sha256Hex(buf)): JournalBody {
   const head = buf.subarray(0, firstBytes);
-  // Interned (stream-journal.ts): repeated bodies share their strings in the journal.
-  return { size: buf.length, sha256: intern(sha), firstBytes: intern(head.toString('utf8')), firstBytesBase64: intern(head.toString('base64')) };
+  if (!head.equals(lastHead)) {
+    // Interned (stream-journal.ts): repeated bodies share their strings in the journal.
+    lastUtf8 = intern(head.toString('utf8'));
+    lastBase64 = intern(head.toString('base64'));
+    lastHead = Buffer.from(head);
+  }
+  return { size: buf.length, sha256: intern(sha), firstBytes: lastUtf8, firstBytesBase64: lastBase64 };
 }
 
 /**

@@ -100,22 +100,31 @@ export class ExtProcSession {
     this.#cfg = env.state.config;
     this.#ordinal = ++env.state.ordinal;
     this.#j = new StreamJournal(env, call.peer, this.#cfg.profile);
-    call.on('message', (m: ProcessingRequest | Undecodable) => this.#enqueue(m));
-    call.on('halfClose', () => {
-      if (this.#stream === StreamState.Open) this.#stream = StreamState.HalfClosed;
-      if (!this.#busy) this.#maybeComplete();
-    });
-    call.on('cancelled', (reason: number | string) => {
-      const why = typeof reason === 'number' ? `RST_STREAM ${reason}` : reason;
-      if (this.#stream === StreamState.Finished) return;
-      if (this.#holdingHeaders() && !this.#reqDigest?.seen) this.#noteDeadlock('gave up');
-      this.#finish('client-cancelled', undefined, `${this.#stream === StreamState.Hung ? 'cancelled while hanging, ' : ''}${why}`);
-    });
-    call.on('refused', (reason: string) => {
-      // The transport refused a frame (over the receive limit, or compressed) and ended the call itself.
-      this.#j.problem('refused-by-grpc', reason);
-      this.#finish('bad-input', 8, reason);
-    });
+    call.setHandler(this);
+  }
+
+  // ---- the call's events (this session is its handler: grpc-transport.ts CallHandler) ----
+
+  onMessage(m: ProcessingRequest | Undecodable): void {
+    this.#enqueue(m);
+  }
+
+  onHalfClose(): void {
+    if (this.#stream === StreamState.Open) this.#stream = StreamState.HalfClosed;
+    if (!this.#busy) this.#maybeComplete();
+  }
+
+  onCancelled(reason: number | string): void {
+    const why = typeof reason === 'number' ? `RST_STREAM ${reason}` : reason;
+    if (this.#stream === StreamState.Finished) return;
+    if (this.#holdingHeaders() && !this.#reqDigest?.seen) this.#noteDeadlock('gave up');
+    this.#finish('client-cancelled', undefined, `${this.#stream === StreamState.Hung ? 'cancelled while hanging, ' : ''}${why}`);
+  }
+
+  onRefused(reason: string): void {
+    // The transport refused a frame (over the receive limit, or compressed) and ended the call itself.
+    this.#j.problem('refused-by-grpc', reason);
+    this.#finish('bad-input', 8, reason);
   }
 
   get entry(): JournalEntry {

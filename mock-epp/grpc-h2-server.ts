@@ -34,11 +34,15 @@ function peerOf(stream: ServerHttp2Stream): string {
 }
 
 import { encodeGrpcMessage } from '../core/grpc-status-message.ts';
-import type { Codec, GrpcServerCall, GrpcTransportServer, MethodHandler } from './grpc-transport.ts';
+import type { CallHandler, Codec, GrpcServerCall, GrpcTransportServer, MethodHandler } from './grpc-transport.ts';
 
 export type { Codec, MethodHandler } from './grpc-transport.ts';
 
-/** What a handler sees of one gRPC call. Events: 'message' (decoded or Undecodable), 'halfClose', 'cancelled', 'refused'. */
+/**
+ * What a handler sees of one gRPC call: its events go to the handler object given to
+ * setHandler, or else are emitted: 'message' (decoded or Undecodable), 'halfClose',
+ * 'cancelled', 'refused'.
+ */
 export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<Res> {
   readonly peer: string;
   readonly path: string;
@@ -53,6 +57,7 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
   #writing = 0;
   /** A reset waiting for those writes (see reset()). */
   #resetAfterWrites: number | undefined;
+  #handler: CallHandler | undefined;
 
   constructor(stream: ServerHttp2Stream, path: string, codec: Codec<Req> & { serializeRes: (m: Res) => Buffer }, maxMessageBytes: number) {
     super();
@@ -63,7 +68,9 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
     this.peer = peerOf(stream);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => {
-      if (!this.#ended) this.emit('halfClose');
+      if (this.#ended) return;
+      if (this.#handler) this.#handler.onHalfClose();
+      else this.emit('halfClose');
     });
     stream.on('error', () => {
       // 'close' follows; the outcome is decided there.
@@ -73,7 +80,8 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
       this.#frames.clear();
       if (!this.#ended) {
         this.#ended = true;
-        this.emit('cancelled', stream.rstCode);
+        if (this.#handler) this.#handler.onCancelled(stream.rstCode);
+        else this.emit('cancelled', stream.rstCode);
       }
     });
   }
@@ -82,18 +90,27 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
     return this.#ended;
   }
 
+  setHandler(h: CallHandler): void {
+    this.#handler = h;
+  }
+
+  #refused(reason: string): void {
+    if (this.#handler) this.#handler.onRefused(reason);
+    else this.emit('refused', reason);
+  }
+
   #onData(chunk: Buffer): void {
     if (this.#ended) return;
     this.#frames.push(chunk);
     for (let f = this.#frames.next(); f !== undefined; f = this.#frames.next()) {
       if (f.kind === 'too-large') {
-        this.emit('refused', `message of ${f.length} bytes over the gRPC receive limit ${f.limit}`);
+        this.#refused(`message of ${f.length} bytes over the gRPC receive limit ${f.limit}`);
         this.end(f.grpcStatus, f.detail);
         return;
       }
       if (f.compressed) {
         this.#frames.clear();
-        this.emit('refused', 'compressed message (the mock accepts identity only)');
+        this.#refused('compressed message (the mock accepts identity only)');
         this.end(12, 'message compression is not supported');
         return;
       }
@@ -103,7 +120,8 @@ export class GrpcCall<Req, Res> extends EventEmitter implements GrpcServerCall<R
       } catch (e) {
         msg = { undecodable: (e as Error).message, size: f.message.length };
       }
-      this.emit('message', msg);
+      if (this.#handler) this.#handler.onMessage(msg);
+      else this.emit('message', msg);
       if (this.#ended) return;
     }
   }

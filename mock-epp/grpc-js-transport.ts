@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { extProcServiceDefinition, healthServiceDefinition } from '../core/proto.ts';
-import type { GrpcServerCall, GrpcTransportServer, MethodHandler } from './grpc-transport.ts';
+import { forwardEvents, type CallHandler, type GrpcServerCall, type GrpcTransportServer, type MethodHandler } from './grpc-transport.ts';
 
 type AnyCall =
   | grpc.ServerDuplexStream<unknown, unknown>
@@ -21,6 +21,10 @@ class GrpcJsCall extends EventEmitter implements GrpcServerCall<unknown> {
   readonly #unaryCallback: grpc.sendUnaryData<unknown> | undefined;
   #unaryAnswer: unknown;
   #ended = false;
+
+  setHandler(h: CallHandler): void {
+    forwardEvents(this, h);
+  }
 
   constructor(call: AnyCall, unaryCallback?: grpc.sendUnaryData<unknown>) {
     super();

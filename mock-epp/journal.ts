@@ -1,7 +1,7 @@
 // The journal: one entry per ext_proc stream, what was received and what was answered.
 // Bounded (oldest dropped), and waitable so tests and the admin long-poll can block on it.
 import type { Json } from '../core/proto-struct.ts';
-import { PackedEntry, packEntry } from './packed-entry.ts';
+import { PackedEntry, PackedRing, packEntry } from './packed-entry.ts';
 
 export interface JournalBody {
   /** Bytes received in this message (or in total, for the aggregated body). */
@@ -101,82 +101,181 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
-// An ended entry is packed (packed-entry.ts) once this many streams have opened after it: by
-// then nothing writes to it any more, and it is still young, so its tree dies in the young
-// generation instead of being copied twice. Open entries stay live objects.
-const PACK_LAG = 256;
+// Where a held entry is: open (or unpackable), the live object; packed on its own; packed into the ring.
+const LIVE = 0;
+const OWN = 1;
+const RING = 2;
 
-type Held = JournalEntry | PackedEntry;
-const isEnded = (e: Held): boolean => e instanceof PackedEntry || e.end !== undefined;
-const viewOf = (e: Held): JournalEntry => (e instanceof PackedEntry ? e.view() : e);
-
+/**
+ * The newest `maxEntries` entries in a ring: each slot holds an open entry as the live object
+ * its session writes, and, once its stream has ended, the same entry packed (packed-entry.ts)
+ * into the slot of a PackedRing, so the entries the journal keeps cost the young generation
+ * nothing (docs/BENCHMARKS.md "Mock EPP cost, 2026-11-30", fifth pass). Reads rebuild them.
+ */
 export class Journal {
-  #entries: Held[] = [];
-  // Ended entries among those held, and the id of the oldest held entry (ids only grow), so
-  // waiters are checked in O(1) per ended stream instead of a scan of the whole journal.
+  #cap: number;
+  /** Slot of the oldest held entry, and how many are held. */
+  #head = 0;
+  #count = 0;
+  /** Per slot: the live entry or the one packed on its own (undefined when in the ring), its id, where it is. */
+  #items: (JournalEntry | PackedEntry | undefined)[] = [];
+  #ids: number[] = [];
+  #kinds: number[] = [];
+  #ring: PackedRing;
+  // Ended entries among those held, so waiters are checked in O(1) per ended stream instead of a scan of the whole journal.
   #endedHeld = 0;
-  #minId = Number.POSITIVE_INFINITY;
   #waiters = new Set<Waiter>();
-  maxEntries: number;
 
   constructor(maxEntries: number) {
-    this.maxEntries = maxEntries;
+    this.#cap = maxEntries;
+    this.#ring = new PackedRing(maxEntries);
+  }
+
+  get maxEntries(): number {
+    return this.#cap;
+  }
+
+  /** A new bound (config swap): the newest entries are kept, up to it. */
+  set maxEntries(n: number) {
+    if (n === this.#cap) return;
+    const keep: Array<JournalEntry | PackedEntry> = [];
+    const ended: boolean[] = [];
+    for (let i = Math.max(0, this.#count - n); i < this.#count; i++) {
+      const slot = this.#slot(i);
+      keep.push(this.#kinds[slot] === RING ? this.#ring.view(slot) : (this.#items[slot] as JournalEntry | PackedEntry));
+      ended.push(this.#isEnded(slot));
+    }
+    this.#cap = n;
+    this.clear();
+    keep.forEach((e, i) => {
+      const slot = this.#push(e, e instanceof PackedEntry ? OWN : LIVE);
+      if (ended[i]) {
+        this.#endedHeld++;
+        if (!(e instanceof PackedEntry)) this.#pack(slot, e);
+      }
+    });
   }
 
   /** The newest `maxEntries` entries, oldest first (a new array; ended entries are rebuilt from their packed form). */
   get entries(): JournalEntry[] {
-    if (this.#entries.length > this.maxEntries) this.#trim();
-    return this.#entries.map(viewOf);
+    const out: JournalEntry[] = [];
+    for (let i = 0; i < this.#count; i++) out.push(this.#view(this.#slot(i)));
+    return out;
   }
 
   /** How many entries `entries` would return, without building them. */
   get size(): number {
-    return Math.min(this.#entries.length, this.maxEntries);
+    return this.#count;
   }
 
   /** How many held entries are packed (for tests). */
   get packed(): number {
     let n = 0;
-    for (const e of this.#entries) if (e instanceof PackedEntry) n++;
+    for (let i = 0; i < this.#count; i++) if (this.#kinds[this.#slot(i)] !== LIVE) n++;
     return n;
   }
 
-  #trim(): void {
-    const removed = this.#entries.splice(0, this.#entries.length - this.maxEntries);
-    for (const e of removed) if (isEnded(e)) this.#endedHeld--;
-    this.#minId = this.#entries[0]?.id ?? Number.POSITIVE_INFINITY;
+  #slot(i: number): number {
+    const s = this.#head + i;
+    return s >= this.#cap ? s - this.#cap : s;
+  }
+
+  #isEnded(slot: number): boolean {
+    return this.#kinds[slot] !== LIVE || (this.#items[slot] as JournalEntry).end !== undefined;
+  }
+
+  #view(slot: number): JournalEntry {
+    const k = this.#kinds[slot];
+    if (k === RING) return this.#ring.view(slot);
+    const e = this.#items[slot] as JournalEntry | PackedEntry;
+    return k === OWN ? (e as PackedEntry).view() : (e as JournalEntry);
+  }
+
+  /** Puts an entry after the newest, dropping the oldest when full; returns its slot. */
+  #push(e: JournalEntry | PackedEntry, kind: number): number {
+    if (this.#count === this.#cap) {
+      const old = this.#head;
+      if (this.#isEnded(old)) this.#endedHeld--;
+      if (this.#kinds[old] === RING) this.#ring.free(old);
+      this.#head = old + 1 === this.#cap ? 0 : old + 1;
+      this.#count--;
+    }
+    const slot = this.#slot(this.#count);
+    if (slot === this.#items.length) {
+      this.#items.push(e);
+      this.#ids.push(e.id);
+      this.#kinds.push(kind);
+    } else {
+      this.#items[slot] = e;
+      this.#ids[slot] = e.id;
+      this.#kinds[slot] = kind;
+    }
+    this.#count++;
+    return slot;
+  }
+
+  /** Packs the ended entry in `slot`: into the ring, or on its own when too big for it, or not at all. */
+  #pack(slot: number, e: JournalEntry): void {
+    if (this.#ring.pack(slot, e)) {
+      this.#items[slot] = undefined;
+      this.#kinds[slot] = RING;
+      return;
+    }
+    const p = packEntry(e);
+    if (p) {
+      this.#items[slot] = p;
+      this.#kinds[slot] = OWN;
+    }
+  }
+
+  /** The slot holding the entry with this id (ids grow from the oldest held to the newest), or -1. */
+  #find(id: number): number {
+    let lo = 0;
+    let hi = this.#count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const slot = this.#slot(mid);
+      const at = this.#ids[slot] as number;
+      if (at === id) return slot;
+      if (at < id) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
   }
 
   /** Adds an open entry (visible at once; `end` is set when the stream ends). */
   open(entry: JournalEntry): void {
-    if (this.#entries.length === 0) this.#minId = entry.id;
-    this.#entries.push(entry);
-    const i = this.#entries.length - 1 - PACK_LAG;
-    const old = this.#entries[i];
-    if (old !== undefined && !(old instanceof PackedEntry) && old.end !== undefined) {
-      const p = packEntry(old);
-      if (p) this.#entries[i] = p;
-    }
-    // Trim in batches (a quarter of the bound) so a full journal costs O(1) per stream, not a shift each time.
-    if (this.#entries.length > this.maxEntries + Math.max(1, this.maxEntries >> 2)) this.#trim();
+    if (this.#cap > 0) this.#push(entry, LIVE);
   }
 
-  /** Called once `entry.end` is set: wakes waiters counting ended entries. */
+  /** Called once `entry.end` is set: packs it and wakes waiters counting ended entries. */
   ended(entry: JournalEntry): void {
-    if (entry.id >= this.#minId) this.#endedHeld++;
+    // The newest entries end first, mostly: look there before searching.
+    const newest = this.#count > 0 ? this.#slot(this.#count - 1) : -1;
+    const slot = newest >= 0 && this.#items[newest] === entry ? newest : this.#find(entry.id);
+    if (slot >= 0 && entry.end !== undefined && this.#kinds[slot] === LIVE && this.#items[slot] === entry) {
+      this.#endedHeld++;
+      this.#pack(slot, entry);
+    }
     for (const w of this.#waiters) this.#check(w);
   }
 
   clear(): void {
-    this.#entries = [];
+    this.#head = 0;
+    this.#count = 0;
+    this.#items = [];
+    this.#ids = [];
+    this.#kinds = [];
+    this.#ring = new PackedRing(this.#cap);
     this.#endedHeld = 0;
-    this.#minId = Number.POSITIVE_INFINITY;
   }
 
   #endedEntries(): JournalEntry[] {
-    if (this.#entries.length > this.maxEntries) this.#trim();
     const out: JournalEntry[] = [];
-    for (const e of this.#entries) if (isEnded(e)) out.push(viewOf(e));
+    for (let i = 0; i < this.#count; i++) {
+      const slot = this.#slot(i);
+      if (this.#isEnded(slot)) out.push(this.#view(slot));
+    }
     return out;
   }
 

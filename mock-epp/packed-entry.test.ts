@@ -5,6 +5,7 @@ import { BodySendMode } from '../core/proto.ts';
 import { toProtoStruct } from '../core/proto-struct.ts';
 import { decodeProcessingRequest, encodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.ts';
 import { ExtProcSession, type ConfigState } from './ext-proc-session.ts';
+import { forwardEvents, type CallHandler } from './grpc-transport.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { parseMockEppConfig } from './mock-epp-config.ts';
 import { MockEppMetrics } from './mock-epp-metrics.ts';
@@ -37,6 +38,9 @@ const STREAMS: Record<string, unknown[]> = {
 class FakeCall extends EventEmitter {
   readonly peer = '127.0.0.1:40000';
   ended = false;
+  setHandler(h: CallHandler): void {
+    forwardEvents(this, h);
+  }
   write(m: unknown): void {
     encodeProcessingResponse(m);
   }
@@ -64,21 +68,68 @@ function harness(maxEntries: number) {
     expect(e.end).toBeDefined();
     return { id: e.id, json: JSON.stringify(e) };
   };
-  return { journal, stream };
+  /** Opens a stream with one message and leaves it open. */
+  const open = (message: unknown): { id: number } => {
+    const call = new FakeCall();
+    const s = new ExtProcSession(call as never, env);
+    call.emit('message', decodeProcessingRequest(encodeProcessingRequest(message)));
+    return { id: s.entry.id };
+  };
+  return { journal, stream, open };
 }
 
 describe('packed journal entries', () => {
   it('read back byte for byte as they were when their stream ended, for every kind of stream', () => {
     const { journal, stream } = harness(10_000);
     const before = Object.entries(STREAMS).map(([kind, messages]) => ({ kind, ...stream(messages) }));
-    expect(journal.packed).toBe(0);
-    // Enough streams after them for them to be packed.
-    for (let i = 0; i < 400; i++) stream(STREAMS['headers + buffered body (the bench)']!);
-    expect(journal.packed).toBeGreaterThan(before.length);
+    // Packed as their streams end.
+    expect(journal.packed).toBe(before.length);
     const byId = new Map(journal.entries.map((e) => [e.id, e]));
     for (const b of before) expect({ kind: b.kind, json: JSON.stringify(byId.get(b.id)) }).toEqual({ kind: b.kind, json: b.json });
     // The whole journal as the admin API sends it.
     expect(JSON.stringify(journal.entries)).toBe(`[${journal.entries.map((e) => JSON.stringify(e)).join(',')}]`);
+  });
+
+  it('reuses its ring slots: every kind of stream, big entries and open ones among them, reads back the same after the ring wrapped', () => {
+    const { journal, stream, open } = harness(7);
+    // More headers than a ring slot holds: packed on its own.
+    const many = Array.from({ length: 80 }, (_, i) => raw(`x-h${i}`, `v${i}`));
+    const kinds: Array<[string, unknown[]]> = [...Object.entries(STREAMS), ['80 headers', [{ request_headers: { headers: { headers: many }, end_of_stream: true } }]]];
+    const seen = new Map<number, { kind: string; json: string }>();
+    let live: ReturnType<typeof open> | undefined;
+    for (let round = 0; round < 9; round++) {
+      for (const [kind, messages] of kinds) {
+        const s = stream(messages);
+        seen.set(s.id, { kind, json: s.json });
+      }
+      // One stream still open now and then, in a slot of its own between packed ones.
+      if (round % 3 === 0) live = open(STREAMS['headers + buffered body (the bench)']![0]!);
+      const held = journal.entries;
+      expect(held.length).toBe(7);
+      expect(held.map((e) => e.id)).toEqual([...held.map((e) => e.id)].sort((a, b) => a - b));
+      for (const e of held) {
+        if (e.id === live?.id) {
+          expect(e.end).toBeUndefined();
+          continue;
+        }
+        const want = seen.get(e.id)!;
+        expect({ kind: want.kind, json: JSON.stringify(e) }).toEqual(want);
+      }
+      expect(journal.packed).toBe(held.filter((e) => e.end !== undefined).length);
+    }
+  });
+
+  it('keeps the newest entries, byte for byte, when maxEntries shrinks or grows', () => {
+    const { journal, stream } = harness(10);
+    const kinds = Object.values(STREAMS);
+    const all = Array.from({ length: 10 }, (_, i) => stream(kinds[i % kinds.length]!));
+    journal.maxEntries = 4;
+    expect(journal.entries.map((e) => JSON.stringify(e))).toEqual(all.slice(6).map((s) => s.json));
+    journal.maxEntries = 6;
+    const more = [stream(kinds[0]!), stream(kinds[1]!)];
+    expect(journal.entries.map((e) => JSON.stringify(e))).toEqual([...all.slice(6), ...more].map((s) => s.json));
+    stream(kinds[2]!);
+    expect(journal.size).toBe(6);
   });
 
   it('keeps key order, undefined values, shared frozen values and nested arrays as they were', () => {
@@ -133,11 +184,16 @@ describe('packed journal entries', () => {
     const shape = obj(['id', ...odd, 'list', 'frozen'], [LEAF, ...odd.map(() => LEAF), arr([LEAF, obj(['k'], [LEAF])]), LEAF]);
     const f = compileFiller(shape);
     const shared = Object.freeze({ request: 'r' });
-    const make = () => ({ id: 1, ...Object.fromEntries(odd.map((k, i) => [k, i])), list: [null, { k: 'v' }], frozen: shared }) as Record<string, unknown>;
-    const out: unknown[] = new Array(shape.n);
-    expect(f(make(), out)).toBe(true);
-    expect(out).toEqual([1, ...odd.map((_, i) => i), null, 'v', shared]);
-    expect(out[out.length - 1]).toBe(shared);
+    const make = () => ({ id: 1.25, ...Object.fromEntries(odd.map((k, i) => [k, i])), list: [null, { k: 'v' }], frozen: shared }) as Record<string, unknown>;
+    const refs: unknown[] = [];
+    const nums: number[] = [];
+    // Written from where it is told (a ring slot): numbers apart, the rest as references.
+    expect(f(make(), refs, 3, nums, 2, 16)).toBe(1 + odd.length);
+    expect(nums.slice(2)).toEqual([1.25, ...odd.map((_, i) => i)]);
+    expect(refs.slice(3 + 1 + odd.length)).toEqual([null, 'v', shared]);
+    expect(refs[refs.length - 1]).toBe(shared);
+    // More numbers than it may write: not of the shape.
+    expect(f(make(), [], 0, [], 0, odd.length)).toBe(-1);
     const variants: Array<[string, (x: Record<string, unknown>) => Record<string, unknown>]> = [
       ['keys in another order', (x) => { const { id, ...rest } = x; return { ...rest, id }; }],
       ['an extra key', (x) => ({ ...x, more: 1 })],
@@ -148,8 +204,8 @@ describe('packed journal entries', () => {
       ['an object where an array was', (x) => ({ ...x, list: { 0: null, 1: { k: 'v' } } })],
       ['an array where an object was', (x) => ({ ...x, list: [null, ['v']] })],
     ];
-    for (const [what, change] of variants) expect({ what, fits: f(change(make()), new Array(shape.n)) }).toEqual({ what, fits: false });
-    expect(f('text', [])).toBe(false);
-    expect(f(null, [])).toBe(false);
+    for (const [what, change] of variants) expect({ what, fits: f(change(make()), [], 0, [], 0, 16) }).toEqual({ what, fits: -1 });
+    expect(f('text', [], 0, [], 0, 16)).toBe(-1);
+    expect(f(null, [], 0, [], 0, 16)).toBe(-1);
   });
 });

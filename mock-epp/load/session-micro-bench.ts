@@ -8,6 +8,7 @@ import { silentLogger } from '../../core/logger.ts';
 import { BodySendMode } from '../../core/proto.ts';
 import { decodeProcessingRequest, encodeProcessingRequest, encodeProcessingResponse } from '../ext-proc-codec.ts';
 import { ExtProcSession, type ConfigState } from '../ext-proc-session.ts';
+import { forwardEvents, type CallHandler } from '../grpc-transport.ts';
 import { Journal } from '../journal.ts';
 import { parseMockEppConfig } from '../mock-epp-config.ts';
 import { MockEppMetrics } from '../mock-epp-metrics.ts';
@@ -43,6 +44,9 @@ let bytes = 0;
 class FakeCall extends EventEmitter {
   readonly peer = '127.0.0.1:40000';
   ended = false;
+  setHandler(h: CallHandler): void {
+    forwardEvents(this, h);
+  }
   write(m: unknown): void {
     // The transport's encoding is part of the per-stream cost.
     bytes += encodeProcessingResponse(m).length;
