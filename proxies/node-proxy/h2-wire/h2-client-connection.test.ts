@@ -271,6 +271,20 @@ describe('H2ClientConnection', () => {
     expect(Buffer.concat(r.data).toString()).toBe('xy');
   });
 
+  it('skips an informational (1xx) header block before the response headers', async () => {
+    const { peer, conn } = await setup();
+    const r = new Recorder();
+    conn.open(r);
+    await tick();
+    peer.send(FrameType.HEADERS, 0x4, 1, encodeHeaderBlock([{ nameIndex: 8, value: '100' }]));
+    peer.send(FrameType.HEADERS, 0x4, 1, RESPONSE);
+    peer.send(FrameType.HEADERS, 0x5, 1, TRAILERS);
+    await tick();
+    expect(r.headers.map((h) => h.fields[1])).toEqual(['200', '0']);
+    expect(r.closed).toBeUndefined();
+    expect(r.ended).toBe(true);
+  });
+
   it('gives back the receive window as data arrives', async () => {
     const { peer, conn } = await setup();
     conn.open(new Recorder());

@@ -480,6 +480,8 @@ export class H2ClientConnection {
     if (s === 'idle') return this.#connectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on idle stream ${id}`);
     if (s === 'closed') return;
     if (s.remoteEnded) return this.#streamError(s, ErrorCode.STREAM_CLOSED, 'HEADERS after END_STREAM');
+    // An informational answer (1xx) before the response headers is skipped (RFC 9113 §8.1).
+    if (s.headerBlocks === 0 && !end && fields[0] === ':status' && (fields[1] ?? '').startsWith('1')) return;
     // A second block is the trailers and must end the stream (gRPC sends nothing after them).
     if (s.headerBlocks >= 1 && !end) return this.#streamError(s, ErrorCode.PROTOCOL_ERROR, 'trailers without END_STREAM');
     s.headerBlocks++;
