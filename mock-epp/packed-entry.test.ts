@@ -156,6 +156,18 @@ describe('packed journal entries', () => {
     expect(packEntry(e)!.view()).not.toBe(v);
   });
 
+  it('gives back every number as it was: small integers as small integers, doubles, -0, NaN, big integers', () => {
+    const { journal } = harness(10);
+    const values = [0, 7, -3, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 2 ** 40, 0.1 + 0.2, -0, Number.NaN, Number.MAX_VALUE, 1e-300];
+    const e = { id: 1, startedAt: 't', peer: 'p', bodyMode: { request: '', response: '' }, phases: [], metadataContext: { n: { values } }, answers: [], problems: [], end: { how: 'completed' } } as unknown as JournalEntry;
+    journal.open(e);
+    journal.ended(e);
+    expect(journal.packed).toBe(1);
+    const got = (journal.entries[0]!.metadataContext.n as { values: number[] }).values;
+    expect(got.length).toBe(values.length);
+    values.forEach((v, i) => expect({ i, same: Object.is(got[i], v) }).toEqual({ i, same: true }));
+  });
+
   it('trims, counts ended entries and serves waiters the same with packed entries', async () => {
     const { journal, stream } = harness(300);
     for (let i = 0; i < 700; i++) stream(STREAMS['headers only']!);
@@ -187,13 +199,13 @@ describe('packed journal entries', () => {
     const make = () => ({ id: 1.25, ...Object.fromEntries(odd.map((k, i) => [k, i])), list: [null, { k: 'v' }], frozen: shared }) as Record<string, unknown>;
     const refs: unknown[] = [];
     const nums: number[] = [];
-    // Written from where it is told (a ring slot): numbers apart, the rest as references.
-    expect(f(make(), refs, 3, nums, 2, 16)).toBe(1 + odd.length);
-    expect(nums.slice(2)).toEqual([1.25, ...odd.map((_, i) => i)]);
-    expect(refs.slice(3 + 1 + odd.length)).toEqual([null, 'v', shared]);
+    // Written from where it is told (a ring slot): numbers that are not 32-bit integers apart, the rest as references.
+    expect(f(make(), refs, 3, nums, 2, 16)).toBe(1);
+    expect(nums.slice(2)).toEqual([1.25]);
+    expect(refs.slice(3 + 1)).toEqual([...odd.map((_, i) => i), null, 'v', shared]);
     expect(refs[refs.length - 1]).toBe(shared);
     // More numbers than it may write: not of the shape.
-    expect(f(make(), [], 0, [], 0, odd.length)).toBe(-1);
+    expect(f(make(), [], 0, [], 0, 0)).toBe(-1);
     const variants: Array<[string, (x: Record<string, unknown>) => Record<string, unknown>]> = [
       ['keys in another order', (x) => { const { id, ...rest } = x; return { ...rest, id }; }],
       ['an extra key', (x) => ({ ...x, more: 1 })],

@@ -38,10 +38,17 @@ function fillerOf(shape: Shape): Filler {
 const MAX_VALUES = 256;
 
 /**
- * Where a leaf's value is a number, the references hold this marker and the number goes to the
- * numbers array: a double stored among references would be a heap object of its own (one more
- * survivor per number); in an array of numbers only it is stored unboxed.
+ * Where a leaf's value is a number that is not a 32-bit integer, the references hold this marker
+ * and the number goes to the numbers array: such a number stored among references would be a
+ * heap object of its own (one more survivor per number); in an array of numbers only it is
+ * stored unboxed. 32-bit integers stay among the references, where V8 keeps them unboxed too,
+ * and come back as the same small integers: read back from the numbers array they would come
+ * back as doubles, and a view storing a double where its live entry stored a small integer
+ * makes V8 generalize the field of their shared hidden class, which deoptimized the packing
+ * check of every later stream after a read of the journal (session-micro-bench.ts: 5.8-6.2 µs
+ * per stream before the first read, 7.8-8.4 after).
  */
+const isInt32 = (v: number): boolean => (v | 0) === v;
 const NUM: object = Object.freeze({ number: true });
 
 /** A plain object or array the journal built (not frozen: frozen ones are shared, kept as values). */
@@ -78,7 +85,7 @@ export function compileFiller(shape: Shape): Filler {
     if (s.k === 0) {
       const at = `refs[base + ${leaf++}]`;
       lines.push(
-        `if (typeof ${x} === 'number') { if (m === nmax) return -1; nums[nbase + m++] = ${x}; ${at} = NUM; }`,
+        `if (typeof ${x} === 'number' && (${x} | 0) !== ${x}) { if (m === nmax) return -1; nums[nbase + m++] = ${x}; ${at} = NUM; }`,
         `else if (typeof ${x} === 'object' && ${x} !== null && isTree(${x})) return -1;`,
         `else ${at} = ${x};`,
       );
@@ -194,7 +201,7 @@ function packInto(e: JournalEntry, refs: unknown[], base: number, nums: number[]
   let m = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (typeof v === 'number') {
+    if (typeof v === 'number' && !isInt32(v)) {
       if (m === maxNums) return undefined;
       nums[nbase + m++] = v;
       refs[base + i] = NUM;
@@ -243,7 +250,7 @@ export function packEntry(e: JournalEntry): PackedEntry | undefined {
 export class PackedRing {
   /** References a slot holds: the bench's entry has 51 leaves; bigger entries are packed on their own. */
   static readonly REFS = 64;
-  /** Numbers a slot holds (the bench's entry has 10). */
+  /** Numbers other than 32-bit integers a slot holds (the bench's entry has 7). */
   static readonly NUMS = 16;
   readonly slots: number;
   readonly #refs: unknown[] = [];
