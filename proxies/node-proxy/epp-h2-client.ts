@@ -1,7 +1,8 @@
-// The default ext_proc client (`eppClient: http2`): the Process bidi stream spoken directly
-// on node:http2 (gRPC framing: 5-byte prefix, content-type application/grpc, grpc-status in
-// trailers), one HTTP/2 session per EPP target, many streams on it. It exists because the
-// grpc-js client (`eppClient: grpc-js`, still offered) costs ~2.5x the CPU per stream (docs/BENCHMARKS.md).
+// The node:http2 ext_proc client (`eppClient: http2`; the default is `wire`, epp-wire-client.ts):
+// the Process bidi stream spoken directly on node:http2 (gRPC framing: 5-byte prefix,
+// content-type application/grpc, grpc-status in trailers), one HTTP/2 session per EPP target,
+// many streams on it. The grpc-js client (`eppClient: grpc-js`) costs ~2.5x its CPU per stream,
+// and it costs 2.4-3.7x that of `wire` (docs/BENCHMARKS.md).
 // It offers exactly what EppExchange uses of a grpc-js ClientDuplexStream: write, end, cancel,
 // and the events data, error (a ServiceError-like {code, details}), end, status.
 import { EventEmitter } from 'node:events';

@@ -72,7 +72,7 @@ const serverKeys = {
   upstreamConnectTimeoutMs: z.number().int().min(1).max(60_000).optional(),
   /** Time from sending a request upstream to its response headers, ms; more = 504. 0 = no limit (default). */
   upstreamTimeoutMs: z.number().int().min(0).max(3_600_000).optional(),
-  /** ext_proc client: the lean node:http2 one (default) or grpc-js. */
+  /** ext_proc client: eppkit's own HTTP/2 one (wire, default), the node:http2 one, or grpc-js. */
   eppClient: z.enum(['grpc-js', 'http2', 'wire']).optional(),
 };
 
