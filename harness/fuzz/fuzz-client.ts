@@ -111,8 +111,12 @@ function sendOne(agent: Agent, o: SendOptions, key: string, r: FuzzRequest): Pro
     void (async () => {
       if (!body) return void cr.end();
       if (!r.chunked) return void cr.end(body);
+      // An answer that comes before the body has been sent does not stop the upload: a client
+      // sends its whole request, and the plane must read and drop the rest to keep the
+      // connection. Stopping here left the request unfinished, so the agent could not reuse
+      // its socket and the next request waited for the plane's keep-alive timeout (~5 s).
       for (let off = 0; off < body.length; off += r.chunked.chunkSize) {
-        if (settled || cr.destroyed) return;
+        if (cr.destroyed) return;
         const ok = cr.write(body.subarray(off, off + r.chunked.chunkSize));
         if (!ok) await new Promise<void>((res) => cr.once('drain', () => res()));
         if (r.chunked.delayMs > 0) await sleep(r.chunked.delayMs);

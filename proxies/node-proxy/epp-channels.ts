@@ -8,6 +8,7 @@ import { ExternalProcessorClient, type ProcessingRequest, type ProcessingRespons
 import { EppkitError } from '../../core/errors.ts';
 import type { EppTls } from '../../core/route-model.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, H2Call, H2Target } from './epp-h2-client.ts';
+import { WireCall, WireTarget } from './epp-wire-client.ts';
 
 /** What EppExchange uses of a stream: grpc-js's ClientDuplexStream, or H2Call. */
 export interface ExtProcCall {
@@ -27,8 +28,11 @@ interface GrpcExtProcClient extends grpc.Client {
   Process(options?: grpc.CallOptions): grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
 }
 
-/** `http2` (default): the lean client of epp-h2-client.ts. `grpc-js`: one grpc-js client per target. */
-export type EppClientKind = 'grpc-js' | 'http2';
+/**
+ * `wire` (default): eppkit's own HTTP/2 client (epp-wire-client.ts). `http2`: the client on
+ * node:http2 (epp-h2-client.ts). `grpc-js`: one grpc-js client per target.
+ */
+export type EppClientKind = 'grpc-js' | 'http2' | 'wire';
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
@@ -71,11 +75,12 @@ function credentials(tls: EppTls | undefined): { creds: grpc.ChannelCredentials;
 export class EppChannels {
   private readonly clients = new Map<string, GrpcExtProcClient>();
   private readonly h2 = new Map<string, H2Target>();
+  private readonly wire = new Map<string, WireTarget>();
   private readonly kind: EppClientKind;
   private readonly maxMessageBytes: number;
 
   /** maxMessageBytes: the largest EPP answer the http2 client accepts (RESOURCE_EXHAUSTED beyond). */
-  constructor(kind: EppClientKind = 'http2', maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {
+  constructor(kind: EppClientKind = 'wire', maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {
     this.kind = kind;
     this.maxMessageBytes = maxMessageBytes;
   }
@@ -83,6 +88,15 @@ export class EppChannels {
   /** The shared client for this target, created on first use. */
   client(address: string, tls?: EppTls): ExtProcClient {
     const key = tls ? `${address}|${tls.caFile ?? ''}|${tls.serverName ?? ''}|${tls.insecureSkipVerify ? 1 : 0}` : address;
+    if (this.kind === 'wire') {
+      let w = this.wire.get(key);
+      if (!w) {
+        w = new WireTarget(address, tls, this.maxMessageBytes);
+        this.wire.set(key, w);
+      }
+      const target = w;
+      return { Process: () => new WireCall(target) };
+    }
     if (this.kind === 'http2') {
       let t = this.h2.get(key);
       if (!t) {
@@ -115,7 +129,8 @@ export class EppChannels {
   warm(address: string, tls?: EppTls): void {
     const key = tls ? `${address}|${tls.caFile ?? ''}|${tls.serverName ?? ''}|${tls.insecureSkipVerify ? 1 : 0}` : address;
     this.client(address, tls);
-    if (this.kind === 'http2') this.h2.get(key)?.warm();
+    if (this.kind === 'wire') this.wire.get(key)?.warm();
+    else if (this.kind === 'http2') this.h2.get(key)?.warm();
     else this.clients.get(key)?.getChannel().getConnectivityState(true);
   }
 
@@ -124,5 +139,7 @@ export class EppChannels {
     this.clients.clear();
     for (const t of this.h2.values()) t.close();
     this.h2.clear();
+    for (const t of this.wire.values()) t.close();
+    this.wire.clear();
   }
 }

@@ -237,7 +237,7 @@ const command: CommandModule<object, Args> = {
         'epp-ca': { type: 'string', describe: 'PEM CA file: use TLS to the EPP and verify with it' },
         'epp-server-name': { type: 'string', describe: 'TLS server name expected of the EPP' },
         'epp-insecure': { type: 'boolean', describe: 'TLS to the EPP without verifying its certificate (tests only)' },
-        'epp-client': { type: 'string', choices: ['grpc-js', 'http2'], describe: 'ext_proc client: the lean node:http2 one, or grpc-js [default: http2]' },
+        'epp-client': { type: 'string', choices: ['wire', 'http2', 'grpc-js'], describe: 'ext_proc client: eppkit\'s own HTTP/2 (wire), node:http2, or grpc-js [default: wire]' },
         bbr: { type: 'boolean', describe: "body-based routing: the JSON body's top-level model into X-Gateway-Model-Name before the EPP call [default: off]" },
         'bbr-header': { type: 'string', describe: 'header BBR writes the model into (implies --bbr) [default: X-Gateway-Model-Name]' },
         'bbr-require-model': { type: 'boolean', describe: 'BBR: answer 400 when a body has no usable model (implies --bbr) [default: false]' },

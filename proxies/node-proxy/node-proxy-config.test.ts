@@ -31,7 +31,7 @@ describe('resolveNodeProxyConfig', () => {
     expect(c.maxHeaderBytes).toBe(16384);
     expect(c.upstreamConnectTimeoutMs).toBe(1000);
     expect(c.upstreamTimeoutMs).toBe(0);
-    expect(c.eppClient).toBe('http2');
+    expect(c.eppClient).toBe('wire');
     expect(c.routes).toEqual([{ ...ROUTE_DEFAULTS, eppAddress: '127.0.0.1:9002' }]);
     expect(Object.isFrozen(c.routes[0])).toBe(true);
   });

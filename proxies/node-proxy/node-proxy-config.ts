@@ -73,7 +73,7 @@ const serverKeys = {
   /** Time from sending a request upstream to its response headers, ms; more = 504. 0 = no limit (default). */
   upstreamTimeoutMs: z.number().int().min(0).max(3_600_000).optional(),
   /** ext_proc client: the lean node:http2 one (default) or grpc-js. */
-  eppClient: z.enum(['grpc-js', 'http2']).optional(),
+  eppClient: z.enum(['grpc-js', 'http2', 'wire']).optional(),
 };
 
 /** The config file: server keys, top-level route keys (defaults/one route), optional routes[]. */
@@ -92,7 +92,7 @@ export interface NodeProxyConfig {
   maxHeaderBytes: number;
   upstreamConnectTimeoutMs: number;
   upstreamTimeoutMs: number;
-  eppClient: 'grpc-js' | 'http2';
+  eppClient: 'grpc-js' | 'http2' | 'wire';
   /** Ordered longest path prefix first; empty in shim mode. */
   routes: RouteModel[];
   /** Shim mode: the options that still apply (timeout, allow, max body, TLS). */
@@ -114,7 +114,7 @@ export const SERVER_DEFAULTS = Object.freeze({
   upstreamTimeoutMs: 0,
   // The lean client: about a third of grpc-js's CPU per stream (docs/BENCHMARKS.md), which is
   // what lets the embedded default keep up when the machine is busy.
-  eppClient: 'http2' as 'grpc-js' | 'http2',
+  eppClient: 'wire' as 'grpc-js' | 'http2' | 'wire',
 });
 
 export function parseListen(s: string): { host: string; port: number } | undefined {

@@ -134,7 +134,7 @@ describe('node-proxy many aborts leave nothing behind', () => {
 });
 
 describe('node-proxy under a mixed load leaves nothing behind', () => {
-  it.each(['grpc-js', 'http2'] as const)('%s client: 400 mixed requests (picks, errors, timeouts, immediates, aborts)', async (eppClient) => {
+  it.each(['grpc-js', 'http2', 'wire'] as const)('%s client: 400 mixed requests (picks, errors, timeouts, immediates, aborts)', async (eppClient) => {
     await using p = await new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, bodyMode: 'streamed', timeoutMs: 1000, eppClient, responseProcessing: true })
       .withLogger(silentLogger)
       .start();

@@ -1,4 +1,4 @@
-// The opt-in lean ext_proc client (`eppClient: http2`) behaves like the grpc-js one on every
+// Both lean ext_proc clients (`eppClient: wire`, the default, and `eppClient: http2`) behave like the grpc-js one on every
 // path that depends on the transport: picks, bodies in each mode, each kind of stream end
 // (error status, trailers-only, OK close, reset, timeout, unreachable), client aborts (RST),
 // one connection for all streams and reconnection, TLS, and shim mode.
@@ -65,8 +65,8 @@ afterAll(async () => {
   await fallback?.stop();
 });
 
-function proxy(extra: Partial<NodeProxyInput> = {}): Promise<StartedNodeProxy> {
-  return new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, eppClient: 'http2', timeoutMs: 1000, ...extra })
+function proxyWith(eppClient: 'wire' | 'http2', extra: Partial<NodeProxyInput> = {}): Promise<StartedNodeProxy> {
+  return new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, eppClient, timeoutMs: 1000, ...extra })
     .withLogger(silentLogger)
     .start();
 }
@@ -80,7 +80,8 @@ async function quiet(p: StartedNodeProxy): Promise<void> {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-describe('eppClient http2', () => {
+describe.each(['wire', 'http2'] as const)('eppClient %s', (eppClient) => {
+  const proxy = (extra: Partial<NodeProxyInput> = {}): Promise<StartedNodeProxy> => proxyWith(eppClient, extra);
   it.each(['none', 'buffered', 'streamed'] as const)('%s: routes and forwards a 2 MiB body byte for byte', async (bodyMode) => {
     await using p = await proxy({ bodyMode, timeoutMs: 30_000, responseProcessing: true });
     epp.clearJournal();
@@ -209,7 +210,7 @@ describe('eppClient http2', () => {
   });
 
   it('shim mode returns the pick and maps failures', async () => {
-    await using shim = await new NodeProxy({ listen: '127.0.0.1:0', shim: true, eppClient: 'http2', timeoutMs: 1000 }).withLogger(silentLogger).start();
+    await using shim = await new NodeProxy({ listen: '127.0.0.1:0', shim: true, eppClient, timeoutMs: 1000 }).withLogger(silentLogger).start();
     const h = { 'X-EPP-Host': '127.0.0.1', 'X-EPP-Port': String(epp.port) };
     const ok = await send(shim.url, { headers: h, body: '{"model":"m"}' });
     expect(ok.status).toBe(200);

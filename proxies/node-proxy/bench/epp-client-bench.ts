@@ -3,7 +3,7 @@
 // EppChannels with each client kind, against the compiled bench EPP (eppkit build bench) so the
 // EPP takes little of the machine. CPU per stream = this process's CPU (process.cpuUsage) over
 // the run / streams: on a shared machine the figure that neighbours disturb least.
-//   node proxies/node-proxy/bench/epp-client-bench.ts [--streams 20000] [--clients http2,grpc-js]
+//   node proxies/node-proxy/bench/epp-client-bench.ts [--streams 20000] [--clients wire,http2,grpc-js]
 import { parseArgs } from 'node:util';
 import { rawHeader } from '../../../core/headers.ts';
 import { BENCH_TOOLS, benchToolPath } from '../../../harness/build/bench-tools-build.ts';
@@ -11,7 +11,7 @@ import { launch } from '../../../harness/launch/launch.ts';
 import { Wait } from '../../../harness/launch/wait-strategy.ts';
 import { EppChannels, type EppClientKind } from '../epp-channels.ts';
 
-const { values: a } = parseArgs({ options: { streams: { type: 'string', default: '20000' }, clients: { type: 'string', default: 'http2,grpc-js' }, inflight: { type: 'string', default: '16' } } });
+const { values: a } = parseArgs({ options: { streams: { type: 'string', default: '20000' }, clients: { type: 'string', default: 'wire,http2,grpc-js' }, inflight: { type: 'string', default: '16' } } });
 const N = Number(a.streams);
 const INFLIGHT = Number(a.inflight);
 

@@ -1,0 +1,264 @@
+// The default ext_proc client (`eppClient: wire`): the Process bidi stream on eppkit's own
+// HTTP/2 client connection (h2-wire/), one connection per EPP target, many streams on it.
+// Same contract as the node:http2 client (`eppClient: http2`, epp-h2-client.ts): write, end,
+// cancel, and the events data, error ({code, details}), end, status; the same gRPC statuses for
+// the same failures. It exists for its cost per stream: no Duplex and no nghttp2 stream per
+// request, a header block built once per target, and the frames of one turn in one writev.
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import * as net from 'node:net';
+import { isIP } from 'node:net';
+import * as tls from 'node:tls';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { EppkitError } from '../../core/errors.ts';
+import { encodeGrpcFrame, GrpcFrameDecoder } from '../../core/grpc-frame.ts';
+import { decodeGrpcMessage } from '../../core/grpc-status-message.ts';
+import { EXT_PROC_METHOD_PATH, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../../core/proto.ts';
+import type { EppTls } from '../../core/route-model.ts';
+import { encodeProcessingRequest } from '../../mock-epp/ext-proc-codec.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, type H2CallError } from './epp-h2-client.ts';
+import { ErrorCode, H2ClientConnection, type H2ClientStream, type StreamClose, type StreamHandler } from './h2-wire/h2-client-connection.ts';
+import { encodeHeaderBlock } from './h2-wire/hpack-encoder.ts';
+
+interface MethodDef {
+  responseDeserialize: (b: Buffer) => ProcessingResponse;
+}
+const METHOD = (messageTypes as unknown as Record<string, Record<string, MethodDef>>)['envoy.service.ext_proc.v3.ExternalProcessor']?.Process as MethodDef;
+
+const INITIAL_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 2000;
+
+function callError(code: number, details: string): H2CallError {
+  const e = new Error(`${code} ${GrpcStatus[code] ?? ''}: ${details}`) as H2CallError;
+  e.code = code;
+  e.details = details;
+  return e;
+}
+
+/** One ext_proc stream. */
+export class WireCall extends EventEmitter implements StreamHandler {
+  readonly #stream: H2ClientStream | undefined;
+  readonly #frames: GrpcFrameDecoder;
+  #done = false;
+  #grpcStatus: number | undefined;
+  #grpcMessage = '';
+  #sawHeaders = false;
+
+  constructor(target: WireTarget) {
+    super();
+    this.#frames = new GrpcFrameDecoder({ maxMessageBytes: target.maxMessageBytes });
+    const conn = target.connection();
+    if (typeof conn === 'string') {
+      // Still backing off after a failed connect: fail fast, as grpc-js does in TRANSIENT_FAILURE.
+      queueMicrotask(() => this.#finish(GrpcStatus.UNAVAILABLE, conn));
+      return;
+    }
+    this.#stream = conn.open(this);
+  }
+
+  write(msg: ProcessingRequest): boolean {
+    if (!this.#stream || this.#done) return false;
+    this.#stream.write(encodeGrpcFrame(encodeProcessingRequest(msg)));
+    return true;
+  }
+
+  end(): void {
+    if (this.#stream && !this.#done) this.#stream.end();
+  }
+
+  cancel(): void {
+    if (this.#done) return;
+    this.#stream?.reset(ErrorCode.CANCEL);
+    this.#finish(GrpcStatus.CANCELLED, 'cancelled by the proxy');
+  }
+
+  onHeaders(fields: string[], end: boolean): void {
+    if (this.#done) return;
+    let status: string | undefined;
+    let grpcStatus: string | undefined;
+    let grpcMessage: string | undefined;
+    for (let i = 0; i < fields.length; i += 2) {
+      const n = fields[i];
+      if (n === ':status') status = fields[i + 1];
+      else if (n === 'grpc-status') grpcStatus = fields[i + 1];
+      else if (n === 'grpc-message') grpcMessage = fields[i + 1];
+    }
+    const first = !this.#sawHeaders;
+    this.#sawHeaders = true;
+    if (first && status !== '200') {
+      this.#stream?.reset(ErrorCode.CANCEL);
+      return this.#finish(GrpcStatus.UNKNOWN, `HTTP status ${status ?? 'missing'}`);
+    }
+    // Trailers (always the status, UNKNOWN when missing or not a number), or a trailers-only
+    // answer (the status in the response headers).
+    if (!first || grpcStatus !== undefined) {
+      const s = Number(grpcStatus);
+      this.#grpcStatus = grpcStatus !== undefined && grpcStatus !== '' && Number.isInteger(s) ? s : GrpcStatus.UNKNOWN;
+      // Never decodeURIComponent: it throws on a stray '%' from the EPP.
+      this.#grpcMessage = grpcMessage !== undefined ? decodeGrpcMessage(grpcMessage) : '';
+    }
+    if (end) this.#remoteEnded();
+  }
+
+  onData(data: Buffer, end: boolean): void {
+    if (this.#done) return;
+    this.#frames.push(data);
+    for (let f = this.#frames.next(); f !== undefined; f = this.#frames.next()) {
+      if (f.kind === 'too-large') {
+        // As a gRPC client does: the call fails with RESOURCE_EXHAUSTED, nothing more is held.
+        this.#stream?.reset(ErrorCode.CANCEL);
+        return this.#finish(GrpcStatus.RESOURCE_EXHAUSTED, `EPP answer refused: ${f.detail}`);
+      }
+      if (f.compressed) {
+        this.#frames.clear();
+        this.#stream?.reset(ErrorCode.CANCEL);
+        return this.#finish(GrpcStatus.INTERNAL, 'compressed message (not negotiated)');
+      }
+      let m: ProcessingResponse;
+      try {
+        m = METHOD.responseDeserialize(f.message);
+      } catch (e) {
+        this.#frames.clear();
+        this.#stream?.reset(ErrorCode.CANCEL);
+        return this.#finish(GrpcStatus.INTERNAL, `undecodable message: ${(e as Error).message}`);
+      }
+      if (!this.#done) this.emit('data', m);
+      if (this.#done) return;
+    }
+    // END_STREAM on DATA: the EPP ended the stream with no trailers, hence no status.
+    if (end) this.#remoteEnded();
+  }
+
+  onClose(why: StreamClose): void {
+    if (this.#done) return;
+    if (this.#grpcStatus !== undefined) return this.#finish(this.#grpcStatus, this.#grpcMessage);
+    switch (why.kind) {
+      case 'refused':
+      case 'lost':
+        return this.#finish(GrpcStatus.UNAVAILABLE, why.detail);
+      case 'reset':
+        if (why.code === ErrorCode.REFUSED_STREAM) return this.#finish(GrpcStatus.UNAVAILABLE, 'stream refused');
+        return this.#finish(GrpcStatus.INTERNAL, `stream closed without status (RST_STREAM code ${why.code})`);
+      case 'protocol':
+        return this.#finish(GrpcStatus.INTERNAL, why.detail);
+    }
+  }
+
+  /** The EPP's END_STREAM: every message has been read; the status came with the last headers. */
+  #remoteEnded(): void {
+    if (this.#grpcStatus !== undefined) this.#finish(this.#grpcStatus, this.#grpcMessage);
+    else this.#finish(GrpcStatus.INTERNAL, 'the EPP ended the stream without a grpc-status');
+    // Our side may still be open: close it, the call is over.
+    this.#stream?.reset(ErrorCode.NO_ERROR);
+  }
+
+  #finish(code: number, details: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (code === GrpcStatus.OK) this.emit('end');
+    else this.emit('error', callError(code, details));
+    this.emit('status', { code, details });
+  }
+}
+
+/** One EPP target: its connection, reconnected on demand with exponential backoff. */
+export class WireTarget {
+  readonly maxMessageBytes: number;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #tls: tls.ConnectionOptions | undefined;
+  readonly #block: Buffer;
+  #current: H2ClientConnection | undefined;
+  #socket: net.Socket | undefined;
+  #backoffMs = INITIAL_BACKOFF_MS;
+  #retryAt = 0;
+  lastError = '';
+
+  constructor(address: string, t: EppTls | undefined, maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {
+    this.maxMessageBytes = maxMessageBytes;
+    const u = new URL(`http://${address}`);
+    this.#host = u.hostname.replace(/^\[|\]$/g, '');
+    this.#port = Number(u.port);
+    const authority = t?.serverName ?? address;
+    if (t) {
+      const o: tls.ConnectionOptions = { ALPNProtocols: ['h2'] };
+      if (t.caFile) {
+        try {
+          o.ca = readFileSync(t.caFile);
+        } catch (e) {
+          throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: t.caFile, reason: (e as NodeJS.ErrnoException).code ?? String(e) });
+        }
+      }
+      if (t.serverName) o.servername = t.serverName;
+      else if (!isIP(this.#host)) o.servername = this.#host;
+      if (t.insecureSkipVerify) {
+        o.rejectUnauthorized = false;
+        o.checkServerIdentity = () => undefined;
+      }
+      this.#tls = o;
+    }
+    // :method POST and :scheme by static index; :path, :authority and content-type by static
+    // name; te as a literal. No dynamic table: the same bytes on every stream.
+    this.#block = encodeHeaderBlock([
+      { index: 3 },
+      { index: t ? 7 : 6 },
+      { nameIndex: 4, value: EXT_PROC_METHOD_PATH },
+      { nameIndex: 1, value: authority },
+      { nameIndex: 31, value: 'application/grpc' },
+      { name: 'te', value: 'trailers' },
+    ]);
+  }
+
+  /** The live connection, a new one, or (while backing off) the reason it cannot connect. */
+  connection(): H2ClientConnection | string {
+    const c = this.#current;
+    if (c && c.usable) return c;
+    if (performance.now() < this.#retryAt) return `EPP unreachable: ${this.lastError} (retrying in ${Math.round(this.#retryAt - performance.now())} ms)`;
+    return this.#connect();
+  }
+
+  #connect(): H2ClientConnection {
+    const raw = net.connect({ host: this.#host, port: this.#port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    let connected = false;
+    const socket = this.#tls ? tls.connect({ ...this.#tls, socket: raw, host: this.#host }) : raw;
+    this.#socket = raw;
+    const onUp = (): void => {
+      if (socket instanceof tls.TLSSocket && socket.alpnProtocol !== 'h2') {
+        this.lastError = `the EPP did not agree to HTTP/2 over TLS (ALPN: ${socket.alpnProtocol || 'none'})`;
+        conn.close(this.lastError);
+        return;
+      }
+      connected = true;
+      this.#backoffMs = INITIAL_BACKOFF_MS;
+      this.#retryAt = 0;
+    };
+    socket.once(this.#tls ? 'secureConnect' : 'connect', onUp);
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      this.lastError = e.code ?? e.message;
+    });
+    const conn = new H2ClientConnection(socket, {
+      requestBlock: this.#block,
+      onClosed: () => {
+        if (!connected) {
+          this.#retryAt = performance.now() + this.#backoffMs;
+          this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs * 2);
+        }
+        if (this.#current === conn) this.#current = undefined;
+        raw.destroy();
+      },
+    });
+    this.#current = conn;
+    return conn;
+  }
+
+  warm(): void {
+    this.connection();
+  }
+
+  close(): void {
+    this.#current?.close();
+    this.#current = undefined;
+    this.#socket?.destroy();
+    this.#socket = undefined;
+  }
+}
