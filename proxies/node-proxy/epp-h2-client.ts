@@ -6,43 +6,26 @@
 // It offers exactly what EppExchange uses of a grpc-js ClientDuplexStream: write, end, cancel,
 // and the events data, error (a ServiceError-like {code, details}), end, status.
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { EppkitError } from '../../core/errors.ts';
 import { encodeGrpcFrame, GrpcFrameDecoder } from '../../core/grpc-frame.ts';
 import { decodeGrpcMessage } from '../../core/grpc-status-message.ts';
-import { EXT_PROC_METHOD_PATH, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../../core/proto.ts';
+import { EXT_PROC_METHOD_PATH, type ProcessingRequest } from '../../core/proto.ts';
 import type { EppTls } from '../../core/route-model.ts';
 import { encodeProcessingRequest } from '../../mock-epp/ext-proc-codec.ts';
+import { callError, readAnswers } from './epp-answers.ts';
+import { eppTlsOptions } from './epp-tls-options.ts';
 
-interface MethodDef {
-  responseDeserialize: (b: Buffer) => ProcessingResponse;
-}
-const METHOD = (messageTypes as unknown as Record<string, Record<string, MethodDef>>)['envoy.service.ext_proc.v3.ExternalProcessor']?.Process as MethodDef;
-
-const INITIAL_BACKOFF_MS = 100;
+/** Reconnect backoff of both lean clients: from 100 ms, doubling, at most 2 s. */
+export const INITIAL_BACKOFF_MS = 100;
+export const MAX_BACKOFF_MS = 2000;
 /**
  * Default limit on one EPP answer: room for a replaced body at the default route limit (16 MiB)
  * plus headers. EppChannels passes the configured routes' largest maxBodyBytes + 1 MiB.
  */
 export const DEFAULT_MAX_MESSAGE_BYTES = 17 * 1024 * 1024;
-const MAX_BACKOFF_MS = 2000;
-
-export interface H2CallError extends Error {
-  code: number;
-  details: string;
-}
-
-function callError(code: number, details: string): H2CallError {
-  const e = new Error(`${code} ${GrpcStatus[code] ?? ''}: ${details}`) as H2CallError;
-  e.code = code;
-  e.details = details;
-  return e;
-}
 
 /** One ext_proc stream. */
 export class H2Call extends EventEmitter {
@@ -120,26 +103,13 @@ export class H2Call extends EventEmitter {
   private onData(d: Buffer): void {
     if (this.done) return;
     this.frames.push(d);
-    for (let f = this.frames.next(); f !== undefined; f = this.frames.next()) {
-      if (f.kind === 'too-large') {
-        // As a gRPC client does: the call fails with RESOURCE_EXHAUSTED, nothing more is held.
-        this.stream?.close(http2.constants.NGHTTP2_CANCEL);
-        return this.finish(GrpcStatus.RESOURCE_EXHAUSTED, `EPP answer refused: ${f.detail}`);
-      }
-      if (f.compressed) {
-        this.frames.clear();
-        this.stream?.close(http2.constants.NGHTTP2_CANCEL);
-        return this.finish(GrpcStatus.INTERNAL, 'compressed message (not negotiated)');
-      }
-      let m: ProcessingResponse;
-      try {
-        m = METHOD.responseDeserialize(f.message);
-      } catch (e) {
-        this.frames.clear();
-        this.stream?.close(http2.constants.NGHTTP2_CANCEL);
-        return this.finish(GrpcStatus.INTERNAL, `undecodable message: ${(e as Error).message}`);
-      }
-      if (!this.done) this.emit('data', m);
+    const failed = readAnswers(this.frames, (m) => {
+      this.emit('data', m);
+      return !this.done;
+    });
+    if (failed) {
+      this.stream?.close(http2.constants.NGHTTP2_CANCEL);
+      this.finish(failed.code, failed.details);
     }
   }
 
@@ -164,7 +134,8 @@ export class H2Call extends EventEmitter {
 export class H2Target {
   readonly authority: string;
   private readonly url: string;
-  private readonly options: http2.SecureClientSessionOptions;
+  private readonly host: string;
+  private readonly options: tls.ConnectionOptions;
   private current: http2.ClientHttp2Session | undefined;
   /** The TCP socket under the current session (ours: createConnection), destroyed with it on close. */
   private rawSocket: net.Socket | undefined;
@@ -179,22 +150,8 @@ export class H2Target {
     this.maxMessageBytes = maxMessageBytes;
     this.authority = tls?.serverName ?? address;
     this.url = `${tls ? 'https' : 'http'}://${address}`;
-    const options: http2.SecureClientSessionOptions = {};
-    if (tls) {
-      if (tls.caFile) {
-        try {
-          options.ca = readFileSync(tls.caFile);
-        } catch (e) {
-          throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: tls.caFile, reason: (e as NodeJS.ErrnoException).code ?? String(e) });
-        }
-      }
-      if (tls.serverName) options.servername = tls.serverName;
-      if (tls.insecureSkipVerify) {
-        options.rejectUnauthorized = false;
-        options.checkServerIdentity = () => undefined;
-      }
-    }
-    this.options = options;
+    this.host = new URL(this.url).hostname.replace(/^\[|\]$/g, '');
+    this.options = tls ? eppTlsOptions(tls, this.host) : {};
   }
 
   /** The live session, a new one, or (while backing off) the reason it cannot connect. */
@@ -237,20 +194,10 @@ export class H2Target {
 
   private socket(): net.Socket | tls.TLSSocket {
     const u = new URL(this.url);
-    const host = u.hostname.replace(/^\[|\]$/g, '');
-    const raw = net.connect({ host, port: Number(u.port), noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    const raw = net.connect({ host: this.host, port: Number(u.port), noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
     this.rawSocket = raw;
     if (u.protocol === 'http:') return raw;
-    const o = this.options;
-    return tls.connect({
-      socket: raw,
-      host,
-      ALPNProtocols: ['h2'],
-      ...(o.servername ? { servername: o.servername } : isIP(host) ? {} : { servername: host }),
-      ...(o.ca ? { ca: o.ca } : {}),
-      ...(o.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
-      ...(o.checkServerIdentity ? { checkServerIdentity: o.checkServerIdentity } : {}),
-    });
+    return tls.connect({ ...this.options, socket: raw, host: this.host });
   }
 
   warm(): void {

@@ -3,37 +3,21 @@
 // Same contract as the node:http2 client (`eppClient: http2`, epp-h2-client.ts): write, end,
 // cancel, and the events data, error ({code, details}), end, status; the same gRPC statuses for
 // the same failures. It exists for its cost per stream: no Duplex and no nghttp2 stream per
-// request, a header block built once per target, and the frames of one turn in one writev.
+// request, a header block built once per target, and the frames of one turn in one write.
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
-import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { EppkitError } from '../../core/errors.ts';
 import { encodeGrpcFrame, GrpcFrameDecoder } from '../../core/grpc-frame.ts';
 import { decodeGrpcMessage } from '../../core/grpc-status-message.ts';
-import { EXT_PROC_METHOD_PATH, messageTypes, type ProcessingRequest, type ProcessingResponse } from '../../core/proto.ts';
+import { EXT_PROC_METHOD_PATH, type ProcessingRequest } from '../../core/proto.ts';
 import type { EppTls } from '../../core/route-model.ts';
 import { encodeProcessingRequest } from '../../mock-epp/ext-proc-codec.ts';
-import { DEFAULT_MAX_MESSAGE_BYTES, type H2CallError } from './epp-h2-client.ts';
+import { callError, readAnswers } from './epp-answers.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './epp-h2-client.ts';
+import { eppTlsOptions } from './epp-tls-options.ts';
 import { ErrorCode, H2ClientConnection, type H2ClientStream, type StreamClose, type StreamHandler } from './h2-wire/h2-client-connection.ts';
 import { encodeHeaderBlock } from './h2-wire/hpack-encoder.ts';
-
-interface MethodDef {
-  responseDeserialize: (b: Buffer) => ProcessingResponse;
-}
-const METHOD = (messageTypes as unknown as Record<string, Record<string, MethodDef>>)['envoy.service.ext_proc.v3.ExternalProcessor']?.Process as MethodDef;
-
-const INITIAL_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 2000;
-
-function callError(code: number, details: string): H2CallError {
-  const e = new Error(`${code} ${GrpcStatus[code] ?? ''}: ${details}`) as H2CallError;
-  e.code = code;
-  e.details = details;
-  return e;
-}
 
 /** One ext_proc stream. */
 export class WireCall extends EventEmitter implements StreamHandler {
@@ -103,28 +87,15 @@ export class WireCall extends EventEmitter implements StreamHandler {
   onData(data: Buffer, end: boolean): void {
     if (this.#done) return;
     this.#frames.push(data);
-    for (let f = this.#frames.next(); f !== undefined; f = this.#frames.next()) {
-      if (f.kind === 'too-large') {
-        // As a gRPC client does: the call fails with RESOURCE_EXHAUSTED, nothing more is held.
-        this.#stream?.reset(ErrorCode.CANCEL);
-        return this.#finish(GrpcStatus.RESOURCE_EXHAUSTED, `EPP answer refused: ${f.detail}`);
-      }
-      if (f.compressed) {
-        this.#frames.clear();
-        this.#stream?.reset(ErrorCode.CANCEL);
-        return this.#finish(GrpcStatus.INTERNAL, 'compressed message (not negotiated)');
-      }
-      let m: ProcessingResponse;
-      try {
-        m = METHOD.responseDeserialize(f.message);
-      } catch (e) {
-        this.#frames.clear();
-        this.#stream?.reset(ErrorCode.CANCEL);
-        return this.#finish(GrpcStatus.INTERNAL, `undecodable message: ${(e as Error).message}`);
-      }
-      if (!this.#done) this.emit('data', m);
-      if (this.#done) return;
+    const failed = readAnswers(this.#frames, (m) => {
+      this.emit('data', m);
+      return !this.#done;
+    });
+    if (failed) {
+      this.#stream?.reset(ErrorCode.CANCEL);
+      return this.#finish(failed.code, failed.details);
     }
+    if (this.#done) return;
     // END_STREAM on DATA: the EPP ended the stream with no trailers, hence no status.
     if (end) this.#remoteEnded();
   }
@@ -180,23 +151,7 @@ export class WireTarget {
     this.#host = u.hostname.replace(/^\[|\]$/g, '');
     this.#port = Number(u.port);
     const authority = t?.serverName ?? address;
-    if (t) {
-      const o: tls.ConnectionOptions = { ALPNProtocols: ['h2'] };
-      if (t.caFile) {
-        try {
-          o.ca = readFileSync(t.caFile);
-        } catch (e) {
-          throw new EppkitError('EPPKIT_CONFIG_UNREADABLE', { source: t.caFile, reason: (e as NodeJS.ErrnoException).code ?? String(e) });
-        }
-      }
-      if (t.serverName) o.servername = t.serverName;
-      else if (!isIP(this.#host)) o.servername = this.#host;
-      if (t.insecureSkipVerify) {
-        o.rejectUnauthorized = false;
-        o.checkServerIdentity = () => undefined;
-      }
-      this.#tls = o;
-    }
+    if (t) this.#tls = eppTlsOptions(t, this.#host);
     // :method POST and :scheme by static index; :path, :authority and content-type by static
     // name; te as a literal. No dynamic table: the same bytes on every stream.
     this.#block = encodeHeaderBlock([
