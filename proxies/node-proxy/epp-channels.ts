@@ -72,10 +72,29 @@ function credentials(tls: EppTls | undefined): { creds: grpc.ChannelCredentials;
   return { creds, options };
 }
 
+/** One target of a lean client (`wire` or `http2`): its client, made once, and its connection's life. */
+interface LeanTarget {
+  client: ExtProcClient;
+  warm(): void;
+  close(): void;
+}
+
+function leanTarget(kind: 'wire' | 'http2', address: string, tls: EppTls | undefined, maxMessageBytes: number): LeanTarget {
+  const t = kind === 'wire' ? new WireTarget(address, tls, maxMessageBytes) : new H2Target(address, tls, maxMessageBytes);
+  return {
+    client: { Process: t instanceof WireTarget ? () => new WireCall(t) : () => new H2Call(t) },
+    warm: () => t.warm(),
+    close: () => t.close(),
+  };
+}
+
+function keyOf(address: string, tls: EppTls | undefined): string {
+  return tls ? `${address}|${tls.caFile ?? ''}|${tls.serverName ?? ''}|${tls.insecureSkipVerify ? 1 : 0}` : address;
+}
+
 export class EppChannels {
   private readonly clients = new Map<string, GrpcExtProcClient>();
-  private readonly h2 = new Map<string, H2Target>();
-  private readonly wire = new Map<string, WireTarget>();
+  private readonly lean = new Map<string, LeanTarget>();
   private readonly kind: EppClientKind;
   private readonly maxMessageBytes: number;
 
@@ -87,26 +106,14 @@ export class EppChannels {
 
   /** The shared client for this target, created on first use. */
   client(address: string, tls?: EppTls): ExtProcClient {
-    const key = tls ? `${address}|${tls.caFile ?? ''}|${tls.serverName ?? ''}|${tls.insecureSkipVerify ? 1 : 0}` : address;
-    if (this.kind === 'wire') {
-      let w = this.wire.get(key);
-      if (!w) {
-        w = new WireTarget(address, tls, this.maxMessageBytes);
-        this.wire.set(key, w);
-      }
-      const target = w;
-      return { Process: () => new WireCall(target) };
+    const key = keyOf(address, tls);
+    if (this.kind === 'grpc-js') return this.grpcClient(key, address, tls);
+    let t = this.lean.get(key);
+    if (!t) {
+      t = leanTarget(this.kind, address, tls, this.maxMessageBytes);
+      this.lean.set(key, t);
     }
-    if (this.kind === 'http2') {
-      let t = this.h2.get(key);
-      if (!t) {
-        t = new H2Target(address, tls, this.maxMessageBytes);
-        this.h2.set(key, t);
-      }
-      const target = t;
-      return { Process: () => new H2Call(target) };
-    }
-    return this.grpcClient(key, address, tls);
+    return t.client;
   }
 
   private grpcClient(key: string, address: string, tls?: EppTls): GrpcExtProcClient {
@@ -127,19 +134,16 @@ export class EppChannels {
 
   /** Opens the channel now so the first request does not pay for the connect. */
   warm(address: string, tls?: EppTls): void {
-    const key = tls ? `${address}|${tls.caFile ?? ''}|${tls.serverName ?? ''}|${tls.insecureSkipVerify ? 1 : 0}` : address;
+    const key = keyOf(address, tls);
     this.client(address, tls);
-    if (this.kind === 'wire') this.wire.get(key)?.warm();
-    else if (this.kind === 'http2') this.h2.get(key)?.warm();
-    else this.clients.get(key)?.getChannel().getConnectivityState(true);
+    if (this.kind === 'grpc-js') this.clients.get(key)?.getChannel().getConnectivityState(true);
+    else this.lean.get(key)?.warm();
   }
 
   close(): void {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
-    for (const t of this.h2.values()) t.close();
-    this.h2.clear();
-    for (const t of this.wire.values()) t.close();
-    this.wire.clear();
+    for (const t of this.lean.values()) t.close();
+    this.lean.clear();
   }
 }
