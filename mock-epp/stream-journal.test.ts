@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isoAt } from './stream-journal.ts';
+import { headerMapToObject } from '../core/headers.ts';
+import type { HeaderMap } from '../core/proto.ts';
+import { isoAt, journalHeaders } from './stream-journal.ts';
 
 describe('isoAt', () => {
   it('is the text of Date#toISOString, for times close together and far apart', () => {
@@ -14,5 +16,31 @@ describe('isoAt', () => {
     const a = isoAt(1_764_496_931_123);
     expect(isoAt(1_764_496_931_123)).toBe(a);
     expect(isoAt(1_764_496_931_124)).toBe('2025-11-30T10:02:11.124Z');
+  });
+});
+
+describe('journalHeaders', () => {
+  const raw = (key: string, v: string) => ({ key, raw_value: Buffer.from(v, 'latin1') });
+
+  it('is headerMapToObject, with the texts of repeated headers reused from the last maps', () => {
+    const maps: HeaderMap[] = [
+      { headers: [raw(':method', 'POST'), raw(':path', '/v1'), { key: 'x-a', value: 'plain' }, raw('x-dup', 'one'), raw('x-dup', 'two')] },
+      { headers: [raw(':method', 'POST'), raw(':path', '/v1'), { key: 'x-a', value: 'plain' }, raw('x-dup', 'one'), raw('x-dup', 'two')] },
+      // Same keys, other values; other keys at the same places; fewer and more headers.
+      { headers: [raw(':method', 'GET'), raw(':path', '/v2'), raw('x-a', 'raw now'), { key: 'x-dup', value: 'v' }] },
+      { headers: [raw(':path', '/v2'), raw(':method', 'GET')] },
+      { headers: Array.from({ length: 40 }, (_, i) => raw(`h${i % 35}`, `v${i}\u00e9`)) },
+      { headers: Array.from({ length: 40 }, (_, i) => raw(`h${i % 35}`, `v${i}\u00e9`)) },
+      { headers: [raw('empty-raw', ''), { key: 'empty', value: '' }, { key: 'none' }] },
+      {},
+    ];
+    for (const m of maps) expect(JSON.stringify(journalHeaders(m.headers ? m : undefined))).toBe(JSON.stringify(headerMapToObject(m.headers ? m : undefined)));
+  });
+
+  it('reads bytes changed in place since the last map (a decoded buffer may be reused)', () => {
+    const b = Buffer.from('first', 'latin1');
+    expect(journalHeaders({ headers: [{ key: 'x', raw_value: b }] })).toEqual({ x: 'first' });
+    b.write('secon', 'latin1');
+    expect(journalHeaders({ headers: [{ key: 'x', raw_value: b }] })).toEqual({ x: 'secon' });
   });
 });

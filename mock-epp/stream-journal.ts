@@ -1,7 +1,7 @@
 // One stream's journal entry and metrics, shared by the EPP and BBR sessions: opened with the
 // stream, answers recorded as they are written, problems logged and counted, closed once.
 import { headerValueText } from '../core/headers.ts';
-import type { HeaderMap } from '../core/proto.ts';
+import type { HeaderMap, HeaderValue } from '../core/proto.ts';
 import type { JournalAnswer, JournalEntry, StreamEnd } from './journal.ts';
 import type { SessionEnv } from './session-env.ts';
 
@@ -50,18 +50,53 @@ export function intern(s: string): string {
   return s;
 }
 
+// The header texts of the last header maps, by position: a data plane sends the same headers
+// in the same order on most streams, and each decoded header brings a new key string and new
+// value bytes. The key's text equal to the one cached is replaced by the cached string (already
+// a property name, so the object's store finds it without hashing the new one), and value bytes
+// equal to the cached copy reuse its text (no latin1 decode, no intern lookup of a new string).
+// A miss costs a compare and, for short values, a copy. Bounded: the first HEADER_CACHE headers.
+const HEADER_CACHE = 32;
+const cachedKeys: string[] = [];
+const cachedRaw: (Buffer | undefined)[] = [];
+const cachedText: string[] = [];
+
+/** The journal's text of header `i` of a map (interned), from the cache when its bytes are the same. */
+function headerText(i: number, h: HeaderValue): string {
+  const raw = h.raw_value as Buffer | undefined;
+  if (raw === undefined || raw === null || raw.length === 0) return intern(h.value ?? '');
+  if (i < HEADER_CACHE) {
+    const seen = cachedRaw[i];
+    if (seen !== undefined && raw.equals(seen)) return cachedText[i] as string;
+    const text = intern(headerValueText(h));
+    // A copy: the decoded bytes are a view of the message's buffer.
+    cachedRaw[i] = raw.length <= INTERN_MAX_LENGTH ? Buffer.from(raw) : undefined;
+    cachedText[i] = text;
+    return text;
+  }
+  return intern(headerValueText(h));
+}
+
 /**
- * headerMapToObject (core/headers.ts) for the journal: values interned. Names are not: a
- * property name is internalized by V8 itself (one string per name, held by the object's hidden
- * class), so interning it here too was a second hash lookup per header for nothing.
+ * headerMapToObject (core/headers.ts) for the journal: values interned, the texts of headers
+ * seen at the same place in the last maps reused. Names are not interned: a property name is
+ * internalized by V8 itself (one string per name, held by the object's hidden class).
  */
 export function journalHeaders(map: HeaderMap | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const h of map?.headers ?? []) {
-    const key = h.key;
+  const hs = map?.headers;
+  if (hs === undefined || hs === null) return out;
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i] as HeaderValue;
+    let key = h.key;
+    if (i < HEADER_CACHE) {
+      const known = cachedKeys[i];
+      if (known === key) key = known;
+      else cachedKeys[i] = key;
+    }
     const prev = out[key];
-    const v = headerValueText(h);
-    out[key] = prev === undefined ? intern(v) : `${prev},${v}`;
+    const v = headerText(i, h);
+    out[key] = prev === undefined ? v : `${prev},${v}`;
   }
   return out;
 }
