@@ -50,55 +50,106 @@ export function intern(s: string): string {
   return s;
 }
 
-// The header texts of the last header maps, by position: a data plane sends the same headers
-// in the same order on most streams, and each decoded header brings a new key string and new
-// value bytes. The key's text equal to the one cached is replaced by the cached string (already
-// a property name, so the object's store finds it without hashing the new one), and value bytes
-// equal to the cached copy reuse its text (no latin1 decode, no intern lookup of a new string).
-// A miss costs a compare and, for short values, a copy. Bounded: the first HEADER_CACHE headers.
+// The header texts of the last header map of one kind, by position: a data plane sends the
+// same headers in the same order on most streams, and each decoded header brings a new key
+// string and new value bytes. A key's text equal to the one cached is replaced by the cached
+// string (already a property name: the object's store finds it without hashing the new one);
+// value bytes equal to the cached copy reuse its text (no latin1 decode, no intern lookup of a
+// new string). When the whole map is the last one again, the journal gets one frozen object
+// for it, shared by the streams that send it: the session reads it, the journal packs it as
+// one value (packed-entry.ts keeps frozen objects whole) instead of a key check and a store per
+// header. A miss costs a compare and, for short values, a copy. Bounded: HEADER_CACHE headers.
 const HEADER_CACHE = 32;
-const cachedKeys: string[] = [];
-const cachedRaw: (Buffer | undefined)[] = [];
-const cachedText: string[] = [];
 
-/** The journal's text of header `i` of a map (interned), from the cache when its bytes are the same. */
-function headerText(i: number, h: HeaderValue): string {
-  const raw = h.raw_value as Buffer | undefined;
-  if (raw === undefined || raw === null || raw.length === 0) return intern(h.value ?? '');
-  if (i < HEADER_CACHE) {
-    const seen = cachedRaw[i];
-    if (seen !== undefined && raw.equals(seen)) return cachedText[i] as string;
+export class HeaderTexts {
+  readonly #keys: string[] = [];
+  /** A copy of the value's bytes (undefined: the value came as `value`, or was too long to keep). */
+  readonly #raw: (Buffer | undefined)[] = [];
+  /** The value's text (undefined: too long to keep). */
+  readonly #text: (string | undefined)[] = [];
+  /** Headers in the last map when all of them are cached (it can be matched whole), else -1. */
+  #count = -1;
+  #last: Record<string, string> | undefined;
+  #shared: Readonly<Record<string, string>> | undefined;
+
+  /** headerMapToObject (core/headers.ts) for the journal: values interned, texts reused. */
+  object(map: HeaderMap | undefined): Record<string, string> {
+    const hs = map?.headers;
+    if (hs === undefined || hs === null) return {};
+    if (hs.length === this.#count && this.#sameAsLast(hs)) {
+      // Key order kept: a copy of the last object, made once.
+      return (this.#shared ??= Object.freeze({ ...(this.#last as Record<string, string>) }));
+    }
+    const out: Record<string, string> = {};
+    let whole = hs.length <= HEADER_CACHE;
+    for (let i = 0; i < hs.length; i++) {
+      const h = hs[i] as HeaderValue;
+      let key = h.key;
+      let v: string;
+      if (i < HEADER_CACHE) {
+        const known = this.#keys[i];
+        if (known === key) key = known;
+        else this.#keys[i] = key;
+        v = this.#textAt(i, h);
+        if (this.#text[i] === undefined) whole = false;
+      } else v = intern(headerValueText(h));
+      // Names are not interned: V8 internalizes a property name itself.
+      const prev = out[key];
+      out[key] = prev === undefined ? v : `${prev},${v}`;
+    }
+    this.#count = whole ? hs.length : -1;
+    this.#last = out;
+    this.#shared = undefined;
+    return out;
+  }
+
+  #sameAsLast(hs: readonly HeaderValue[]): boolean {
+    for (let i = 0; i < hs.length; i++) {
+      const h = hs[i] as HeaderValue;
+      if (h.key !== this.#keys[i]) return false;
+      const text = this.#text[i];
+      const seen = this.#raw[i];
+      const raw = h.raw_value;
+      if (raw !== undefined && raw !== null && raw.length > 0) {
+        if (seen === undefined || !raw.equals(seen)) return false;
+      } else if (seen !== undefined || text === undefined || (h.value ?? '') !== text) return false;
+    }
+    return true;
+  }
+
+  /** Header i's text (interned), from the cache when its bytes are the same; the cache updated. */
+  #textAt(i: number, h: HeaderValue): string {
+    const raw = h.raw_value;
+    if (raw === undefined || raw === null || raw.length === 0) {
+      const text = intern(h.value ?? '');
+      this.#raw[i] = undefined;
+      this.#text[i] = text;
+      return text;
+    }
+    const seen = this.#raw[i];
+    if (seen !== undefined && raw.equals(seen)) return this.#text[i] as string;
     const text = intern(headerValueText(h));
-    // A copy: the decoded bytes are a view of the message's buffer.
-    cachedRaw[i] = raw.length <= INTERN_MAX_LENGTH ? Buffer.from(raw) : undefined;
-    cachedText[i] = text;
+    // A copy: the decoded bytes are a view of the message's buffer, which may be reused.
+    const keep = raw.length <= INTERN_MAX_LENGTH;
+    this.#raw[i] = keep ? Buffer.from(raw) : undefined;
+    this.#text[i] = keep ? text : undefined;
     return text;
   }
-  return intern(headerValueText(h));
 }
 
+// One cache per kind of map, so request headers, response headers and trailers do not evict each other.
+const requestHeaderTexts = new HeaderTexts();
+const responseHeaderTexts = new HeaderTexts();
+const trailerTexts = new HeaderTexts();
+export const HEADER_TEXTS = { request: requestHeaderTexts, response: responseHeaderTexts, trailers: trailerTexts } as const;
+
 /**
- * headerMapToObject (core/headers.ts) for the journal: values interned, the texts of headers
- * seen at the same place in the last maps reused. Names are not interned: a property name is
- * internalized by V8 itself (one string per name, held by the object's hidden class).
+ * headerMapToObject (core/headers.ts) for the journal, through the cache of its kind of map
+ * (HeaderTexts): values interned; a map equal to the last one of its kind gets the shared,
+ * frozen object of that map.
  */
-export function journalHeaders(map: HeaderMap | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  const hs = map?.headers;
-  if (hs === undefined || hs === null) return out;
-  for (let i = 0; i < hs.length; i++) {
-    const h = hs[i] as HeaderValue;
-    let key = h.key;
-    if (i < HEADER_CACHE) {
-      const known = cachedKeys[i];
-      if (known === key) key = known;
-      else cachedKeys[i] = key;
-    }
-    const prev = out[key];
-    const v = headerText(i, h);
-    out[key] = prev === undefined ? v : `${prev},${v}`;
-  }
-  return out;
+export function journalHeaders(map: HeaderMap | undefined, kind: keyof typeof HEADER_TEXTS = 'request'): Record<string, string> {
+  return HEADER_TEXTS[kind].object(map);
 }
 
 // Most entries have no problems and no metadata: they share these until a first one comes.
