@@ -188,7 +188,7 @@ export class BbrSession {
         return this.#onBodyEnd(tIn);
       }
       case 'request_trailers': {
-        jp.headers = journalHeaders(m.request_trailers?.trailers);
+        jp.headers = journalHeaders(m.request_trailers?.trailers, 'trailers');
         if (!this.#bodyEnded && this.#gotHeaders) {
           // The body ended with trailers: decide now, then answer the trailers.
           this.#bodyEnded = true;
@@ -198,7 +198,7 @@ export class BbrSession {
       }
       case 'response_headers': {
         const h = m.response_headers ?? {};
-        jp.headers = journalHeaders(h.headers);
+        jp.headers = journalHeaders(h.headers, 'response');
         jp.endOfStream = h.end_of_stream === true;
         if (this.#streaming && !jp.endOfStream && this.entry.bodyMode.response === 'FULL_DUPLEX_STREAMED') {
           this.#respHeld = true;
@@ -219,7 +219,7 @@ export class BbrSession {
         return this.#echo('response_body', Buffer.concat(this.#respChunks), tIn);
       }
       case 'response_trailers': {
-        jp.headers = journalHeaders(m.response_trailers?.trailers);
+        jp.headers = journalHeaders(m.response_trailers?.trailers, 'trailers');
         return this.#write({ response_trailers: {} }, { kind: 'response_trailers' }, tIn);
       }
     }

@@ -288,7 +288,7 @@ export class ExtProcSession {
         return this.#onRequestTrailers(m, jp, tIn);
       case 'response_headers': {
         const h = m.response_headers ?? {};
-        jp.headers = journalHeaders(h.headers);
+        jp.headers = journalHeaders(h.headers, 'response');
         jp.endOfStream = h.end_of_stream === true;
         if (this.#resp !== ResponseState.AwaitingHeaders) return this.#badInput('second-response-headers', 'response_headers received twice');
         this.#resp = ResponseState.AfterHeaders;
@@ -309,7 +309,7 @@ export class ExtProcSession {
         return this.#answerBody('response_body', b, body, tIn);
       }
       case 'response_trailers': {
-        jp.headers = journalHeaders(m.response_trailers?.trailers);
+        jp.headers = journalHeaders(m.response_trailers?.trailers, 'trailers');
         if (m.observability_mode) return;
         if (this.#cfg.trailers === 'stall') {
           this.#j.problem('trailers-stall', `response_trailers not answered (profile ${this.#cfg.profile}, trailers: stall, like the real EPPs)`);
@@ -383,7 +383,7 @@ export class ExtProcSession {
   }
 
   #onRequestTrailers(m: ProcessingRequest, jp: JournalPhase, tIn: number): void | Promise<void> {
-    jp.headers = journalHeaders(m.request_trailers?.trailers);
+    jp.headers = journalHeaders(m.request_trailers?.trailers, 'trailers');
     if (this.#req === RequestState.AwaitingHeaders) return this.#badInput('trailers-before-headers', 'request_trailers before request_headers');
     if (m.observability_mode) return;
     const wasEnded = this.#req === RequestState.Ended;

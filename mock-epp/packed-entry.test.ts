@@ -178,6 +178,21 @@ describe('packed journal entries', () => {
     expect((await journal.waitFor(300, 100)).map((e) => e.id)).toEqual(all.map((e) => e.id));
   });
 
+  it('packs the shared, frozen header object of a repeated header map as one value, to the same bytes', () => {
+    const { journal, stream } = harness(10_000);
+    const bench = STREAMS['headers + buffered body (the bench)']!;
+    // Other request headers first: the cache holds the last map of the process, whichever test sent it.
+    stream([{ request_headers: { headers: { headers: [raw(':path', '/other')] }, end_of_stream: true } }]);
+    const runs = [stream(bench), stream(bench), stream(bench)];
+    const held = journal.entries.slice(-3);
+    expect(held.map((e) => JSON.stringify(e))).toEqual(runs.map((r) => r.json));
+    // The first stream's headers are its own object, the next ones share the frozen one (stream-journal.ts HeaderTexts).
+    expect(Object.isFrozen(held[0]!.requestHeaders)).toBe(false);
+    expect(Object.isFrozen(held[1]!.requestHeaders)).toBe(true);
+    expect(held[2]!.requestHeaders).toBe(held[1]!.requestHeaders);
+    expect(held[2]!.phases[0]!.headers).toBe(held[2]!.requestHeaders);
+  });
+
   it('packs every later entry of a shape through its compiled check, to the same bytes', () => {
     const { journal, stream } = harness(10_000);
     // Each kind twice: the first packing finds the shape, the second goes through its compiled check.

@@ -1,7 +1,7 @@
 // One stream's journal entry and metrics, shared by the EPP and BBR sessions: opened with the
 // stream, answers recorded as they are written, problems logged and counted, closed once.
 import { headerValueText } from '../core/headers.ts';
-import type { HeaderMap } from '../core/proto.ts';
+import type { HeaderMap, HeaderValue } from '../core/proto.ts';
 import type { JournalAnswer, JournalEntry, StreamEnd } from './journal.ts';
 import type { SessionEnv } from './session-env.ts';
 
@@ -50,20 +50,106 @@ export function intern(s: string): string {
   return s;
 }
 
-/**
- * headerMapToObject (core/headers.ts) for the journal: values interned. Names are not: a
- * property name is internalized by V8 itself (one string per name, held by the object's hidden
- * class), so interning it here too was a second hash lookup per header for nothing.
- */
-export function journalHeaders(map: HeaderMap | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const h of map?.headers ?? []) {
-    const key = h.key;
-    const prev = out[key];
-    const v = headerValueText(h);
-    out[key] = prev === undefined ? intern(v) : `${prev},${v}`;
+// The header texts of the last header map of one kind, by position: a data plane sends the
+// same headers in the same order on most streams, and each decoded header brings a new key
+// string and new value bytes. A key's text equal to the one cached is replaced by the cached
+// string (already a property name: the object's store finds it without hashing the new one);
+// value bytes equal to the cached copy reuse its text (no latin1 decode, no intern lookup of a
+// new string). When the whole map is the last one again, the journal gets one frozen object
+// for it, shared by the streams that send it: the session reads it, the journal packs it as
+// one value (packed-entry.ts keeps frozen objects whole) instead of a key check and a store per
+// header. A miss costs a compare and, for short values, a copy. Bounded: HEADER_CACHE headers.
+const HEADER_CACHE = 32;
+
+export class HeaderTexts {
+  readonly #keys: string[] = [];
+  /** A copy of the value's bytes (undefined: the value came as `value`, or was too long to keep). */
+  readonly #raw: (Buffer | undefined)[] = [];
+  /** The value's text (undefined: too long to keep). */
+  readonly #text: (string | undefined)[] = [];
+  /** Headers in the last map when all of them are cached (it can be matched whole), else -1. */
+  #count = -1;
+  #last: Record<string, string> | undefined;
+  #shared: Readonly<Record<string, string>> | undefined;
+
+  /** headerMapToObject (core/headers.ts) for the journal: values interned, texts reused. */
+  object(map: HeaderMap | undefined): Record<string, string> {
+    const hs = map?.headers;
+    if (hs === undefined || hs === null) return {};
+    if (hs.length === this.#count && this.#sameAsLast(hs)) {
+      // Key order kept: a copy of the last object, made once.
+      return (this.#shared ??= Object.freeze({ ...(this.#last as Record<string, string>) }));
+    }
+    const out: Record<string, string> = {};
+    let whole = hs.length <= HEADER_CACHE;
+    for (let i = 0; i < hs.length; i++) {
+      const h = hs[i] as HeaderValue;
+      let key = h.key;
+      let v: string;
+      if (i < HEADER_CACHE) {
+        const known = this.#keys[i];
+        if (known === key) key = known;
+        else this.#keys[i] = key;
+        v = this.#textAt(i, h);
+        if (this.#text[i] === undefined) whole = false;
+      } else v = intern(headerValueText(h));
+      // Names are not interned: V8 internalizes a property name itself.
+      const prev = out[key];
+      out[key] = prev === undefined ? v : `${prev},${v}`;
+    }
+    this.#count = whole ? hs.length : -1;
+    this.#last = out;
+    this.#shared = undefined;
+    return out;
   }
-  return out;
+
+  #sameAsLast(hs: readonly HeaderValue[]): boolean {
+    for (let i = 0; i < hs.length; i++) {
+      const h = hs[i] as HeaderValue;
+      if (h.key !== this.#keys[i]) return false;
+      const text = this.#text[i];
+      const seen = this.#raw[i];
+      const raw = h.raw_value;
+      if (raw !== undefined && raw !== null && raw.length > 0) {
+        if (seen === undefined || !raw.equals(seen)) return false;
+      } else if (seen !== undefined || text === undefined || (h.value ?? '') !== text) return false;
+    }
+    return true;
+  }
+
+  /** Header i's text (interned), from the cache when its bytes are the same; the cache updated. */
+  #textAt(i: number, h: HeaderValue): string {
+    const raw = h.raw_value;
+    if (raw === undefined || raw === null || raw.length === 0) {
+      const text = intern(h.value ?? '');
+      this.#raw[i] = undefined;
+      this.#text[i] = text;
+      return text;
+    }
+    const seen = this.#raw[i];
+    if (seen !== undefined && raw.equals(seen)) return this.#text[i] as string;
+    const text = intern(headerValueText(h));
+    // A copy: the decoded bytes are a view of the message's buffer, which may be reused.
+    const keep = raw.length <= INTERN_MAX_LENGTH;
+    this.#raw[i] = keep ? Buffer.from(raw) : undefined;
+    this.#text[i] = keep ? text : undefined;
+    return text;
+  }
+}
+
+// One cache per kind of map, so request headers, response headers and trailers do not evict each other.
+const requestHeaderTexts = new HeaderTexts();
+const responseHeaderTexts = new HeaderTexts();
+const trailerTexts = new HeaderTexts();
+export const HEADER_TEXTS = { request: requestHeaderTexts, response: responseHeaderTexts, trailers: trailerTexts } as const;
+
+/**
+ * headerMapToObject (core/headers.ts) for the journal, through the cache of its kind of map
+ * (HeaderTexts): values interned; a map equal to the last one of its kind gets the shared,
+ * frozen object of that map.
+ */
+export function journalHeaders(map: HeaderMap | undefined, kind: keyof typeof HEADER_TEXTS = 'request'): Record<string, string> {
+  return HEADER_TEXTS[kind].object(map);
 }
 
 // Most entries have no problems and no metadata: they share these until a first one comes.
