@@ -5,7 +5,8 @@
 //   node proxies/node-proxy/bench/bare-node-proxy.ts --listen 127.0.0.1:18080 --backend 127.0.0.1:18081
 // `--upstream socket` measures how low that floor goes without http.Agent: a minimal keep-alive
 // HTTP/1.1 client over net.Socket (one write per request; answers with a content-length only,
-// as the echo backends send). A measuring tool, not a proxy: no chunked bodies, no errors handled.
+// as the echo backends send). A measuring tool, not a proxy: GET only (a request body is dropped),
+// no chunked answers, no errors handled.
 // `--upstream agent-buffered`: http.Agent, the answer's body gathered and sent with one `end`
 // (no pipe), which tells the client's share of the difference from the response path's.
 import * as http from 'node:http';
