@@ -1,7 +1,9 @@
 // What both lean ext_proc clients (epp-wire-client.ts, epp-h2-client.ts) do with the bytes of
-// an EPP's answers and with a call that fails: one piece, so the two cannot drift apart.
+// an EPP's answers, its status, and the end of a call: one piece, so the two cannot drift apart.
+import type { EventEmitter } from 'node:events';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { GrpcFrameDecoder } from '../../core/grpc-frame.ts';
+import { decodeGrpcMessage } from '../../core/grpc-status-message.ts';
 import { messageTypes, type ProcessingResponse } from '../../core/proto.ts';
 
 interface MethodDef {
@@ -15,7 +17,7 @@ export interface EppCallError extends Error {
   details: string;
 }
 
-export function callError(code: number, details: string): EppCallError {
+function callError(code: number, details: string): EppCallError {
   const e = new Error(`${code} ${GrpcStatus[code] ?? ''}: ${details}`) as EppCallError;
   e.code = code;
   e.details = details;
@@ -46,4 +48,26 @@ export function readAnswers(frames: GrpcFrameDecoder, onAnswer: (m: ProcessingRe
     if (!onAnswer(m)) return undefined;
   }
   return undefined;
+}
+
+/**
+ * The status in an EPP's trailers (or trailers-only headers), as Envoy reads it: a value that
+ * is missing, empty or not an integer is UNKNOWN (grpc-js would take an empty one for OK).
+ */
+export function grpcStatusOf(value: string | undefined): number {
+  if (value === undefined || value === '') return GrpcStatus.UNKNOWN;
+  const s = Number(value);
+  return Number.isInteger(s) ? s : GrpcStatus.UNKNOWN;
+}
+
+/** The grpc-message text. Never decodeURIComponent: it throws on a stray '%' from the EPP. */
+export function grpcMessageOf(value: string | undefined): string {
+  return value !== undefined ? decodeGrpcMessage(value) : '';
+}
+
+/** A call's end, told once by its caller: 'end' (OK) or 'error' (EppCallError), then 'status'. */
+export function emitOutcome(call: EventEmitter, code: number, details: string): void {
+  if (code === GrpcStatus.OK) call.emit('end');
+  else call.emit('error', callError(code, details));
+  call.emit('status', { code, details });
 }

@@ -7,16 +7,15 @@
 // and the events data, error (a ServiceError-like {code, details}), end, status.
 import { EventEmitter } from 'node:events';
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type * as net from 'node:net';
+import type * as tls from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { encodeGrpcFrame, GrpcFrameDecoder } from '../../core/grpc-frame.ts';
-import { decodeGrpcMessage } from '../../core/grpc-status-message.ts';
 import { EXT_PROC_METHOD_PATH, type ProcessingRequest } from '../../core/proto.ts';
 import type { EppTls } from '../../core/route-model.ts';
 import { encodeProcessingRequest } from '../../mock-epp/ext-proc-codec.ts';
-import { callError, readAnswers } from './epp-answers.ts';
-import { eppTlsOptions } from './epp-tls-options.ts';
+import { type EppAddress, eppAddress } from './epp-address.ts';
+import { emitOutcome, grpcMessageOf, grpcStatusOf, readAnswers } from './epp-answers.ts';
 
 /** Reconnect backoff of both lean clients: from 100 ms, doubling, at most 2 s. */
 export const INITIAL_BACKOFF_MS = 100;
@@ -114,19 +113,16 @@ export class H2Call extends EventEmitter {
   }
 
   private takeStatus(h: http2.IncomingHttpHeaders): void {
-    const s = Number(h['grpc-status']);
-    this.grpcStatus = Number.isInteger(s) ? s : GrpcStatus.UNKNOWN;
+    const s = h['grpc-status'];
+    this.grpcStatus = grpcStatusOf(s === undefined ? undefined : String(s));
     const msg = h['grpc-message'];
-    // Never decodeURIComponent: it throws on a stray '%' from the EPP, in an event handler.
-    this.grpcMessage = typeof msg === 'string' ? decodeGrpcMessage(msg) : '';
+    this.grpcMessage = grpcMessageOf(typeof msg === 'string' ? msg : undefined);
   }
 
   private finish(code: number, details: string): void {
     if (this.done) return;
     this.done = true;
-    if (code === GrpcStatus.OK) this.emit('end');
-    else this.emit('error', callError(code, details));
-    this.emit('status', { code, details });
+    emitOutcome(this, code, details);
   }
 }
 
@@ -134,8 +130,7 @@ export class H2Call extends EventEmitter {
 export class H2Target {
   readonly authority: string;
   private readonly url: string;
-  private readonly host: string;
-  private readonly options: tls.ConnectionOptions;
+  private readonly address: EppAddress;
   private current: http2.ClientHttp2Session | undefined;
   /** The TCP socket under the current session (ours: createConnection), destroyed with it on close. */
   private rawSocket: net.Socket | undefined;
@@ -150,8 +145,7 @@ export class H2Target {
     this.maxMessageBytes = maxMessageBytes;
     this.authority = tls?.serverName ?? address;
     this.url = `${tls ? 'https' : 'http'}://${address}`;
-    this.host = new URL(this.url).hostname.replace(/^\[|\]$/g, '');
-    this.options = tls ? eppTlsOptions(tls, this.host) : {};
+    this.address = eppAddress(address, tls);
   }
 
   /** The live session, a new one, or (while backing off) the reason it cannot connect. */
@@ -168,7 +162,7 @@ export class H2Target {
     // it. Node's default, 10 MB, is a few large bodies: past it Node refuses every new stream
     // with ENHANCE_YOUR_CALM, and each following request failed until those streams ended (a
     // fuzz finding: FailClose 500s after a case with MiB bodies to an EPP that did not read).
-    const s = http2.connect(this.url, { maxSessionMemory: 256, ...this.options, createConnection: () => this.socket() });
+    const s = http2.connect(this.url, { maxSessionMemory: 256, ...this.address.tls, createConnection: () => this.socket() });
     this.current = s;
     this.wasConnected = false;
     s.on('connect', () => {
@@ -193,11 +187,9 @@ export class H2Target {
   }
 
   private socket(): net.Socket | tls.TLSSocket {
-    const u = new URL(this.url);
-    const raw = net.connect({ host: this.host, port: Number(u.port), noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    const { raw, socket } = this.address.connect();
     this.rawSocket = raw;
-    if (u.protocol === 'http:') return raw;
-    return tls.connect({ ...this.options, socket: raw, host: this.host });
+    return socket;
   }
 
   warm(): void {

@@ -5,17 +5,16 @@
 // the same failures. It exists for its cost per stream: no Duplex and no nghttp2 stream per
 // request, a header block built once per target, and the frames of one turn in one write.
 import { EventEmitter } from 'node:events';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import * as tls from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { encodeGrpcFrame, GrpcFrameDecoder } from '../../core/grpc-frame.ts';
-import { decodeGrpcMessage } from '../../core/grpc-status-message.ts';
 import { EXT_PROC_METHOD_PATH, type ProcessingRequest } from '../../core/proto.ts';
 import type { EppTls } from '../../core/route-model.ts';
 import { encodeProcessingRequest } from '../../mock-epp/ext-proc-codec.ts';
-import { callError, readAnswers } from './epp-answers.ts';
+import { type EppAddress, eppAddress } from './epp-address.ts';
+import { emitOutcome, grpcMessageOf, grpcStatusOf, readAnswers } from './epp-answers.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './epp-h2-client.ts';
-import { eppTlsOptions } from './epp-tls-options.ts';
 import { ErrorCode, H2ClientConnection, type H2ClientStream, type StreamClose, type StreamHandler } from './h2-wire/h2-client-connection.ts';
 import { encodeHeaderBlock } from './h2-wire/hpack-encoder.ts';
 
@@ -76,10 +75,8 @@ export class WireCall extends EventEmitter implements StreamHandler {
     // Trailers (always the status, UNKNOWN when missing or not a number), or a trailers-only
     // answer (the status in the response headers).
     if (!first || grpcStatus !== undefined) {
-      const s = Number(grpcStatus);
-      this.#grpcStatus = grpcStatus !== undefined && grpcStatus !== '' && Number.isInteger(s) ? s : GrpcStatus.UNKNOWN;
-      // Never decodeURIComponent: it throws on a stray '%' from the EPP.
-      this.#grpcMessage = grpcMessage !== undefined ? decodeGrpcMessage(grpcMessage) : '';
+      this.#grpcStatus = grpcStatusOf(grpcStatus);
+      this.#grpcMessage = grpcMessageOf(grpcMessage);
     }
     if (end) this.#remoteEnded();
   }
@@ -126,18 +123,14 @@ export class WireCall extends EventEmitter implements StreamHandler {
   #finish(code: number, details: string): void {
     if (this.#done) return;
     this.#done = true;
-    if (code === GrpcStatus.OK) this.emit('end');
-    else this.emit('error', callError(code, details));
-    this.emit('status', { code, details });
+    emitOutcome(this, code, details);
   }
 }
 
 /** One EPP target: its connection, reconnected on demand with exponential backoff. */
 export class WireTarget {
   readonly maxMessageBytes: number;
-  readonly #host: string;
-  readonly #port: number;
-  readonly #tls: tls.ConnectionOptions | undefined;
+  readonly #address: EppAddress;
   readonly #block: Buffer;
   #current: H2ClientConnection | undefined;
   #socket: net.Socket | undefined;
@@ -147,11 +140,8 @@ export class WireTarget {
 
   constructor(address: string, t: EppTls | undefined, maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {
     this.maxMessageBytes = maxMessageBytes;
-    const u = new URL(`http://${address}`);
-    this.#host = u.hostname.replace(/^\[|\]$/g, '');
-    this.#port = Number(u.port);
+    this.#address = eppAddress(address, t);
     const authority = t?.serverName ?? address;
-    if (t) this.#tls = eppTlsOptions(t, this.#host);
     // :method POST and :scheme by static index; :path, :authority and content-type by static
     // name; te as a literal. No dynamic table: the same bytes on every stream.
     this.#block = encodeHeaderBlock([
@@ -173,9 +163,8 @@ export class WireTarget {
   }
 
   #connect(): H2ClientConnection {
-    const raw = net.connect({ host: this.#host, port: this.#port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 });
+    const { raw, socket } = this.#address.connect();
     let connected = false;
-    const socket = this.#tls ? tls.connect({ ...this.#tls, socket: raw, host: this.#host }) : raw;
     this.#socket = raw;
     const onUp = (): void => {
       if (socket instanceof tls.TLSSocket && socket.alpnProtocol !== 'h2') {
@@ -187,7 +176,7 @@ export class WireTarget {
       this.#backoffMs = INITIAL_BACKOFF_MS;
       this.#retryAt = 0;
     };
-    socket.once(this.#tls ? 'secureConnect' : 'connect', onUp);
+    socket.once(this.#address.tls ? 'secureConnect' : 'connect', onUp);
     socket.on('error', (e: NodeJS.ErrnoException) => {
       this.lastError = e.code ?? e.message;
     });
