@@ -2,7 +2,7 @@
 // requests in order (so the second and third requests reuse the first one's connection, where
 // third-party planes broke, facts §6); connections at once. Records, per request, what came
 // back and whether the socket was a reused one.
-import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import { filler } from '../../mock-epp/fuzz-script.ts';
 import { DESTINATION_ENDPOINT_HEADER } from '../../core/proto.ts';
 import { FUZZ_CASE_HEADER } from '../../mock-epp/fuzz-session.ts';
@@ -118,11 +118,32 @@ function sendOne(agent: Agent, o: SendOptions, key: string, r: FuzzRequest): Pro
       for (let off = 0; off < body.length; off += r.chunked.chunkSize) {
         if (cr.destroyed) return;
         const ok = cr.write(body.subarray(off, off + r.chunked.chunkSize));
-        if (!ok) await new Promise<void>((res) => cr.once('drain', () => res()));
+        if (!ok) await drained(cr);
         if (r.chunked.delayMs > 0) await sleep(r.chunked.delayMs);
       }
       if (!cr.destroyed) cr.end();
     })().catch(() => {});
+  });
+}
+
+/**
+ * Waits until a request can take more body. node:http's client stops relaying its socket's
+ * 'drain' to the request once the response is complete, so an upload still going after an
+ * early answer would wait forever and hold the connection until the plane's keep-alive timeout
+ * (a 6 s "time" failure that was the client's, not the plane's): the socket's own drain counts.
+ */
+function drained(cr: ClientRequest): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const socket = cr.socket;
+    const go = (): void => {
+      cr.off('drain', go);
+      cr.off('close', go);
+      socket?.off('drain', go);
+      resolve();
+    };
+    cr.once('drain', go);
+    cr.once('close', go);
+    socket?.once('drain', go);
   });
 }
 
