@@ -14,6 +14,7 @@ import { compileRoute, matchRoute, type ProxyContext } from './proxy-context.ts'
 import { ProxyMetrics, renderPrometheus, type MetricsSnapshot } from './proxy-metrics.ts';
 import { ProxyRequest, sendLocal } from './proxy-request.ts';
 import { ShimRequest } from './shim-request.ts';
+import { UpstreamClient } from './upstream-client.ts';
 
 export interface StartedNodeProxy extends AsyncDisposable {
   /** http://host:port of the proxy (or shim). */
@@ -115,13 +116,13 @@ export class NodeProxy {
     // An EPP answer may carry a replaced body: room for the largest route body plus headers.
     const maxAnswerBytes = Math.max(0, ...config.routes.map((r) => r.maxBodyBytes)) + 1024 * 1024;
     const channels = new EppChannels(config.eppClient, maxAnswerBytes);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo' });
+    const upstream = new UpstreamClient({ connectTimeoutMs: config.upstreamConnectTimeoutMs, maxHeaderBytes: config.maxHeaderBytes });
     const metrics = new ProxyMetrics();
     const routes = config.routes.map(compileRoute);
     const ctx: ProxyContext = {
       config,
       channels,
-      agent,
+      upstream,
       metrics,
       log,
       routes,
@@ -174,7 +175,7 @@ export class NodeProxy {
       address = await listenOn(server, config.listen);
     } catch (e) {
       channels.close();
-      agent.destroy();
+      upstream.destroy();
       throw e;
     }
     let admin: { server: http.Server; url: string } | undefined;
@@ -184,7 +185,7 @@ export class NodeProxy {
       } catch (e) {
         server.close();
         channels.close();
-        agent.destroy();
+        upstream.destroy();
         throw e;
       }
     }
@@ -196,7 +197,7 @@ export class NodeProxy {
       stopping ??= (async () => {
         await Promise.all([closeServer(server, graceMs), admin ? closeServer(admin.server, 0) : Promise.resolve()]);
         channels.close();
-        agent.destroy();
+        upstream.destroy();
         log.info({ event: 'stopped' });
       })();
       return stopping;

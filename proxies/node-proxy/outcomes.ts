@@ -44,6 +44,7 @@ export type ReasonCode =
   | 'upstream_connect_failed'
   | 'upstream_reset'
   | 'upstream_timeout'
+  | 'bad_upstream_request' // the request, as the EPP's mutations left it, cannot be written
   | 'client_abort'
   | 'shim_missing_epp'
   | 'internal_error';

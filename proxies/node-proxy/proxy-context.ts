@@ -1,12 +1,12 @@
 // What every request handler shares: the EPP channels, the upstream connection pool, metrics,
 // the logger, and each route's compiled form (allowlist, fallback endpoints, cursor).
-import type { Agent } from 'node:http';
 import type { Logger } from '../../core/logger.ts';
 import type { RouteModel } from '../../core/route-model.ts';
 import type { EppChannels } from './epp-channels.ts';
 import { Allowlist, parseEndpoint, type Endpoint } from './endpoint.ts';
 import type { NodeProxyConfig } from './node-proxy-config.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
+import type { UpstreamClient } from './upstream-client.ts';
 
 export interface CompiledRoute {
   route: RouteModel;
@@ -21,7 +21,7 @@ export interface CompiledRoute {
 export interface ProxyContext {
   config: NodeProxyConfig;
   channels: EppChannels;
-  agent: Agent;
+  upstream: UpstreamClient;
   metrics: ProxyMetrics;
   log: Logger;
   routes: CompiledRoute[];

@@ -103,8 +103,9 @@ export class HeaderList {
         pseudo.set(h.key.toLowerCase(), v);
         continue;
       }
-      // Header values reach the wire as latin1; refuse control characters an EPP could use to split headers.
-      if (/[\r\n\0]/.test(v) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h.key)) continue;
+      // A value HTTP cannot carry (a control byte: CR and LF would split headers) or a name that
+      // is not a token is ignored, as Envoy ignores an invalid mutation.
+      if (/[^\t\x20-\x7e\x80-\xff]/.test(v) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h.key)) continue;
       // Envoy drops an empty value unless keep_empty_value is set.
       if (v === '' && !o.keep_empty_value) continue;
       if (o.append?.value !== undefined) {

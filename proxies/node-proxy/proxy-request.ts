@@ -1,8 +1,7 @@
 // One client request through the proxy: ask the EPP, then forward to the endpoint it picked
 // (or answer for it), streaming the response back. Every path through here ends in exactly
 // one call of `done()`: one log line, one metric.
-import * as http from 'node:http';
-import type { Socket } from 'node:net';
+import type * as http from 'node:http';
 import type { HeaderMutation } from '../../core/proto.ts';
 import type { BbrOptions } from '../../core/route-model.ts';
 import { describeOutcome, scanModel } from '../../core/bbr-model.ts';
@@ -11,8 +10,13 @@ import { EppExchange, type Decision, type FailDecision, type ImmediateDecision, 
 import { failCloseStatus, type Outcome, type ReasonCode } from './outcomes.ts';
 import { fallbackOrder, type CompiledRoute, type ProxyContext } from './proxy-context.ts';
 import { endToEnd, extProcRequestHeaders, extProcResponseHeaders, HeaderList } from './proxy-headers.ts';
+import { sendableHeaders, type UpstreamBody, type UpstreamCall, type UpstreamHead } from './upstream-client.ts';
 
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EPPKIT_CONNECT_TIMEOUT']);
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const NO_BODY: UpstreamBody = { kind: 'none' };
+const STREAM_BODY: UpstreamBody = { kind: 'stream' };
+
+type BodyKind = 'none' | 'buffer' | 'pipe' | 'epp';
 
 export function hasRequestBody(req: http.IncomingMessage): boolean {
   const cl = req.headers['content-length'];
@@ -64,7 +68,9 @@ export class ProxyRequest {
   private readonly res: http.ServerResponse;
   private readonly t0 = performance.now();
   private ex: EppExchange | undefined;
-  private upstream: http.ClientRequest | undefined;
+  private upstream: UpstreamCall | undefined;
+  /** No response head within upstreamTimeoutMs. */
+  private upstreamTimer: NodeJS.Timeout | undefined;
   private upstreamActive = false;
   private finished = false;
   private eppBodyPending = false;
@@ -201,7 +207,7 @@ export class ProxyRequest {
     this.bodyBytes += c.length;
     if (this.bodyBytes > this.cr.route.maxBodyBytes) {
       this.ex?.cancel();
-      this.upstream?.destroy();
+      this.upstream?.abort();
       this.reject(413, 'body_too_large', `body over ${this.cr.route.maxBodyBytes} bytes`);
       return false;
     }
@@ -274,7 +280,7 @@ export class ProxyRequest {
     const authority = pseudo.get(':authority');
     if (authority) headers.set('host', authority);
     const path = pseudo.get(':path') ?? req.url ?? '/';
-    let bodyKind: 'none' | 'buffer' | 'pipe' | 'epp';
+    let bodyKind: BodyKind;
     if (payload !== undefined) {
       bodyKind = 'buffer';
       headers.remove('content-length');
@@ -285,117 +291,92 @@ export class ProxyRequest {
       bodyKind = 'epp';
       headers.remove('content-length');
     } else bodyKind = 'pipe';
-    // A streamed body of unknown length must be framed as chunked: node chunks by default only
-    // for methods that usually carry a body, and would send a GET's body unframed (found by eppkit fuzz).
-    if ((bodyKind === 'pipe' || bodyKind === 'epp') && headers.get('content-length') === undefined) headers.set('transfer-encoding', 'chunked');
-    this.attempt(endpoints, 0, outcome, headers.flat(), path, payload, bodyKind, false);
+    // A streamed body without a length goes chunked, whatever the method (undici frames it; a
+    // GET's body once went out unframed: found by eppkit fuzz).
+    const body: UpstreamBody = bodyKind === 'none' ? NO_BODY : bodyKind === 'buffer' ? { kind: 'buffer', bytes: payload as Buffer } : STREAM_BODY;
+    this.attempt(endpoints, 0, outcome, sendableHeaders(headers.entries), path, body, bodyKind);
   }
 
-  private attempt(
-    endpoints: Endpoint[],
-    i: number,
-    outcome: Outcome,
-    headers: string[],
-    path: string,
-    payload: Buffer | undefined,
-    bodyKind: 'none' | 'buffer' | 'pipe' | 'epp',
-    isRetry: boolean,
-  ): void {
+  private attempt(endpoints: Endpoint[], i: number, outcome: Outcome, headers: string[], path: string, body: UpstreamBody, bodyKind: BodyKind): void {
     if (this.finished) return;
     const ep = endpoints[i] as Endpoint;
     this.endpoint = ep.text;
     const tUp = performance.now();
-    const ureq = http.request({
-      host: ep.host,
-      port: ep.port,
-      family: ep.family,
-      method: this.req.method,
-      path,
-      headers: headers as unknown as http.OutgoingHttpHeaders,
-      setHost: false,
-      agent: this.ctx.agent,
-    });
-    this.upstream = ureq;
+    const call = this.ctx.upstream.call(
+      ep,
+      { method: this.req.method ?? 'GET', path, headers, body },
+      {
+        sending: () => {
+          if (this.finished) return;
+          const limit = this.ctx.config.upstreamTimeoutMs;
+          if (limit > 0) {
+            this.upstreamTimer = setTimeout(() => {
+              call.abort();
+              this.upstreamFailed(504, 'upstream_timeout', `${ep.text}: no response headers within ${limit} ms`);
+            }, limit);
+          }
+          this.writeBody(call, bodyKind);
+        },
+        response: (head) => {
+          clearTimeout(this.upstreamTimer);
+          this.ctx.metrics.upstreamLatency(performance.now() - tUp);
+          void this.onUpstreamResponse(head, call, ep, outcome);
+        },
+        failed: (phase, e) => {
+          clearTimeout(this.upstreamTimer);
+          if (this.finished) return;
+          const code = e.code ?? '';
+          if (phase === 'connect' && CONNECT_ERRORS.has(code)) {
+            this.ctx.log.warn({ event: 'upstream_connect_failed', endpoint: ep.text, code, next: endpoints[i + 1]?.text });
+            if (i + 1 < endpoints.length) return this.attempt(endpoints, i + 1, outcome, headers, path, body, bodyKind);
+            return this.upstreamFailed(502, 'upstream_connect_failed', `${ep.text}: ${code}`);
+          }
+          if (phase === 'invalid') {
+            // The request as the client and the EPP's mutations left it cannot be written (a
+            // path without a leading slash, a duplicate Content-Length): refused, not sent.
+            return this.upstreamFailed(500, 'bad_upstream_request', `${ep.text}: ${e.message}`, 'rejected');
+          }
+          // A kept-alive connection that the backend closed as it was reused is not replayed:
+          // undici checks an idle socket for a pending close before reusing it, and Envoy
+          // does not retry by default either.
+          if (phase === 'response' && this.res.headersSent) return this.upstreamBroke(ep);
+          this.upstreamFailed(502, 'upstream_reset', `${ep.text}: ${code || e.message}`);
+        },
+      },
+    );
+    this.upstream = call;
     if (!this.upstreamActive) {
       this.upstreamActive = true;
       this.ctx.metrics.data.active.upstreamRequests++;
     }
-    let connected = false;
-    let responded = false;
-    let connectTimer: NodeJS.Timeout | undefined;
-    let responseTimer: NodeJS.Timeout | undefined;
-    const startBody = (): void => {
-      connected = true;
-      if (connectTimer) clearTimeout(connectTimer);
-      if (this.finished) return;
-      const limit = this.ctx.config.upstreamTimeoutMs;
-      if (limit > 0) {
-        responseTimer = setTimeout(() => {
-          ureq.destroy();
-          this.upstreamFailed(504, 'upstream_timeout', `${ep.text}: no response headers within ${limit} ms`);
-        }, limit);
-      }
-      this.writeBody(ureq, payload, bodyKind);
-    };
-    ureq.on('close', () => clearTimeout(responseTimer));
-    ureq.on('socket', (s: Socket) => {
-      if (s.connecting) {
-        connectTimer = setTimeout(() => {
-          const e = new Error('connect timeout') as NodeJS.ErrnoException;
-          e.code = 'EPPKIT_CONNECT_TIMEOUT';
-          ureq.destroy(e);
-        }, this.ctx.config.upstreamConnectTimeoutMs);
-        s.once('connect', startBody);
-      } else startBody();
-    });
-    ureq.on('error', (e: NodeJS.ErrnoException) => {
-      if (connectTimer) clearTimeout(connectTimer);
-      if (this.finished || responded) return;
-      const code = e.code ?? '';
-      if (!connected && CONNECT_ERRORS.has(code)) {
-        this.ctx.log.warn({ event: 'upstream_connect_failed', endpoint: ep.text, code, next: endpoints[i + 1]?.text });
-        if (i + 1 < endpoints.length) return this.attempt(endpoints, i + 1, outcome, headers, path, payload, bodyKind, false);
-        return this.upstreamFailed(502, 'upstream_connect_failed', `${ep.text}: ${code}`);
-      }
-      // A kept-alive connection the backend closed as we reused it: replay once when we can.
-      if (ureq.reusedSocket && !isRetry && code === 'ECONNRESET' && bodyKind !== 'pipe' && bodyKind !== 'epp') {
-        return this.attempt(endpoints, i, outcome, headers, path, payload, bodyKind, true);
-      }
-      this.upstreamFailed(502, 'upstream_reset', `${ep.text}: ${code || e.message}`);
-    });
-    ureq.on('response', (ures: http.IncomingMessage) => {
-      responded = true;
-      clearTimeout(responseTimer);
-      this.ctx.metrics.upstreamLatency(performance.now() - tUp);
-      void this.onUpstreamResponse(ures, ep, outcome);
-    });
+    this.ctx.upstream.start(call);
   }
 
-  private writeBody(ureq: http.ClientRequest, payload: Buffer | undefined, bodyKind: 'none' | 'buffer' | 'pipe' | 'epp'): void {
+  /** Feeds a streamed body once a connection took the request (bytes go with the call itself). */
+  private writeBody(call: UpstreamCall, bodyKind: BodyKind): void {
     const { req } = this;
     switch (bodyKind) {
       case 'none':
-        ureq.end();
-        return;
       case 'buffer':
-        ureq.end(payload);
         return;
       case 'pipe': {
         // In fail-open streamed mode, first the chunks the EPP still held.
         this.bypassing = true;
-        for (const c of this.ex?.bypass() ?? []) ureq.write(c);
+        for (const c of this.ex?.bypass() ?? []) call.write(c);
         if (req.readableEnded) {
-          ureq.end();
+          call.endBody();
           return;
         }
         const onData = (c: Buffer): void => {
           if (this.cr.route.bodyMode === 'none' && !this.countBody(c)) return;
-          if (!ureq.write(c)) req.pause();
+          if (!call.write(c)) {
+            req.pause();
+            call.onDrain(() => req.resume());
+          }
         };
         // Streamed mode already has a data listener counting bytes; none mode counts here.
         req.on('data', onData);
-        ureq.on('drain', () => req.resume());
-        req.once('end', () => ureq.end());
+        req.once('end', () => call.endBody());
         req.resume();
         return;
       }
@@ -404,12 +385,12 @@ export class ProxyRequest {
         ex.onBody(
           (c) => {
             if (c === null) {
-              ureq.end();
+              call.endBody();
               this.eppBodyPending = false;
               this.maybeFinishEpp();
-            } else ureq.write(c);
+            } else call.write(c);
           },
-          (a) => this.onLateEppAnswer(a, ureq),
+          (a) => this.onLateEppAnswer(a, call),
         );
       }
     }
@@ -421,12 +402,12 @@ export class ProxyRequest {
   }
 
   /** The EPP failed, or answered for the upstream, while it was relaying the streamed body. */
-  private onLateEppAnswer(f: LateAnswer, ureq: http.ClientRequest): void {
+  private onLateEppAnswer(f: LateAnswer, call: UpstreamCall): void {
     if (this.finished) return;
     if (f.kind === 'immediate') {
       // As Envoy in FULL_DUPLEX_STREAMED: the local answer replaces the upstream request
       // (a reset if the upstream's response already started to the client).
-      ureq.destroy();
+      call.abort();
       this.immediate(f);
       return;
     }
@@ -434,37 +415,37 @@ export class ProxyRequest {
     if (this.cr.route.failureMode === 'open' && !this.ex?.streamedBodyOwnedByEpp) {
       // Ignore the EPP from here on: send what it still held, then the rest of the client body.
       this.failReason = f.reason;
-      this.writeBody(ureq, undefined, 'pipe');
+      this.writeBody(call, 'pipe');
       return;
     }
-    ureq.destroy();
+    call.abort();
     this.upstreamFailed(failCloseStatus(f.reason), f.reason, f.detail, 'epp_failure');
   }
 
-  private async onUpstreamResponse(ures: http.IncomingMessage, ep: Endpoint, outcome: Outcome): Promise<void> {
+  private async onUpstreamResponse(head: UpstreamHead, call: UpstreamCall, ep: Endpoint, outcome: Outcome): Promise<void> {
     const { res } = this;
     if (this.finished) {
-      ures.resume();
+      call.abort();
       return;
     }
-    const status = ures.statusCode ?? 502;
-    const headers = new HeaderList(endToEnd(ures.rawHeaders));
+    const status = head.status;
+    const headers = new HeaderList(endToEnd(head.rawHeaders));
     const ex = this.ex;
     if (this.cr.route.responseProcessing && ex && outcome === 'routed') {
-      const eos = ures.headers['content-length'] === '0' || status === 204 || status === 304 || this.req.method === 'HEAD';
-      const r = await ex.responseHeaders(status, extProcResponseHeaders(ures.rawHeaders), ep.text, eos);
+      const eos = headers.get('content-length') === '0' || status === 204 || status === 304 || this.req.method === 'HEAD';
+      const r = await ex.responseHeaders(status, extProcResponseHeaders(head.rawHeaders), ep.text, eos);
       if (this.finished) {
-        ures.destroy();
+        call.abort();
         return;
       }
       if (r.kind === 'immediate') {
-        ures.destroy();
+        call.abort();
         this.immediate(r);
         return;
       }
       if (r.kind === 'fail') {
         if (this.cr.route.failureMode === 'close') {
-          ures.destroy();
+          call.abort();
           this.upstreamFailed(failCloseStatus(r.reason), r.reason, r.detail, 'epp_failure');
           return;
         }
@@ -476,24 +457,19 @@ export class ProxyRequest {
       this.eppResponsePending = false;
       this.maybeFinishEpp();
     }
-    ures.on('error', () => this.upstreamBroke(ep));
-    ures.on('aborted', () => this.upstreamBroke(ep));
-    ures.on('end', () => {
-      if (!ures.complete) return this.upstreamBroke(ep);
-    });
     res.on('finish', () => {
       if (this.finished) return;
       const reason: ReasonCode = outcome === 'fallback' ? (this.failReason ?? 'ok') : 'ok';
       this.done(outcome, reason, status);
     });
     try {
-      res.writeHead(status, ures.statusMessage, headers.flat() as unknown as http.OutgoingHttpHeaders);
+      res.writeHead(status, head.statusMessage, headers.flat() as unknown as http.OutgoingHttpHeaders);
     } catch (e) {
-      ures.destroy();
+      call.abort();
       this.upstreamFailed(502, 'upstream_reset', `bad upstream response head: ${(e as Error).message}`);
       return;
     }
-    ures.pipe(res);
+    call.deliver(res);
   }
 
   /** The upstream broke mid-response: the client's response cannot be completed. */
@@ -512,14 +488,14 @@ export class ProxyRequest {
   private onClientAbort(): void {
     if (this.finished) return;
     this.ex?.cancel();
-    this.upstream?.destroy();
+    this.upstream?.abort();
     this.done('client_abort', 'client_abort', 499);
   }
 
   private internalError(e: unknown): void {
     this.ctx.log.error({ event: 'internal_error', err: e });
     this.ex?.cancel();
-    this.upstream?.destroy();
+    this.upstream?.abort();
     this.reject(500, 'internal_error', String(e));
   }
 
@@ -563,8 +539,10 @@ export class ProxyRequest {
     }
     if (outcome === 'routed' || outcome === 'fallback' || outcome === 'immediate') this.ex?.finish();
     else this.ex?.cancel();
-    // A response can complete before its request did (an early answer): drop the rest.
-    if (this.upstream && !this.upstream.writableFinished) this.upstream.destroy();
+    clearTimeout(this.upstreamTimer);
+    // Any call still in flight is dropped; one that completed (even before its request body
+    // was all sent: an early answer) is left as it is.
+    this.upstream?.abort();
     m.request(outcome, reason, status);
     const url = this.req.url ?? '';
     const line = {

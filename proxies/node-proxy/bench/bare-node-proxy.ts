@@ -9,9 +9,12 @@
 // no chunked answers, no errors handled.
 // `--upstream agent-buffered`: http.Agent, the answer's body gathered and sent with one `end`
 // (no pipe), which tells the client's share of the difference from the response path's.
+// `--upstream undici`: undici's Pool through its dispatch API, the client node-proxy uses
+// (upstream-client.ts), the answer's body written to the response as it comes.
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
 import { parseListen } from '../node-proxy-config.ts';
 import { listenOn } from '../node-proxy.ts';
 
@@ -19,9 +22,9 @@ const { values } = parseArgs({
   options: { listen: { type: 'string', default: '127.0.0.1:0' }, backend: { type: 'string' }, upstream: { type: 'string', default: 'agent' } },
 });
 const backend = parseListen(values.backend ?? '');
-const UPSTREAMS = ['agent', 'agent-buffered', 'socket'];
+const UPSTREAMS = ['agent', 'agent-buffered', 'socket', 'undici'];
 if (!backend || !UPSTREAMS.includes(values.upstream as string)) {
-  process.stderr.write('usage: bare-node-proxy.ts --backend host:port [--listen host:port] [--upstream agent|agent-buffered|socket]\n');
+  process.stderr.write('usage: bare-node-proxy.ts --backend host:port [--listen host:port] [--upstream agent|agent-buffered|socket|undici]\n');
   process.exit(2);
 }
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' });
@@ -104,7 +107,42 @@ function viaSocket(req: http.IncomingMessage, res: http.ServerResponse): void {
   });
 }
 
-const server = http.createServer(values.upstream === 'socket' ? viaSocket : viaAgent);
+const pool = new Pool(`http://${backend.host.includes(':') ? `[${backend.host}]` : backend.host}:${backend.port}`, { connections: null });
+
+function viaUndici(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const raw = req.rawHeaders;
+  const headers: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (name !== 'connection') headers.push(raw[i] as string, raw[i + 1] as string);
+  }
+  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody) req.resume();
+  pool.dispatch(
+    { path: req.url ?? '/', method: req.method ?? 'GET', headers, body: hasBody ? req : null },
+    {
+      onRequestStart() {},
+      onResponseStart(_c, status, h) {
+        res.writeHead(status, h as http.OutgoingHttpHeaders);
+      },
+      onResponseData(c, chunk) {
+        if (!res.write(chunk)) {
+          c.pause();
+          res.once('drain', () => c.resume());
+        }
+      },
+      onResponseEnd() {
+        res.end();
+      },
+      onResponseError(_c, e) {
+        process.stderr.write(`upstream: ${e.message}\n`);
+        res.destroy();
+      },
+    },
+  );
+}
+
+const server = http.createServer(values.upstream === 'socket' ? viaSocket : values.upstream === 'undici' ? viaUndici : viaAgent);
 const at = await listenOn(server, values.listen);
 process.stdout.write(`listening on http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}\n`);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => server.close(() => process.exit(0)));
