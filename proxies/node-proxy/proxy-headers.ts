@@ -128,7 +128,7 @@ export class HeaderList {
       }
     }
   }
-  /** node's http.request accepts a flat [k, v, k, v] array, which keeps duplicates and order. */
+  /** Flat [k, v, k, v], as writeHead takes it: duplicates and order kept. */
   flat(): string[] {
     const out: string[] = [];
     for (const [k, v] of this.entries) out.push(k, v);
