@@ -6,7 +6,7 @@ import { headerValueText } from '../../core/headers.ts';
 import type { HeaderMutation, HeaderValue } from '../../core/proto.ts';
 
 /** RFC 9110 §7.6.1 plus the de-facto ones every proxy drops. */
-const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'trailer']);
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'trailer']);
 
 /** Lower-cased names this message's Connection header(s) mark hop-by-hop. */
 export function connectionNamed(raw: readonly string[]): Set<string> {

@@ -271,8 +271,6 @@ export class ProxyRequest {
     const headers = new HeaderList(endToEnd(req.rawHeaders));
     const pseudo = new Map<string, string>();
     for (const m of mutations) headers.apply(m, pseudo);
-    // node answered the client's 100-continue itself; the upstream gets the body at once.
-    if (headers.get('expect')?.toLowerCase() === '100-continue') headers.remove('expect');
     const xff = headers.get('x-forwarded-for');
     const peer = req.socket.remoteAddress ?? '';
     headers.set('x-forwarded-for', xff ? `${xff}, ${peer}` : peer);

@@ -10,6 +10,7 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from './endpoint.ts';
+import { HOP_BY_HOP } from './proxy-headers.ts';
 
 export interface UpstreamClientOptions {
   connectTimeoutMs: number;
@@ -57,13 +58,15 @@ export interface ResponseSink {
   once(event: 'drain', fn: () => void): unknown;
 }
 
-// undici refuses these in a request (it writes framing and connection management itself).
-const NOT_SENDABLE = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'expect']);
+// undici refuses these in a request: it writes framing and connection management itself, and
+// node answered a client's Expect: 100-continue already (the upstream gets the body at once).
+const NOT_SENDABLE: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect']);
 
 /**
- * The headers undici will accept, from an end-to-end list that an EPP may have mutated: framing
- * and connection headers out (undici frames the body: a length for bytes, chunked for a stream),
- * one Host (the first). Content-Length stays: undici checks it against the body.
+ * The headers undici will accept, from an end-to-end list that an EPP may have mutated (its
+ * mutations can add back what endToEnd took out): framing, connection and Expect headers out
+ * (undici frames the body: a length for bytes, chunked for a stream), one Host (the first).
+ * Content-Length stays: undici checks it against the body.
  */
 export function sendableHeaders(entries: ReadonlyArray<readonly [string, string]>): string[] {
   const out: string[] = [];
@@ -205,8 +208,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error & { code?: string }): void {
+    if (this.settled) return;
     const was = this.state;
-    if (was === 'done' || was === 'failed' || was === 'aborted') return;
     this.state = 'failed';
     this.stream?.destroy();
     const phase: UpstreamPhase =
