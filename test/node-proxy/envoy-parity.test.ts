@@ -15,6 +15,7 @@ import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-
 import type { NodeProxyInput } from '../../proxies/node-proxy/node-proxy-config.ts';
 import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import { eventually } from '../support/eventually.ts';
+import { nothingOpen } from '../support/nothing-open.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
 
 let backend: StartedEchoBackend;
@@ -34,13 +35,6 @@ afterAll(async () => {
 
 function proxy(extra: Partial<NodeProxyInput>): Promise<StartedNodeProxy> {
   return new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, failureMode: 'close', timeoutMs: 1000, ...extra }).withLogger(silentLogger).start();
-}
-
-async function quiet(p: StartedNodeProxy): Promise<void> {
-  await eventually(
-    () => p.metrics.data.active.requests === 0 && p.metrics.data.active.eppStreams === 0 && p.metrics.data.active.upstreamRequests === 0,
-    `nothing open (active ${JSON.stringify(p.metrics.data.active)})`,
-  );
 }
 
 interface RawResponse {
@@ -151,7 +145,7 @@ describe('node-proxy answers as Envoy does', () => {
     } finally {
       c.close();
     }
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('streamed (full duplex): an ImmediateResponse after the headers answer, mid-body, is relayed to the client (not 500)', async () => {
@@ -174,7 +168,7 @@ describe('node-proxy answers as Envoy does', () => {
     } finally {
       c.close();
     }
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it.each(['none', 'buffered', 'streamed'] as const)(
@@ -206,7 +200,7 @@ describe('node-proxy answers as Envoy does', () => {
       } finally {
         c.close();
       }
-      await quiet(p);
+      await nothingOpen(p);
     },
   );
 

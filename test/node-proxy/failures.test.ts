@@ -12,6 +12,7 @@ import type { NodeProxyInput } from '../../proxies/node-proxy/node-proxy-config.
 import { startEchoBackend, type StartedEchoBackend } from '../../harness/backends/echo-backend.ts';
 import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
 import { eventually } from '../support/eventually.ts';
+import { nothingOpen } from '../support/nothing-open.ts';
 import { startScriptedEpp } from '../../proxies/node-proxy/test-support/scripted-epp.ts';
 import { setHeaderOption } from '../../core/headers.ts';
 
@@ -53,13 +54,6 @@ function proxy(mode: FailureMode, extra: Partial<NodeProxyInput> = {}): Promise<
     .start();
 }
 
-async function quiet(p: StartedNodeProxy): Promise<void> {
-  await eventually(
-    () => p.metrics.data.active.requests === 0 && p.metrics.data.active.eppStreams === 0 && p.metrics.data.active.upstreamRequests === 0,
-    `nothing open (active ${JSON.stringify(p.metrics.data.active)})`,
-  );
-}
-
 function count(p: StartedNodeProxy, outcome: string, reason: string): number {
   let n = 0;
   for (const [k, v] of Object.entries(p.metrics.data.requests)) if (k.startsWith(`${outcome}|${reason}|`)) n += v;
@@ -93,7 +87,7 @@ describe.each(['buffered', 'streamed', 'none'] as const)('node-proxy EPP failure
     const ok = await send(p.url, { body: 'again' });
     expect(ok.status).toBe(200);
     expect(ok.headers['x-inference-port']).toBe(String(picked.port));
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it.each(EPP_FAILURES)('%s: fail-open sends the request, body intact, to a fallback endpoint', async (_n, req, reason) => {
@@ -104,7 +98,7 @@ describe.each(['buffered', 'streamed', 'none'] as const)('node-proxy EPP failure
     expect(r.headers['x-inference-port']).toBe(String(fallback.port));
     expect(r.text()).toBe('payload-bytes');
     expect(count(p, 'fallback', reason)).toBe(1);
-    await quiet(p);
+    await nothingOpen(p);
   });
 });
 
@@ -122,7 +116,7 @@ describe('node-proxy EPP unreachable or gone', () => {
     const r = await send(p.url, { body: 'x' });
     expect(r.status).toBe(500);
     expect(r.headers['x-eppkit-reason']).toBe('epp_unavailable');
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('fail-close answers at once, without waiting for the rest of a buffered body', async () => {
@@ -142,7 +136,7 @@ describe('node-proxy EPP unreachable or gone', () => {
     });
     expect(answer).toMatch(/^HTTP\/1\.1 500 /);
     expect(answer).toMatch(/x-eppkit-reason: epp_unavailable/);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('fail-open: the fallback serves', async () => {
@@ -152,7 +146,7 @@ describe('node-proxy EPP unreachable or gone', () => {
       expect(r.status).toBe(200);
       expect(r.headers['x-inference-port']).toBe(String(fallback.port));
     }
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('fail-open without fallback endpoints: 503 no_fallback', async () => {
@@ -181,7 +175,7 @@ describe('node-proxy EPP unreachable or gone', () => {
     } else expect(r.headers['x-inference-port']).toBe(String(fallback.port));
     const next = await send(p.url);
     expect(next.status).toBe(mode === 'close' ? 500 : 200);
-    await quiet(p);
+    await nothingOpen(p);
   });
 });
 
@@ -197,7 +191,7 @@ describe('node-proxy immediate responses', () => {
     expect(picked.received.some((x) => x.url === '/imm-full')).toBe(false);
     // The keep-alive connection stays usable after an answer that skipped the body.
     expect((await send(p.url, { body: 'next' })).status).toBe(200);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('a status below 200 becomes 200, as in Envoy', async () => {
@@ -217,7 +211,7 @@ describe('node-proxy response-phase failures', () => {
     await using p = await proxy('close', { responseProcessing: true });
     const r = await send(p.url, { headers: { 'x-eppkit-phase': 'response_headers', 'x-eppkit-grpc-error': 'INTERNAL' } });
     expect(r.status).toBe(500);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('fail-open: the upstream response passes through', async () => {
@@ -225,7 +219,7 @@ describe('node-proxy response-phase failures', () => {
     const r = await send(p.url, { headers: { 'x-eppkit-phase': 'response_headers', 'x-eppkit-hang': 'true' } });
     expect(r.status).toBe(200);
     expect(r.headers['x-inference-port']).toBe(String(picked.port));
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('an EPP that ends its stream with OK after picking is ignored for the response phase (Envoy)', async () => {
@@ -238,14 +232,14 @@ describe('node-proxy response-phase failures', () => {
     const r = await send(p.url);
     expect(r.status).toBe(200);
     expect(r.headers['x-inference-port']).toBe(String(picked.port));
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('an immediate response on the response phase replaces the upstream response', async () => {
     await using p = await proxy('close', { responseProcessing: true });
     const r = await send(p.url, { headers: { 'x-eppkit-phase': 'response_headers', 'x-eppkit-immediate': '418' } });
     expect(r.status).toBe(418);
-    await quiet(p);
+    await nothingOpen(p);
   });
 });
 
@@ -272,7 +266,7 @@ describe('node-proxy upstream failures', () => {
     expect(r.status).toBe(502);
     expect(r.headers['x-eppkit-reason']).toBe('upstream_reset');
     expect((await send(p.url)).status).toBe(200);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('an upstream slower than upstreamTimeoutMs: 504 upstream_timeout, the upstream request is cut', async () => {
@@ -283,7 +277,7 @@ describe('node-proxy upstream failures', () => {
     expect(r.headers['x-eppkit-reason']).toBe('upstream_timeout');
     await eventually(() => picked.cutOff() === cut + 1, 'backend saw the request cut off');
     expect((await send(p.url, { path: '/__slow?ms=10' })).status).toBe(200);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('an upstream that resets mid-response: the client connection is cut, the proxy keeps serving', async () => {
@@ -291,7 +285,7 @@ describe('node-proxy upstream failures', () => {
     await expect(send(p.url, { path: '/__reset-mid' })).rejects.toThrow();
     await eventually(() => count(p, 'upstream_failure', 'upstream_reset') === 1, 'reset counted');
     expect((await send(p.url)).status).toBe(200);
-    await quiet(p);
+    await nothingOpen(p);
   });
 });
 

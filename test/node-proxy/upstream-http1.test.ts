@@ -11,7 +11,7 @@ import { startEchoBackend, type StartedEchoBackend } from '../../harness/backend
 import { MockEpp, type StartedMockEpp } from '../../mock-epp/mock-epp.ts';
 import { NodeProxy, type StartedNodeProxy } from '../../proxies/node-proxy/node-proxy.ts';
 import { send } from '../../proxies/node-proxy/test-support/http-send.ts';
-import { eventually } from '../support/eventually.ts';
+import { nothingOpen } from '../support/nothing-open.ts';
 
 /** A backend that reads each request head and writes `answer(head)` as raw bytes. */
 interface RawBackend extends AsyncDisposable {
@@ -81,13 +81,6 @@ function proxy(bodyMode: 'buffered' | 'none' = 'buffered'): Promise<StartedNodeP
   return new NodeProxy({ listen: '127.0.0.1:0', eppAddress: epp.address, failureMode: 'close', bodyMode, timeoutMs: 2000 }).withLogger(silentLogger).start();
 }
 
-async function quiet(p: StartedNodeProxy): Promise<void> {
-  await eventually(
-    () => p.metrics.data.active.requests === 0 && p.metrics.data.active.eppStreams === 0 && p.metrics.data.active.upstreamRequests === 0,
-    `nothing open (active ${JSON.stringify(p.metrics.data.active)})`,
-  );
-}
-
 const to = (b: RawBackend) => ({ 'x-eppkit-endpoint': b.address });
 
 describe('node-proxy upstream HTTP/1.1', () => {
@@ -98,7 +91,7 @@ describe('node-proxy upstream HTTP/1.1', () => {
     expect(r.status).toBe(200);
     expect(r.headers['x-final']).toBe('yes');
     expect(r.text()).toBe('final');
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('relays a body delimited by the close of the connection, whole', async () => {
@@ -111,7 +104,7 @@ describe('node-proxy upstream HTTP/1.1', () => {
     // ...and the next request opens a new connection.
     expect((await send(p.url, { headers: to(b) })).text()).toBe(body);
     expect(b.connections()).toBe(2);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('relays a chunked body with trailers, whole, and reuses the connection', async () => {
@@ -119,7 +112,7 @@ describe('node-proxy upstream HTTP/1.1', () => {
     await using p = await proxy();
     for (let i = 0; i < 3; i++) expect((await send(p.url, { headers: to(b) })).text()).toBe('hello world');
     expect(b.connections()).toBe(1);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   // A 100 Continue it did not ask for (the proxy never sends Expect upstream) undici takes as a
@@ -135,7 +128,7 @@ describe('node-proxy upstream HTTP/1.1', () => {
     expect(r.status).toBe(502);
     expect(r.headers['x-eppkit-reason']).toBe('upstream_reset');
     expect((await send(p.url)).status).toBe(200);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('answers HEAD with the length and no body, on a connection that serves on', async () => {
@@ -146,7 +139,7 @@ describe('node-proxy upstream HTTP/1.1', () => {
     expect(r.headers['content-length']).toBe('1234');
     expect(r.body.length).toBe(0);
     expect((await send(p.url, { headers: to(b) })).text()).toBe('ok');
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('frames a GET body of unknown length as chunked, byte for byte', async () => {
@@ -157,7 +150,7 @@ describe('node-proxy upstream HTTP/1.1', () => {
     const seen = r.json<{ request: { bodyBytes: number; bodySha256: string } }>().request;
     expect(seen.bodyBytes).toBe(16);
     expect(seen.bodySha256).toBe(createHash('sha256').update(chunks.join('')).digest('hex'));
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   it('sends no framing or connection header an EPP set; the others go through', async () => {
@@ -169,7 +162,7 @@ describe('node-proxy upstream HTTP/1.1', () => {
     expect(head).toContain('x-kept: yes');
     expect(head).toContain('content-length: 4');
     expect(head).not.toMatch(/transfer-encoding|upgrade|expect:|connection: close/);
-    await quiet(p);
+    await nothingOpen(p);
   });
 
   // A buffered body is sent with the length of the bytes in hand, whatever the EPP appended;
@@ -185,6 +178,6 @@ describe('node-proxy upstream HTTP/1.1', () => {
     expect(r.headers['x-eppkit-reason']).toBe('bad_upstream_request');
     expect(b.heads).toEqual([]);
     expect((await send(p.url, { headers: to(b) })).text()).toBe('ok');
-    await quiet(p);
+    await nothingOpen(p);
   });
 });
